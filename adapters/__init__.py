@@ -1,0 +1,1 @@
+"""The tech adapter client and the reference SQLite tech adapter."""

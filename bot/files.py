@@ -1,0 +1,105 @@
+"""Read the files of a repository at one revision: a folder on disk, or files held in memory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+MAX_FILE_BYTES = 1024 * 1024
+
+
+class FileTooLarge(Exception):
+    """A file is larger than meshbot is willing to read."""
+
+    def __init__(self, path: str, size: int, limit: int) -> None:
+        super().__init__(f"file is {size} bytes, over the {limit} byte limit")
+        self.path, self.size, self.limit = path, size, limit
+
+
+class FileReader(Protocol):
+    """The files of one repository at one revision, by POSIX path relative to its root."""
+
+    def list_files(self) -> Sequence[str]:
+        """Every file path in the tree."""
+        ...
+
+    def read_bytes(self, path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+        """The file's content; FileNotFoundError if absent, FileTooLarge past max_bytes."""
+        ...
+
+
+def normalize_path(path: str) -> str | None:
+    """The path with `.` and `..` resolved, or None when it escapes the repository root."""
+    parts: list[str] = []
+    for part in PurePosixPath(path).parts:
+        if part in ("", "."):
+            continue
+        if part == "/":
+            return None
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/".join(parts)
+
+
+class DirectoryReader:
+    """A folder on disk; symbolic links that leave the folder are not followed."""
+
+    SKIPPED_DIRECTORIES = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "__pycache__"})
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self._files: list[str] | None = None
+
+    def list_files(self) -> Sequence[str]:
+        """Every regular file under the root, skipping VCS and dependency folders."""
+        if self._files is None:
+            found: list[str] = []
+            for directory, subdirectories, names in os.walk(self.root):
+                subdirectories[:] = sorted(d for d in subdirectories if d not in self.SKIPPED_DIRECTORIES)
+                relative = Path(directory).relative_to(self.root).as_posix()
+                for name in sorted(names):
+                    found.append(name if relative == "." else f"{relative}/{name}")
+            self._files = found
+        return self._files
+
+    def read_bytes(self, path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+        """The file's bytes, refusing files past max_bytes and links out of the root."""
+        normalized = normalize_path(path)
+        if normalized is None:
+            raise FileNotFoundError(path)
+        full = (self.root / normalized).resolve()
+        if not full.is_relative_to(self.root) or not full.is_file():
+            raise FileNotFoundError(path)
+        size = full.stat().st_size
+        if size > max_bytes:
+            raise FileTooLarge(path, size, max_bytes)
+        return full.read_bytes()
+
+
+class MemoryReader:
+    """Files held in memory: tests, and content fetched from a forge."""
+
+    def __init__(self, files: Mapping[str, str | bytes]) -> None:
+        self._files = {
+            path: content.encode() if isinstance(content, str) else content for path, content in files.items()
+        }
+
+    def list_files(self) -> Sequence[str]:
+        """Every path, sorted."""
+        return sorted(self._files)
+
+    def read_bytes(self, path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+        """The stored bytes, with the same size limit as on disk."""
+        normalized = normalize_path(path)
+        if normalized is None or normalized not in self._files:
+            raise FileNotFoundError(path)
+        content = self._files[normalized]
+        if len(content) > max_bytes:
+            raise FileTooLarge(path, len(content), max_bytes)
+        return content

@@ -1,0 +1,35 @@
+"""Write YAML with ruamel.yaml round-trip, the one way meshbot writes YAML."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.scalarstring import LiteralScalarString
+
+
+def round_trip_yaml() -> YAML:
+    """A round-trip YAML instance with meshbot's layout: 2-space maps, indented lists, no line wrapping."""
+    yaml = YAML(typ="rt")
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    yaml.default_flow_style = False
+    return yaml
+
+
+def dump_yaml(data: Any) -> str:
+    """Plain data as a YAML document; multi-line strings become literal blocks."""
+    stream = io.StringIO()
+    round_trip_yaml().dump(_literal_blocks(data), stream)
+    return stream.getvalue()
+
+
+def _literal_blocks(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _literal_blocks(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_literal_blocks(item) for item in value]
+    if isinstance(value, str) and "\n" in value.rstrip("\n"):
+        return LiteralScalarString(value)
+    return value

@@ -1,0 +1,270 @@
+"""Load untrusted YAML into plain data, remembering the line and column of every value.
+
+ruamel.yaml composes the node graph (its C composer when it can, its pure-Python YAML 1.2 composer
+otherwise); we construct plain dicts, lists and scalars ourselves so that nothing is ever executed,
+unknown tags are refused, duplicate keys are reported, and alias expansion is bounded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from bot.errors import InputError, InputErrors, SourcePosition
+
+PathKey = str | int
+DataPath = tuple[PathKey, ...]
+
+MAX_VALUES_PER_FILE = 500_000
+MAX_DEPTH = 100
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE = "tag:yaml.org,2002:merge"
+# Timestamps and binary stay as the text the author wrote: descriptors carry strings.
+_KEPT_AS_TEXT = frozenset({_STR, "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"})
+
+
+@dataclass(slots=True)
+class YamlDocument:
+    """One YAML document as plain data, with the (line, column) of each value by its path."""
+
+    file: str
+    value: Any
+    positions: dict[DataPath, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: DataPath = ()) -> SourcePosition:
+        """The position of the value at path, or of its nearest ancestor that has one."""
+        while path not in self.positions and path:
+            path = path[:-1]
+        line, column = self.positions.get(path, (1, 1))
+        return SourcePosition(self.file, line, column)
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, node: Node) -> None:
+        super().__init__(message)
+        self.message, self.node = message, node
+
+
+def load_documents(content: str | bytes, file: str) -> list[YamlDocument]:
+    """Every non-empty document in the content; InputErrors naming file, line and column."""
+    text = _decode(content, file)
+    nodes = _compose(text, file)
+    documents = []
+    for node in nodes:
+        if isinstance(node, ScalarNode) and str(node.tag) == _NULL and node.value in ("", "~", "null"):
+            continue
+        documents.append(_construct(node, file))
+    return documents
+
+
+def load_single(content: str | bytes, file: str) -> YamlDocument | None:
+    """The one document of a file (None when empty); more than one is an error."""
+    documents = load_documents(content, file)
+    if len(documents) > 1:
+        raise InputErrors([InputError("expected one YAML document, found several", documents[1].position())])
+    return documents[0] if documents else None
+
+
+def _decode(content: str | bytes, file: str) -> str:
+    if isinstance(content, str):
+        return content
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        before = content[: error.start]
+        line = before.count(b"\n") + 1
+        column = error.start - (before.rfind(b"\n") + 1) + 1
+        raise InputErrors(
+            [InputError("file is not valid UTF-8", SourcePosition(file, line, column))]
+        ) from None
+
+
+def _compose(text: str, file: str) -> list[Node]:
+    try:
+        return list(YAML(typ="safe", pure=False).compose_all(text))
+    except (YAMLError, RecursionError):
+        # libyaml implements YAML 1.1 and rejects some valid YAML 1.2 (e.g. `[urn:a:b]`): retry in pure mode.
+        pass
+    try:
+        return list(YAML(typ="safe", pure=True).compose_all(text))
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        message = " ".join(part for part in (error.context, error.problem) if part) or "malformed YAML"
+        position = SourcePosition(file, mark.line + 1, mark.column + 1) if mark else SourcePosition(file)
+        raise InputErrors([InputError(f"malformed YAML: {message}", position)]) from None
+    except YAMLError as error:
+        raise InputErrors([InputError(f"malformed YAML: {error}", SourcePosition(file))]) from None
+    except RecursionError:
+        raise InputErrors([InputError("YAML nesting is too deep", SourcePosition(file))]) from None
+
+
+def _construct(root: Node, file: str) -> YamlDocument:
+    document = YamlDocument(file=file, value=None)
+    builder = _Builder(document.positions)
+    try:
+        _check_expansion(root, {}, set())
+        document.value = builder.build(root, (), (root.start_mark.line + 1, root.start_mark.column + 1), 0)
+    except _Refused as refused:
+        mark = refused.node.start_mark
+        raise InputErrors(
+            [InputError(refused.message, SourcePosition(file, mark.line + 1, mark.column + 1))]
+        ) from None
+    except RecursionError:
+        raise InputErrors([InputError("YAML nesting is too deep", SourcePosition(file))]) from None
+    return document
+
+
+class _Builder:
+    """Turns a composed node graph into plain values, counting what aliases expand to."""
+
+    def __init__(self, positions: dict[DataPath, tuple[int, int]]) -> None:
+        self.positions = positions
+        self.values = 0
+        self.active: set[int] = set()
+
+    def build(self, node: Node, path: DataPath, position: tuple[int, int], depth: int) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES_PER_FILE:
+            raise _Refused(
+                f"YAML aliases expand to more than {MAX_VALUES_PER_FILE} values; refusing (alias bomb?)", node
+            )
+        if depth > MAX_DEPTH:
+            raise _Refused(f"YAML nesting is deeper than {MAX_DEPTH} levels", node)
+        self.positions[path] = position
+        if isinstance(node, ScalarNode):
+            return _scalar(node)
+        if id(node) in self.active:
+            raise _Refused("recursive YAML alias: a value contains itself", node)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return self._sequence(node, path, depth)
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path, depth)
+        finally:
+            self.active.discard(id(node))
+        raise _Refused("unsupported YAML node", node)
+
+    def _sequence(self, node: SequenceNode, path: DataPath, depth: int) -> list[Any]:
+        if str(node.tag) != _SEQ:
+            raise _Refused(f"unsupported YAML tag {node.tag}", node)
+        return [
+            self.build(item, (*path, index), _mark(item), depth + 1) for index, item in enumerate(node.value)
+        ]
+
+    def _mapping(self, node: MappingNode, path: DataPath, depth: int) -> dict[str, Any]:
+        if str(node.tag) != _MAP:
+            raise _Refused(f"unsupported YAML tag {node.tag}", node)
+        result: dict[str, Any] = {}
+        seen: dict[str, Node] = {}
+        merged: list[MappingNode] = []
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise _Refused("mapping keys must be plain scalars", key_node)
+            if str(key_node.tag) == _MERGE:
+                merged.extend(_merge_sources(value_node))
+                continue
+            key = key_node.value
+            if key in seen:
+                first = seen[key].start_mark.line + 1
+                raise _Refused(f"duplicate key '{key}' (first defined on line {first})", key_node)
+            seen[key] = key_node
+            position = _mark(value_node if isinstance(value_node, ScalarNode) else key_node)
+            result[key] = self.build(value_node, (*path, key), position, depth + 1)
+        for source in merged:
+            for key_node, value_node in source.value:
+                key = key_node.value
+                if key not in result and isinstance(key_node, ScalarNode) and str(key_node.tag) != _MERGE:
+                    result[key] = self.build(value_node, (*path, key), _mark(value_node), depth + 1)
+        return result
+
+
+def _check_expansion(node: Node, sizes: dict[int, int], active: set[int]) -> int:
+    """How many values the node expands to; refuses alias bombs before anything is built."""
+    if isinstance(node, ScalarNode):
+        return 1
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if id(node) in active:
+        raise _Refused("recursive YAML alias: a value contains itself", node)
+    active.add(id(node))
+    total = 1
+    if isinstance(node, SequenceNode):
+        for item in node.value:
+            total += _check_expansion(item, sizes, active)
+    elif isinstance(node, MappingNode):
+        for key, value in node.value:
+            total += _check_expansion(key, sizes, active) + _check_expansion(value, sizes, active)
+    active.discard(id(node))
+    if total > MAX_VALUES_PER_FILE:
+        raise _Refused(
+            f"YAML aliases expand to more than {MAX_VALUES_PER_FILE} values; refusing (alias bomb?)", node
+        )
+    sizes[id(node)] = total
+    return total
+
+
+def _merge_sources(node: Node) -> Iterator[MappingNode]:
+    if isinstance(node, MappingNode):
+        yield node
+    elif isinstance(node, SequenceNode) and all(isinstance(item, MappingNode) for item in node.value):
+        yield from node.value
+    else:
+        raise _Refused("a merge key (<<) needs a mapping or a list of mappings", node)
+
+
+def _mark(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _scalar(node: ScalarNode) -> Any:
+    tag, text = str(node.tag), node.value
+    if tag in _KEPT_AS_TEXT:
+        return text
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        return text.lower() == "true"
+    if tag == _INT:
+        return _integer(text)
+    if tag == _FLOAT:
+        return _float(text)
+    raise _Refused(f"unsupported YAML tag {tag}", node)
+
+
+def _integer(text: str) -> int | str:
+    cleaned = text.replace("_", "")
+    sign = -1 if cleaned.startswith("-") else 1
+    digits = cleaned.lstrip("+-")
+    try:
+        if digits[:2].lower() in ("0x", "0o", "0b"):
+            return sign * int(digits, 0)
+        return sign * int(digits, 10)
+    except ValueError:
+        return text
+
+
+def _float(text: str) -> float | str:
+    cleaned = text.replace("_", "").lower()
+    if cleaned.lstrip("+-") == ".inf":
+        return -math.inf if cleaned.startswith("-") else math.inf
+    if cleaned == ".nan":
+        return math.nan
+    try:
+        return float(cleaned)
+    except ValueError:
+        return text

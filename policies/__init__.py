@@ -1,0 +1,1 @@
+"""Governance: policy files, the engine that evaluates them, and the built-in checks."""

@@ -1,0 +1,118 @@
+"""Evaluate policies on a descriptor: each compiled schema or built-in, on each resource it selects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from bot.descriptor import Descriptor, format_path
+from bot.yamlsafe import DataPath
+from policies.builtins import BUILTINS, CheckContext
+from policies.model import Failure, Policy, PolicyResult, Status, Target
+
+MAX_FAILURES_PER_RESULT = 50
+MAX_MESSAGE_LENGTH = 300
+
+
+def evaluate(
+    descriptor: Descriptor, policies: Iterable[Policy], previous: dict[str, Any] | None = None
+) -> list[PolicyResult]:
+    """One result per (policy, selected resource), draft policies skipped; policy order, then resource order."""
+    active = [policy for policy in policies if policy.status is not Status.DRAFT]
+    component_policies = [policy for policy in active if policy.target is Target.COMPONENT]
+    selected = _select_components(descriptor, component_policies)
+    results: list[PolicyResult] = []
+    for policy in active:
+        if policy.target is Target.DATA_PRODUCT:
+            if policy.selector.matches(descriptor.data, descriptor.environment):
+                results.append(_run(policy, descriptor, (), descriptor.data, previous))
+        else:
+            for index in selected[policy.id]:
+                results.append(
+                    _run(policy, descriptor, ("components", index), descriptor.components[index], previous)
+                )
+    return results
+
+
+def _select_components(descriptor: Descriptor, policies: list[Policy]) -> dict[str, list[int]]:
+    """Component indexes per policy; selectors are matched once per distinct component signature."""
+    selected: dict[str, list[int]] = {policy.id: [] for policy in policies}
+    by_signature: dict[tuple[Any, ...], list[Policy]] = {}
+    for index, component in enumerate(descriptor.components):
+        signature = (
+            component.get("kind"), component.get("useCaseTemplateId"), component.get("infrastructureTemplateId")
+        )
+        signature = tuple(value if isinstance(value, str) else None for value in signature)
+        matching = by_signature.get(signature)
+        if matching is None:
+            matching = [p for p in policies if p.selector.matches(component, descriptor.environment)]
+            by_signature[signature] = matching
+        for policy in matching:
+            selected[policy.id].append(index)
+    return selected
+
+
+def _run(
+    policy: Policy, descriptor: Descriptor, path: DataPath, instance: Any, previous: dict[str, Any] | None
+) -> PolicyResult:
+    resource = str(instance.get("id", "")) if isinstance(instance, dict) else ""
+    result = PolicyResult(
+        policy=policy.id,
+        description=policy.description,
+        resource=resource,
+        severity=policy.severity,
+        status=policy.status,
+    )
+    if policy.validator is not None:
+        if not policy.validator.is_valid(instance):
+            result.errors = _schema_failures(policy, descriptor, path, instance)
+    elif policy.builtin is not None:
+        outcome = BUILTINS[policy.builtin](CheckContext(descriptor, path, previous))
+        result.errors, result.note = outcome.failures[:MAX_FAILURES_PER_RESULT], outcome.note
+    return result
+
+
+def _schema_failures(policy: Policy, descriptor: Descriptor, base: DataPath, instance: Any) -> list[Failure]:
+    failures = []
+    for error in policy.validator.iter_errors(instance):
+        if len(failures) == MAX_FAILURES_PER_RESULT:
+            failures.append(Failure(message=f"more failures of this policy were left out (limit "
+                                            f"{MAX_FAILURES_PER_RESULT})", path=format_path(base),
+                                    position=descriptor.position(base)))
+            break
+        relative = tuple(error.instance_path)
+        kind_name = type(error.kind).__name__
+        custom = _custom_message(policy.schema, list(error.schema_path))
+        if kind_name == "Required":
+            missing = str(error.kind.property)
+            path = (*base, *relative, missing)
+            message = custom or f"missing required field '{missing}'"
+            position = descriptor.position((*base, *relative))
+        else:
+            path = (*base, *relative)
+            message = custom or _shorten(error.message)
+            position = descriptor.position(path)
+        failures.append(Failure(message=message, path=format_path(path), position=position))
+    return failures
+
+
+def _custom_message(schema: Any, schema_path: list[Any]) -> str | None:
+    """The x-message of the deepest subschema on the failing keyword's path, if any."""
+    found = None
+    node = schema
+    for step in schema_path:
+        if isinstance(node, dict):
+            if isinstance(node.get("x-message"), str):
+                found = node["x-message"]
+            node = node.get(step)
+        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
+            node = node[step]
+        else:
+            break
+    return found
+
+
+def _shorten(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_LENGTH:
+        return message
+    return message[: MAX_MESSAGE_LENGTH - 1] + "…"

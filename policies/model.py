@@ -1,0 +1,140 @@
+"""Policies and their results."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bot.errors import SourcePosition
+
+
+class Target(StrEnum):
+    """What a policy is evaluated on."""
+
+    DATA_PRODUCT = "dataproduct"
+    COMPONENT = "component"
+
+
+class Severity(StrEnum):
+    """How serious a failure is."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class Status(StrEnum):
+    """Lifecycle of a policy: draft is not run, grace only warns, enabled may block."""
+
+    DRAFT = "draft"
+    GRACE = "grace"
+    ENABLED = "enabled"
+
+
+SELECTOR_FIELDS = ("kind", "useCaseTemplateId", "infrastructureTemplateId", "environment")
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """Which resources a policy applies to; each field holds accepted values or wildcards (None: any)."""
+
+    kind: tuple[str, ...] | None = None
+    useCaseTemplateId: tuple[str, ...] | None = None
+    infrastructureTemplateId: tuple[str, ...] | None = None
+    environment: tuple[str, ...] | None = None
+
+    def matches(self, resource: dict[str, Any], environment: str) -> bool:
+        """Whether the resource, in environment, is selected."""
+        return (
+            _accepts(self.environment, environment)
+            and _accepts(self.kind, resource.get("kind"), fold_case=True)
+            and _accepts(self.useCaseTemplateId, resource.get("useCaseTemplateId"))
+            and _accepts(self.infrastructureTemplateId, resource.get("infrastructureTemplateId"))
+        )
+
+
+def _accepts(patterns: tuple[str, ...] | None, value: Any, fold_case: bool = False) -> bool:
+    if patterns is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    if fold_case:
+        value = value.lower()
+        return any(fnmatch.fnmatchcase(value, pattern.lower()) for pattern in patterns)
+    return any(fnmatch.fnmatchcase(value, pattern) for pattern in patterns)
+
+
+@dataclass(slots=True)
+class Policy:
+    """One governance policy, its check compiled once."""
+
+    id: str
+    description: str
+    target: Target
+    severity: Severity
+    status: Status
+    file: str
+    selector: Selector = field(default_factory=Selector)
+    schema: dict[str, Any] | None = None
+    builtin: str | None = None
+    validator: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One reason a resource fails a policy, and where to fix it."""
+
+    message: str
+    path: str
+    position: SourcePosition | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The failure as in `meshbot check --format json`."""
+        position = self.position
+        return {
+            "message": self.message,
+            "path": self.path,
+            "file": position.file if position else None,
+            "line": position.line if position else None,
+            "column": position.column if position else None,
+        }
+
+
+@dataclass(slots=True)
+class PolicyResult:
+    """The outcome of one policy on one resource (the data product or one component)."""
+
+    policy: str
+    description: str
+    resource: str
+    severity: Severity
+    status: Status
+    errors: list[Failure] = field(default_factory=list)
+    note: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        """`passed` or `failed`."""
+        return "failed" if self.errors else "passed"
+
+    @property
+    def blocking(self) -> bool:
+        """Only a failed, enabled policy of severity error blocks."""
+        return bool(self.errors) and self.status is Status.ENABLED and self.severity is Severity.ERROR
+
+    def as_json(self) -> dict[str, Any]:
+        """The result as in `meshbot check --format json`."""
+        result: dict[str, Any] = {
+            "policy": self.policy,
+            "resource": self.resource,
+            "severity": str(self.severity),
+            "status": str(self.status),
+            "outcome": self.outcome,
+            "blocking": self.blocking,
+            "errors": [error.as_json() for error in self.errors],
+        }
+        if self.note:
+            result["note"] = self.note
+        return result

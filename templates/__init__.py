@@ -1,0 +1,1 @@
+"""Comment templates and use-case scaffolds (data files, rendered with Jinja2)."""
