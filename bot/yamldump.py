@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.scalarstring import LiteralScalarString
+from ruamel.yaml.scalarstring import LiteralScalarString, SingleQuotedScalarString
+
+# Plain in YAML 1.2 but booleans, octals or base-60 numbers to YAML 1.1 readers (PyYAML, many adapters).
+_YAML11_AMBIGUOUS = re.compile(
+    r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF|[-+]?0[0-7_]+|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+)$"
+)
 
 
 def round_trip_yaml() -> YAML:
@@ -32,4 +38,6 @@ def _literal_blocks(value: Any) -> Any:
         return [_literal_blocks(item) for item in value]
     if isinstance(value, str) and "\n" in value.rstrip("\n"):
         return LiteralScalarString(value)
+    if isinstance(value, str) and _YAML11_AMBIGUOUS.match(value):
+        return SingleQuotedScalarString(value)
     return value

@@ -74,20 +74,21 @@ def _part_failures(
     id_major: str,
     domain: Any,
     major: str | None,
+    noun: str = "id",
 ) -> list[Failure]:
     failures = []
     if domain is not None and id_domain != domain:
         failures.append(_failure(descriptor, path,
-                                 f"id '{identifier}' names domain '{id_domain}' but the data product's domain "
+                                 f"{noun} '{identifier}' names domain '{id_domain}' but the data product's domain "
                                  f"is '{domain}'"))
     for label, part in (("domain", id_domain), ("name", id_name)):
         if not URN_PART.match(part):
             failures.append(_failure(descriptor, path,
-                                     f"id '{identifier}': the {label} part '{part}' may only contain letters, "
+                                     f"{noun} '{identifier}': the {label} part '{part}' may only contain letters, "
                                      "digits, '_' and '-'"))
     if major is not None and id_major != major:
         failures.append(_failure(descriptor, path,
-                                 f"id '{identifier}' ends with major version '{id_major}' but the data product "
+                                 f"{noun} '{identifier}' ends with major version '{id_major}' but the data product "
                                  f"version {descriptor.data.get('version')} has major {major}"))
     return failures
 
@@ -107,7 +108,7 @@ def _component_id_failures(descriptor: Descriptor, resource_path: DataPath) -> l
         failures.append(_failure(descriptor, id_path, f"component id '{identifier}' is not of the form {expected}"))
     else:
         failures.extend(_part_failures(descriptor, id_path, str(identifier), parts[3], parts[4], parts[5],
-                                       domain, major))
+                                       domain, major, noun="component id"))
         if len(data_product_parts) == 6 and parts[4] != name:
             failures.append(_failure(descriptor, id_path,
                                      f"component id '{identifier}' names data product '{parts[4]}' but it belongs "
