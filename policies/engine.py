@@ -39,10 +39,13 @@ def _select_components(descriptor: Descriptor, policies: list[Policy]) -> dict[s
     selected: dict[str, list[int]] = {policy.id: [] for policy in policies}
     by_signature: dict[tuple[Any, ...], list[Policy]] = {}
     for index, component in enumerate(descriptor.components):
-        signature = (
-            component.get("kind"), component.get("useCaseTemplateId"), component.get("infrastructureTemplateId")
+        if not isinstance(component, dict):
+            continue  # not a component at all: the specification policy reports it
+        signature = tuple(
+            value if isinstance(value, str) else None
+            for value in (component.get("kind"), component.get("useCaseTemplateId"),
+                          component.get("infrastructureTemplateId"))
         )
-        signature = tuple(value if isinstance(value, str) else None for value in signature)
         matching = by_signature.get(signature)
         if matching is None:
             matching = [p for p in policies if p.selector.matches(component, descriptor.environment)]
@@ -73,7 +76,7 @@ def _run(
 
 
 def _schema_failures(policy: Policy, descriptor: Descriptor, base: DataPath, instance: Any) -> list[Failure]:
-    failures = []
+    failures: list[Failure] = []
     for error in policy.validator.iter_errors(instance):
         if len(failures) == MAX_FAILURES_PER_RESULT:
             failures.append(Failure(message=f"more failures of this policy were left out (limit "
@@ -82,7 +85,7 @@ def _schema_failures(policy: Policy, descriptor: Descriptor, base: DataPath, ins
             break
         relative = tuple(error.instance_path)
         kind_name = type(error.kind).__name__
-        custom = _custom_message(policy.schema, list(error.schema_path))
+        custom = _custom_message(policy.schema, list(error.evaluation_path))
         if kind_name == "Required":
             missing = str(error.kind.property)
             path = (*base, *relative, missing)
@@ -96,20 +99,35 @@ def _schema_failures(policy: Policy, descriptor: Descriptor, base: DataPath, ins
     return failures
 
 
-def _custom_message(schema: Any, schema_path: list[Any]) -> str | None:
-    """The x-message of the deepest subschema on the failing keyword's path, if any."""
+def _custom_message(schema: Any, evaluation_path: list[Any]) -> str | None:
+    """The x-message of the deepest subschema on the failing keyword's evaluation path, following local $refs."""
     found = None
     node = schema
-    for step in schema_path:
+    for step in evaluation_path:
         if isinstance(node, dict):
             if isinstance(node.get("x-message"), str):
                 found = node["x-message"]
-            node = node.get(step)
+            node = _resolve_reference(schema, node.get(step)) if step in ("$ref", "$dynamicRef") else node.get(step)
         elif isinstance(node, list) and isinstance(step, int) and step < len(node):
             node = node[step]
         else:
             break
     return found
+
+
+def _resolve_reference(root: Any, reference: Any) -> Any:
+    if not isinstance(reference, str) or not reference.startswith("#"):
+        return None
+    node = root
+    for token in filter(None, reference[1:].split("/")):
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict):
+            node = node.get(token)
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return None
+    return node
 
 
 def _shorten(message: str) -> str:

@@ -149,3 +149,24 @@ def test_json_shape_of_a_result(tmp_path, descriptor):
             "column": 3,
         }],
     }
+
+
+def test_x_message_beside_a_ref_and_inside_the_definition(tmp_path, descriptor):
+    text = ("id: refs\ndescription: refs\ntarget: component\nseverity: error\nstatus: enabled\n"
+            "schema:\n  $defs:\n    spec: {required: [database], x-message: needs a database}\n"
+            "    contract: {required: [schema]}\n"
+            "  properties:\n    specific: {$ref: '#/$defs/spec'}\n"
+            "    dataContract: {$ref: '#/$defs/contract', x-message: the contract lists its columns}\n"
+            "  required: [dataContract]\n")
+    [daily, raw] = evaluate(descriptor, [policy(tmp_path, text)])
+    assert sorted(f.message for f in daily.errors) == ["missing required field 'dataContract'", "needs a database"]
+    beside = policy(tmp_path, text.replace("  required: [dataContract]\n", ""), "b.yaml")
+    descriptor.components[0]["dataContract"] = {}
+    [daily, raw] = evaluate(descriptor, [beside])
+    assert "the contract lists its columns" in [f.message for f in daily.errors]
+
+
+def test_a_component_that_is_not_a_mapping_is_skipped_not_a_crash(tmp_path):
+    from bot.descriptor import Descriptor
+    descriptor = Descriptor(data={"id": "urn:dmb:dp:a:b:1", "components": ["oops"]}, environment="development")
+    assert evaluate(descriptor, [policy(tmp_path, needs("specific"))]) == []
