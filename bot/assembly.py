@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.descriptor import Descriptor, major_version
 from bot.discovery import RemoteLocations, discover
-from bot.entities import COMPONENT_TYPES, Entity, mesh_positions, reference_name
+from bot.entities import COMPONENT_TYPES, Entity, mesh_positions, parse_reference, reference_name
 from bot.errors import InputError, InputErrors, SourcePosition
 from bot.files import MAX_FILE_BYTES, FileReader, FileTooLarge
 from bot.merge import deep_merge
@@ -50,14 +50,17 @@ def assemble(
     if system is None:
         raise InputErrors(errors)
     components = _components_of(system, [e for e in found.entities if e.is_kind("Component")], errors)
-    per_file = Counter(entity.file for entity in [system, *components])
+    # Entities in one folder share its environments/ files, which are then keyed by metadata.name.
+    per_folder = Counter(_override_label(entity, environment) for entity in [system, *components])
     listings = _Listings()
-    system_part = _part(system, environment, errors, listings, per_file[system.file] > 1)
+    system_part = _part(system, environment, errors, listings, per_folder[_override_label(system, environment)] > 1)
     component_parts = [
-        _part(component, environment, errors, listings, per_file[component.file] > 1) for component in components
+        _part(component, environment, errors, listings, per_folder[_override_label(component, environment)] > 1)
+        for component in components
     ]
     if errors:
-        raise InputErrors(errors)
+        # Entities sharing a folder share its override file: report a problem in that file once.
+        raise InputErrors(list(dict.fromkeys(errors)))
     descriptor = _build(system_part, component_parts, environment)
     problems = structure_errors(descriptor)
     if problems:
@@ -86,8 +89,9 @@ def _the_system(systems: list[Entity], errors: list[InputError]) -> Entity | Non
     system_type = system.spec.get("type")
     if not isinstance(system_type, str) or system_type.lower() != "dataproduct":
         errors.append(InputError(
-            f"System '{system.name}' has spec.type {system_type!r}; meshbot handles data products "
-            "(spec.type: dataproduct)",
+            f"System '{system.name}' has "
+            + (f"spec.type {system_type!r}" if system_type is not None else "no spec.type")
+            + "; meshbot handles data products (spec.type: dataproduct)",
             system.position("spec", "type"),
         ))
         return None
@@ -99,6 +103,9 @@ def _components_of(system: Entity, components: list[Entity], errors: list[InputE
     for component in components:
         raw = component.spec.get("system")
         target = reference_name(raw, "system")
+        namespace = parse_reference(raw.strip(), "system")[1] if isinstance(raw, str) else None
+        if target is not None and (namespace or component.namespace) != system.namespace:
+            target = f"{namespace or component.namespace}/{target}"
         if target is None:
             errors.append(InputError(
                 f"Component '{component.name}' has no valid spec.system; set it to '{system.name}'",
@@ -147,7 +154,7 @@ class _Listings:
 
 
 def _part(
-    entity: Entity, environment: str, errors: list[InputError], listings: _Listings, shares_file: bool
+    entity: Entity, environment: str, errors: list[InputError], listings: _Listings, shares_folder: bool
 ) -> _Part:
     mesh = entity.spec.get("mesh", {})
     if mesh is None:
@@ -156,7 +163,7 @@ def _part(
         errors.append(InputError("spec.mesh must be a mapping", entity.position("spec", "mesh")))
         mesh = {}
     positions = {path: SourcePosition(entity.file, *where) for path, where in mesh_positions(entity).items()}
-    override = _override(entity, environment, errors, listings, shares_file)
+    override = _override(entity, environment, errors, listings, shares_folder)
     if override is not None:
         override_positions, values = override
         label = _override_label(entity, environment)
@@ -176,7 +183,7 @@ def _override_label(entity: Entity, environment: str) -> str:
 
 
 def _override(
-    entity: Entity, environment: str, errors: list[InputError], listings: _Listings, shares_file: bool
+    entity: Entity, environment: str, errors: list[InputError], listings: _Listings, shares_folder: bool
 ) -> tuple[dict[DataPath, tuple[int, int]], dict[str, Any]] | None:
     """The positions and values of the entity's environments/<env>/configurations.yaml, if any."""
     path = _override_path(entity, environment)
@@ -196,8 +203,8 @@ def _override(
     if not isinstance(document.value, dict):
         errors.append(InputError("environment overrides must be a mapping of spec.mesh fields", document.position()))
         return None
-    if shares_file:
-        # One file, several entities: the override file is keyed by metadata.name.
+    if shares_folder:
+        # One folder, several entities: the override file is keyed by metadata.name.
         values = document.value.get(entity.name)
         if values is None:
             return None

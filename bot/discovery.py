@@ -153,7 +153,7 @@ def _relative_target(
         return []
     files = listing if listing is not None else location.reader.list_files()
     if any(char in joined for char in "*?["):
-        matches = [path for path in files if fnmatch.fnmatchcase(path, joined)]
+        matches = [path for path in files if _glob_match(joined, path)]
         if not matches:
             errors.append(InputError(f"Location target '{target}' matches no file", position))
         return [(location.reader, path, _label(location, path)) for path in matches]
@@ -161,6 +161,20 @@ def _relative_target(
         errors.append(InputError(f"Location target '{target}' not found (looked for '{joined}')", position))
         return []
     return [(location.reader, joined, _label(location, joined))]
+
+
+def _glob_match(pattern: str, path: str) -> bool:
+    """Whether path matches pattern folder by folder: `*`, `?`, `[...]` stay in one folder, `**` spans any."""
+    parts = path.split("/")
+    reachable = {0}  # how many leading parts of path the pattern so far can match
+    for segment in pattern.split("/"):
+        if segment == "**":
+            reachable = set(range(min(reachable), len(parts) + 1))
+        else:
+            reachable = {i + 1 for i in reachable if i < len(parts) and fnmatch.fnmatchcase(parts[i], segment)}
+        if not reachable:
+            return False
+    return len(parts) in reachable
 
 
 def _label(location: Entity, path: str) -> str:

@@ -86,11 +86,11 @@ def entity_shape_error(document: YamlDocument) -> InputError | None:
     return None
 
 
-def parse_reference(reference: str, default_kind: str) -> tuple[str, str, str]:
-    """(kind, namespace, name) of a Backstage reference: `name`, `kind:name` or `kind:namespace/name`."""
+def parse_reference(reference: str, default_kind: str) -> tuple[str, str | None, str]:
+    """(kind, namespace or None when not written, name) of `name`, `kind:name` or `kind:namespace/name`."""
     kind, _, rest = reference.partition(":") if ":" in reference else ("", "", reference)
     namespace, _, name = rest.rpartition("/")
-    return (kind or default_kind).lower(), namespace or "default", name
+    return (kind or default_kind).lower(), namespace or None, name
 
 
 def reference_name(reference: Any, default_kind: str) -> str | None:

@@ -15,16 +15,18 @@ def deep_merge(
 ) -> tuple[Any, dict[DataPath, Any]]:
     """Merge override into base: mappings merge key by key; lists, scalars and nulls replace.
 
-    Returns the merged value and positions where every replaced value points at the override.
+    Returns the merged value and positions where every replaced or added value points at the override
+    and everything else, merged mappings included, keeps its base position.
     """
     replaced: set[DataPath] = set()
     merged = _merge(base, override, (), replaced)
-    positions = {
-        path: position
-        for path, position in base_positions.items()
-        if not any(path[:length] in replaced for length in range(len(path) + 1))
-    }
-    positions.update(override_positions)
+
+    def from_override(path: DataPath) -> bool:
+        return any(path[:length] in replaced for length in range(len(path) + 1))
+
+    positions = {path: position for path, position in base_positions.items() if not from_override(path)}
+    # Mappings that were merged, not replaced, keep the position where the base wrote them.
+    positions.update((path, position) for path, position in override_positions.items() if from_override(path))
     return merged, positions
 
 

@@ -8,12 +8,13 @@ unknown tags are refused, duplicate keys are reported, and alias expansion is bo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent, Event, NodeEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.errors import InputError, InputErrors, SourcePosition
@@ -23,6 +24,9 @@ DataPath = tuple[PathKey, ...]
 
 MAX_VALUES_PER_FILE = 500_000
 MAX_DEPTH = 100
+# Below this bound the recursive composers are safe without counting depth event by event (the C one
+# crashes the process somewhere past 10,000 levels).
+SAFE_NESTING_BOUND = 1_000
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -93,12 +97,17 @@ def _decode(content: str | bytes, file: str) -> str:
 
 
 def _compose(text: str, file: str) -> list[Node]:
+    guarded = _nesting_bound(text) > SAFE_NESTING_BOUND
     try:
+        if guarded:
+            _check_nesting(YAML(typ="safe", pure=False).parse(text), file)
         return list(YAML(typ="safe", pure=False).compose_all(text))
     except (YAMLError, RecursionError):
         # libyaml implements YAML 1.1 and rejects some valid YAML 1.2 (e.g. `[urn:a:b]`): retry in pure mode.
         pass
     try:
+        if guarded:
+            _check_nesting(YAML(typ="safe", pure=True).parse(text), file)
         return list(YAML(typ="safe", pure=True).compose_all(text))
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -109,6 +118,26 @@ def _compose(text: str, file: str) -> list[Node]:
         raise InputErrors([InputError(f"malformed YAML: {error}", SourcePosition(file))]) from None
     except RecursionError:
         raise InputErrors([InputError("YAML nesting is too deep", SourcePosition(file))]) from None
+
+
+def _nesting_bound(text: str) -> int:
+    """A cheap upper bound of the nesting depth: flow brackets, plus two block levels per column at most."""
+    longest_line = max((len(line) for line in text.splitlines()), default=0)
+    return text.count("[") + text.count("{") + 2 * (longest_line + 1)
+
+
+def _check_nesting(events: Iterable[Event], file: str) -> None:
+    """Refuse deep nesting from the event stream, before the recursive composers (the C one crashes) see it."""
+    depth = 0
+    for event in events:
+        if isinstance(event, CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, NodeEvent):
+            if depth > MAX_DEPTH:
+                position = SourcePosition(file, event.start_mark.line + 1, event.start_mark.column + 1)
+                raise InputErrors([InputError(f"YAML nesting is deeper than {MAX_DEPTH} levels", position)])
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
 
 
 def _construct(root: Node, file: str) -> YamlDocument:
