@@ -55,6 +55,7 @@ class DirectoryReader:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
         self._files: list[str] | None = None
+        self._listed: frozenset[str] = frozenset()
 
     def list_files(self) -> Sequence[str]:
         """Every regular file under the root, skipping VCS and dependency folders."""
@@ -66,20 +67,28 @@ class DirectoryReader:
                 for name in sorted(names):
                     found.append(name if relative == "." else f"{relative}/{name}")
             self._files = found
+            self._listed = frozenset(found)
         return self._files
 
     def read_bytes(self, path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         """The file's bytes, refusing files past max_bytes and links out of the root."""
         normalized = normalize_path(path)
-        if normalized is None:
+        self.list_files()
+        # Listed paths never pass through a linked folder (os.walk does not follow them), so only the
+        # file itself can be a link, and only then is the real path worth resolving.
+        if normalized is None or normalized not in self._listed:
             raise FileNotFoundError(path)
-        full = (self.root / normalized).resolve()
-        if not full.is_relative_to(self.root) or not full.is_file():
+        full = os.path.join(self.root, normalized)
+        if os.path.islink(full) and not Path(full).resolve().is_relative_to(self.root):
             raise FileNotFoundError(path)
-        size = full.stat().st_size
-        if size > max_bytes:
-            raise FileTooLarge(path, size, max_bytes)
-        return full.read_bytes()
+        try:
+            with open(full, "rb") as file:
+                size = os.fstat(file.fileno()).st_size
+                if size > max_bytes:
+                    raise FileTooLarge(path, size, max_bytes)
+                return file.read(max_bytes + 1)
+        except (IsADirectoryError, NotADirectoryError):
+            raise FileNotFoundError(path) from None
 
 
 class MemoryReader:

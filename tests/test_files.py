@@ -92,8 +92,9 @@ def test_directory_reader_lists_posix_paths_sorted_and_skips_vcs_and_dependency_
         "storage/environments/production/configurations.yaml",
     ]
     assert reader.read_bytes("storage/catalog-info.yaml") == b"x"
-    # Reads are by path: the skipped folders are only left out of the listing.
-    assert reader.read_bytes(".git/config") == b"x"
+    # Only listed files can be read: nothing in the skipped folders.
+    with pytest.raises(FileNotFoundError):
+        reader.read_bytes(".git/config")
 
 
 def test_directory_reader_refuses_paths_out_of_the_root(tmp_path):

@@ -345,3 +345,47 @@ def test_very_deep_nesting_neither_crashes_nor_hangs(kind):
     assert message.startswith("deep.yaml:")
     assert message.endswith(": YAML nesting is deeper than 100 levels")
     assert float(elapsed) < 10
+
+
+EQUIVALENCE_CORPUS = [
+    "a: 1\nb: [urn:dmb:cmp:a:b:1:c, group:x, 'q', \"d\"]\nc: {k: v, n: ~}\n",
+    "yes: yes\nno: no\non: off\ny: n\noctal: 010\no: 0o17\nhex: 0x1F\nbin: 0b101\nu: 1_000\n",
+    "f: 1.5\ne: 1e3\ninf: -.inf\nnan: .nan\nd: 2024-01-01\nt: 2024-01-01T10:00:00Z\nv: 1.0.0\n",
+    "t: true\nT: True\nF: FALSE\nn: null\nN: Null\ne:\ns: !!str 12\neq: =\n",
+    "base: &b {x: 1, y: [1, 2]}\nchild:\n  <<: *b\n  y: 3\nlist: [*b, *b]\n",
+    "text: |\n  line one\n  line two\nfolded: >-\n  folded\n  text\nquoted: 'it''s'\n",
+    "- a\n- - b\n  - c\n- {d: [e, {f: g}]}\n",
+    "first: 1\n---\nsecond: 2\n---\n",
+]
+
+
+@pytest.mark.parametrize("text", EQUIVALENCE_CORPUS)
+def test_fast_and_pure_composers_give_the_same_values_and_positions(text):
+    fast = load_documents(text, "f.yaml")
+    pure = load_documents(text, "f.yaml", fast=False)
+    assert [d.value for d in fast] == [d.value for d in pure]
+    # An empty value has no text: libyaml places it after the colon, ruamel at the next token.
+    written = [{p: v for p, v in d.positions.items() if not (p and _value_at(d.value, p) is None)} for d in fast]
+    assert written == [{p: v for p, v in d.positions.items() if p in w} for d, w in zip(pure, written, strict=True)]
+    assert all(len(w) == len(d.positions) - _empty_values(d.value) for w, d in zip(written, pure, strict=True))
+
+
+def _value_at(value, path):
+    for part in path:
+        value = value[part]
+    return value
+
+
+def _empty_values(value):
+    if isinstance(value, dict):
+        return sum(_empty_values(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_empty_values(v) for v in value)
+    return 1 if value is None else 0
+
+
+def test_yaml_1_2_typing_on_the_fast_path():
+    [document] = load_documents(EQUIVALENCE_CORPUS[1] + EQUIVALENCE_CORPUS[3], "f.yaml")
+    assert document.value["yes"] == "yes" and document.value["on"] == "off" and document.value["y"] == "n"
+    assert document.value["octal"] == 10 and document.value["o"] == 15 and document.value["hex"] == 31
+    assert document.value["s"] == "12" and document.value["eq"] == "=" and document.value["e"] is None
