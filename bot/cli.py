@@ -74,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="check the bundled example data product and print its report and plan")
     run.set_defaults(handler=_run_command)
+
+    # Commands whose code lives beside what they drive (adapters, use-case templates) register here;
+    # they import web frameworks only when they run, so the domain never depends on them.
+    from adapters.cli import register as register_adapter_commands
+    from bot.usecase_cli import register as register_usecase_commands
+
+    register_adapter_commands(commands)
+    register_usecase_commands(commands)
     return parser
 
 

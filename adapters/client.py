@@ -1,0 +1,374 @@
+"""The Tech Adapter API 2.2.0 client: every operation, synchronous (200) or token-and-poll (202).
+
+Every call ends in a result object; no exception reaches the caller. Only what is safe to repeat is
+retried: connections that were never established and 502/503/504 answers (the adapter never accepted
+the request), and status polls, which are reads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from adapters.model import AdapterResult, Outcome, ReverseProvisioningResult, ValidationOutcome
+
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
+EXCERPT_LENGTH = 200
+
+
+class _Failed(Exception):
+    """An operation that cannot complete, with the message a person will read."""
+
+    def __init__(self, message: str, http_status: int | None = None, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message, self.http_status, self.details = message, http_status, details or []
+
+
+class TechAdapterClient:
+    """One tech adapter, reached at base_url (usually ending in /datamesh.specificprovisioner)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 600.0,
+        *,
+        request_timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        poll_interval: float = 0.05,
+        poll_max_interval: float = 2.0,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.request_timeout = request_timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.poll_interval = poll_interval
+        self.poll_max_interval = poll_max_interval
+        self.session = session or requests.Session()
+        self._clock, self._sleep = clock, sleep
+
+    # ------------------------------------------------------------------ operations
+
+    def validate(self, request: dict[str, Any]) -> ValidationOutcome:
+        """POST /v1/validate: whether the adapter accepts the provisioning request."""
+        try:
+            deadline = self._clock() + self.timeout
+            response = self._post("/v1/validate", request, deadline)
+            if response.status_code == 200:
+                return _validation_from(_json_object(response, "/v1/validate"))
+            raise _error_from(response, "/v1/validate")
+        except _Failed as failed:
+            return _unreachable_validation(failed)
+        except Exception as unexpected:  # noqa: BLE001 - the contract is: never raise to the caller
+            return ValidationOutcome(valid=False, message=f"validation could not run: {unexpected!r}",
+                                     reachable=False)
+
+    def validate_async(self, request: dict[str, Any]) -> ValidationOutcome:
+        """POST /v2/validate, then poll its status until the validation result is there."""
+        try:
+            deadline = self._clock() + self.timeout
+            response = self._post("/v2/validate", request, deadline)
+            if response.status_code == 202:
+                token = _token(response, "/v2/validate")
+                status = self._poll(f"/v2/validate/{quote(token, safe='')}/status", deadline, token)
+                if status.get("status") == "FAILED":
+                    return ValidationOutcome(valid=False, message="the adapter's validation task FAILED")
+                # 2.2.0 puts the result in info.publicInfo; older adapters in result.
+                info = status.get("info")
+                result = info.get("publicInfo") if isinstance(info, dict) else status.get("result")
+                if not isinstance(result, dict):
+                    raise _Failed("the validation status has no result (expected info.publicInfo)")
+                return _validation_from(result)
+            if response.status_code == 200:
+                return _validation_from(_json_object(response, "/v2/validate"))
+            raise _error_from(response, "/v2/validate")
+        except _Failed as failed:
+            return _unreachable_validation(failed)
+        except Exception as unexpected:  # noqa: BLE001
+            return ValidationOutcome(valid=False, message=f"validation could not run: {unexpected!r}",
+                                     reachable=False)
+
+    def provision(self, request: dict[str, Any]) -> AdapterResult:
+        """POST /v1/provision and, on 202, poll /v1/provision/{token}/status."""
+        return self._provisioning("/v1/provision", request)
+
+    def unprovision(self, request: dict[str, Any]) -> AdapterResult:
+        """POST /v1/unprovision; its token is polled on the provision status endpoint, as the API says."""
+        return self._provisioning("/v1/unprovision", request)
+
+    def update_acl(self, refs: list[str], provision_info: dict[str, Any]) -> AdapterResult:
+        """POST /v1/updateacl for the identities in refs."""
+        return self._provisioning("/v1/updateacl", {"refs": refs, "provisionInfo": provision_info})
+
+    def reverse_provision(self, request: dict[str, Any]) -> ReverseProvisioningResult:
+        """POST /v1/reverse-provisioning and, on 202, poll its status; the result carries the updates."""
+        path = "/v1/reverse-provisioning"
+        try:
+            deadline = self._clock() + self.timeout
+            response = self._post(path, request, deadline)
+            if response.status_code == 202:
+                token = _token(response, path)
+                body = self._poll(f"{path}/{quote(token, safe='')}/status", deadline, token)
+            elif response.status_code == 200:
+                body = _json_object(response, path)
+            else:
+                raise _error_from(response, path)
+            return _reverse_result_from(body, response.status_code)
+        except _Failed as failed:
+            return ReverseProvisioningResult(outcome=Outcome.FAILED, message=failed.message, details=failed.details)
+        except Exception as unexpected:  # noqa: BLE001
+            return ReverseProvisioningResult(outcome=Outcome.FAILED, message=f"unexpected client error: {unexpected!r}")
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _provisioning(self, path: str, body: dict[str, Any]) -> AdapterResult:
+        try:
+            deadline = self._clock() + self.timeout
+            response = self._post(path, body, deadline)
+            if response.status_code == 202:
+                token = _token(response, path)
+                status = self._poll(f"/v1/provision/{quote(token, safe='')}/status", deadline, token)
+                return _provisioning_result(status, 200)
+            if response.status_code == 200:
+                status = _json_object(response, path)
+                if status.get("status") == "RUNNING":
+                    raise _Failed(f"{path} answered 200 with status RUNNING but gave no token to poll",
+                                  http_status=200)
+                return _provisioning_result(status, 200)
+            raise _error_from(response, path)
+        except _Failed as failed:
+            return AdapterResult(outcome=Outcome.FAILED, message=failed.message, details=failed.details,
+                                 http_status=failed.http_status)
+        except Exception as unexpected:  # noqa: BLE001
+            return AdapterResult(outcome=Outcome.FAILED, message=f"unexpected client error: {unexpected!r}")
+
+    def _post(self, path: str, body: dict[str, Any], deadline: float) -> requests.Response:
+        """POST, retrying only when the adapter cannot have accepted the request."""
+        url = self.base_url + path
+        attempt = 0
+        while True:
+            read_timeout = self._remaining(deadline, url)
+            try:
+                response = self.session.post(url, json=body, timeout=(min(5.0, read_timeout), read_timeout))
+            except requests.ConnectionError as error:
+                if not _never_connected(error):
+                    raise _Failed(f"the connection to the tech adapter at {url} broke after the request was "
+                                  f"sent ({_reason(error)}); not retried, since the adapter may have acted on "
+                                  "it") from None
+                if attempt < self.retries and self._can_wait(deadline, self.backoff * 2**attempt):
+                    self._sleep(self.backoff * 2**attempt)
+                    attempt += 1
+                    continue
+                raise _Failed(f"cannot connect to the tech adapter at {url} ({_reason(error)}) after "
+                              f"{attempt + 1} attempts") from None
+            except requests.Timeout:
+                raise _Failed(f"the tech adapter at {url} did not answer within {read_timeout:.3g} s") from None
+            except requests.RequestException as error:
+                raise _Failed(f"cannot call the tech adapter at {url}: {_reason(error)}") from None
+            if response.status_code in RETRYABLE_STATUSES and attempt < self.retries and self._can_wait(
+                deadline, self.backoff * 2**attempt
+            ):
+                self._sleep(self.backoff * 2**attempt)
+                attempt += 1
+                continue
+            return response
+
+    def _poll(self, path: str, deadline: float, token: str) -> dict[str, Any]:
+        """GET the status until it is no longer RUNNING; reads are always safe to retry until the deadline."""
+        url = self.base_url + path
+        interval = self.poll_interval
+        last_problem = "still RUNNING"
+        while True:
+            read_timeout = self._remaining(deadline, url, token=token, last=last_problem)
+            try:
+                response = self.session.get(url, timeout=(min(5.0, read_timeout), read_timeout))
+            except requests.RequestException as error:
+                last_problem = f"last poll failed: {_reason(error)}"
+            else:
+                if response.status_code == 200:
+                    status = _json_object(response, path)
+                    if status.get("status") not in ("RUNNING", "COMPLETED", "FAILED"):
+                        raise _Failed(f"{path} answered without a valid status: {_excerpt(response.text)}",
+                                      http_status=200)
+                    if status["status"] != "RUNNING":
+                        return status
+                    last_problem = "still RUNNING"
+                elif response.status_code in RETRYABLE_STATUSES:
+                    last_problem = f"last poll answered HTTP {response.status_code}"
+                else:
+                    raise _error_from(response, path)
+            self._sleep(min(interval, max(0.0, deadline - self._clock())))
+            interval = min(interval * 1.5, self.poll_max_interval)
+
+    def _remaining(self, deadline: float, url: str, token: str | None = None, last: str = "") -> float:
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            waiting = f" ({last}; token {token})" if token else ""
+            raise _Failed(
+                f"the tech adapter at {url} did not finish within {self.timeout:g} s{waiting}; the operation may "
+                "still be running on the adapter. Raise this adapter's `timeout` in the server configuration if "
+                "it needs longer."
+            )
+        return min(self.request_timeout, remaining)
+
+    def _can_wait(self, deadline: float, seconds: float) -> bool:
+        return self._clock() + seconds < deadline
+
+
+# ---------------------------------------------------------------------- answers
+
+
+def _never_connected(error: requests.ConnectionError) -> bool:
+    """Whether the request never left: a refused or timed-out connection, not one that broke later."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+def _reason(error: Exception) -> str:
+    text = str(error)
+    for needle, reason in (("Connection refused", "connection refused"), ("Name or service not known", "unknown host"),
+                           ("NameResolutionError", "unknown host"), ("timed out", "connection timed out"),
+                           ("Connection reset", "connection reset"), ("RemoteDisconnected", "connection closed")):
+        if needle in text:
+            return reason
+    return text.rsplit(": ", 1)[-1][:EXCERPT_LENGTH]
+
+
+def _excerpt(text: str) -> str:
+    collapsed = " ".join(text.split())
+    if not collapsed:
+        return "(empty body)"
+    return repr(collapsed[:EXCERPT_LENGTH] + ("…" if len(collapsed) > EXCERPT_LENGTH else ""))
+
+
+def _json_object(response: requests.Response, path: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise _Failed(f"{path} answered HTTP {response.status_code} with a body that is not JSON: "
+                      f"{_excerpt(response.text)}", http_status=response.status_code) from None
+    if not isinstance(body, dict):
+        raise _Failed(f"{path} answered HTTP {response.status_code} with JSON that is not an object: "
+                      f"{_excerpt(response.text)}", http_status=response.status_code)
+    return body
+
+
+def _token(response: requests.Response, path: str) -> str:
+    """The task token of a 202: a JSON string, plain text, or (leniently) an object with `token`."""
+    text = response.text.strip()
+    token: Any = text
+    try:
+        token = json.loads(text)
+    except ValueError:
+        pass
+    if isinstance(token, dict):
+        token = token.get("token")
+    if not isinstance(token, str) or not token.strip() or any(char.isspace() for char in token.strip()):
+        raise _Failed(f"{path} answered 202 without a usable task token: {_excerpt(response.text)}", http_status=202)
+    return token.strip()
+
+
+def _error_from(response: requests.Response, path: str) -> _Failed:
+    """The failure a non-success answer means: RequestValidationError, SystemError, or anything else."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if status == 400 and isinstance(body, dict):
+        return _Failed(_user_message(body, "the adapter refused the request"), http_status=400,
+                       details=_error_details(body))
+    if status == 500 and isinstance(body, dict):
+        message = _user_message(body, "system error")
+        return _Failed(f"the tech adapter reported a system error: {message}", http_status=500,
+                       details=_error_details(body))
+    hint = " (is the URL right? adapters usually serve under /datamesh.specificprovisioner)" if status == 404 else ""
+    return _Failed(f"{path} answered HTTP {status}{hint}: {_excerpt(response.text)}", http_status=status)
+
+
+def _user_message(body: dict[str, Any], fallback: str) -> str:
+    for key in ("userMessage", "error"):
+        if isinstance(body.get(key), str) and body[key].strip():
+            return body[key].strip()
+    errors = [str(error) for error in body.get("errors") or [] if str(error).strip()]
+    return "; ".join(errors) if errors else fallback
+
+
+def _error_details(body: dict[str, Any]) -> list[str]:
+    details = []
+    errors = body.get("errors")
+    if isinstance(errors, list) and isinstance(body.get("userMessage"), str):
+        details.extend(f"error: {error}" for error in errors)
+    if isinstance(body.get("inputErrorField"), str):
+        details.append(f"field: {body['inputErrorField']}")
+    if isinstance(body.get("input"), str):
+        details.append(f"input: {_excerpt(body['input'])}")
+    more = body.get("moreInfo")
+    if isinstance(more, dict):
+        details.extend(f"problem: {problem}" for problem in more.get("problems") or [])
+        details.extend(f"solution: {solution}" for solution in more.get("solutions") or [])
+    return details
+
+
+def _logs(body: dict[str, Any]) -> list[dict[str, Any]]:
+    logs = body.get("logs")
+    return [entry for entry in logs if isinstance(entry, dict)] if isinstance(logs, list) else []
+
+
+def _provisioning_result(status: dict[str, Any], http_status: int) -> AdapterResult:
+    state = status.get("status")
+    info = status.get("info") if isinstance(status.get("info"), dict) else None
+    logs = _logs(status)
+    result = status.get("result") if isinstance(status.get("result"), str) else ""
+    if state == "COMPLETED":
+        return AdapterResult(outcome=Outcome.COMPLETED, message=result or "completed", info=info, logs=logs,
+                             http_status=http_status)
+    if state == "FAILED":
+        errors = [str(entry.get("message")) for entry in logs if str(entry.get("level", "")).upper() == "ERROR"]
+        message = result or (errors[-1] if errors else "the adapter reported FAILED without a message")
+        return AdapterResult(outcome=Outcome.FAILED, message=message, info=info, logs=logs, http_status=http_status)
+    raise _Failed(f"the adapter answered without a valid status: {_excerpt(json.dumps(status))}",
+                  http_status=http_status)
+
+
+def _validation_from(body: dict[str, Any]) -> ValidationOutcome:
+    if not isinstance(body.get("valid"), bool):
+        raise _Failed(f"the validation answer has no boolean 'valid': {_excerpt(json.dumps(body))}")
+    error = body.get("error")
+    errors = error.get("errors") if isinstance(error, dict) else None
+    messages = [str(item) for item in errors] if isinstance(errors, list) else []
+    return ValidationOutcome(valid=body["valid"], errors=messages,
+                             message="valid" if body["valid"] else "; ".join(messages) or "not valid")
+
+
+def _unreachable_validation(failed: _Failed) -> ValidationOutcome:
+    return ValidationOutcome(valid=False, errors=failed.details, message=failed.message,
+                             reachable=failed.http_status is not None)
+
+
+def _reverse_result_from(body: dict[str, Any], http_status: int) -> ReverseProvisioningResult:
+    state = body.get("status")
+    logs = _logs(body)
+    if state == "COMPLETED":
+        updates = body.get("updates")
+        if not isinstance(updates, dict):
+            raise _Failed("the reverse provisioning completed without an 'updates' object", http_status=http_status)
+        return ReverseProvisioningResult(outcome=Outcome.COMPLETED, updates=updates, logs=logs, message="completed")
+    if state == "FAILED":
+        errors = [str(entry.get("message")) for entry in logs if str(entry.get("level", "")).upper() == "ERROR"]
+        return ReverseProvisioningResult(outcome=Outcome.FAILED, logs=logs,
+                                         message=errors[-1] if errors else "the adapter reported FAILED")
+    raise _Failed(f"the reverse provisioning answer has no valid status: {_excerpt(json.dumps(body))}",
+                  http_status=http_status)

@@ -1,0 +1,75 @@
+"""What the tech adapter client returns: one result type per kind of operation, never an exception."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+DESCRIPTOR_KIND_DATA_PRODUCT = "DATAPRODUCT_DESCRIPTOR"
+DESCRIPTOR_KIND_COMPONENT = "COMPONENT_DESCRIPTOR"
+
+
+class Outcome(StrEnum):
+    """How an operation ended."""
+
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+@dataclass(slots=True)
+class AdapterResult:
+    """The end of a provision, unprovision or updateacl call, successful or not.
+
+    message is the adapter's own result text when it completed, otherwise what went wrong, written for
+    a person; details holds extra lines (validation errors, problems, solutions, the field at fault).
+    """
+
+    outcome: Outcome
+    message: str
+    info: dict[str, Any] | None = None
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    http_status: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the adapter completed the operation."""
+        return self.outcome is Outcome.COMPLETED
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain data for storage and reports."""
+        return {
+            "status": str(self.outcome),
+            "message": self.message,
+            "info": self.info,
+            "logs": self.logs,
+            "details": self.details,
+            "httpStatus": self.http_status,
+        }
+
+
+@dataclass(slots=True)
+class ValidationOutcome:
+    """What an adapter's validate said; valid is False too when validation could not run at all."""
+
+    valid: bool
+    errors: list[str] = field(default_factory=list)
+    message: str = ""
+    reachable: bool = True
+
+
+@dataclass(slots=True)
+class ReverseProvisioningResult:
+    """The updates a reverse provisioning proposes for a catalog-info.yaml, or why there are none."""
+
+    outcome: Outcome
+    updates: dict[str, Any] = field(default_factory=dict)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the adapter completed and returned its updates."""
+        return self.outcome is Outcome.COMPLETED
