@@ -69,7 +69,7 @@ class TechAdapterClient:
             raise _error_from(response, "/v1/validate")
         except _Failed as failed:
             return _unreachable_validation(failed)
-        except Exception as unexpected:  # noqa: BLE001 - the contract is: never raise to the caller
+        except Exception as unexpected:  # the contract: nothing raises to the caller
             return ValidationOutcome(valid=False, message=f"validation could not run: {unexpected!r}",
                                      reachable=False)
 
@@ -94,7 +94,7 @@ class TechAdapterClient:
             raise _error_from(response, "/v2/validate")
         except _Failed as failed:
             return _unreachable_validation(failed)
-        except Exception as unexpected:  # noqa: BLE001
+        except Exception as unexpected:  # the contract: nothing raises to the caller
             return ValidationOutcome(valid=False, message=f"validation could not run: {unexpected!r}",
                                      reachable=False)
 
@@ -126,7 +126,7 @@ class TechAdapterClient:
             return _reverse_result_from(body, response.status_code)
         except _Failed as failed:
             return ReverseProvisioningResult(outcome=Outcome.FAILED, message=failed.message, details=failed.details)
-        except Exception as unexpected:  # noqa: BLE001
+        except Exception as unexpected:  # the contract: nothing raises to the caller
             return ReverseProvisioningResult(outcome=Outcome.FAILED, message=f"unexpected client error: {unexpected!r}")
 
     # ------------------------------------------------------------------ plumbing
@@ -149,7 +149,7 @@ class TechAdapterClient:
         except _Failed as failed:
             return AdapterResult(outcome=Outcome.FAILED, message=failed.message, details=failed.details,
                                  http_status=failed.http_status)
-        except Exception as unexpected:  # noqa: BLE001
+        except Exception as unexpected:  # the contract: nothing raises to the caller
             return AdapterResult(outcome=Outcome.FAILED, message=f"unexpected client error: {unexpected!r}")
 
     def _post(self, path: str, body: dict[str, Any], deadline: float) -> requests.Response:
