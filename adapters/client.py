@@ -307,7 +307,7 @@ def _user_message(body: dict[str, Any], fallback: str) -> str:
 
 
 def _error_details(body: dict[str, Any]) -> list[str]:
-    details = []
+    details: list[str] = []
     errors = body.get("errors")
     if isinstance(errors, list) and isinstance(body.get("userMessage"), str):
         details.extend(f"error: {error}" for error in errors)
