@@ -1,0 +1,147 @@
+"""The server configuration: one YAML file the platform team owns, checked against a JSON Schema at start."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from bot.errors import InputError, InputErrors, SourcePosition
+from bot.files import MAX_FILE_BYTES
+from bot.yamlsafe import YamlDocument, load_single
+
+CONFIG_ENVIRONMENT_VARIABLE = "MESHBOT_CONFIG"
+DEFAULT_ADAPTER_TIMEOUT = 600.0
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "adapters": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["infrastructureTemplateId", "url"],
+                "properties": {
+                    "infrastructureTemplateId": {"type": "string", "minLength": 1},
+                    "url": {"type": "string", "pattern": "^https?://[^\\s/$.?#][^\\s]*$"},
+                    "environments": {
+                        "type": "array", "minItems": 1, "uniqueItems": True,
+                        "items": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+                    },
+                    "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
+                },
+            },
+        },
+        "policies": {"type": "array", "items": {"type": "string", "minLength": 1}},
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSettings:
+    """Which tech adapter serves an infrastructure template, where, in which environments, how long it may take."""
+
+    infrastructure_template_id: str
+    url: str
+    environments: tuple[str, ...] | None = None
+    timeout: float = DEFAULT_ADAPTER_TIMEOUT
+
+    def serves(self, environment: str) -> bool:
+        """Whether this adapter is used in environment."""
+        return self.environments is None or environment in self.environments
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    """The platform's settings; the defaults describe a meshbot with no adapters and the built-in policies."""
+
+    adapters: list[AdapterSettings] = field(default_factory=list)
+    policy_folders: list[Path] = field(default_factory=list)
+    file: str | None = None
+
+
+def config_path(explicit: str | None) -> str | None:
+    """The configuration file to read: --config, else $MESHBOT_CONFIG, else none."""
+    return explicit or os.environ.get(CONFIG_ENVIRONMENT_VARIABLE) or None
+
+
+def load_config(path: str | None) -> ServerConfig:
+    """The configuration in path (defaults when None); InputErrors names file, line and field of each mistake."""
+    if path is None:
+        return ServerConfig()
+    file = Path(path)
+    if not file.is_file():
+        raise InputErrors([InputError("configuration file not found", SourcePosition(path))])
+    if file.stat().st_size > MAX_FILE_BYTES:
+        raise InputErrors([InputError("configuration file is over the 1 MiB limit", SourcePosition(path))])
+    document = load_single(file.read_bytes(), path)
+    if document is None:
+        return ServerConfig(file=path)
+    errors = _schema_errors(document)
+    if errors:
+        raise InputErrors(errors)
+    value = document.value
+    adapters = [
+        AdapterSettings(
+            infrastructure_template_id=entry["infrastructureTemplateId"],
+            url=entry["url"],
+            environments=tuple(entry["environments"]) if "environments" in entry else None,
+            timeout=float(entry.get("timeout", DEFAULT_ADAPTER_TIMEOUT)),
+        )
+        for entry in value.get("adapters", [])
+    ]
+    errors = _overlap_errors(document, adapters)
+    if errors:
+        raise InputErrors(errors)
+    folders = [(file.parent / folder).resolve() for folder in value.get("policies", [])]
+    return ServerConfig(adapters=adapters, policy_folders=folders, file=path)
+
+
+def _schema_errors(document: YamlDocument) -> list[InputError]:
+    validator = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
+    errors = []
+    for error in sorted(validator.iter_errors(document.value), key=lambda e: list(map(str, e.absolute_path))):
+        path = tuple(error.absolute_path)
+        where = ".".join(str(part) for part in path) or "configuration"
+        if error.validator == "required":
+            missing = error.message.split("'")[1]
+            message = f"{where}: '{missing}' is required"
+        elif error.validator == "additionalProperties":
+            unexpected = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            allowed = ", ".join(error.schema.get("properties", {}))
+            message = f"{where}: unknown key {', '.join(repr(key) for key in unexpected)} (known keys: {allowed})"
+        elif error.validator == "pattern" and path and path[-1] == "url":
+            message = f"{where}: {error.instance!r} is not an http(s) URL"
+        else:
+            message = f"{where}: {error.message}"
+        errors.append(InputError(message, document.position(path)))
+    return errors
+
+
+def _overlap_errors(document: YamlDocument, adapters: list[AdapterSettings]) -> list[InputError]:
+    errors = []
+    for index, adapter in enumerate(adapters):
+        for earlier_index, earlier in enumerate(adapters[:index]):
+            if earlier.infrastructure_template_id != adapter.infrastructure_template_id:
+                continue
+            # An adapter for named environments may refine one for every environment; two of a kind may not.
+            if earlier.environments is None and adapter.environments is None:
+                overlap = {"every environment"}
+            elif earlier.environments is None or adapter.environments is None:
+                continue
+            else:
+                overlap = set(earlier.environments) & set(adapter.environments)
+            if overlap:
+                errors.append(InputError(
+                    f"adapters.{index}: a second adapter for '{adapter.infrastructure_template_id}' in "
+                    f"{', '.join(sorted(overlap))} (the first is adapters.{earlier_index}); give each one "
+                    "distinct environments",
+                    document.position(("adapters", index)),
+                ))
+    return errors

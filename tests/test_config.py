@@ -1,0 +1,98 @@
+"""The server configuration file: loading, defaults, and mistakes named by file, line and field."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import AdapterSettings, ServerConfig, config_path, load_config
+from bot.errors import InputErrors
+
+GOOD = """\
+adapters:
+  - infrastructureTemplateId: urn:dmb:itm:sqlite-storage-provisioner:0
+    url: http://127.0.0.1:8091/datamesh.specificprovisioner
+    timeout: 30
+  - infrastructureTemplateId: urn:dmb:itm:sqlite-storage-provisioner:0
+    url: https://prod-adapter.example.com/datamesh.specificprovisioner
+    environments: [production]
+policies: [governance]
+"""
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "meshbot.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def errors_of(path: str) -> list[str]:
+    with pytest.raises(InputErrors) as raised:
+        load_config(path)
+    return [str(error) for error in raised.value.errors]
+
+
+def test_no_file_means_defaults():
+    assert load_config(None) == ServerConfig()
+
+
+def test_good_file(tmp_path):
+    path = write(tmp_path, GOOD)
+    config = load_config(path)
+    assert config.adapters == [
+        AdapterSettings("urn:dmb:itm:sqlite-storage-provisioner:0",
+                        "http://127.0.0.1:8091/datamesh.specificprovisioner", None, 30.0),
+        AdapterSettings("urn:dmb:itm:sqlite-storage-provisioner:0",
+                        "https://prod-adapter.example.com/datamesh.specificprovisioner", ("production",), 600.0),
+    ]
+    assert config.policy_folders == [(tmp_path / "governance").resolve()]
+    assert config.file == path
+
+
+def test_config_path_prefers_the_flag_then_the_environment(monkeypatch):
+    monkeypatch.setenv("MESHBOT_CONFIG", "/etc/meshbot.yaml")
+    assert config_path("x.yaml") == "x.yaml"
+    assert config_path(None) == "/etc/meshbot.yaml"
+    monkeypatch.delenv("MESHBOT_CONFIG")
+    assert config_path(None) is None
+
+
+def test_unknown_key_is_named_with_the_known_ones(tmp_path):
+    path = write(tmp_path, GOOD + "adaptors: []\n")
+    assert errors_of(path) == [f"{path}:1:1: configuration: unknown key 'adaptors' (known keys: adapters, policies)"]
+
+
+def test_adapter_mistakes_point_at_their_line(tmp_path):
+    text = ("adapters:\n  - infrastructureTemplateId: a\n    url: ftp://x\n    timeout: -1\n"
+            "  - url: http://x\n")
+    path = write(tmp_path, text)
+    assert errors_of(path) == [
+        f"{path}:4:14: adapters.0.timeout: -1 is less than or equal to the minimum of 0",
+        f"{path}:3:10: adapters.0.url: 'ftp://x' is not an http(s) URL",
+        f"{path}:5:5: adapters.1: 'infrastructureTemplateId' is required",
+    ]
+
+
+def test_two_adapters_for_the_same_template_and_environment(tmp_path):
+    text = GOOD + ("  - infrastructureTemplateId: urn:dmb:itm:sqlite-storage-provisioner:0\n"
+                   "    url: http://other\n    environments: [qa, production]\n")
+    text = text.replace("policies: [governance]\n", "") + "policies: []\n"
+    path = write(tmp_path, text)
+    assert errors_of(path) == [
+        f"{path}:8:5: adapters.2: a second adapter for 'urn:dmb:itm:sqlite-storage-provisioner:0' in production "
+        "(the first is adapters.1); give each one distinct environments"
+    ]
+
+
+def test_two_catch_all_adapters_for_one_template(tmp_path):
+    text = "adapters:\n  - {infrastructureTemplateId: a, url: 'http://x'}\n  - {infrastructureTemplateId: a, url: 'http://y'}\n"
+    path = write(tmp_path, text)
+    assert "in every environment" in errors_of(path)[0]
+
+
+def test_missing_file(tmp_path):
+    assert errors_of(str(tmp_path / "nope.yaml")) == [f"{tmp_path / 'nope.yaml'}: configuration file not found"]
+
+
+def test_malformed_yaml(tmp_path):
+    path = write(tmp_path, "adapters: [\n")
+    assert errors_of(path)[0].startswith(f"{path}:2:1: malformed YAML")
