@@ -51,5 +51,6 @@ def test_unresolved_components_are_reported_with_their_position():
 
 
 def test_all_resolved_means_no_errors():
-    descriptor = descriptor_of({"raw": component("raw", "storage", f"version: 1.0.0\ninfrastructureTemplateId: {STORAGE}\n")})
+    mesh = f"version: 1.0.0\ninfrastructureTemplateId: {STORAGE}\n"
+    descriptor = descriptor_of({"raw": component("raw", "storage", mesh)})
     assert AdapterRegistry([CATCH_ALL]).unresolved(descriptor) == []
