@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from bot import __version__
 from bot.assembly import DEFAULT_ENVIRONMENT, assemble
+from bot.config import config_path, load_config
 from bot.descriptor import Descriptor
 from bot.errors import InputError, InputErrors, SourcePosition
 from bot.files import MAX_FILE_BYTES, DirectoryReader
@@ -62,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_path_and_env(check)
     check.add_argument("--policies", metavar="DIR", action="append", default=[],
                        help="a folder of policy files added to the built-in policies (repeatable)")
+    check.add_argument("--config", metavar="FILE",
+                       help="the server configuration (default: $MESHBOT_CONFIG); its policy folders are added")
     check.add_argument("--previous", metavar="FILE",
                        help="the previously deployed descriptor (YAML or JSON), for breaking-change checks")
     check.add_argument("--format", choices=("text", "json", "markdown"), default="text")
@@ -110,7 +113,8 @@ def _check_command(arguments: argparse.Namespace) -> int:
     errors: list[InputError] = []
     policies, descriptor, previous = [], None, None
     try:
-        policies = load_policies(arguments.policies)
+        config = load_config(config_path(arguments.config))
+        policies = load_policies([*config.policy_folders, *arguments.policies])
     except InputErrors as invalid:
         errors.extend(invalid.errors)
     try:

@@ -195,3 +195,22 @@ def test_version(flag, capsys):
         main([flag])
     assert exited.value.code == 0
     assert capsys.readouterr().out.startswith("meshbot ")
+
+
+def test_config_policy_folders_are_added(tmp_path, capsys, monkeypatch):
+    policies = tmp_path / "governance"
+    policies.mkdir()
+    (policies / "p.yaml").write_text("id: needs-slack\ndescription: a slack channel\ntarget: dataproduct\n"
+                                     "severity: error\nstatus: enabled\nschema: {required: [slack]}\n")
+    (tmp_path / "meshbot.yaml").write_text("policies: [governance]\n")
+    monkeypatch.setenv("MESHBOT_CONFIG", str(tmp_path / "meshbot.yaml"))
+    assert main(["check", EXAMPLE, "--format", "json"]) == 1
+    assert "needs-slack" in {r["policy"] for r in json.loads(capsys.readouterr().out)["results"]}
+
+
+def test_invalid_config_exits_two(tmp_path, capsys):
+    (tmp_path / "meshbot.yaml").write_text("polices: []\n")
+    assert main(["check", EXAMPLE, "--config", str(tmp_path / "meshbot.yaml")]) == 2
+    assert capsys.readouterr().err == (
+        f"{tmp_path / 'meshbot.yaml'}:1:1: configuration: unknown key 'polices' (known keys: adapters, policies)\n"
+    )
