@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
 from adapters.model import AdapterResult, Outcome, ReverseProvisioningResult, ValidationOutcome
 
@@ -87,7 +87,7 @@ class TechAdapterClient:
                 info = status.get("info")
                 result = info.get("publicInfo") if isinstance(info, dict) else status.get("result")
                 if not isinstance(result, dict):
-                    raise _Failed("the validation status has no result (expected info.publicInfo)")
+                    raise _Failed("the validation status has no result (expected info.publicInfo)", http_status=200)
                 return _validation_from(result)
             if response.status_code == 200:
                 return _validation_from(_json_object(response, "/v2/validate"))
@@ -161,6 +161,8 @@ class TechAdapterClient:
             try:
                 response = self.session.post(url, json=body, timeout=(min(5.0, read_timeout), read_timeout))
             except requests.ConnectionError as error:
+                if error.args and isinstance(error.args[0], ReadTimeoutError):  # the body stalled: requests says so
+                    raise _Failed(f"the tech adapter at {url} did not answer within {read_timeout:.3g} s") from None
                 if not _never_connected(error):
                     raise _Failed(f"the connection to the tech adapter at {url} broke after the request was "
                                   f"sent ({_reason(error)}); not retried, since the adapter may have acted on "
@@ -170,7 +172,7 @@ class TechAdapterClient:
                     attempt += 1
                     continue
                 raise _Failed(f"cannot connect to the tech adapter at {url} ({_reason(error)}) after "
-                              f"{attempt + 1} attempts") from None
+                              f"{attempt + 1} attempt{'s' if attempt else ''}") from None
             except requests.Timeout:
                 raise _Failed(f"the tech adapter at {url} did not answer within {read_timeout:.3g} s") from None
             except requests.RequestException as error:
@@ -193,7 +195,8 @@ class TechAdapterClient:
             try:
                 response = self.session.get(url, timeout=(min(5.0, read_timeout), read_timeout))
             except requests.RequestException as error:
-                last_problem = f"last poll failed: {_reason(error)}"
+                if self._clock() < deadline:  # a poll the deadline cut short says nothing new about the adapter
+                    last_problem = f"last poll failed: {_reason(error)}"
             else:
                 if response.status_code == 200:
                     status = _json_object(response, path)
@@ -275,6 +278,8 @@ def _token(response: requests.Response, path: str) -> str:
         pass
     if isinstance(token, dict):
         token = token.get("token")
+    elif isinstance(token, int | float) and not isinstance(token, bool):  # a plain-text token of digits
+        token = text
     if not isinstance(token, str) or not token.strip() or any(char.isspace() for char in token.strip()):
         raise _Failed(f"{path} answered 202 without a usable task token: {_excerpt(response.text)}", http_status=202)
     return token.strip()
@@ -302,29 +307,43 @@ def _user_message(body: dict[str, Any], fallback: str) -> str:
     for key in ("userMessage", "error"):
         if isinstance(body.get(key), str) and body[key].strip():
             return body[key].strip()
-    errors = [str(error) for error in body.get("errors") or [] if str(error).strip()]
+    errors = [error for error in _strings(body.get("errors")) if error.strip()]
     return "; ".join(errors) if errors else fallback
 
 
 def _error_details(body: dict[str, Any]) -> list[str]:
     details: list[str] = []
-    errors = body.get("errors")
-    if isinstance(errors, list) and isinstance(body.get("userMessage"), str):
-        details.extend(f"error: {error}" for error in errors)
+    if isinstance(body.get("userMessage"), str):
+        details.extend(f"error: {error}" for error in _strings(body.get("errors")))
     if isinstance(body.get("inputErrorField"), str):
         details.append(f"field: {body['inputErrorField']}")
     if isinstance(body.get("input"), str):
         details.append(f"input: {_excerpt(body['input'])}")
     more = body.get("moreInfo")
     if isinstance(more, dict):
-        details.extend(f"problem: {problem}" for problem in more.get("problems") or [])
-        details.extend(f"solution: {solution}" for solution in more.get("solutions") or [])
+        details.extend(f"problem: {problem}" for problem in _strings(more.get("problems")))
+        details.extend(f"solution: {solution}" for solution in _strings(more.get("solutions")))
     return details
+
+
+def _strings(value: Any) -> list[str]:
+    """The items of a list as text, a lone string as one item, anything else as none."""
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    return [value] if isinstance(value, str) else []
 
 
 def _logs(body: dict[str, Any]) -> list[dict[str, Any]]:
     logs = body.get("logs")
     return [entry for entry in logs if isinstance(entry, dict)] if isinstance(logs, list) else []
+
+
+def _error_messages(logs: list[dict[str, Any]]) -> list[str]:
+    """The messages of the ERROR log entries, in order."""
+    return [
+        str(entry["message"]) for entry in logs
+        if str(entry.get("level", "")).upper() == "ERROR" and entry.get("message") not in (None, "")
+    ]
 
 
 def _provisioning_result(status: dict[str, Any], http_status: int) -> AdapterResult:
@@ -336,7 +355,7 @@ def _provisioning_result(status: dict[str, Any], http_status: int) -> AdapterRes
         return AdapterResult(outcome=Outcome.COMPLETED, message=result or "completed", info=info, logs=logs,
                              http_status=http_status)
     if state == "FAILED":
-        errors = [str(entry.get("message")) for entry in logs if str(entry.get("level", "")).upper() == "ERROR"]
+        errors = _error_messages(logs)
         message = result or (errors[-1] if errors else "the adapter reported FAILED without a message")
         return AdapterResult(outcome=Outcome.FAILED, message=message, info=info, logs=logs, http_status=http_status)
     raise _Failed(f"the adapter answered without a valid status: {_excerpt(json.dumps(status))}",
@@ -345,7 +364,7 @@ def _provisioning_result(status: dict[str, Any], http_status: int) -> AdapterRes
 
 def _validation_from(body: dict[str, Any]) -> ValidationOutcome:
     if not isinstance(body.get("valid"), bool):
-        raise _Failed(f"the validation answer has no boolean 'valid': {_excerpt(json.dumps(body))}")
+        raise _Failed(f"the validation answer has no boolean 'valid': {_excerpt(json.dumps(body))}", http_status=200)
     error = body.get("error")
     errors = error.get("errors") if isinstance(error, dict) else None
     messages = [str(item) for item in errors] if isinstance(errors, list) else []
@@ -367,7 +386,7 @@ def _reverse_result_from(body: dict[str, Any], http_status: int) -> ReverseProvi
             raise _Failed("the reverse provisioning completed without an 'updates' object", http_status=http_status)
         return ReverseProvisioningResult(outcome=Outcome.COMPLETED, updates=updates, logs=logs, message="completed")
     if state == "FAILED":
-        errors = [str(entry.get("message")) for entry in logs if str(entry.get("level", "")).upper() == "ERROR"]
+        errors = _error_messages(logs)
         return ReverseProvisioningResult(outcome=Outcome.FAILED, logs=logs,
                                          message=errors[-1] if errors else "the adapter reported FAILED")
     raise _Failed(f"the reverse provisioning answer has no valid status: {_excerpt(json.dumps(body))}",
