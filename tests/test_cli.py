@@ -47,7 +47,7 @@ def test_descriptor_prints_yaml_for_the_environment(capsys):
 def test_descriptor_defaults_to_development(capsys):
     assert main(["descriptor", EXAMPLE]) == 0
     output = capsys.readouterr().out
-    assert "environment: development\n" in output and "viewName: daily_cashflow\n" in output
+    assert "environment: development\n" in output and "viewName: daily_cashflow_v\n" in output
 
 
 def test_check_json_shape(capsys):
