@@ -61,42 +61,11 @@ class TechAdapterClient:
 
     def validate(self, request: dict[str, Any]) -> ValidationOutcome:
         """POST /v1/validate: whether the adapter accepts the provisioning request."""
-        try:
-            deadline = self._clock() + self.timeout
-            response = self._post("/v1/validate", request, deadline)
-            if response.status_code == 200:
-                return _validation_from(_json_object(response, "/v1/validate"))
-            raise _error_from(response, "/v1/validate")
-        except _Failed as failed:
-            return _unreachable_validation(failed)
-        except Exception as unexpected:  # the contract: nothing raises to the caller
-            return ValidationOutcome(valid=False, message=f"validation could not run: {unexpected!r}",
-                                     reachable=False)
+        return self._validation(self._validate_v1, request)
 
     def validate_async(self, request: dict[str, Any]) -> ValidationOutcome:
         """POST /v2/validate, then poll its status until the validation result is there."""
-        try:
-            deadline = self._clock() + self.timeout
-            response = self._post("/v2/validate", request, deadline)
-            if response.status_code == 202:
-                token = _token(response, "/v2/validate")
-                status = self._poll(f"/v2/validate/{quote(token, safe='')}/status", deadline, token)
-                if status.get("status") == "FAILED":
-                    return ValidationOutcome(valid=False, message="the adapter's validation task FAILED")
-                # 2.2.0 puts the result in info.publicInfo; older adapters in result.
-                info = status.get("info")
-                result = info.get("publicInfo") if isinstance(info, dict) else status.get("result")
-                if not isinstance(result, dict):
-                    raise _Failed("the validation status has no result (expected info.publicInfo)", http_status=200)
-                return _validation_from(result)
-            if response.status_code == 200:
-                return _validation_from(_json_object(response, "/v2/validate"))
-            raise _error_from(response, "/v2/validate")
-        except _Failed as failed:
-            return _unreachable_validation(failed)
-        except Exception as unexpected:  # the contract: nothing raises to the caller
-            return ValidationOutcome(valid=False, message=f"validation could not run: {unexpected!r}",
-                                     reachable=False)
+        return self._validation(self._validate_v2, request)
 
     def provision(self, request: dict[str, Any]) -> AdapterResult:
         """POST /v1/provision and, on 202, poll /v1/provision/{token}/status."""
@@ -130,6 +99,40 @@ class TechAdapterClient:
             return ReverseProvisioningResult(outcome=Outcome.FAILED, message=f"unexpected client error: {unexpected!r}")
 
     # ------------------------------------------------------------------ plumbing
+
+    def _validation(
+        self, call: Callable[[dict[str, Any], float], ValidationOutcome], request: dict[str, Any]
+    ) -> ValidationOutcome:
+        try:
+            return call(request, self._clock() + self.timeout)
+        except _Failed as failed:
+            return _unreachable_validation(failed)
+        except Exception as unexpected:  # the contract: nothing raises to the caller
+            return ValidationOutcome(valid=False, message=f"validation could not run: {unexpected!r}",
+                                     reachable=False)
+
+    def _validate_v1(self, request: dict[str, Any], deadline: float) -> ValidationOutcome:
+        response = self._post("/v1/validate", request, deadline)
+        if response.status_code == 200:
+            return _validation_from(_json_object(response, "/v1/validate"))
+        raise _error_from(response, "/v1/validate")
+
+    def _validate_v2(self, request: dict[str, Any], deadline: float) -> ValidationOutcome:
+        response = self._post("/v2/validate", request, deadline)
+        if response.status_code == 200:
+            return _validation_from(_json_object(response, "/v2/validate"))
+        if response.status_code != 202:
+            raise _error_from(response, "/v2/validate")
+        token = _token(response, "/v2/validate")
+        status = self._poll(f"/v2/validate/{quote(token, safe='')}/status", deadline, token)
+        if status.get("status") == "FAILED":
+            return ValidationOutcome(valid=False, message="the adapter's validation task FAILED")
+        # 2.2.0 puts the result in info.publicInfo; older adapters in result.
+        info = status.get("info")
+        result = info.get("publicInfo") if isinstance(info, dict) else status.get("result")
+        if not isinstance(result, dict):
+            raise _Failed("the validation status has no result (expected info.publicInfo)", http_status=200)
+        return _validation_from(result)
 
     def _provisioning(self, path: str, body: dict[str, Any]) -> AdapterResult:
         try:

@@ -4,38 +4,23 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.descriptor import Descriptor
 from bot.errors import SourcePosition
-from bot.yamlsafe import load_single
 from policies.engine import evaluate
 from policies.loader import BUILTIN_DIRECTORY, load_policy_file
 from policies.model import PolicyResult, Severity, Status, Target
+from tests.descriptor_fixtures import FIXTURES, load_descriptor
 
-FIXTURES = Path(__file__).parent / "fixtures" / "descriptors"
 POLICY = load_policy_file(BUILTIN_DIRECTORY / "data-product-specification.yaml")
 
 # Component indexes in snowflake-valid.yaml.
 STORAGE, AIRBYTE, OUTPUT_PORT, OBSERVABILITY = 0, 1, 3, 5
 
 Change = Callable[[dict[str, Any]], Any]
-
-
-@cache
-def load_descriptor(name: str) -> Descriptor:
-    """A fixture descriptor, with the file position of every value as assembly would record it.
-
-    Loaded once per test session: tests never change it in place, they change a deep copy.
-    """
-    document = load_single((FIXTURES / name).read_bytes(), name)
-    assert document is not None
-    sources = {path: SourcePosition(name, line, column) for path, (line, column) in document.positions.items()}
-    return Descriptor(data=document.value, environment="development", sources=sources)
 
 
 def check(descriptor: Descriptor) -> PolicyResult:

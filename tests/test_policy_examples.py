@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -14,29 +13,16 @@ import pytest
 
 from bot.descriptor import Descriptor
 from bot.errors import SourcePosition
-from bot.yamlsafe import load_single
 from policies.engine import evaluate
 from policies.loader import BUILTIN_DIRECTORY, EXAMPLES_DIRECTORY, load_policies, load_policy_file
 from policies.model import Policy, PolicyResult, Severity, Status, Target
+from tests.descriptor_fixtures import FIXTURES, load_descriptor
 
-FIXTURES = Path(__file__).parent / "fixtures" / "descriptors"
 POLICY_FILES = sorted([*BUILTIN_DIRECTORY.glob("*.yaml"), *EXAMPLES_DIRECTORY.glob("*.yaml")])
 EXAMPLE_FILES = sorted(EXAMPLES_DIRECTORY.glob("*.yaml"))
 
 # Component indexes in snowflake-valid.yaml and technology-invalid.yaml.
 STORAGE, AIRBYTE, DBT, OUTPUT_PORT, AIRFLOW = 0, 1, 2, 3, 4
-
-
-@cache
-def load_descriptor(name: str) -> Descriptor:
-    """A fixture descriptor, with the file position of every value as assembly would record it.
-
-    Loaded once per test session: tests never change it in place, they change a deep copy.
-    """
-    document = load_single((FIXTURES / name).read_bytes(), name)
-    assert document is not None
-    sources = {path: SourcePosition(name, line, column) for path, (line, column) in document.positions.items()}
-    return Descriptor(data=document.value, environment="development", sources=sources)
 
 
 def with_data(descriptor: Descriptor, data: dict[str, Any]) -> Descriptor:
