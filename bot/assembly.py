@@ -22,17 +22,21 @@ ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DATA_PRODUCT_PREFIX = "urn:dmb:dp:"
 COMPONENT_PREFIX = "urn:dmb:cmp:"
 # Fields meshbot derives and puts first, in this order; the rest of spec.mesh keeps the author's order.
+_MESH = ("spec", "mesh")
 HEAD_FIELDS = ("id", "name", "fullyQualifiedName", "description", "kind", "domain", "domainId", "version",
                "environment")
 
 
 @dataclass(slots=True)
 class _Part:
-    """An entity's spec.mesh after environment overrides, with positions relative to spec.mesh."""
+    """An entity's spec.mesh after environment overrides, with positions relative to spec.mesh.
+
+    positions is None when nothing was overridden: the entity's own document then holds them all.
+    """
 
     entity: Entity
     mesh: dict[str, Any]
-    positions: dict[DataPath, SourcePosition]
+    positions: dict[DataPath, SourcePosition] | None
 
 
 def assemble(
@@ -162,14 +166,15 @@ def _part(
     if not isinstance(mesh, dict):
         errors.append(InputError("spec.mesh must be a mapping", entity.position("spec", "mesh")))
         mesh = {}
-    positions = {path: SourcePosition(entity.file, *where) for path, where in mesh_positions(entity).items()}
     override = _override(entity, environment, errors, listings, shares_folder)
-    if override is not None:
-        override_positions, values = override
-        label = _override_label(entity, environment)
-        mesh, positions = deep_merge(
-            mesh, positions, values, {path: SourcePosition(label, *where) for path, where in override_positions.items()}
-        )
+    if override is None:
+        return _Part(entity=entity, mesh=mesh, positions=None)
+    positions = {path: SourcePosition(entity.file, *where) for path, where in mesh_positions(entity).items()}
+    override_positions, values = override
+    label = _override_label(entity, environment)
+    mesh, positions = deep_merge(
+        mesh, positions, values, {path: SourcePosition(label, *where) for path, where in override_positions.items()}
+    )
     return _Part(entity=entity, mesh=mesh, positions=positions)
 
 
@@ -231,11 +236,15 @@ def _build(system: _Part, components: list[_Part], environment: str) -> Descript
 
 
 def _record(part: _Part, prefix: DataPath, sources: dict[DataPath, SourcePosition]) -> None:
-    if prefix:
+    if part.positions is not None:
         for path, position in part.positions.items():
             sources[prefix + path] = position
-    else:
-        sources.update(part.positions)
+        return
+    # One pass over the entity's document: the common case, and the hot loop of large repositories.
+    file = part.entity.file
+    for path, (line, column) in part.entity.document.positions.items():
+        if path[:2] == _MESH:
+            sources[prefix + path[2:]] = SourcePosition(file, line, column)
 
 
 def _data_product_fields(part: _Part, environment: str, sources: dict[DataPath, SourcePosition]) -> dict[str, Any]:
