@@ -35,6 +35,17 @@ class AdapterRegistry:
             self._clients[adapter] = TechAdapterClient(adapter.url, timeout=adapter.timeout)
         return self._clients[adapter]
 
+    def resolve_all(self, descriptor: Descriptor) -> dict[str, tuple[str, float]]:
+        """(url, timeout) of the adapter of every task that has one, by task id (see unresolved for the rest)."""
+        resolved = {}
+        resources = ([descriptor.data] if descriptor.data.get("infrastructureTemplateId") else []) + descriptor.components
+        for resource in resources:
+            template = resource.get("infrastructureTemplateId")
+            adapter = self.find(template, descriptor.environment) if isinstance(template, str) else None
+            if adapter is not None:
+                resolved[str(resource.get("id"))] = (adapter.url, adapter.timeout)
+        return resolved
+
     def unresolved(self, descriptor: Descriptor) -> list[InputError]:
         """Every task of the descriptor that no configured adapter serves, reported before anything runs."""
         environment = descriptor.environment

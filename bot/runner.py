@@ -1,0 +1,343 @@
+"""The deploy engine on RQ: request a deployment, then jobs validate, run each task of the plan, and finish.
+
+Every task job allows its dependencies to fail and decides itself: when an upstream task did not
+complete, it records SKIPPED without calling any adapter. So every job of a deployment always runs to
+its end, the final job always runs, and no deferred job is ever left behind in Redis.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import networkx as nx
+import redis
+import requests
+from rq import Callback, Queue, Retry
+from rq.job import Dependency
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from adapters.client import TechAdapterClient
+from adapters.model import AdapterResult
+from adapters.payloads import component_request, data_product_request
+from bot.deployment import (
+    DeploymentState,
+    Operation,
+    TaskState,
+    component_state_after,
+    deployment_outcome,
+    product_status,
+)
+from bot.descriptor import Descriptor
+from bot.locks import Locks
+from bot.plan import build_plan
+from bot.store import Deployment, PlannedTask, Store, new_deployment_id, now_iso
+
+QUEUE_NAME = "meshbot"
+JOB_MARGIN_SECONDS = 60  # an RQ job may run this much longer than its adapter's own deadline
+FINAL_JOB_TIMEOUT = 300
+
+
+def queue(connection: redis.Redis) -> Queue:
+    """meshbot's RQ queue (JSON job arguments: ids and plain data only)."""
+    return Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+
+
+def planned_tasks(
+    descriptor: Descriptor, operation: Operation, adapters: dict[str, tuple[str, float]]
+) -> list[PlannedTask]:
+    """The plan's tasks, dependencies reversed for an undeploy, each with the adapter that will run it."""
+    plan = build_plan(descriptor)
+    tasks = []
+    for task in plan.tasks:
+        if operation is Operation.DEPLOY:
+            depends_on = list(task.depends_on)
+        else:  # dependents first, the data product last
+            depends_on = sorted(plan.graph.successors(task.id))
+        url, timeout = adapters.get(task.id, (None, 600.0))
+        tasks.append(PlannedTask(id=task.id, kind=task.kind, depends_on=depends_on, adapter_url=url,
+                                 adapter_timeout=timeout))
+    return tasks
+
+
+def request_deployment(
+    connection: redis.Redis,
+    descriptor: Descriptor,
+    operation: Operation,
+    adapters: dict[str, tuple[str, float]],
+    started_by: str,
+    *,
+    remove_data: bool = False,
+    marketplace: list[str] | None = None,
+    history: int = 50,
+) -> tuple[str, int]:
+    """Record a deployment and queue it behind any other of the same data product and environment.
+
+    Returns its id and how many deployments wait before it (0 when it started at once).
+    """
+    deployment = Deployment(
+        id=new_deployment_id(), data_product=descriptor.id, environment=descriptor.environment,
+        version=str(descriptor.data.get("version", "")), operation=operation, descriptor=descriptor.data,
+        tasks=planned_tasks(descriptor, operation, adapters), started_by=started_by, remove_data=remove_data,
+        marketplace=list(marketplace or []), history=history,
+    )
+    store, locks = Store(connection), Locks(connection)
+    store.create(deployment)
+    ahead = locks.enqueue(deployment.data_product, deployment.environment, deployment.id)
+    holder = locks.holder(deployment.data_product, deployment.environment)
+    start_next(connection, deployment.data_product, deployment.environment)
+    return deployment.id, ahead + (1 if holder else 0)
+
+
+def start_next(connection: redis.Redis, data_product: str, environment: str) -> str | None:
+    """If the data product's lock is free, give it to the first waiting deployment and start that one."""
+    deployment_id = Locks(connection).take_next(data_product, environment)
+    if deployment_id is None:
+        return None
+    Store(connection).set_state(deployment_id, DeploymentState.VALIDATING)
+    queue(connection).enqueue(
+        "bot.runner.prepare", deployment_id, job_id=f"meshbot-{deployment_id}-prepare",
+        job_timeout=FINAL_JOB_TIMEOUT, retry=Retry(max=2), on_failure=Callback("bot.runner.on_prepare_failure"),
+        result_ttl=600, failure_ttl=86400,
+    )
+    return deployment_id
+
+
+def _connection() -> redis.Redis:
+    from rq import get_current_job
+
+    job = get_current_job()
+    assert job is not None, "meshbot jobs run on RQ workers"
+    return job.connection
+
+
+# ---------------------------------------------------------------------- jobs
+
+
+def prepare(deployment_id: str) -> str:
+    """Job: ask every task's adapter to validate; then enqueue the task jobs and the final job."""
+    connection = _connection()
+    store = Store(connection)
+    deployment = store.load(deployment_id)
+    if deployment is None:
+        return "unknown deployment"
+    problems = _validation_problems(deployment)
+    if problems:
+        store.set_state(deployment_id, DeploymentState.REFUSED,
+                        "the tech adapters refused the descriptor; nothing was provisioned: " + "; ".join(problems))
+        _release(connection, deployment)
+        return "refused"
+    store.set_state(deployment_id, DeploymentState.IN_PROGRESS)
+    store.set_product(deployment.data_product, deployment.environment, status="IN_PROGRESS",
+                      deployment=deployment_id)
+    _enqueue_tasks(connection, deployment)
+    return "started"
+
+
+def _validation_problems(deployment: Deployment) -> list[str]:
+    if deployment.operation is Operation.UNDEPLOY:
+        return []  # what exists must be removable even if today's adapter would refuse to create it
+    to_validate = [task for task in deployment.tasks if task.adapter_url]
+
+    def validate(task: PlannedTask) -> str | None:
+        client = TechAdapterClient(task.adapter_url or "", timeout=task.adapter_timeout)
+        outcome = client.validate(_request(deployment, task))
+        if outcome.valid:
+            return None
+        return f"{task.id}: {outcome.message}"
+
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(to_validate)))) as pool:
+        return [problem for problem in pool.map(validate, to_validate) if problem]
+
+
+def _enqueue_tasks(connection: redis.Redis, deployment: Deployment) -> None:
+    rq_queue = queue(connection)
+    graph = nx.DiGraph()
+    for task in deployment.tasks:
+        graph.add_node(task.id)
+        graph.add_edges_from((dependency, task.id) for dependency in task.depends_on)
+    job_ids = {task.id: f"meshbot-{deployment.id}-{index}" for index, task in enumerate(deployment.tasks)}
+    for task_id in nx.topological_sort(graph):
+        task = deployment.task(task_id)
+        rq_queue.enqueue(
+            "bot.runner.run_task", deployment.id, task.id,
+            job_id=job_ids[task.id],
+            depends_on=_after([job_ids[dependency] for dependency in task.depends_on]),
+            job_timeout=int(task.adapter_timeout) + JOB_MARGIN_SECONDS,
+            # Adapters must make provision and unprovision idempotent, so a task whose worker died is retried once.
+            retry=Retry(max=1),
+            on_failure=Callback("bot.runner.on_task_failure"),
+            result_ttl=600, failure_ttl=86400,
+        )
+    rq_queue.enqueue(
+        "bot.runner.finish", deployment.id, job_id=f"meshbot-{deployment.id}-finish",
+        depends_on=_after(list(job_ids.values())),
+        job_timeout=FINAL_JOB_TIMEOUT, retry=Retry(max=3), result_ttl=600, failure_ttl=86400,
+    )
+
+
+def _after(job_ids: list[str]) -> Dependency | None:
+    """Run after these jobs however they ended: the job itself decides what their outcome means."""
+    return Dependency(jobs=job_ids, allow_failure=True) if job_ids else None
+
+
+def run_task(deployment_id: str, task_id: str) -> str:
+    """Job: run one task through its adapter, unless an upstream task did not complete or the lease was lost."""
+    connection = _connection()
+    store = Store(connection)
+    deployment = store.load(deployment_id)
+    if deployment is None:
+        return "unknown deployment"
+    task = deployment.task(task_id)
+    states = store.task_states(deployment_id)
+    if states.get(task_id, {}).get("state") in (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED):
+        return "already done"
+    blocked = [dep for dep in task.depends_on if states.get(dep, {}).get("state") != TaskState.COMPLETED]
+    if blocked:
+        reasons = ", ".join(f"{dep} {states.get(dep, {}).get('state', 'PENDING')}" for dep in blocked)
+        store.update_task(deployment_id, task_id, state=TaskState.SKIPPED, finishedAt=now_iso(),
+                          message=f"not started: {reasons}")
+        return "skipped"
+    locks = Locks(connection)
+    if not locks.renew(deployment.data_product, deployment.environment, deployment_id):
+        store.update_task(deployment_id, task_id, state=TaskState.SKIPPED, finishedAt=now_iso(),
+                          message="not started: the deployment lost its lease (no worker renewed it in time)")
+        return "lease lost"
+    attempts = int(states.get(task_id, {}).get("attempts", 0)) + 1
+    previous = states.get(task_id, {})
+    note = ""
+    if previous.get("state") == TaskState.RUNNING:
+        note = f" (attempt {attempts}; before: {str(previous.get('message', '')).removesuffix('; retrying')})"
+    store.update_task(deployment_id, task_id, state=TaskState.RUNNING, startedAt=now_iso(), attempts=attempts,
+                      message="running" + note)
+    result = _call_adapter(deployment, task)
+    store.update_task(
+        deployment_id, task_id, state=TaskState.COMPLETED if result.ok else TaskState.FAILED, finishedAt=now_iso(),
+        message=result.message + note, info=result.info, logs=result.logs, details=result.details,
+    )
+    return str(result.outcome)
+
+
+def _call_adapter(deployment: Deployment, task: PlannedTask) -> AdapterResult:
+    if not task.adapter_url:
+        from adapters.model import Outcome
+
+        return AdapterResult(outcome=Outcome.FAILED, message="no tech adapter was resolved for this task")
+    client = TechAdapterClient(task.adapter_url, timeout=task.adapter_timeout)
+    request = _request(deployment, task)
+    return client.provision(request) if deployment.operation is Operation.DEPLOY else client.unprovision(request)
+
+
+def _request(deployment: Deployment, task: PlannedTask) -> dict[str, Any]:
+    if task.kind == "dataproduct":
+        return data_product_request(deployment.descriptor, deployment.remove_data)
+    return component_request(deployment.descriptor, task.id, deployment.remove_data)
+
+
+def finish(deployment_id: str) -> str:
+    """Job: compute the outcome from every task, record it, notify the marketplace, free the lock."""
+    connection = _connection()
+    store = Store(connection)
+    deployment = store.load(deployment_id)
+    if deployment is None:
+        return "unknown deployment"
+    if deployment.state.finished:
+        _release(connection, deployment)
+        return str(deployment.state)
+    states = store.task_states(deployment_id)
+    before = store.product(deployment.data_product, deployment.environment).get("components") or {}
+    components = {}
+    for task in deployment.tasks:
+        state = TaskState(states.get(task.id, {}).get("state", TaskState.PENDING))
+        if state is TaskState.PENDING:  # a task job that never ran: treat it as cut off
+            store.update_task(deployment_id, task.id, state=TaskState.SKIPPED, message="never ran")
+            state = TaskState.SKIPPED
+        components[task.id] = {
+            "status": component_state_after(deployment.operation, state, (before.get(task.id) or {}).get("status")),
+            "message": states.get(task.id, {}).get("message", ""),
+        }
+    status = product_status({task_id: entry["status"] for task_id, entry in components.items()})
+    message = _summary(states)
+    if status.value in ("DEPLOYED",) and deployment.marketplace:
+        failures = _notify_marketplace(deployment, states)
+        if failures:
+            status = product_status({}, corrupt=True)
+            message = "provisioned, but the marketplace notification failed: " + "; ".join(failures)
+    outcome = deployment_outcome(deployment.operation, status)
+    fields: dict[str, Any] = {"status": str(status), "version": deployment.version, "deployment": deployment_id,
+                              "components": components, "updatedAt": now_iso()}
+    if deployment.operation is Operation.DEPLOY and outcome is DeploymentState.DEPLOYED:
+        fields["descriptor"] = deployment.descriptor
+    store.set_product(deployment.data_product, deployment.environment, **fields)
+    store.set_state(deployment_id, outcome, message)
+    _release(connection, deployment)
+    return str(outcome)
+
+
+def _summary(states: dict[str, dict[str, Any]]) -> str:
+    counts: dict[str, int] = {}
+    for record in states.values():
+        counts[record.get("state", "PENDING")] = counts.get(record.get("state", "PENDING"), 0) + 1
+    failed = [f"{task_id}: {record.get('message', '')}" for task_id, record in states.items()
+              if record.get("state") == TaskState.FAILED]
+    text = ", ".join(f"{count} {state.lower()}" for state, count in sorted(counts.items()))
+    return text + ("; failed: " + "; ".join(failed) if failed else "")
+
+
+def _notify_marketplace(deployment: Deployment, states: dict[str, dict[str, Any]]) -> list[str]:
+    body: dict[str, Any] = {"dataProduct": deployment.data_product, "environment": deployment.environment,
+            "version": deployment.version, "deployment": deployment.id, "descriptor": deployment.descriptor,
+            "results": {task_id: {k: record.get(k) for k in ("state", "message", "info")}
+                        for task_id, record in states.items()}}
+    failures = []
+    for url in deployment.marketplace:
+        try:
+            response = requests.post(url, json=body, timeout=10)
+            if response.status_code >= 300:
+                failures.append(f"{url} answered HTTP {response.status_code}")
+        except requests.RequestException as error:
+            failures.append(f"{url}: {type(error).__name__}")
+    return failures
+
+
+def _release(connection: redis.Redis, deployment: Deployment) -> None:
+    Locks(connection).release(deployment.data_product, deployment.environment, deployment.id)
+    start_next(connection, deployment.data_product, deployment.environment)
+
+
+# ---------------------------------------------------------------------- failure callbacks
+
+
+def on_task_failure(job: Job, connection: redis.Redis, exc_type: Any, value: Any, traceback: Any) -> None:
+    """A task job crashed or its worker died: record why, so the final job counts it as FAILED."""
+    deployment_id, task_id = job.args[0], job.args[1]
+    died = exc_type.__name__ == "AbandonedJobError"
+    reason = "the worker running this task died" if died else f"the task crashed: {exc_type.__name__}: {value}"
+    if job.retries_left:
+        # RQ retries it next: leave it RUNNING so that the retry runs and says why.
+        Store(connection).update_task(deployment_id, task_id, message=f"{reason}; retrying")
+        return
+    Store(connection).update_task(deployment_id, task_id, state=TaskState.FAILED, finishedAt=now_iso(),
+                                  message=reason + (" (also on the retry)" if died else ""))
+
+
+def on_prepare_failure(job: Job, connection: redis.Redis, exc_type: Any, value: Any, traceback: Any) -> None:
+    """The validation job crashed or died: end the deployment (nothing was provisioned) and free the lock."""
+    store = Store(connection)
+    deployment = store.load(job.args[0])
+    if deployment is None or deployment.state.finished:
+        return
+    store.set_state(deployment.id, DeploymentState.REFUSED,
+                    f"validation could not run ({exc_type.__name__}); nothing was provisioned")
+    _release(connection, deployment)
+
+
+def task_view(store: Store, deployment_id: str) -> list[dict[str, Any]]:
+    """Each task with its state, for status and progress output."""
+    deployment = store.load(deployment_id)
+    states = store.task_states(deployment_id)
+    if deployment is None:
+        return []
+    return [{"id": task.id, "kind": task.kind, **states.get(task.id, {})} for task in deployment.tasks]
+

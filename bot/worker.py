@@ -1,0 +1,95 @@
+"""meshbot's RQ worker: jobs run in the worker process, heartbeats come from a thread, and a reaper
+notices dead workers within seconds, keeps the leases of running deployments, and starts queued ones."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import redis
+from rq import SimpleWorker
+from rq.job import Job
+from rq.queue import Queue
+from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from bot.locks import Locks
+from bot.runner import QUEUE_NAME, start_next
+from bot.store import PREFIX, Store
+
+HEARTBEAT_SECONDS = 1.0
+HEARTBEAT_TTL = 4  # seconds without a heartbeat before a job counts as abandoned
+REAPER_SECONDS = 1.0
+REAPER_LOCK = f"{PREFIX}:reaper"
+
+log = logging.getLogger("meshbot.worker")
+
+
+class MeshbotWorker(SimpleWorker):
+    """A SimpleWorker (no fork per job: low latency) that heartbeats while a job runs."""
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """Short: a worker that stops heartbeating is dead within seconds, not minutes."""
+        return HEARTBEAT_TTL
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run the job here, with a thread keeping its heartbeat and the worker's alive."""
+        execution = self.prepare_execution(job)
+        stop = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(job, execution, stop), daemon=True)
+        beat.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            stop.set()
+            beat.join()
+        self.set_state("idle")  # type: ignore[arg-type]
+
+    def _beat(self, job: Job, execution: Any, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except redis.RedisError:
+                log.warning("heartbeat for job %s failed; retrying", job.id)
+
+
+def reap_once(connection: redis.Redis) -> None:
+    """One round: fail or retry jobs whose worker died, renew leases of running deployments, start queued ones."""
+    if not connection.set(REAPER_LOCK, "1", nx=True, px=int(REAPER_SECONDS * 900)):
+        return  # another worker did this round
+    queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+    StartedJobRegistry(queue=queue).cleanup()
+    store, locks = Store(connection), Locks(connection)
+    for deployment_id in store.active():
+        deployment = store.load(deployment_id)
+        if deployment is not None:
+            locks.renew(deployment.data_product, deployment.environment, deployment_id)
+    for data_product, environment in locks.waiting_queues():
+        start_next(connection, data_product, environment)
+
+
+def start_reaper(connection: redis.Redis, stop: threading.Event) -> threading.Thread:
+    """Run reap_once every REAPER_SECONDS in a daemon thread until stop is set."""
+    def loop() -> None:
+        while not stop.wait(REAPER_SECONDS):
+            try:
+                reap_once(connection)
+            except redis.RedisError as error:
+                log.warning("reaper round failed: %s", error)
+
+    thread = threading.Thread(target=loop, name="meshbot-reaper", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = None) -> bool:
+    """Work on meshbot's queue (with the reaper alongside) until stopped; burst: until the queue is empty."""
+    queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+    worker = MeshbotWorker([queue], connection=connection, serializer=JSONSerializer, name=name)
+    stop = threading.Event()
+    start_reaper(connection, stop)
+    try:
+        return bool(worker.work(burst=burst, logging_level="WARNING", with_scheduler=False))
+    finally:
+        stop.set()
