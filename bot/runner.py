@@ -14,8 +14,7 @@ import networkx as nx
 import redis
 import requests
 from rq import Callback, Queue, Retry
-from rq.job import Dependency
-from rq.job import Job
+from rq.job import Dependency, Job
 from rq.serializers import JSONSerializer
 
 from adapters.client import TechAdapterClient
