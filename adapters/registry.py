@@ -38,7 +38,8 @@ class AdapterRegistry:
     def resolve_all(self, descriptor: Descriptor) -> dict[str, tuple[str, float]]:
         """(url, timeout) of the adapter of every task that has one, by task id (see unresolved for the rest)."""
         resolved = {}
-        resources = ([descriptor.data] if descriptor.data.get("infrastructureTemplateId") else []) + descriptor.components
+        resources = [descriptor.data] if descriptor.data.get("infrastructureTemplateId") else []
+        resources += descriptor.components
         for resource in resources:
             template = resource.get("infrastructureTemplateId")
             adapter = self.find(template, descriptor.environment) if isinstance(template, str) else None

@@ -125,7 +125,9 @@ class Store:
 
     def create(self, deployment: Deployment) -> None:
         """Record a new deployment and its pending tasks, and add it to its history (bounded)."""
-        pending: dict[Any, Any] = {task.id: json.dumps({"state": TaskState.PENDING, "kind": task.kind}) for task in deployment.tasks}
+        pending: dict[Any, Any] = {
+            task.id: json.dumps({"state": TaskState.PENDING, "kind": task.kind}) for task in deployment.tasks
+        }
         history = history_key(deployment.data_product, deployment.environment)
         with self.redis.pipeline() as pipeline:
             pipeline.hset(deployment_key(deployment.id), mapping={
