@@ -81,10 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     # Commands whose code lives beside what they drive (adapters, use-case templates) register here;
     # they import web frameworks only when they run, so the domain never depends on them.
     from adapters.cli import register as register_adapter_commands
+    from bot.deploy_cli import register as register_deploy_commands
     from bot.usecase_cli import register as register_usecase_commands
 
     register_adapter_commands(commands)
     register_usecase_commands(commands)
+    register_deploy_commands(commands)
     return parser
 
 
