@@ -15,6 +15,7 @@ from bot.yamlsafe import YamlDocument, load_single
 
 CONFIG_ENVIRONMENT_VARIABLE = "MESHBOT_CONFIG"
 DEFAULT_ADAPTER_TIMEOUT = 600.0
+DEFAULT_HISTORY = 50
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -39,6 +40,29 @@ CONFIG_SCHEMA: dict[str, Any] = {
             },
         },
         "policies": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "environments": {
+            "oneOf": [
+                {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"$ref": "#/$defs/environment"}},
+                {"type": "object", "minProperties": 1,
+                 "propertyNames": {"$ref": "#/$defs/environment"},
+                 "additionalProperties": {"type": ["object", "null"]}},
+            ],
+        },
+        "marketplace": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"notify": {"type": "array", "items": {"$ref": "#/$defs/url"}}},
+        },
+        "redis_url": {"type": "string", "pattern": "^(redis|rediss|unix)://"},
+        "deployments": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"history": {"type": "integer", "minimum": 1, "maximum": 10000}},
+        },
+    },
+    "$defs": {
+        "environment": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+        "url": {"type": "string", "pattern": "^https?://[^\\s/$.?#][^\\s]*$"},
     },
 }
 
@@ -63,7 +87,17 @@ class ServerConfig:
 
     adapters: list[AdapterSettings] = field(default_factory=list)
     policy_folders: list[Path] = field(default_factory=list)
+    environments: dict[str, dict[str, Any]] | None = None  # None: any valid environment name
+    marketplace: list[str] = field(default_factory=list)
+    redis_url: str | None = None
+    history: int = DEFAULT_HISTORY
     file: str | None = None
+
+    def environment_error(self, environment: str) -> str | None:
+        """Why environment cannot be used, or None when it can."""
+        if self.environments is None or environment in self.environments:
+            return None
+        return f"environment '{environment}' is not in the server configuration (known: {', '.join(self.environments)})"
 
 
 def config_path(explicit: str | None) -> str | None:
@@ -100,13 +134,33 @@ def load_config(path: str | None) -> ServerConfig:
     if errors:
         raise InputErrors(errors)
     folders = [(file.parent / folder).resolve() for folder in value.get("policies", [])]
-    return ServerConfig(adapters=adapters, policy_folders=folders, file=path)
+    environments = value.get("environments")
+    if isinstance(environments, list):
+        environments = {name: {} for name in environments}
+    elif isinstance(environments, dict):
+        environments = {name: settings or {} for name, settings in environments.items()}
+    redis_url = value.get("redis_url")
+    if redis_url and "@" in redis_url:
+        raise InputErrors([InputError(
+            "redis_url: credentials do not belong in the configuration file; set REDIS_URL in the environment",
+            document.position(("redis_url",)),
+        )])
+    return ServerConfig(
+        adapters=adapters, policy_folders=folders, environments=environments,
+        marketplace=list((value.get("marketplace") or {}).get("notify", [])), redis_url=redis_url,
+        history=int((value.get("deployments") or {}).get("history", DEFAULT_HISTORY)), file=path,
+    )
 
 
 def _schema_errors(document: YamlDocument) -> list[InputError]:
     validator = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
     errors = []
     for error in sorted(validator.iter_errors(document.value), key=lambda e: list(map(str, e.absolute_path))):
+        if error.validator in ("oneOf", "anyOf") and error.context:
+            # "not valid under any of the given schemas" helps nobody: say what is wrong in the closest branch.
+            # The branch whose type fits the value failed deeper down: show that error.
+            fitting = [e for e in error.context if e.validator != "type"] or list(error.context)
+            error = max(fitting, key=lambda e: len(e.absolute_path))
         path = tuple(error.absolute_path)
         where = ".".join(str(part) for part in path) or "configuration"
         if error.validator == "required":
@@ -116,7 +170,7 @@ def _schema_errors(document: YamlDocument) -> list[InputError]:
             unexpected = sorted(set(error.instance) - set(error.schema.get("properties", {})))
             allowed = ", ".join(error.schema.get("properties", {}))
             message = f"{where}: unknown key {', '.join(repr(key) for key in unexpected)} (known keys: {allowed})"
-        elif error.validator == "pattern" and path and path[-1] == "url":
+        elif error.validator == "pattern" and str(error.validator_value).startswith("^https?://"):
             message = f"{where}: {error.instance!r} is not an http(s) URL"
         else:
             message = f"{where}: {error.message}"

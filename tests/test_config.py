@@ -58,7 +58,10 @@ def test_config_path_prefers_the_flag_then_the_environment(monkeypatch):
 
 def test_unknown_key_is_named_with_the_known_ones(tmp_path):
     path = write(tmp_path, GOOD + "adaptors: []\n")
-    assert errors_of(path) == [f"{path}:1:1: configuration: unknown key 'adaptors' (known keys: adapters, policies)"]
+    assert errors_of(path) == [
+        f"{path}:1:1: configuration: unknown key 'adaptors' (known keys: adapters, policies, environments, "
+        "marketplace, redis_url, deployments)"
+    ]
 
 
 def test_adapter_mistakes_point_at_their_line(tmp_path):
@@ -96,3 +99,49 @@ def test_missing_file(tmp_path):
 def test_malformed_yaml(tmp_path):
     path = write(tmp_path, "adapters: [\n")
     assert errors_of(path)[0].startswith(f"{path}:2:1: malformed YAML")
+
+
+FULL = GOOD + """\
+environments:
+  development:
+  production: {mergeRequestDeploys: false}
+marketplace:
+  notify: [https://marketplace.example.com/api/deployments]
+redis_url: redis://redis.internal:6379/0
+deployments: {history: 20}
+"""
+
+
+def test_engine_keys(tmp_path):
+    config = load_config(write(tmp_path, FULL))
+    assert config.environments == {"development": {}, "production": {"mergeRequestDeploys": False}}
+    assert config.marketplace == ["https://marketplace.example.com/api/deployments"]
+    assert config.redis_url == "redis://redis.internal:6379/0"
+    assert config.history == 20
+    assert config.environment_error("production") is None
+    assert config.environment_error("qa") == (
+        "environment 'qa' is not in the server configuration (known: development, production)"
+    )
+
+
+def test_environments_as_a_list_and_defaults(tmp_path):
+    config = load_config(write(tmp_path, "environments: [development, production]\n"))
+    assert config.environments == {"development": {}, "production": {}}
+    assert ServerConfig().environment_error("anything") is None
+    assert ServerConfig().history == 50
+
+
+def test_credentials_in_redis_url_are_refused(tmp_path):
+    path = write(tmp_path, "redis_url: redis://user:secret@redis.internal:6379/0\n")
+    assert errors_of(path) == [
+        f"{path}:1:12: redis_url: credentials do not belong in the configuration file; set REDIS_URL in the "
+        "environment"
+    ]
+
+
+def test_bad_environment_name_and_marketplace_url(tmp_path):
+    path = write(tmp_path, "environments: [dev/1]\nmarketplace: {notify: [ftp://x]}\n")
+    errors = errors_of(path)
+    assert len(errors) == 2
+    assert errors[0] == f"{path}:1:16: environments.0: 'dev/1' does not match '^[A-Za-z0-9][A-Za-z0-9_.-]*$'"
+    assert errors[1] == f"{path}:2:24: marketplace.notify.0: 'ftp://x' is not an http(s) URL"
