@@ -86,7 +86,7 @@ def request_deployment(
     ahead = locks.enqueue(deployment.data_product, deployment.environment, deployment.id)
     holder = locks.holder(deployment.data_product, deployment.environment)
     start_next(connection, deployment.data_product, deployment.environment)
-    return deployment.id, ahead + (1 if holder else 0)
+    return deployment.id, ahead + (1 if holder and holder != deployment.id else 0)  # a reaper may have started it
 
 
 def start_next(connection: redis.Redis, data_product: str, environment: str) -> str | None:
@@ -200,6 +200,13 @@ def run_task(deployment_id: str, task_id: str) -> str:
         return "skipped"
     locks = Locks(connection)
     if not locks.renew(deployment.data_product, deployment.environment, deployment_id):
+        before = states.get(task_id, {})
+        if before.get("state") == TaskState.RUNNING:  # an attempt was cut off: what it left behind is unknown
+            reason = str(before.get("message", "")).removesuffix("; retrying")
+            store.update_task(deployment_id, task_id, state=TaskState.FAILED, finishedAt=now_iso(),
+                              message=f"not retried: the deployment lost its lease (no worker renewed it in time) "
+                                      f"after an attempt was cut off ({reason})")
+            return "lease lost"
         store.update_task(deployment_id, task_id, state=TaskState.SKIPPED, finishedAt=now_iso(),
                           message="not started: the deployment lost its lease (no worker renewed it in time)")
         return "lease lost"
@@ -244,13 +251,14 @@ def finish(deployment_id: str) -> str:
     if deployment.state.finished:
         _release(connection, deployment)
         return str(deployment.state)
-    states = store.task_states(deployment_id)
+    recorded = store.task_states(deployment_id)
+    states = {task.id: recorded.get(task.id, {}) for task in deployment.tasks}  # plan order, not the hash's
     before = store.product(deployment.data_product, deployment.environment).get("components") or {}
     components = {}
     for task in deployment.tasks:
-        state = TaskState(states.get(task.id, {}).get("state", TaskState.PENDING))
+        state = TaskState(states[task.id].get("state", TaskState.PENDING))
         if state is TaskState.PENDING:  # a task job that never ran: treat it as cut off
-            store.update_task(deployment_id, task.id, state=TaskState.SKIPPED, message="never ran")
+            states[task.id] = store.update_task(deployment_id, task.id, state=TaskState.SKIPPED, message="never ran")
             state = TaskState.SKIPPED
         components[task.id] = {
             "status": component_state_after(deployment.operation, state, (before.get(task.id) or {}).get("status")),
@@ -323,6 +331,8 @@ def on_task_failure(job: Job, connection: redis.Redis, exc_type: Any, value: Any
 
 def on_prepare_failure(job: Job, connection: redis.Redis, exc_type: Any, value: Any, traceback: Any) -> None:
     """The validation job crashed or died: end the deployment (nothing was provisioned) and free the lock."""
+    if job.retries_left:
+        return  # RQ runs it again: the deployment keeps its lock until then
     store = Store(connection)
     deployment = store.load(job.args[0])
     if deployment is None or deployment.state.finished:

@@ -141,9 +141,13 @@ class Store:
             pipeline.lrange(history, deployment.history, -1)
             pipeline.ltrim(history, 0, deployment.history - 1)
             dropped = pipeline.execute()[-2]
-        for old in dropped:
+        for old in dropped:  # oldest last
             old_id = as_text(old)
-            self.redis.delete(deployment_key(old_id), tasks_key(old_id))
+            state = self.redis.hget(deployment_key(old_id), "state")
+            if state is not None and not DeploymentState(as_text(state)).finished:
+                self.redis.rpush(history, old_id)  # queued or running: its jobs still need it; a later create drops it
+            else:
+                self.redis.delete(deployment_key(old_id), tasks_key(old_id))
 
     def load(self, deployment_id: str) -> Deployment | None:
         """A deployment, or None when it is unknown (or dropped from history)."""

@@ -11,8 +11,9 @@ import redis
 from rq import SimpleWorker
 from rq.job import Job
 from rq.queue import Queue
-from rq.registry import StartedJobRegistry
+from rq.registry import ReadyJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
+from rq.timeouts import TimerDeathPenalty
 
 from bot.locks import Locks
 from bot.runner import QUEUE_NAME, start_next
@@ -59,7 +60,11 @@ def reap_once(connection: redis.Redis) -> None:
     if not connection.set(REAPER_LOCK, "1", nx=True, px=int(REAPER_SECONDS * 900)):
         return  # another worker did this round
     queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
-    StartedJobRegistry(queue=queue).cleanup()
+    # The reaper is a thread: failure callbacks must not time out through SIGALRM, which needs the main thread.
+    StartedJobRegistry(queue=queue, death_penalty_class=TimerDeathPenalty).cleanup()
+    # RQ leaves a dependent whose enqueue lost a WATCH race in the ready registry, for a cleanup that workers
+    # only run every 10 minutes: enqueue such jobs now, or a deployment would wait that long.
+    ReadyJobRegistry(queue=queue).cleanup()
     store, locks = Store(connection), Locks(connection)
     for deployment_id in store.active():
         deployment = store.load(deployment_id)
