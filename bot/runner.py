@@ -172,7 +172,8 @@ def _enqueue_tasks(connection: redis.Redis, deployment: Deployment) -> None:
     rq_queue.enqueue(
         "bot.runner.finish", deployment.id, job_id=f"meshbot-{deployment.id}-finish",
         depends_on=_after(list(job_ids.values())),
-        job_timeout=FINAL_JOB_TIMEOUT, retry=Retry(max=3), result_ttl=600, failure_ttl=86400,
+        job_timeout=FINAL_JOB_TIMEOUT, retry=Retry(max=3), on_failure=Callback("bot.runner.on_finish_failure"),
+        result_ttl=600, failure_ttl=86400,
     )
 
 
@@ -339,6 +340,21 @@ def on_prepare_failure(job: Job, connection: redis.Redis, exc_type: Any, value: 
         return
     store.set_state(deployment.id, DeploymentState.REFUSED,
                     f"validation could not run ({exc_type.__name__}); nothing was provisioned")
+    _release(connection, deployment)
+
+
+def on_finish_failure(job: Job, connection: redis.Redis, exc_type: Any, value: Any, traceback: Any) -> None:
+    """The final job failed for good: the outcome is unknown, so say CORRUPT, and never keep the lock for ever."""
+    if job.retries_left:
+        return
+    store = Store(connection)
+    deployment = store.load(job.args[0])
+    if deployment is None or deployment.state.finished:
+        return
+    message = f"the final step failed ({exc_type.__name__}: {value}); what the tasks left behind is unknown"
+    store.set_product(deployment.data_product, deployment.environment, status="CORRUPT", deployment=deployment.id,
+                      updatedAt=now_iso())
+    store.set_state(deployment.id, DeploymentState.CORRUPT, message)
     _release(connection, deployment)
 
 
