@@ -194,8 +194,14 @@ def _run_command(arguments: argparse.Namespace) -> int:
     _write_report(report, "text", path, sys.stdout)
     print()
     sys.stdout.write(plan_text(build_plan(descriptor)))
-    print("\nThe webhook service arrives with a later release; try `meshbot check PATH` on your own repository.")
-    return EXIT_OK if report.passed else EXIT_BLOCKED
+    if not report.passed:
+        return EXIT_BLOCKED
+    from bot.demo import deploy_example
+
+    code = deploy_example(EXAMPLE_DATA_PRODUCT, DEFAULT_ENVIRONMENT, main)
+    print(f"\nNext: `meshbot status {descriptor.id}`, `meshbot check PATH` and `meshbot deploy PATH --config FILE` "
+          "on your own data product (see README.md). The webhook service arrives with a later release.")
+    return code
 
 
 def _use_color(stream: TextIO) -> bool:

@@ -178,10 +178,12 @@ def test_invalid_environment_name_exits_two(capsys):
     assert capsys.readouterr().err == "meshbot: invalid environment name '../etc'\n"
 
 
-def test_run_checks_the_bundled_example(capsys):
-    assert main(["run"]) == 0
-    output = capsys.readouterr().out
-    assert "Result: PASSED" in output and "stage 2:" in output
+def test_run_checks_plans_and_deploys_the_bundled_example(meshbot, tmp_path):
+    completed = meshbot("run", timeout=120)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "Result: PASSED" in completed.stdout and "stage 2:" in completed.stdout
+    assert "DEPLOYED: 3 completed" in completed.stdout
+    assert (tmp_path / "home" / "demo" / "reference-adapter.db").is_file()
 
 
 def test_no_command_prints_help_and_exits_two(capsys):
