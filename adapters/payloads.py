@@ -19,9 +19,15 @@ def data_product_request(descriptor: dict[str, Any], remove_data: bool = False) 
 
 def component_request(descriptor: dict[str, Any], component_id: str, remove_data: bool = False) -> dict[str, Any]:
     """A COMPONENT_DESCRIPTOR request: the data product and the id of the component to act on."""
+    return component_request_from_yaml(dump_yaml(descriptor), component_id, remove_data)
+
+
+def component_request_from_yaml(descriptor_yaml: str, component_id: str, remove_data: bool = False) -> dict[str, Any]:
+    """The same request from the data product already written as YAML: one dump serves every component."""
+    nested = "".join(f"  {line}" if line.strip() else line for line in descriptor_yaml.splitlines(keepends=True))
     return {
         "descriptorKind": DESCRIPTOR_KIND_COMPONENT,
-        "descriptor": dump_yaml({"dataProduct": descriptor, "componentIdToProvision": component_id}),
+        "descriptor": "dataProduct:\n" + nested + dump_yaml({"componentIdToProvision": component_id}),
         "removeData": remove_data,
     }
 

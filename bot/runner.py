@@ -19,7 +19,7 @@ from rq.serializers import JSONSerializer
 
 from adapters.client import TechAdapterClient
 from adapters.model import AdapterResult
-from adapters.payloads import component_request, data_product_request
+from adapters.payloads import component_request_from_yaml, data_product_request
 from bot.deployment import (
     DeploymentState,
     Operation,
@@ -32,6 +32,7 @@ from bot.descriptor import Descriptor
 from bot.locks import Locks
 from bot.plan import build_plan
 from bot.store import Deployment, PlannedTask, Store, new_deployment_id, now_iso
+from bot.yamldump import dump_yaml
 
 QUEUE_NAME = "meshbot"
 JOB_MARGIN_SECONDS = 60  # an RQ job may run this much longer than its adapter's own deadline
@@ -190,7 +191,7 @@ def run_task(deployment_id: str, task_id: str) -> str:
     if deployment is None:
         return "unknown deployment"
     task = deployment.task(task_id)
-    states = store.task_states(deployment_id)
+    states = store.task_records(deployment_id, [task_id, *task.depends_on])
     if states.get(task_id, {}).get("state") in (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED):
         return "already done"
     blocked = [dep for dep in task.depends_on if states.get(dep, {}).get("state") != TaskState.COMPLETED]
@@ -236,10 +237,22 @@ def _call_adapter(deployment: Deployment, task: PlannedTask) -> AdapterResult:
     return client.provision(request) if deployment.operation is Operation.DEPLOY else client.unprovision(request)
 
 
+_DESCRIPTOR_YAML: dict[str, str] = {}  # per worker process: a deployment's descriptor is written once
+
+
+def _descriptor_yaml(deployment: Deployment) -> str:
+    text = _DESCRIPTOR_YAML.get(deployment.id)
+    if text is None:
+        if len(_DESCRIPTOR_YAML) >= 16:
+            _DESCRIPTOR_YAML.pop(next(iter(_DESCRIPTOR_YAML)))
+        text = _DESCRIPTOR_YAML[deployment.id] = dump_yaml(deployment.descriptor)
+    return text
+
+
 def _request(deployment: Deployment, task: PlannedTask) -> dict[str, Any]:
     if task.kind == "dataproduct":
-        return data_product_request(deployment.descriptor, deployment.remove_data)
-    return component_request(deployment.descriptor, task.id, deployment.remove_data)
+        return {**data_product_request({}, deployment.remove_data), "descriptor": _descriptor_yaml(deployment)}
+    return component_request_from_yaml(_descriptor_yaml(deployment), task.id, deployment.remove_data)
 
 
 def finish(deployment_id: str) -> str:

@@ -194,6 +194,13 @@ class Store:
         fields = self.redis.hgetall(tasks_key(deployment_id))
         return {as_text(key): json.loads(value) for key, value in fields.items()}
 
+    def task_records(self, deployment_id: str, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The records of some tasks only (one HMGET: a task reads itself and its dependencies, not all)."""
+        if not task_ids:
+            return {}
+        values = self.redis.hmget(tasks_key(deployment_id), task_ids)
+        return {task_id: json.loads(value) for task_id, value in zip(task_ids, values, strict=True) if value}
+
     def update_task(self, deployment_id: str, task_id: str, **changes: Any) -> dict[str, Any]:
         """Merge changes into one task's record (a worker owns its task, so read-modify-write is safe)."""
         raw = self.redis.hget(tasks_key(deployment_id), task_id)

@@ -857,3 +857,20 @@ def test_polled_null_never_raises(server: AdapterServer, client: TechAdapterClie
         outcome=Outcome.FAILED,
         message="/v1/reverse-provisioning/rev-1/status answered HTTP 200 with JSON that is not an object: 'null'",
     )
+
+
+def test_component_request_from_yaml_is_the_same_document():
+    from adapters.payloads import component_request, component_request_from_yaml
+    from bot.yamldump import dump_yaml
+    from bot.yamlsafe import load_single
+
+    descriptor = {"id": "urn:dmb:dp:a:b:1", "description": "line one\nline two\n\n  indented after a blank\n",
+                  "flag": "no", "empty": {}, "list": [], "components": [
+                      {"id": "urn:dmb:cmp:a:b:1:c", "specific": {"query": "  leading spaces\nsecond\n"}}]}
+    whole = dump_yaml({"dataProduct": descriptor, "componentIdToProvision": "urn:dmb:cmp:a:b:1:c"})
+    nested = component_request_from_yaml(dump_yaml(descriptor), "urn:dmb:cmp:a:b:1:c", True)
+    assert nested["descriptor"] == whole  # byte for byte what one dump of the whole request writes
+    assert component_request(descriptor, "urn:dmb:cmp:a:b:1:c", True) == nested
+    parsed = load_single(nested["descriptor"], "request")
+    assert parsed is not None
+    assert parsed.value == {"dataProduct": descriptor, "componentIdToProvision": "urn:dmb:cmp:a:b:1:c"}
