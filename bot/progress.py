@@ -52,6 +52,7 @@ def follow(
 ) -> Deployment:
     """Poll the Store until the deployment has finished, printing progress to out (None: print nothing)."""
     printed: set[str] = set()
+    announced: set[str] = set()
     phase: DeploymentState | None = None
     tasks = task_view(store, deployment_id)
     kind_width = max((len(str(task.get("kind", ""))) for task in tasks), default=0)
@@ -62,17 +63,22 @@ def follow(
             raise WorkersGone(f"deployment {deployment_id} is no longer in Redis")
         if out is not None and deployment.state != phase:
             phase = deployment.state
-            if phase is DeploymentState.VALIDATING:
+            # Polls can miss a phase on a fast deployment: print each announcement once, in order.
+            if phase is not DeploymentState.QUEUED and "validating" not in announced:
+                announced.add("validating")
                 _write(out, "validating the descriptor with the tech adapters …")
-            elif phase is DeploymentState.IN_PROGRESS:
+            if phase not in (DeploymentState.QUEUED, DeploymentState.VALIDATING, DeploymentState.REFUSED) \
+                    and "validated" not in announced:
+                announced.add("validated")
                 _write(out, f"validated; running {len(tasks)} task(s)")
         if out is not None:
-            for record in task_view(store, deployment_id):
-                state = record.get("state", TaskState.PENDING)
-                if record["id"] not in printed and state in (TaskState.COMPLETED, TaskState.FAILED,
-                                                               TaskState.SKIPPED):
-                    printed.add(record["id"])
-                    _write(out, task_line(record, kind_width, id_width))
+            finished = [record for record in task_view(store, deployment_id)
+                        if record["id"] not in printed
+                        and record.get("state", TaskState.PENDING) in (TaskState.COMPLETED, TaskState.FAILED,
+                                                                       TaskState.SKIPPED)]
+            for record in sorted(finished, key=lambda r: str(r.get("finishedAt") or "")):
+                printed.add(record["id"])
+                _write(out, task_line(record, kind_width, id_width))
         if deployment.state.finished:
             _wait_for_release(Locks(store.redis), deployment, poll)
             return deployment
