@@ -240,7 +240,9 @@ def test_ctrl_c_stops_the_local_workers_but_not_the_deployment(meshbot):
         for line in process.stdout:
             if line.startswith("validated"):
                 break
-        process.send_signal(signal.SIGINT)
+        # SIGTERM takes the same path as Ctrl-C; SIGINT itself may be ignored when the test runner was started
+        # in the background by a non-interactive shell (the child inherits that), SIGTERM never is.
+        process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=30)
         assert process.returncode == 130, stdout + stderr
         assert "is not cancelled" in stderr and f"meshbot status {PRODUCT} --env development" in stderr
