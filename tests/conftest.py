@@ -11,6 +11,7 @@ from bot.assembly import assemble
 from bot.discovery import RemoteLocations
 from bot.errors import InputErrors
 from bot.files import FileReader
+from tests.deploy_harness import redis_engine as redis_engine  # a real Redis, no worker
 from tests.deploy_harness import start as start  # an engine with N real workers
 from tests.test_deploy_cli import meshbot as meshbot  # the fixture running `python -m bot` in its own home
 

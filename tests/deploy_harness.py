@@ -522,3 +522,10 @@ def start(tmp_path: Path) -> Iterator[Start]:
     """Start an engine with that many workers (each closed at the end of the test)."""
     with ExitStack() as stack:
         yield lambda workers: stack.enter_context(engine(tmp_path, workers))
+
+
+@pytest.fixture
+def redis_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A real Redis and the engine's stores, with no worker."""
+    with engine(tmp_path, workers=0) as running:
+        yield running

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from bot.locks import WAITING_SET, Locks, lock_key, queue_key
-from tests.deploy_harness import Engine, engine, wait_for
+from tests.deploy_harness import wait_for
 
 DP = "urn:dmb:dp:finance:cashflow:1"
 OTHER = "urn:dmb:dp:sales:orders:2"
 ENV = "development"
-
-
-@pytest.fixture
-def redis_engine(tmp_path) -> Iterator[Engine]:
-    with engine(tmp_path, workers=0) as running:
-        yield running
 
 
 @pytest.fixture

@@ -291,18 +291,22 @@ def test_the_server_outlives_its_owner_while_others_use_it(home):
     assert wait_until(lambda: not alive(server["pid"]))
 
 
+# Writes one key, waits past appendfsync everysec's second, writes another just before being killed.
+OWNER_WRITING_BEFORE_A_KILL = """
+import json, sys, time
+from bot.redis_connection import connect, embedded_server
+client = connect()
+client.set("early", "1")
+time.sleep(1.2)
+client.set("late", "2")
+print(json.dumps({"pid": embedded_server().pid}), flush=True)
+sys.stdin.read()
+"""
+
+
 def test_sigkill_of_the_owner(home):
     owner = start(
-        """
-        import json, sys, time
-        from bot.redis_connection import connect, embedded_server
-        client = connect()
-        client.set("early", "1")
-        time.sleep(1.2)  # more than appendfsync everysec's second
-        client.set("late", "2")  # acknowledged just before the kill
-        print(json.dumps({"pid": embedded_server().pid}), flush=True)
-        sys.stdin.read()
-        """,
+        OWNER_WRITING_BEFORE_A_KILL,
         environment(home),
     )
     server = first_line(owner)["pid"]
@@ -324,16 +328,7 @@ def test_sigkill_of_the_owner(home):
 
 def test_sigkill_of_the_owner_and_its_server(home):
     owner = start(
-        """
-        import json, sys, time
-        from bot.redis_connection import connect, embedded_server
-        client = connect()
-        client.set("early", "1")
-        time.sleep(1.2)  # more than appendfsync everysec's second
-        client.set("late", "2")  # acknowledged just before the kill
-        print(json.dumps({"pid": embedded_server().pid}), flush=True)
-        sys.stdin.read()
-        """,
+        OWNER_WRITING_BEFORE_A_KILL,
         environment(home),
     )
     server = first_line(owner)["pid"]

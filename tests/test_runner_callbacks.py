@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from rq.job import Job
 
 from bot.deployment import DeploymentState
 from bot.locks import Locks
 from bot.runner import on_finish_failure
-from tests.deploy_harness import Engine, engine
+from tests.deploy_harness import Engine
 from tests.test_store import DP, make_deployment
-
-
-@pytest.fixture
-def redis_engine(tmp_path) -> Iterator[Engine]:
-    with engine(tmp_path, workers=0) as running:
-        yield running
 
 
 def final_job(redis_engine: Engine, deployment_id: str, retries_left: int | None) -> Job:

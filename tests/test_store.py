@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,17 +20,10 @@ from bot.store import (
     product_key,
     tasks_key,
 )
-from tests.deploy_harness import Engine, engine
 
 DP = "urn:dmb:dp:finance:cashflow:1"
 LEDGER = "urn:dmb:cmp:finance:cashflow:1:ledger"
 PORT = "urn:dmb:cmp:finance:cashflow:1:daily-cashflow"
-
-
-@pytest.fixture
-def redis_engine(tmp_path) -> Iterator[Engine]:
-    with engine(tmp_path, workers=0) as running:
-        yield running
 
 
 @pytest.fixture
