@@ -10,6 +10,16 @@ DESCRIPTOR_KIND_DATA_PRODUCT = "DATAPRODUCT_DESCRIPTOR"
 DESCRIPTOR_KIND_COMPONENT = "COMPONENT_DESCRIPTOR"
 
 
+@dataclass(frozen=True, slots=True)
+class JsonBody:
+    """A request body already encoded as JSON, for requests assembled from parts encoded once."""
+
+    data: bytes
+
+
+Request = dict[str, Any] | JsonBody  # what the client sends: plain data, or the same already encoded
+
+
 class Outcome(StrEnum):
     """How an operation ended."""
 

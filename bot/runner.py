@@ -8,18 +8,20 @@ its end, the final job always runs, and no deferred job is ever left behind in R
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
 import redis
 import requests
 from rq import Callback, Queue, Retry
-from rq.job import Dependency, Job
+from rq.job import Dependency, Job, JobStatus
+from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
 from adapters.client import TechAdapterClient
-from adapters.model import AdapterResult
-from adapters.payloads import component_request_from_yaml, data_product_request
+from adapters.model import AdapterResult, Request
+from adapters.payloads import ComponentRequests, data_product_request
 from bot.deployment import (
     DeploymentState,
     Operation,
@@ -122,27 +124,32 @@ def prepare(deployment_id: str) -> str:
     deployment = store.load(deployment_id)
     if deployment is None:
         return "unknown deployment"
-    problems = _validation_problems(deployment)
+    prepared = _prepared(store, deployment_id)
+    if prepared is None:
+        return "unknown deployment"
+    problems = _validation_problems(prepared)
     if problems:
         store.set_state(deployment_id, DeploymentState.REFUSED,
                         "the tech adapters refused the descriptor; nothing was provisioned: " + "; ".join(problems))
         _release(connection, deployment)
         return "refused"
+    store.save_descriptor_yaml(deployment_id, _descriptor_text(prepared))
     store.set_state(deployment_id, DeploymentState.IN_PROGRESS)
     store.set_product(deployment.data_product, deployment.environment, status="IN_PROGRESS",
                       deployment=deployment_id)
-    _enqueue_tasks(connection, deployment)
+    enqueue_tasks(connection, deployment)
     return "started"
 
 
-def _validation_problems(deployment: Deployment) -> list[str]:
-    if deployment.operation is Operation.UNDEPLOY:
+def _validation_problems(prepared: _Prepared) -> list[str]:
+    if prepared.deployment.operation is Operation.UNDEPLOY:
         return []  # what exists must be removable even if today's adapter would refuse to create it
-    to_validate = [task for task in deployment.tasks if task.adapter_url]
+    to_validate = [(task, _request(prepared, task)) for task in prepared.deployment.tasks if task.adapter_url]
 
-    def validate(task: PlannedTask) -> str | None:
+    def validate(item: tuple[PlannedTask, Request]) -> str | None:
+        task, request = item
         client = TechAdapterClient(task.adapter_url or "", timeout=task.adapter_timeout)
-        outcome = client.validate(_request(deployment, task))
+        outcome = client.validate(request)
         if outcome.valid:
             return None
         return f"{task.id}: {outcome.message}"
@@ -151,31 +158,62 @@ def _validation_problems(deployment: Deployment) -> list[str]:
         return [problem for problem in pool.map(validate, to_validate) if problem]
 
 
-def _enqueue_tasks(connection: redis.Redis, deployment: Deployment) -> None:
+def enqueue_tasks(connection: redis.Redis, deployment: Deployment) -> None:
+    """Enqueue every task job and the final job in one transaction, the roots last.
+
+    RQ dependencies follow the transitive reduction of the plan (a job still checks all its direct
+    dependencies itself), and the final job waits only for the tasks nothing depends on: every other task
+    is an ancestor of one of them. So RQ's dependency bookkeeping stays proportional to the graph's edges.
+    """
     rq_queue = queue(connection)
-    graph = nx.DiGraph()
-    for task in deployment.tasks:
-        graph.add_node(task.id)
-        graph.add_edges_from((dependency, task.id) for dependency in task.depends_on)
     job_ids = {task.id: f"meshbot-{deployment.id}-{index}" for index, task in enumerate(deployment.tasks)}
+    finish_id = f"meshbot-{deployment.id}-finish"
+    if Job.exists(finish_id, connection=connection):
+        return  # a retried prepare whose first attempt had enqueued everything (one transaction)
+    graph = rq_dependency_graph(deployment.tasks)
+    deferred: list[Job] = []
+    roots: list[EnqueueData] = []
     for task_id in nx.topological_sort(graph):
         task = deployment.task(task_id)
-        rq_queue.enqueue(
-            "bot.runner.run_task", deployment.id, task.id,
-            job_id=job_ids[task.id],
-            depends_on=_after([job_ids[dependency] for dependency in task.depends_on]),
-            job_timeout=int(task.adapter_timeout) + JOB_MARGIN_SECONDS,
+        options: dict[str, Any] = {
+            "args": (deployment.id, task.id), "job_id": job_ids[task.id],
+            "timeout": int(task.adapter_timeout) + JOB_MARGIN_SECONDS,
             # Adapters must make provision and unprovision idempotent, so a task whose worker died is retried once.
-            retry=Retry(max=1),
-            on_failure=Callback("bot.runner.on_task_failure"),
-            result_ttl=600, failure_ttl=86400,
-        )
-    rq_queue.enqueue(
-        "bot.runner.finish", deployment.id, job_id=f"meshbot-{deployment.id}-finish",
-        depends_on=_after(list(job_ids.values())),
-        job_timeout=FINAL_JOB_TIMEOUT, retry=Retry(max=3), on_failure=Callback("bot.runner.on_finish_failure"),
-        result_ttl=600, failure_ttl=86400,
-    )
+            "retry": Retry(max=1), "on_failure": Callback("bot.runner.on_task_failure"),
+            "result_ttl": 600, "failure_ttl": 86400,
+        }
+        dependencies = sorted(job_ids[dependency] for dependency in graph.predecessors(task_id))
+        if dependencies:
+            deferred.append(rq_queue.create_job("bot.runner.run_task", depends_on=_after(dependencies),
+                                                status=JobStatus.DEFERRED, **options))
+        else:
+            roots.append(Queue.prepare_data("bot.runner.run_task", **options))
+    sinks = sorted(job_ids[task_id] for task_id in graph if graph.out_degree(task_id) == 0)
+    final: dict[str, Any] = {"args": (deployment.id,), "job_id": finish_id, "timeout": FINAL_JOB_TIMEOUT,
+                             "retry": Retry(max=3), "on_failure": Callback("bot.runner.on_finish_failure"),
+                             "result_ttl": 600, "failure_ttl": 86400}
+    if sinks:
+        deferred.append(rq_queue.create_job("bot.runner.finish", depends_on=_after(sinks), status=JobStatus.DEFERRED,
+                                            **final))
+    else:
+        roots.append(Queue.prepare_data("bot.runner.finish", **final))
+    # Nothing of this deployment runs before the transaction commits, so every dependent is registered
+    # before any job it waits for can end: no WATCH and no dependency check is needed.
+    with connection.pipeline() as pipeline:
+        for job in deferred:
+            job.save(pipeline=pipeline)
+            job.register_dependency(pipeline=pipeline)
+        rq_queue.enqueue_many(roots, pipeline=pipeline)
+        pipeline.execute()
+
+
+def rq_dependency_graph(tasks: list[PlannedTask]) -> nx.DiGraph:
+    """The tasks' dependency graph with every edge implied by others removed."""
+    graph = nx.DiGraph()
+    for task in tasks:
+        graph.add_node(task.id)
+        graph.add_edges_from((dependency, task.id) for dependency in task.depends_on)
+    return nx.transitive_reduction(graph)
 
 
 def _after(job_ids: list[str]) -> Dependency | None:
@@ -187,9 +225,10 @@ def run_task(deployment_id: str, task_id: str) -> str:
     """Job: run one task through its adapter, unless an upstream task did not complete or the lease was lost."""
     connection = _connection()
     store = Store(connection)
-    deployment = store.load(deployment_id)
-    if deployment is None:
+    prepared = _prepared(store, deployment_id)
+    if prepared is None:
         return "unknown deployment"
+    deployment = prepared.deployment
     task = deployment.task(task_id)
     states = store.task_records(deployment_id, [task_id, *task.depends_on])
     if states.get(task_id, {}).get("state") in (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED):
@@ -217,42 +256,67 @@ def run_task(deployment_id: str, task_id: str) -> str:
     note = ""
     if previous.get("state") == TaskState.RUNNING:
         note = f" (attempt {attempts}; before: {str(previous.get('message', '')).removesuffix('; retrying')})"
-    store.update_task(deployment_id, task_id, state=TaskState.RUNNING, startedAt=now_iso(), attempts=attempts,
-                      message="running" + note)
-    result = _call_adapter(deployment, task)
+    running = store.update_task(deployment_id, task_id, previous, state=TaskState.RUNNING, startedAt=now_iso(),
+                                attempts=attempts, message="running" + note)
+    result = _call_adapter(prepared, task)
     store.update_task(
-        deployment_id, task_id, state=TaskState.COMPLETED if result.ok else TaskState.FAILED, finishedAt=now_iso(),
+        deployment_id, task_id, running, state=TaskState.COMPLETED if result.ok else TaskState.FAILED,
+        finishedAt=now_iso(),
         message=result.message + note, info=result.info, logs=result.logs, details=result.details,
     )
     return str(result.outcome)
 
 
-def _call_adapter(deployment: Deployment, task: PlannedTask) -> AdapterResult:
+def _call_adapter(prepared: _Prepared, task: PlannedTask) -> AdapterResult:
     if not task.adapter_url:
         from adapters.model import Outcome
 
         return AdapterResult(outcome=Outcome.FAILED, message="no tech adapter was resolved for this task")
     client = TechAdapterClient(task.adapter_url, timeout=task.adapter_timeout)
-    request = _request(deployment, task)
-    return client.provision(request) if deployment.operation is Operation.DEPLOY else client.unprovision(request)
+    request = _request(prepared, task)
+    if prepared.deployment.operation is Operation.DEPLOY:
+        return client.provision(request)
+    return client.unprovision(request)
 
 
-_DESCRIPTOR_YAML: dict[str, str] = {}  # per worker process: a deployment's descriptor is written once
+@dataclass(slots=True)
+class _Prepared:
+    """What a worker derives once per deployment: the static record and the request texts built from it."""
+
+    deployment: Deployment
+    descriptor_yaml: str = ""
+    component_requests: ComponentRequests | None = None
 
 
-def _descriptor_yaml(deployment: Deployment) -> str:
-    text = _DESCRIPTOR_YAML.get(deployment.id)
-    if text is None:
-        if len(_DESCRIPTOR_YAML) >= 16:
-            _DESCRIPTOR_YAML.pop(next(iter(_DESCRIPTOR_YAML)))
-        text = _DESCRIPTOR_YAML[deployment.id] = dump_yaml(deployment.descriptor)
-    return text
+_PREPARED: dict[str, _Prepared] = {}  # per worker process, the latest few deployments
 
 
-def _request(deployment: Deployment, task: PlannedTask) -> dict[str, Any]:
+def _prepared(store: Store, deployment_id: str) -> _Prepared | None:
+    prepared = _PREPARED.get(deployment_id)
+    if prepared is None:
+        deployment = store.load_static(deployment_id)
+        if deployment is None:
+            return None
+        if len(_PREPARED) >= 16:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        # Written once by the validation job: no worker spends the CPU of writing 100 KB of YAML again.
+        prepared = _PREPARED[deployment_id] = _Prepared(deployment, store.descriptor_yaml(deployment_id) or "")
+    return prepared
+
+
+def _descriptor_text(prepared: _Prepared) -> str:
+    if not prepared.descriptor_yaml:
+        prepared.descriptor_yaml = dump_yaml(prepared.deployment.descriptor)
+    return prepared.descriptor_yaml
+
+
+def _request(prepared: _Prepared, task: PlannedTask) -> Request:
+    deployment = prepared.deployment
     if task.kind == "dataproduct":
-        return {**data_product_request({}, deployment.remove_data), "descriptor": _descriptor_yaml(deployment)}
-    return component_request_from_yaml(_descriptor_yaml(deployment), task.id, deployment.remove_data)
+        return {**data_product_request({}, deployment.remove_data), "descriptor": _descriptor_text(prepared)}
+    if prepared.component_requests is None:
+        prepared.component_requests = ComponentRequests(_descriptor_text(prepared), deployment.remove_data)
+    return prepared.component_requests.body(task.id)
 
 
 def finish(deployment_id: str) -> str:

@@ -115,6 +115,17 @@ def new_deployment_id() -> str:
     return f"{int(time.time() * 1000):013d}-{secrets.token_hex(4)}"
 
 
+def _deployment(record: dict[str, Any], values: dict[str, str]) -> Deployment:
+    return Deployment(
+        id=record["id"], data_product=record["dataProduct"], environment=record["environment"],
+        version=record["version"], operation=Operation(record["operation"]), descriptor=record["descriptor"],
+        tasks=[PlannedTask.from_json(task) for task in record["tasks"]], started_by=record["startedBy"],
+        remove_data=record["removeData"], marketplace=record["marketplace"], history=record["history"],
+        state=DeploymentState(values.get("state", DeploymentState.QUEUED)), created_at=record["createdAt"],
+        started_at=values.get("startedAt"), finished_at=values.get("finishedAt"), message=values.get("message", ""),
+    )
+
+
 class Store:
     """Reads and writes the engine's records; every method is a few Redis round trips at most."""
 
@@ -155,16 +166,21 @@ class Store:
         if not fields:
             return None
         values = {as_text(key): as_text(value) for key, value in fields.items()}
-        record = json.loads(values["record"])
-        return Deployment(
-            id=record["id"], data_product=record["dataProduct"], environment=record["environment"],
-            version=record["version"], operation=Operation(record["operation"]), descriptor=record["descriptor"],
-            tasks=[PlannedTask.from_json(task) for task in record["tasks"]], started_by=record["startedBy"],
-            remove_data=record["removeData"], marketplace=record["marketplace"], history=record["history"],
-            state=DeploymentState(values["state"]), created_at=record["createdAt"],
-            started_at=values.get("startedAt"), finished_at=values.get("finishedAt"),
-            message=values.get("message", ""),
-        )
+        return _deployment(json.loads(values["record"]), values)
+
+    def load_static(self, deployment_id: str) -> Deployment | None:
+        """Only what never changes after the request (state, times and message left at their defaults)."""
+        record = self.redis.hget(deployment_key(deployment_id), "record")
+        return None if record is None else _deployment(json.loads(record), {})
+
+    def save_descriptor_yaml(self, deployment_id: str, text: str) -> None:
+        """Keep the descriptor as written for the adapters, so that every worker sends the same bytes."""
+        self.redis.hset(deployment_key(deployment_id), "descriptorYaml", text)
+
+    def descriptor_yaml(self, deployment_id: str) -> str | None:
+        """The descriptor as written for the adapters, once the deployment has been validated."""
+        text = self.redis.hget(deployment_key(deployment_id), "descriptorYaml")
+        return None if text is None else as_text(text)
 
     def set_state(self, deployment_id: str, state: DeploymentState, message: str | None = None) -> None:
         """Move a deployment to a state, stamping start and end times."""
@@ -201,10 +217,17 @@ class Store:
         values = self.redis.hmget(tasks_key(deployment_id), task_ids)
         return {task_id: json.loads(value) for task_id, value in zip(task_ids, values, strict=True) if value}
 
-    def update_task(self, deployment_id: str, task_id: str, **changes: Any) -> dict[str, Any]:
-        """Merge changes into one task's record (a worker owns its task, so read-modify-write is safe)."""
-        raw = self.redis.hget(tasks_key(deployment_id), task_id)
-        record = json.loads(raw) if raw else {}
+    def update_task(
+        self, deployment_id: str, task_id: str, known: dict[str, Any] | None = None, **changes: Any
+    ) -> dict[str, Any]:
+        """Merge changes into one task's record (a worker owns its task, so read-modify-write is safe).
+
+        `known` is the record as the caller last read or wrote it, which saves reading it again.
+        """
+        if known is None:
+            raw = self.redis.hget(tasks_key(deployment_id), task_id)
+            known = json.loads(raw) if raw else {}
+        record = dict(known)
         if "logs" in changes and isinstance(changes["logs"], list):
             changes["logs"] = changes["logs"][-MAX_LOG_ENTRIES:]
         record.update({key: str(value) if isinstance(value, TaskState) else value for key, value in changes.items()})

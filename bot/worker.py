@@ -45,6 +45,7 @@ class MeshbotWorker(SimpleWorker):
         finally:
             stop.set()
             beat.join()
+        enqueue_ready_dependents(queue)
         self.set_state("idle")  # type: ignore[arg-type]
 
     def _beat(self, job: Job, execution: Any, stop: threading.Event) -> None:
@@ -53,6 +54,21 @@ class MeshbotWorker(SimpleWorker):
                 self.maintain_heartbeats(job, execution)
             except redis.RedisError:
                 log.warning("heartbeat for job %s failed; retrying", job.id)
+
+
+def enqueue_ready_dependents(queue: Queue, attempts: int = 5) -> None:
+    """Enqueue the dependents RQ left in the ready registry, until none is left.
+
+    RQ skips a ready dependent whose enqueue lost a WATCH race on the queue's ready registry (another
+    worker touched it at the same moment, which is common with many workers) and leaves it for a
+    cleanup: without this, a task whose dependencies are done could wait for the reaper's next round.
+    RQ's enqueue is claim-checked, so two workers draining at once never enqueue a job twice.
+    """
+    registry = queue.ready_job_registry
+    for _ in range(attempts):
+        if not queue.connection.zcard(registry.key):
+            return
+        registry.cleanup()
 
 
 def reap_once(connection: redis.Redis) -> None:

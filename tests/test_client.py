@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from adapters.client import TechAdapterClient
-from adapters.model import AdapterResult, Outcome, ReverseProvisioningResult, ValidationOutcome
+from adapters.model import AdapterResult, JsonBody, Outcome, ReverseProvisioningResult, ValidationOutcome
 from adapters.payloads import component_request, data_product_request, reverse_provisioning_request
 from tests.adapter_servers import PREFIX, AdapterServer, Reply, adapter_server, close_without_answer, closed_port
 
@@ -874,3 +874,37 @@ def test_component_request_from_yaml_is_the_same_document():
     parsed = load_single(nested["descriptor"], "request")
     assert parsed is not None
     assert parsed.value == {"dataProduct": descriptor, "componentIdToProvision": "urn:dmb:cmp:a:b:1:c"}
+
+
+# ---------------------------------------------------------------------- encoded bodies, proxies
+
+
+def test_an_encoded_body_is_sent_as_it_is_as_json(server: AdapterServer, client: TechAdapterClient) -> None:
+    body = JsonBody(b'{"descriptorKind": "COMPONENT_DESCRIPTOR", "descriptor": "a: 1\\n", "removeData": true}')
+    server.reply("POST", "/v1/provision", Reply(data={"status": "COMPLETED", "result": "ok"}))
+    assert client.provision(body).ok
+    [received] = server.requests("POST", "/v1/provision")
+    assert received.body == body.data
+    assert received.content_type == "application/json"
+
+
+def test_the_environment_proxy_is_used(monkeypatch: pytest.MonkeyPatch,
+                                       make_client: Callable[..., TechAdapterClient]) -> None:
+    # The adapter's host name never resolves: only a request through the proxy can reach an answer.
+    target = "http://adapter.invalid" + PREFIX
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with adapter_server(prefix=target) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.root)
+        proxy.reply("POST", "/v1/provision", Reply(data={"status": "COMPLETED", "result": "via the proxy"}))
+        result = make_client(target).provision(REQUEST)
+    assert result.ok and result.message == "via the proxy"
+    assert [received.path for received in proxy.received] == [target + "/v1/provision"]
+
+
+def test_no_proxy_is_honoured(monkeypatch: pytest.MonkeyPatch, server: AdapterServer,
+                              make_client: Callable[..., TechAdapterClient]) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    server.reply("POST", "/v1/provision", Reply(data={"status": "COMPLETED", "result": "direct"}))
+    assert make_client(server.url).provision(REQUEST).message == "direct"

@@ -378,3 +378,46 @@ def test_the_marketplace_hears_of_a_deploy_and_its_failure_makes_it_corrupt(star
 def _failing_marketplace(marketplace: AdapterServer) -> str:
     marketplace.reply("POST", "/broken", Reply(500, {"error": "catalog unavailable"}))
     return marketplace.url + "/broken"
+
+
+# ---------------------------------------------------------------------- how the jobs are enqueued
+
+
+def test_jobs_wait_only_on_the_reduced_graph_and_the_final_job_on_the_last_tasks(redis_engine):
+    from rq.job import Job
+
+    from bot.runner import enqueue_tasks, queue
+    from bot.store import Deployment, PlannedTask, new_deployment_id
+
+    # a -> b -> d, a -> c -> d, and a -> d, which the other paths imply; e stands alone
+    tasks = [PlannedTask("a", "storage", []), PlannedTask("b", "workload", ["a"]),
+             PlannedTask("c", "workload", ["a"]), PlannedTask("d", "outputport", ["b", "c", "a"]),
+             PlannedTask("e", "storage", [])]
+    deployment = Deployment(id=new_deployment_id(), data_product="urn:dmb:dp:x:y:1", environment=ENVIRONMENT,
+                            version="1.0.0", operation=Operation.DEPLOY, descriptor={}, tasks=tasks, started_by="t")
+    enqueue_tasks(redis_engine.redis, deployment)
+    enqueue_tasks(redis_engine.redis, deployment)  # a retried validation job: nothing twice
+
+    job_id = {task.id: f"meshbot-{deployment.id}-{index}" for index, task in enumerate(tasks)}
+    rq_queue = queue(redis_engine.redis)
+    assert sorted(rq_queue.job_ids) == sorted([job_id["a"], job_id["e"]])
+    assert sorted(rq_queue.deferred_job_registry.get_job_ids()) == sorted(
+        [job_id["b"], job_id["c"], job_id["d"], f"meshbot-{deployment.id}-finish"])
+
+    def waits_for(name: str) -> list[str]:
+        return sorted(Job.fetch(name, connection=redis_engine.redis).dependency_ids)
+
+    assert waits_for(job_id["d"]) == sorted([job_id["b"], job_id["c"]])
+    assert waits_for(f"meshbot-{deployment.id}-finish") == sorted([job_id["d"], job_id["e"]])
+    finish = Job.fetch(f"meshbot-{deployment.id}-finish", connection=redis_engine.redis)
+    assert finish.allow_dependency_failures and finish.retries_left == 3
+
+
+def test_a_plan_without_tasks_enqueues_the_final_job_at_once(redis_engine):
+    from bot.runner import enqueue_tasks, queue
+    from bot.store import Deployment, new_deployment_id
+
+    deployment = Deployment(id=new_deployment_id(), data_product="urn:dmb:dp:x:y:1", environment=ENVIRONMENT,
+                            version="1.0.0", operation=Operation.DEPLOY, descriptor={}, tasks=[], started_by="t")
+    enqueue_tasks(redis_engine.redis, deployment)
+    assert queue(redis_engine.redis).job_ids == [f"meshbot-{deployment.id}-finish"]

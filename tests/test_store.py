@@ -191,3 +191,34 @@ def test_deployment_ids_sort_by_creation_time():
     assert re.fullmatch(r"\d{13}-[0-9a-f]{8}", first)
     later = new_deployment_id()
     assert later != first and later[:13] >= first[:13]
+
+
+def test_the_static_record_loads_without_the_changing_fields(store):
+    deployment = make_deployment()
+    store.create(deployment)
+    store.set_state(deployment.id, DeploymentState.VALIDATING, "checking")
+    static = store.load_static(deployment.id)
+    assert static is not None
+    assert static.static_json() == deployment.static_json()
+    assert static.state is DeploymentState.QUEUED and static.started_at is None and static.message == ""
+    assert store.load_static("no-such-deployment") is None
+
+
+def test_the_descriptor_yaml_is_kept_with_the_deployment(store):
+    deployment = make_deployment()
+    store.create(deployment)
+    assert store.descriptor_yaml(deployment.id) is None
+    store.save_descriptor_yaml(deployment.id, "id: x\n")
+    assert store.descriptor_yaml(deployment.id) == "id: x\n"
+    assert store.load(deployment.id) == deployment  # an extra field of the hash, not part of the record
+
+
+def test_a_task_update_from_a_known_record_writes_without_reading(store, redis_engine):
+    deployment = make_deployment()
+    store.create(deployment)
+    known = store.task_states(deployment.id)[LEDGER]
+    redis_engine.redis.hset(tasks_key(deployment.id), LEDGER, json.dumps({"state": "SOMETHING ELSE"}))
+    written = store.update_task(deployment.id, LEDGER, known, state=TaskState.RUNNING)
+    assert written == {"state": "RUNNING", "kind": "storage"}
+    assert store.task_states(deployment.id)[LEDGER] == written  # the known record won: nothing was read
+    assert known == {"state": "PENDING", "kind": "storage"}  # and the caller's dict was not changed

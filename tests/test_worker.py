@@ -253,3 +253,25 @@ def test_the_reaper_enqueues_a_job_rq_left_in_its_ready_registry(start, scripted
     print(f"\na job left in the ready registry ran; its deployment ended {time.time() - left:.2f} s later")
     assert (ended.state, ended.message) == (DeploymentState.DEPLOYED, "3 completed")
     running.assert_clean((descriptor.id, ENVIRONMENT))
+
+
+def test_dependents_left_in_the_ready_registry_are_enqueued_after_a_job(redis_engine):
+    from rq.job import Job
+
+    from bot.worker import enqueue_ready_dependents
+
+    rq_queue = queue(redis_engine.redis)
+    left = [Job.create("bot.runner.finish", args=[f"d{index}"], connection=redis_engine.redis, origin=rq_queue.name,
+                       serializer=rq_queue.serializer) for index in range(3)]
+    with redis_engine.redis.pipeline() as pipeline:
+        for job in left:
+            job.save(pipeline=pipeline)
+        rq_queue.ready_job_registry.register_jobs(left, pipeline=pipeline)  # as RQ leaves a job that lost a race
+        pipeline.execute()
+    assert rq_queue.job_ids == []
+
+    enqueue_ready_dependents(rq_queue)
+    assert sorted(rq_queue.job_ids) == sorted(job.id for job in left)
+    assert ReadyJobRegistry(queue=rq_queue).count == 0
+    enqueue_ready_dependents(rq_queue)  # nothing left: nothing enqueued twice
+    assert len(rq_queue.job_ids) == 3
