@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from bot.store import PREFIX, as_text
+from bot.store import ACTIVE_KEY, PREFIX, as_text
 
 DEFAULT_LEASE_MS = 30_000
 WAITING_SET = f"{PREFIX}:waiting"  # the queue keys that may hold waiting deployments
@@ -20,12 +20,14 @@ def queue_key(data_product: str, environment: str) -> str:
     return f"{PREFIX}:queue:{data_product}:{environment}"
 
 
-# If the lock is free, the head of the queue takes it (atomically, so two callers never start two).
+# If the lock is free, the head of the queue takes it (atomically, so two callers never start two), and
+# joins the active set in the same step: a caller that dies right after cannot leave it lost and untracked.
 _TAKE_NEXT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local head = redis.call('LPOP', KEYS[2])
 if not head then redis.call('SREM', KEYS[3], KEYS[2]) return false end
 redis.call('SET', KEYS[1], head, 'PX', ARGV[1])
+redis.call('SADD', KEYS[4], head)
 return head
 """
 # Renew or release only a lock this deployment holds.
@@ -59,8 +61,8 @@ class Locks:
         return int(position) - 1
 
     def take_next(self, data_product: str, environment: str) -> str | None:
-        """The deployment that now holds the lock, if the lock was free and one was waiting."""
-        keys = [lock_key(data_product, environment), queue_key(data_product, environment), WAITING_SET]
+        """The deployment that now holds the lock, if the lock was free and one was waiting (it is active from now)."""
+        keys = [lock_key(data_product, environment), queue_key(data_product, environment), WAITING_SET, ACTIVE_KEY]
         head = self._take_next(keys=keys, args=[self.lease_ms])
         return as_text(head) if head else None
 

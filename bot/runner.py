@@ -98,12 +98,27 @@ def start_next(connection: redis.Redis, data_product: str, environment: str) -> 
     if deployment_id is None:
         return None
     Store(connection).set_state(deployment_id, DeploymentState.VALIDATING)
+    enqueue_prepare(connection, deployment_id)
+    return deployment_id
+
+
+def prepare_job_id(deployment_id: str) -> str:
+    """The RQ job id of a deployment's validation job."""
+    return f"meshbot-{deployment_id}-prepare"
+
+
+def finish_job_id(deployment_id: str) -> str:
+    """The RQ job id of a deployment's final job."""
+    return f"meshbot-{deployment_id}-finish"
+
+
+def enqueue_prepare(connection: redis.Redis, deployment_id: str) -> None:
+    """Queue the validation job of a deployment that holds its lock."""
     queue(connection).enqueue(
-        "bot.runner.prepare", deployment_id, job_id=f"meshbot-{deployment_id}-prepare",
+        "bot.runner.prepare", deployment_id, job_id=prepare_job_id(deployment_id),
         job_timeout=FINAL_JOB_TIMEOUT, retry=Retry(max=2), on_failure=Callback("bot.runner.on_prepare_failure"),
         result_ttl=600, failure_ttl=86400,
     )
-    return deployment_id
 
 
 def _connection() -> redis.Redis:
@@ -167,7 +182,7 @@ def enqueue_tasks(connection: redis.Redis, deployment: Deployment) -> None:
     """
     rq_queue = queue(connection)
     job_ids = {task.id: f"meshbot-{deployment.id}-{index}" for index, task in enumerate(deployment.tasks)}
-    finish_id = f"meshbot-{deployment.id}-finish"
+    finish_id = finish_job_id(deployment.id)
     if Job.exists(finish_id, connection=connection):
         return  # a retried prepare whose first attempt had enqueued everything (one transaction)
     graph = rq_dependency_graph(deployment.tasks)
@@ -411,12 +426,16 @@ def on_prepare_failure(job: Job, connection: redis.Redis, exc_type: Any, value: 
     """The validation job crashed or died: end the deployment (nothing was provisioned) and free the lock."""
     if job.retries_left:
         return  # RQ runs it again: the deployment keeps its lock until then
+    end_refused(connection, job.args[0], f"validation could not run ({exc_type.__name__}); nothing was provisioned")
+
+
+def end_refused(connection: redis.Redis, deployment_id: str, message: str) -> None:
+    """End a deployment that provisioned nothing as REFUSED and free its lock (unless it has ended already)."""
     store = Store(connection)
-    deployment = store.load(job.args[0])
+    deployment = store.load(deployment_id)
     if deployment is None or deployment.state.finished:
         return
-    store.set_state(deployment.id, DeploymentState.REFUSED,
-                    f"validation could not run ({exc_type.__name__}); nothing was provisioned")
+    store.set_state(deployment.id, DeploymentState.REFUSED, message)
     _release(connection, deployment)
 
 
@@ -424,11 +443,16 @@ def on_finish_failure(job: Job, connection: redis.Redis, exc_type: Any, value: A
     """The final job failed for good: the outcome is unknown, so say CORRUPT, and never keep the lock for ever."""
     if job.retries_left:
         return
+    end_corrupt(connection, job.args[0],
+                f"the final step failed ({exc_type.__name__}: {value}); what the tasks left behind is unknown")
+
+
+def end_corrupt(connection: redis.Redis, deployment_id: str, message: str) -> None:
+    """End a deployment whose outcome is unknown as CORRUPT and free its lock (unless it has ended already)."""
     store = Store(connection)
-    deployment = store.load(job.args[0])
+    deployment = store.load(deployment_id)
     if deployment is None or deployment.state.finished:
         return
-    message = f"the final step failed ({exc_type.__name__}: {value}); what the tasks left behind is unknown"
     store.set_product(deployment.data_product, deployment.environment, status="CORRUPT", deployment=deployment.id,
                       updatedAt=now_iso())
     store.set_state(deployment.id, DeploymentState.CORRUPT, message)

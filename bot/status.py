@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import redis
 
-from bot.deployment import ProductStatus
+from bot.deployment import DeploymentState, ProductStatus
 from bot.locks import Locks
-from bot.store import Store, as_text, history_key, product_key
+from bot.store import Deployment, Store, as_text, history_key, product_key
 
-DEPLOYMENT_FIELDS = ("id", "state", "operation", "startedBy", "createdAt", "startedAt", "finishedAt", "message")
+DEPLOYMENT_FIELDS = ("id", "state", "operation", "version", "startedBy", "createdAt", "startedAt", "finishedAt",
+                     "message", "descriptor")
 
 
 def environments(connection: redis.Redis, data_product: str) -> list[str]:
@@ -31,22 +33,25 @@ def _glob_escape(text: str) -> str:
 
 
 def product_status(connection: redis.Redis, data_product: str, environment: str) -> tuple[dict[str, Any], list[str]]:
-    """The status document of the data product in environment, and the deployments waiting for its lock."""
+    """The status document of the data product in environment, and the deployments waiting for its lock.
+
+    `status`, `version` and `components` are what is provisioned (each component with the adapter's info and
+    logs from the deployment that last acted on it); `deployment` is the newest deployment that has
+    started, whatever its outcome, so a refused or running one shows even though it changed nothing yet.
+    """
     store = Store(connection)
     record = store.product(data_product, environment)
+    acted = record.get("deployment")
+    newest = next((deployment for deployment in _started(store, data_product, environment)), None)
     deployment: dict[str, Any] | None = None
-    deployment_id = record.get("deployment")
-    if deployment_id:
-        loaded = store.load(str(deployment_id))
-        if loaded is None:  # dropped from the history: only its id is left
-            deployment = {key: None for key in DEPLOYMENT_FIELDS} | {"id": deployment_id}
-        else:
-            deployment = {
-                "id": loaded.id, "state": str(loaded.state), "operation": str(loaded.operation),
-                "startedBy": loaded.started_by, "createdAt": loaded.created_at, "startedAt": loaded.started_at,
-                "finishedAt": loaded.finished_at, "message": loaded.message,
-            }
-    components = [{"id": component_id, "status": entry.get("status"), "message": entry.get("message", "")}
+    if newest is not None:
+        deployment = _deployment_document(newest)
+    elif acted:  # dropped from the history: only its id is left
+        deployment = {key: None for key in DEPLOYMENT_FIELDS} | {"id": acted}
+    details = store.task_states(str(acted)) if acted else {}
+    components = [{"id": component_id, "status": entry.get("status"), "message": entry.get("message", ""),
+                   "info": (details.get(component_id) or {}).get("info"),
+                   "logs": (details.get(component_id) or {}).get("logs") or []}
                   for component_id, entry in (record.get("components") or {}).items()]
     document = {
         "dataProduct": data_product, "environment": environment,
@@ -56,6 +61,23 @@ def product_status(connection: redis.Redis, data_product: str, environment: str)
     return document, Locks(connection).waiting(data_product, environment)
 
 
+def _started(store: Store, data_product: str, environment: str) -> Iterator[Deployment]:
+    """Deployments of the data product in environment that have left the queue, newest first."""
+    for deployment_id in store.history(data_product, environment):
+        loaded = store.load(deployment_id)
+        if loaded is not None and loaded.state is not DeploymentState.QUEUED:
+            yield loaded
+
+
+def _deployment_document(deployment: Deployment) -> dict[str, Any]:
+    return {
+        "id": deployment.id, "state": str(deployment.state), "operation": str(deployment.operation),
+        "version": deployment.version, "startedBy": deployment.started_by, "createdAt": deployment.created_at,
+        "startedAt": deployment.started_at, "finishedAt": deployment.finished_at, "message": deployment.message,
+        "descriptor": deployment.descriptor,
+    }
+
+
 def status_text(document: dict[str, Any], waiting: list[str]) -> str:
     """The status for a terminal."""
     version = f" {document['version']}" if document.get("version") else ""
@@ -63,7 +85,8 @@ def status_text(document: dict[str, Any], waiting: list[str]) -> str:
     deployment = document.get("deployment")
     if deployment:
         when = deployment.get("finishedAt") or deployment.get("startedAt") or deployment.get("createdAt") or "?"
-        lines.append(f"  last deployment {deployment['id']}: {deployment.get('operation') or '?'} "
+        version = f" {deployment['version']}" if deployment.get("version") else ""
+        lines.append(f"  last deployment {deployment['id']}: {deployment.get('operation') or '?'}{version} "
                      f"{deployment.get('state') or '(no longer recorded)'}, by {deployment.get('startedBy') or '?'}"
                      f", {when}")
         if deployment.get("message"):

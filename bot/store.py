@@ -48,7 +48,7 @@ def history_key(data_product: str, environment: str) -> str:
     return f"{PREFIX}:history:{data_product}:{environment}"
 
 
-ACTIVE_KEY = f"{PREFIX}:active"  # ids of deployments that have started and not finished
+ACTIVE_KEY = f"{PREFIX}:active"  # ids of deployments that hold their lock (started) and have not finished
 
 
 @dataclass(slots=True)
@@ -200,7 +200,7 @@ class Store:
             pipeline.execute()
 
     def active(self) -> list[str]:
-        """Deployments that started and have not finished."""
+        """Deployments that hold their lock and have not finished."""
         return sorted(as_text(member) for member in self.redis.smembers(ACTIVE_KEY))
 
     # ------------------------------------------------------------------ tasks

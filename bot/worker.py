@@ -16,8 +16,9 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from bot.locks import Locks
+from bot.recovery import GRACE_SECONDS, Repair, repair
 from bot.runner import QUEUE_NAME, start_next
-from bot.store import PREFIX, Store
+from bot.store import ACTIVE_KEY, PREFIX, Store
 
 HEARTBEAT_SECONDS = 1.0
 HEARTBEAT_TTL = 4  # seconds without a heartbeat before a job counts as abandoned
@@ -71,8 +72,8 @@ def enqueue_ready_dependents(queue: Queue, attempts: int = 5) -> None:
         registry.cleanup()
 
 
-def reap_once(connection: redis.Redis) -> None:
-    """One round: fail or retry jobs whose worker died, renew leases of running deployments, start queued ones."""
+def reap_once(connection: redis.Redis, grace: float = GRACE_SECONDS) -> None:
+    """One round: fail or retry jobs whose worker died, renew leases, repair stuck deployments, start queued ones."""
     if not connection.set(REAPER_LOCK, "1", nx=True, px=int(REAPER_SECONDS * 900)):
         return  # another worker did this round
     queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
@@ -84,8 +85,13 @@ def reap_once(connection: redis.Redis) -> None:
     store, locks = Store(connection), Locks(connection)
     for deployment_id in store.active():
         deployment = store.load(deployment_id)
-        if deployment is not None:
-            locks.renew(deployment.data_product, deployment.environment, deployment_id)
+        if deployment is None:  # dropped: nothing can run it, and its lock lapses with its lease
+            connection.srem(ACTIVE_KEY, deployment_id)
+            continue
+        locks.renew(deployment.data_product, deployment.environment, deployment_id)
+        repaired = repair(connection, deployment, grace)
+        if repaired is not Repair.NONE:
+            log.warning("deployment %s was stuck (%s): repaired", deployment_id, repaired)
     for data_product, environment in locks.waiting_queues():
         start_next(connection, data_product, environment)
 

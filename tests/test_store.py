@@ -32,9 +32,9 @@ def store(redis_engine) -> Store:
 
 
 def make_deployment(deployment_id: str | None = None, history: int = 50, environment: str = "development",
-                    **overrides) -> Deployment:
+                    version: str = "1.2.0", **overrides) -> Deployment:
     return Deployment(
-        id=deployment_id or new_deployment_id(), data_product=DP, environment=environment, version="1.2.0",
+        id=deployment_id or new_deployment_id(), data_product=DP, environment=environment, version=version,
         operation=Operation.DEPLOY, descriptor={"id": DP, "components": [{"id": LEDGER}, {"id": PORT}]},
         tasks=[PlannedTask(LEDGER, "storage", [], "http://127.0.0.1:1/a", 12.5),
                PlannedTask(PORT, "outputport", [LEDGER], None)],
