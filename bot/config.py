@@ -16,6 +16,9 @@ from bot.yamlsafe import YamlDocument, load_single
 CONFIG_ENVIRONMENT_VARIABLE = "MESHBOT_CONFIG"
 DEFAULT_ADAPTER_TIMEOUT = 600.0
 DEFAULT_HISTORY = 50
+DEFAULT_MERGE_REQUEST_ENVIRONMENT = "development"
+DEFAULT_RELEASE_TAG = "v{version}"
+DEFAULT_RELEASE_ENVIRONMENTS = ("production",)
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -59,6 +62,20 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {"history": {"type": "integer", "minimum": 1, "maximum": 10000}},
         },
+        "merge_requests": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"environment": {"$ref": "#/$defs/environment"}},
+        },
+        "releases": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "tag": {"type": "string", "pattern": "^[^{}]*\\{version\\}[^{}]*$"},
+                "environments": {"type": "array", "uniqueItems": True, "items": {"$ref": "#/$defs/environment"}},
+            },
+        },
+        "public_url": {"$ref": "#/$defs/url"},
     },
     "$defs": {
         "environment": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
@@ -91,6 +108,10 @@ class ServerConfig:
     marketplace: list[str] = field(default_factory=list)
     redis_url: str | None = None
     history: int = DEFAULT_HISTORY
+    merge_request_environment: str = DEFAULT_MERGE_REQUEST_ENVIRONMENT
+    release_tag: str = DEFAULT_RELEASE_TAG  # "{version}" stands for the descriptor's version
+    release_environments: list[str] = field(default_factory=lambda: list(DEFAULT_RELEASE_ENVIRONMENTS))
+    public_url: str | None = None  # where meshbot's web service is reached, for links in comments and statuses
     file: str | None = None
 
     def environment_error(self, environment: str) -> str | None:
@@ -148,7 +169,12 @@ def load_config(path: str | None) -> ServerConfig:
     return ServerConfig(
         adapters=adapters, policy_folders=folders, environments=environments,
         marketplace=list((value.get("marketplace") or {}).get("notify", [])), redis_url=redis_url,
-        history=int((value.get("deployments") or {}).get("history", DEFAULT_HISTORY)), file=path,
+        history=int((value.get("deployments") or {}).get("history", DEFAULT_HISTORY)),
+        merge_request_environment=(value.get("merge_requests") or {}).get(
+            "environment", DEFAULT_MERGE_REQUEST_ENVIRONMENT),
+        release_tag=(value.get("releases") or {}).get("tag", DEFAULT_RELEASE_TAG),
+        release_environments=list((value.get("releases") or {}).get("environments", DEFAULT_RELEASE_ENVIRONMENTS)),
+        public_url=value.get("public_url"), file=path,
     )
 
 
@@ -172,6 +198,8 @@ def _schema_errors(document: YamlDocument) -> list[InputError]:
             message = f"{where}: unknown key {', '.join(repr(key) for key in unexpected)} (known keys: {allowed})"
         elif error.validator == "pattern" and str(error.validator_value).startswith("^https?://"):
             message = f"{where}: {error.instance!r} is not an http(s) URL"
+        elif error.validator == "pattern" and path == ("releases", "tag"):
+            message = f"{where}: {error.instance!r} must contain {{version}} once, e.g. 'v{{version}}'"
         else:
             message = f"{where}: {error.message}"
         errors.append(InputError(message, document.position(path)))

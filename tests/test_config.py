@@ -60,7 +60,7 @@ def test_unknown_key_is_named_with_the_known_ones(tmp_path):
     path = write(tmp_path, GOOD + "adaptors: []\n")
     assert errors_of(path) == [
         f"{path}:1:1: configuration: unknown key 'adaptors' (known keys: adapters, policies, environments, "
-        "marketplace, redis_url, deployments)"
+        "marketplace, redis_url, deployments, merge_requests, releases, public_url)"
     ]
 
 
@@ -145,3 +145,20 @@ def test_bad_environment_name_and_marketplace_url(tmp_path):
     assert len(errors) == 2
     assert errors[0] == f"{path}:1:16: environments.0: 'dev/1' does not match '^[A-Za-z0-9][A-Za-z0-9_.-]*$'"
     assert errors[1] == f"{path}:2:24: marketplace.notify.0: 'ftp://x' is not an http(s) URL"
+
+
+def test_merge_request_and_release_settings(tmp_path):
+    config = load_config(write(tmp_path, "merge_requests: {environment: qa}\n"
+                                         "releases: {tag: 'release-{version}', environments: [staging, production]}\n"
+                                         "public_url: https://meshbot.example.com\n"))
+    assert (config.merge_request_environment, config.release_tag, config.release_environments, config.public_url) == (
+        "qa", "release-{version}", ["staging", "production"], "https://meshbot.example.com")
+    defaults = load_config(None)
+    assert (defaults.merge_request_environment, defaults.release_tag, defaults.release_environments) == (
+        "development", "v{version}", ["production"])
+
+
+def test_a_release_tag_pattern_needs_the_version(tmp_path):
+    path = write(tmp_path, "releases:\n  tag: release\n")
+    assert errors_of(path) == [
+        f"{path}:2:8: releases.tag: 'release' must contain {{version}} once, e.g. 'v{{version}}'"]

@@ -1,0 +1,177 @@
+"""The one small interface meshbot needs from a forge (GitHub, GitLab), in meshbot's own types.
+
+Implementations: `vcs.github` (PyGithub), `vcs.gitlab` (python-gitlab), `vcs.memory` (tests). Every
+method is one or a few REST calls; every implementation counts its calls (`api_calls`) so that the
+service can report them per event. Errors reach callers as `ForgeError` with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Protocol
+
+from bot.files import MAX_FILE_BYTES
+
+
+class ForgeError(Exception):
+    """A forge call that failed for good (after any retries), with what to do about it."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+class Permission(IntEnum):
+    """A person's rights on a repository, ordered; GitHub and GitLab roles map onto these."""
+
+    NONE = 0
+    READ = 10  # GitHub read / triage; GitLab Guest, Reporter
+    WRITE = 30  # GitHub write; GitLab Developer
+    MAINTAIN = 40  # GitHub maintain; GitLab Maintainer
+    ADMIN = 50  # GitHub admin; GitLab Owner
+
+
+class CommitState(StrEnum):
+    """A commit status (GitLab's `running` and `canceled` are not used by meshbot)."""
+
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ERROR = "error"
+
+
+class DeploymentState(StrEnum):
+    """The state of a forge deployment record (GitHub deployment status; GitLab deployment status)."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """A comment on a merge request."""
+
+    id: str
+    body: str
+    author: str
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRequest:
+    """A merge request (GitHub pull request, GitLab merge request)."""
+
+    number: int  # GitHub number, GitLab iid
+    title: str
+    description: str
+    source_branch: str
+    target_branch: str
+    head_sha: str
+    author: str
+    state: str  # "open", "closed" or "merged"
+    url: str
+    from_fork: bool
+
+
+class Repository(Protocol):
+    """One repository on a forge, as meshbot uses it."""
+
+    @property
+    def api_calls(self) -> int:
+        """REST calls made through this object so far (retries included)."""
+        ...
+
+    # -- reading
+    def list_files(self, ref: str) -> Sequence[str]:
+        """Every file path at ref (a commit sha, branch or tag), from one recursive tree listing."""
+        ...
+
+    def read_file(self, ref: str, path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+        """One file at ref; FileNotFoundError when absent, bot.files.FileTooLarge past max_bytes."""
+        ...
+
+    def branch_head(self, branch: str) -> str | None:
+        """The commit sha a branch points at, or None when there is no such branch."""
+        ...
+
+    # -- merge requests and comments
+    def merge_request(self, number: int) -> MergeRequest:
+        """One merge request by number (GitLab: iid)."""
+        ...
+
+    def comments(self, number: int) -> list[Comment]:
+        """Every comment of a merge request, oldest first."""
+        ...
+
+    def create_comment(self, number: int, body: str) -> Comment:
+        """Add a comment to a merge request."""
+        ...
+
+    def edit_comment(self, number: int, comment_id: str, body: str) -> None:
+        """Replace the body of a comment (meshbot's own)."""
+        ...
+
+    def add_reaction(self, number: int, comment_id: str, reaction: str) -> None:
+        """React to a comment (`eyes` acknowledges a command)."""
+        ...
+
+    def permission(self, username: str) -> Permission:
+        """The user's rights on this repository (NONE when not a member)."""
+        ...
+
+    # -- statuses and deployments
+    def set_commit_status(self, sha: str, context: str, state: CommitState, description: str,
+                          target_url: str | None = None) -> None:
+        """Create or replace the commit status named context on sha (description cut to the forge's limit)."""
+        ...
+
+    def create_deployment(self, sha: str, environment: str, description: str) -> str:
+        """Record a deployment of sha to environment; returns its id."""
+        ...
+
+    def set_deployment_state(self, deployment_id: str, state: DeploymentState, description: str,
+                             target_url: str | None = None) -> None:
+        """Move a deployment record to a state."""
+        ...
+
+    # -- writing
+    def create_branch(self, branch: str, sha: str) -> None:
+        """Create branch at sha."""
+        ...
+
+    def commit_files(self, branch: str, parent_sha: str, message: str, files: dict[str, bytes]) -> str:
+        """Commit these files (path -> content) on branch, whose head must still be parent_sha; the new sha.
+
+        ForgeError when the branch moved (someone else pushed): never overwrites another commit.
+        """
+        ...
+
+    def find_merge_request(self, source_branch: str, target_branch: str) -> MergeRequest | None:
+        """The open merge request from source_branch into target_branch, if any."""
+        ...
+
+    def open_merge_request(self, source_branch: str, target_branch: str, title: str, description: str) -> MergeRequest:
+        """Open a merge request."""
+        ...
+
+    def update_merge_request(self, number: int, title: str, description: str) -> None:
+        """Change a merge request's title and description."""
+        ...
+
+
+class Forge(Protocol):
+    """A forge account meshbot acts as."""
+
+    name: str  # "github" or "gitlab"
+
+    def repository(self, project: str) -> Repository:
+        """A repository by its path (`owner/name`, GitLab `group/subgroup/project`)."""
+        ...
+
+    def bot_username(self) -> str:
+        """The user meshbot acts as (its own comments and events are ignored)."""
+        ...

@@ -1,0 +1,252 @@
+"""An in-memory forge for unit tests: repositories with commits, branches, merge requests, comments, statuses.
+
+It implements `vcs.base.Repository` faithfully enough for handlers to be tested without HTTP: commits
+are immutable snapshots (path -> bytes), branches point at commits, `commit_files` refuses to write
+on a branch that moved, and everything meshbot writes is recorded for assertions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from bot.files import MAX_FILE_BYTES, FileTooLarge
+from vcs.base import (
+    Comment,
+    CommitState,
+    DeploymentState,
+    ForgeError,
+    MergeRequest,
+    Permission,
+)
+
+
+@dataclass
+class RecordedStatus:
+    """A commit status as the forge keeps it."""
+
+    sha: str
+    context: str
+    state: CommitState
+    description: str
+    target_url: str | None
+
+
+@dataclass
+class RecordedDeployment:
+    """A deployment record and the states it went through."""
+
+    id: str
+    sha: str
+    environment: str
+    description: str
+    states: list[tuple[DeploymentState, str, str | None]] = field(default_factory=list)
+
+
+class MemoryRepository:
+    """One repository held in memory."""
+
+    def __init__(self, project: str, files: dict[str, bytes] | None = None, branch: str = "main") -> None:
+        self.project = project
+        self.commits: dict[str, dict[str, bytes]] = {}
+        self.branches: dict[str, str] = {}
+        self.tags: dict[str, str] = {}
+        self.merge_requests: dict[int, MergeRequest] = {}
+        self.comment_threads: dict[int, list[Comment]] = {}
+        self.reactions: list[tuple[int, str, str]] = []
+        self.statuses: list[RecordedStatus] = []
+        self.deployments: dict[str, RecordedDeployment] = {}
+        self.permissions: dict[str, Permission] = {}
+        self.user = "meshbot"
+        self._calls = 0
+        self._ids = itertools.count(1)
+        self.branches[branch] = self.commit(files or {})
+
+    # ------------------------------------------------------------------ test set-up
+
+    def commit(self, files: dict[str, bytes], parent: str | None = None) -> str:
+        """Store a snapshot (the parent's files updated with these) and return its sha (no branch moves)."""
+        snapshot = {**(self.commits[parent] if parent else {}), **files}
+        digest = hashlib.sha1(repr(sorted(snapshot.items())).encode() + str(len(self.commits)).encode())
+        sha = digest.hexdigest()
+        self.commits[sha] = snapshot
+        return sha
+
+    def push(self, branch: str, files: dict[str, bytes]) -> str:
+        """Commit on top of a branch and move it; returns the new sha."""
+        sha = self.commit(files, self.branches.get(branch))
+        self.branches[branch] = sha
+        return sha
+
+    def add_merge_request(self, source_branch: str, target_branch: str = "main", *, author: str = "jane",
+                          from_fork: bool = False, title: str = "Change") -> MergeRequest:
+        """Open a merge request between two existing branches."""
+        number = len(self.merge_requests) + 1
+        request = MergeRequest(number=number, title=title, description="", source_branch=source_branch,
+                               target_branch=target_branch, head_sha=self.branches[source_branch], author=author,
+                               state="open", url=f"memory://{self.project}/merge_requests/{number}",
+                               from_fork=from_fork)
+        self.merge_requests[number] = request
+        self.comment_threads[number] = []
+        return request
+
+    def status(self, sha: str, context: str) -> RecordedStatus | None:
+        """The latest status of context on sha."""
+        found = [status for status in self.statuses if status.sha == sha and status.context == context]
+        return found[-1] if found else None
+
+    # ------------------------------------------------------------------ vcs.base.Repository
+
+    @property
+    def api_calls(self) -> int:
+        """Calls made so far."""
+        return self._calls
+
+    def _call(self) -> None:
+        self._calls += 1
+
+    def _resolve(self, ref: str) -> dict[str, bytes]:
+        sha = self.branches.get(ref) or self.tags.get(ref) or ref
+        if sha not in self.commits:
+            raise ForgeError(f"{self.project}: no commit, branch or tag {ref!r}", status=404)
+        return self.commits[sha]
+
+    def list_files(self, ref: str) -> Sequence[str]:
+        """Every path at ref."""
+        self._call()
+        return sorted(self._resolve(ref))
+
+    def read_file(self, ref: str, path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+        """One file at ref."""
+        self._call()
+        files = self._resolve(ref)
+        if path not in files:
+            raise FileNotFoundError(path)
+        if len(files[path]) > max_bytes:
+            raise FileTooLarge(path, len(files[path]), max_bytes)
+        return files[path]
+
+    def branch_head(self, branch: str) -> str | None:
+        """The sha of a branch."""
+        self._call()
+        return self.branches.get(branch)
+
+    def merge_request(self, number: int) -> MergeRequest:
+        """A merge request, with its source branch's current head."""
+        self._call()
+        if number not in self.merge_requests:
+            raise ForgeError(f"{self.project}: no merge request {number}", status=404)
+        request = self.merge_requests[number]
+        return replace(request, head_sha=self.branches.get(request.source_branch, request.head_sha))
+
+    def comments(self, number: int) -> list[Comment]:
+        """A merge request's comments."""
+        self._call()
+        return list(self.comment_threads.get(number, []))
+
+    def create_comment(self, number: int, body: str) -> Comment:
+        """Add a comment as meshbot."""
+        self._call()
+        comment = Comment(id=str(next(self._ids)), body=body, author=self.user)
+        self.comment_threads.setdefault(number, []).append(comment)
+        return comment
+
+    def edit_comment(self, number: int, comment_id: str, body: str) -> None:
+        """Edit a comment in place."""
+        self._call()
+        thread = self.comment_threads.get(number, [])
+        for index, comment in enumerate(thread):
+            if comment.id == comment_id:
+                thread[index] = replace(comment, body=body)
+                return
+        raise ForgeError(f"{self.project}: no comment {comment_id} on merge request {number}", status=404)
+
+    def add_reaction(self, number: int, comment_id: str, reaction: str) -> None:
+        """React to a comment."""
+        self._call()
+        self.reactions.append((number, comment_id, reaction))
+
+    def permission(self, username: str) -> Permission:
+        """The user's rights (NONE when not set)."""
+        self._call()
+        return self.permissions.get(username, Permission.NONE)
+
+    def set_commit_status(self, sha: str, context: str, state: CommitState, description: str,
+                          target_url: str | None = None) -> None:
+        """Record a commit status."""
+        self._call()
+        self.statuses.append(RecordedStatus(sha, context, state, description[:140], target_url))
+
+    def create_deployment(self, sha: str, environment: str, description: str) -> str:
+        """Record a deployment."""
+        self._call()
+        deployment_id = str(next(self._ids))
+        self.deployments[deployment_id] = RecordedDeployment(deployment_id, sha, environment, description)
+        return deployment_id
+
+    def set_deployment_state(self, deployment_id: str, state: DeploymentState, description: str,
+                             target_url: str | None = None) -> None:
+        """Move a deployment record."""
+        self._call()
+        self.deployments[deployment_id].states.append((state, description, target_url))
+
+    def create_branch(self, branch: str, sha: str) -> None:
+        """Create a branch."""
+        self._call()
+        if branch in self.branches:
+            raise ForgeError(f"{self.project}: branch {branch} exists", status=422)
+        self.branches[branch] = sha
+
+    def commit_files(self, branch: str, parent_sha: str, message: str, files: dict[str, bytes]) -> str:
+        """Commit on a branch that must still be at parent_sha."""
+        self._call()
+        if self.branches.get(branch) != parent_sha:
+            raise ForgeError(f"{self.project}: branch {branch} moved (now {self.branches.get(branch)}, "
+                             f"expected {parent_sha})", status=409)
+        return self.push(branch, files)
+
+    def find_merge_request(self, source_branch: str, target_branch: str) -> MergeRequest | None:
+        """The open merge request between two branches."""
+        self._call()
+        return next((request for request in self.merge_requests.values()
+                     if (request.source_branch, request.target_branch, request.state)
+                     == (source_branch, target_branch, "open")), None)
+
+    def open_merge_request(self, source_branch: str, target_branch: str, title: str, description: str) -> MergeRequest:
+        """Open a merge request as meshbot."""
+        request = self.add_merge_request(source_branch, target_branch, author=self.user, title=title)
+        self._call()
+        self.merge_requests[request.number] = replace(request, description=description)
+        return self.merge_requests[request.number]
+
+    def update_merge_request(self, number: int, title: str, description: str) -> None:
+        """Change a merge request's title and description."""
+        self._call()
+        self.merge_requests[number] = replace(self.merge_requests[number], title=title, description=description)
+
+
+class MemoryForge:
+    """Repositories by project path, all as one bot user."""
+
+    def __init__(self, name: str = "github", user: str = "meshbot") -> None:
+        self.name, self.user = name, user
+        self.repositories: dict[str, MemoryRepository] = {}
+
+    def add(self, project: str, files: dict[str, bytes] | None = None) -> MemoryRepository:
+        """Create a repository with one commit on main."""
+        repository = MemoryRepository(project, files)
+        repository.user = self.user
+        self.repositories[project] = repository
+        return repository
+
+    def repository(self, project: str) -> MemoryRepository:
+        """A repository by path."""
+        if project not in self.repositories:
+            raise ForgeError(f"no repository {project}", status=404)
+        return self.repositories[project]
+
+    def bot_username(self) -> str:
+        """meshbot's user."""
+        return self.user
