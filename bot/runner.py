@@ -73,6 +73,7 @@ def request_deployment(
     remove_data: bool = False,
     marketplace: list[str] | None = None,
     history: int = 50,
+    report_to: dict[str, Any] | None = None,
 ) -> tuple[str, int]:
     """Record a deployment and queue it behind any other of the same data product and environment.
 
@@ -82,7 +83,7 @@ def request_deployment(
         id=new_deployment_id(), data_product=descriptor.id, environment=descriptor.environment,
         version=str(descriptor.data.get("version", "")), operation=operation, descriptor=descriptor.data,
         tasks=planned_tasks(descriptor, operation, adapters), started_by=started_by, remove_data=remove_data,
-        marketplace=list(marketplace or []), history=history,
+        marketplace=list(marketplace or []), history=history, report_to=report_to,
     )
     store, locks = Store(connection), Locks(connection)
     store.create(deployment)
@@ -401,8 +402,14 @@ def _notify_marketplace(deployment: Deployment, states: dict[str, dict[str, Any]
     return failures
 
 
+REPORT_JOB = "handlers.report.deployment_ended"  # tells whoever asked (a forge) how a deployment ended
+
+
 def _release(connection: redis.Redis, deployment: Deployment) -> None:
     Locks(connection).release(deployment.data_product, deployment.environment, deployment.id)
+    if deployment.report_to:
+        queue(connection).enqueue(REPORT_JOB, deployment.id, job_id=f"meshbot-{deployment.id}-report",
+                                  retry=Retry(max=3, interval=[5, 30, 120]), result_ttl=600, failure_ttl=86400)
     start_next(connection, deployment.data_product, deployment.environment)
 
 

@@ -89,6 +89,7 @@ class Deployment:
     remove_data: bool = False
     marketplace: list[str] = field(default_factory=list)
     history: int = DEFAULT_HISTORY
+    report_to: dict[str, Any] | None = None  # plain data for the job that reports the outcome (e.g. to a forge)
     state: DeploymentState = DeploymentState.QUEUED
     created_at: str = field(default_factory=now_iso)
     started_at: str | None = None
@@ -102,7 +103,7 @@ class Deployment:
             "version": self.version, "operation": str(self.operation), "descriptor": self.descriptor,
             "tasks": [task.as_json() for task in self.tasks], "startedBy": self.started_by,
             "removeData": self.remove_data, "marketplace": self.marketplace, "history": self.history,
-            "createdAt": self.created_at,
+            "createdAt": self.created_at, "reportTo": self.report_to,
         }
 
     def task(self, task_id: str) -> PlannedTask:
@@ -121,7 +122,8 @@ def _deployment(record: dict[str, Any], values: dict[str, str]) -> Deployment:
         version=record["version"], operation=Operation(record["operation"]), descriptor=record["descriptor"],
         tasks=[PlannedTask.from_json(task) for task in record["tasks"]], started_by=record["startedBy"],
         remove_data=record["removeData"], marketplace=record["marketplace"], history=record["history"],
-        state=DeploymentState(values.get("state", DeploymentState.QUEUED)), created_at=record["createdAt"],
+        report_to=record.get("reportTo"), state=DeploymentState(values.get("state", DeploymentState.QUEUED)),
+        created_at=record["createdAt"],
         started_at=values.get("startedAt"), finished_at=values.get("finishedAt"), message=values.get("message", ""),
     )
 
