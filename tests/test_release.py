@@ -55,7 +55,8 @@ def test_a_release_tag_requests_a_deployment_and_reports_its_end(repository, red
     status = repository.status(sha, deploy_context("production"))
     assert status.state is CommitState.PENDING and step.deployment_id in status.description
     [record] = repository.deployments.values()
-    assert (record.sha, record.environment, record.states[0][0]) == (sha, "production", ForgeDeploymentState.IN_PROGRESS)
+    assert (record.sha, record.environment) == (sha, "production")
+    assert record.states[0][0] is ForgeDeploymentState.IN_PROGRESS
     deployment = redis_engine.store.load(step.deployment_id)
     assert deployment.version == "1.0.0" and deployment.started_by == "github:acme/cashflow@v1.0.0"
     assert deployment.report_to["record"] == record.id
