@@ -1,0 +1,520 @@
+"""meshbot's forge interface on GitHub (and GitHub Enterprise), through PyGithub.
+
+Every repository object has its own PyGithub client, so that `api_calls` counts exactly the HTTP requests
+made for that repository: a urllib3 `Retry` (PyGithub's `GithubRetry`, which also backs off on rate limits)
+sees every response the server sends, including the ones that are retried. Calls go through PyGithub's
+requester with GitHub's REST paths, so that each method maps to known REST calls and no call is hidden.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from github import Auth, Consts, Github, GithubException, GithubIntegration, GithubRetry
+from github.GithubException import RateLimitExceededExceedsMaxWait
+from github.InstallationAuthorization import InstallationAuthorization
+from github.Requester import Requester
+from urllib3 import BaseHTTPResponse, Retry
+from urllib3.connectionpool import ConnectionPool
+
+from bot.files import MAX_FILE_BYTES, FileTooLarge
+from vcs.base import (
+    Comment,
+    CommitState,
+    DeploymentState,
+    ForgeError,
+    MergeRequest,
+    Permission,
+)
+
+DEFAULT_API_URL = "https://api.github.com"
+STATUS_DESCRIPTION_LIMIT = 140  # GitHub refuses longer commit and deployment status descriptions
+PAGE_SIZE = 100  # GitHub's largest page: fewer calls when listing comments
+SYMLINK_MODE = "120000"
+
+# `permission` is GitHub's legacy base role (maintain shown as write, triage as read); `role_name` is exact.
+_ROLE_PERMISSIONS = {
+    "admin": Permission.ADMIN,
+    "maintain": Permission.MAINTAIN,
+    "write": Permission.WRITE,
+    "triage": Permission.READ,
+    "read": Permission.READ,
+    "none": Permission.NONE,
+}
+
+
+class _CallCounter:
+    """A thread-safe count of HTTP responses received."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        """Count one response."""
+        with self._lock:
+            self.value += 1
+
+
+class CountingRetry(GithubRetry):
+    """PyGithub's rate-limit aware retry that also counts every response and bounds every wait.
+
+    urllib3 asks `is_retry` once about each response it receives, retried or not, so counting there counts
+    real requests. Waits (Retry-After, or the rate limit reset time) longer than max_rate_limit_wait fail at
+    once instead of sleeping. A 403/429 with `x-ratelimit-remaining: 0` waits until `x-ratelimit-reset`.
+    """
+
+    def __init__(self, counter: _CallCounter | None = None, max_rate_limit_wait: float = 60.0,
+                 forced_backoff: float | None = None, **kwargs: Any) -> None:
+        self.counter = counter or _CallCounter()
+        self.forced_backoff = forced_backoff
+        kwargs.setdefault("status_forcelist", [429, 502, 503, 504])
+        kwargs.setdefault("secondary_rate_wait", min(60.0, max_rate_limit_wait))
+        super().__init__(max_rate_limit_wait=max_rate_limit_wait, **kwargs)
+
+    def new(self, **kwargs: Any) -> CountingRetry:
+        """A copy for the next attempt, sharing the counter."""
+        kwargs.update(counter=self.counter, forced_backoff=None)
+        return super().new(**kwargs)  # type: ignore[return-value]
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        """Count the response, then decide as GithubRetry does."""
+        self.counter.add()
+        return super().is_retry(method, status_code, has_retry_after)
+
+    def increment(self, method: str | None = None, url: str | None = None,
+                  response: BaseHTTPResponse | None = None, error: Exception | None = None,
+                  _pool: ConnectionPool | None = None, _stacktrace: TracebackType | None = None) -> CountingRetry:
+        """Wait for the rate limit reset when GitHub says none are left; otherwise as GithubRetry."""
+        if (response is not None and response.status in (403, 429) and not response.headers.get("Retry-After")
+                and response.headers.get("X-RateLimit-Remaining") == "0"
+                and (response.headers.get("X-RateLimit-Reset") or "").isdigit()):
+            wait = max(int(response.headers["X-RateLimit-Reset"]) - time.time(), 0.0) + 1.0
+            self._check_wait(wait, response)
+            retry = Retry.increment(self, method, url, response, error, _pool, _stacktrace)
+            retry.forced_backoff = wait
+            return retry
+        return super().increment(method, url, response, error, _pool, _stacktrace)  # type: ignore[return-value,arg-type]
+
+    def get_backoff_time(self) -> float:
+        """The wait before the next attempt (the rate limit reset when known)."""
+        return self.forced_backoff if self.forced_backoff is not None else super().get_backoff_time()
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        """Retry-After in seconds, refused when longer than meshbot waits."""
+        retry_after = super().get_retry_after(response)
+        if retry_after is not None:
+            self._check_wait(retry_after, response)
+        return retry_after
+
+    def _check_wait(self, wait: float, response: BaseHTTPResponse) -> None:
+        if self.max_rate_limit_wait is not None and wait > self.max_rate_limit_wait:
+            raise RateLimitExceededExceedsMaxWait(response.status, {"message": "rate limited"},
+                                                  dict(response.headers), wait=wait)
+
+
+@dataclass(frozen=True, slots=True)
+class _TreeEntry:
+    sha: str
+    size: int
+
+
+class _InstallationTokenAuth(Auth.Auth):
+    """Authenticates as a GitHub App installation with tokens the forge caches and renews."""
+
+    def __init__(self, forge: GitHubForge, installation_id: int) -> None:
+        self._forge, self._installation_id = forge, installation_id
+
+    @property
+    def token_type(self) -> str:
+        """GitHub's scheme for installation tokens."""
+        return "token"
+
+    @property
+    def token(self) -> str:
+        """A valid installation access token."""
+        return self._forge._installation_token(self._installation_id)
+
+
+class GitHubForge:
+    """A GitHub account meshbot acts as: a token, or a GitHub App with per-installation tokens."""
+
+    name = "github"
+
+    def __init__(self, *, token: str | None = None, app_id: int | str | None = None,
+                 app_private_key: str | None = None, api_url: str = DEFAULT_API_URL,
+                 max_rate_limit_wait: float = 60.0, retries: int = 5, timeout: int = Consts.DEFAULT_TIMEOUT,
+                 seconds_between_writes: float | None = 1.0) -> None:
+        if (token is None) == (app_id is None):
+            raise ValueError("GitHubForge needs either a token or a GitHub App id and private key")
+        if app_id is not None and not app_private_key:
+            raise ValueError("a GitHub App needs its private key (PEM text)")
+        self.api_url = api_url.rstrip("/")
+        self.max_rate_limit_wait, self.retries, self.timeout = max_rate_limit_wait, retries, timeout
+        # GitHub asks integrators to pause between writes to stay under its secondary rate limits.
+        self.seconds_between_writes = seconds_between_writes
+        self._token = token
+        self._app_auth = Auth.AppAuth(app_id, app_private_key) if app_id is not None else None
+        self._lock = threading.Lock()
+        self._installations: dict[str, int] = {}
+        self._installation_tokens: dict[int, InstallationAuthorization] = {}
+        self._integration: GithubIntegration | None = None
+        self._bot_username: str | None = None
+
+    @classmethod
+    def from_environment(cls) -> GitHubForge:
+        """A forge from MESHBOT_GITHUB_TOKEN, or MESHBOT_GITHUB_APP_ID and MESHBOT_GITHUB_APP_PRIVATE_KEY (a file)."""
+        api_url = os.environ.get("MESHBOT_GITHUB_API_URL", DEFAULT_API_URL)
+        # GitHub asks integrations to pause about a second between content-creating requests
+        pause = float(os.environ.get("MESHBOT_GITHUB_SECONDS_BETWEEN_WRITES", "1.0")) or None
+        token = os.environ.get("MESHBOT_GITHUB_TOKEN")
+        if token:
+            return cls(token=token, api_url=api_url, seconds_between_writes=pause)
+        app_id, key_path = os.environ.get("MESHBOT_GITHUB_APP_ID"), os.environ.get("MESHBOT_GITHUB_APP_PRIVATE_KEY")
+        if app_id and key_path:
+            with open(key_path, encoding="utf-8") as key_file:
+                return cls(app_id=app_id, app_private_key=key_file.read(), api_url=api_url,
+                           seconds_between_writes=pause)
+        raise ValueError("set MESHBOT_GITHUB_TOKEN, or MESHBOT_GITHUB_APP_ID and MESHBOT_GITHUB_APP_PRIVATE_KEY "
+                         "(the path of the app's private key file)")
+
+    def _retry(self, counter: _CallCounter | None = None) -> CountingRetry:
+        return CountingRetry(counter, max_rate_limit_wait=self.max_rate_limit_wait, total=self.retries)
+
+    def _client(self, auth: Auth.Auth, counter: _CallCounter | None = None) -> Github:
+        return Github(auth=auth, base_url=self.api_url, retry=self._retry(counter), timeout=self.timeout,
+                      per_page=PAGE_SIZE, seconds_between_requests=None,
+                      seconds_between_writes=self.seconds_between_writes, lazy=True)
+
+    def _app_integration(self) -> GithubIntegration:
+        assert self._app_auth is not None
+        with self._lock:
+            if self._integration is None:
+                self._integration = GithubIntegration(auth=self._app_auth, base_url=self.api_url,
+                                                      retry=self._retry(), timeout=self.timeout)
+            return self._integration
+
+    def _installation_id(self, project: str) -> int:
+        if project not in self._installations:
+            owner, _, name = project.partition("/")
+            try:
+                installation = self._app_integration().get_repo_installation(owner, name)
+            except GithubException as error:
+                raise _forge_error(error, f"finding the GitHub App installation for {project}") from error
+            except requests.RequestException as error:
+                raise _transport_error(error, f"finding the GitHub App installation for {project}") from error
+            self._installations[project] = installation.id
+        return self._installations[project]
+
+    def _installation_token(self, installation_id: int) -> str:
+        """A cached installation token, renewed five minutes before it expires (they last one hour)."""
+        with self._lock:
+            cached = self._installation_tokens.get(installation_id)
+            if cached is not None and cached.expires_at - timedelta(minutes=5) > datetime.now(UTC):
+                return cached.token
+        try:
+            authorization = self._app_integration().get_access_token(installation_id)
+        except GithubException as error:
+            raise _forge_error(error, f"creating an access token for GitHub App installation {installation_id}") \
+                from error
+        except requests.RequestException as error:
+            raise _transport_error(error, f"creating an access token for GitHub App installation {installation_id}") \
+                from error
+        with self._lock:
+            self._installation_tokens[installation_id] = authorization
+        return authorization.token
+
+    def repository(self, project: str) -> GitHubRepository:
+        """A repository by `owner/name` (no call with a token; the app's installation lookup once per repository)."""
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", project):
+            raise ForgeError(f"{project!r} is not a GitHub repository name (owner/name)")
+        auth: Auth.Auth
+        if self._app_auth is not None:
+            auth = _InstallationTokenAuth(self, self._installation_id(project))
+        else:
+            assert self._token is not None
+            auth = Auth.Token(self._token)
+        return GitHubRepository(self, project, auth)
+
+    def bot_username(self) -> str:
+        """The token's user, or `<app-slug>[bot]` for a GitHub App."""
+        if self._bot_username is None:
+            try:
+                if self._app_auth is not None:
+                    self._bot_username = f"{self._app_integration().get_app().slug}[bot]"
+                else:
+                    assert self._token is not None
+                    _, data = self._client(Auth.Token(self._token)).requester.requestJsonAndCheck("GET", "/user")
+                    self._bot_username = str(data["login"])
+            except GithubException as error:
+                raise _forge_error(error, "finding meshbot's own GitHub user") from error
+            except requests.RequestException as error:
+                raise _transport_error(error, "finding meshbot's own GitHub user") from error
+        return self._bot_username
+
+
+def _message(error: GithubException) -> str:
+    data = error.data
+    if isinstance(data, dict):
+        message = str(data.get("message") or error.message or "")
+        details = [str(item.get("message") or item.get("code")) for item in data.get("errors") or []
+                   if isinstance(item, dict)]
+        return "; ".join([message, *details]) if details else message
+    return str(data or error.message or "")
+
+
+def _forge_error(error: GithubException, doing: str) -> ForgeError:
+    """A ForgeError saying what failed, GitHub's status and message, and what to check."""
+    if isinstance(error, RateLimitExceededExceedsMaxWait):
+        return ForgeError(f"GitHub rate limit while {doing}: GitHub asks to wait {error.wait:.0f}s, longer than "
+                          f"meshbot waits; try again later", status=error.status)
+    hint = {
+        401: " (check meshbot's GitHub token or app key)",
+        403: " (meshbot's GitHub account or app lacks the permission, or a rate limit was hit)",
+        404: " (the repository does not exist, meshbot cannot see it, or the ref/number is wrong)",
+    }.get(error.status, "")
+    return ForgeError(f"GitHub failed {doing}: HTTP {error.status} {_message(error)}{hint}", status=error.status)
+
+
+def _transport_error(error: requests.RequestException, doing: str) -> ForgeError:
+    """A ForgeError for GitHub unreachable, or still failing after every retry."""
+    return ForgeError(f"GitHub failed {doing}: {type(error).__name__} after retries ({error}); "
+                      "GitHub may be unavailable, try again later")
+
+
+def _cut(description: str) -> str:
+    if len(description) <= STATUS_DESCRIPTION_LIMIT:
+        return description
+    return description[:STATUS_DESCRIPTION_LIMIT - 1] + "…"
+
+
+class GitHubRepository:
+    """One GitHub repository, with its own HTTP client so that its calls are counted alone."""
+
+    def __init__(self, forge: GitHubForge, project: str, auth: Auth.Auth) -> None:
+        self.forge, self.project = forge, project
+        self._counter = _CallCounter()
+        self._github = forge._client(auth, self._counter)
+        self._requester: Requester = self._github.requester
+        self._url = f"/repos/{project}"
+        self._trees: dict[str, tuple[str, dict[str, _TreeEntry]]] = {}  # ref -> (tree sha, path -> blob)
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP requests made for this repository so far (each retry counted)."""
+        return self._counter.value
+
+    def _call(self, doing: str, verb: str, path: str, *, parameters: dict[str, Any] | None = None,
+              body: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
+        url = path if path.startswith("http") else f"{self._url}{path}"
+        try:
+            return self._requester.requestJsonAndCheck(verb, url, parameters=parameters, input=body)
+        except GithubException as error:
+            raise _forge_error(error, f"{doing} in {self.project}") from error
+        except requests.RequestException as error:
+            raise _transport_error(error, f"{doing} in {self.project}") from error
+
+    def _pages(self, doing: str, path: str) -> Iterator[dict[str, Any]]:
+        url: str | None = path
+        parameters: dict[str, Any] | None = {"per_page": PAGE_SIZE}
+        while url is not None:
+            headers, data = self._call(doing, "GET", url, parameters=parameters)
+            yield from data
+            match = re.search(r'<([^>]+)>;\s*rel="next"', headers.get("link", ""))
+            url, parameters = (match.group(1), None) if match else (None, None)
+
+    # -- reading
+
+    def _tree(self, ref: str) -> tuple[str, dict[str, _TreeEntry]]:
+        if ref not in self._trees:
+            _, data = self._call(f"listing the files at {ref!r}", "GET", f"/git/trees/{quote(ref, safe='/')}",
+                                 parameters={"recursive": "1"})
+            if data.get("truncated"):
+                raise ForgeError(f"{self.project} is too large to list in one call at {ref!r} (GitHub truncated "
+                                 f"the recursive tree of {len(data.get('tree', []))} entries); meshbot cannot "
+                                 "read it whole")
+            # Links are skipped: their content is a path, and meshbot never follows links out of a tree.
+            blobs = {entry["path"]: _TreeEntry(entry["sha"], int(entry.get("size") or 0))
+                     for entry in data["tree"] if entry["type"] == "blob" and entry.get("mode") != SYMLINK_MODE}
+            self._trees[ref] = (str(data["sha"]), blobs)
+        return self._trees[ref]
+
+    def list_files(self, ref: str) -> Sequence[str]:
+        """Every file path at ref, from one recursive tree call (kept for read_file)."""
+        return sorted(self._tree(ref)[1])
+
+    def read_file(self, ref: str, path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+        """One file at ref, fetched by its blob sha; its size is checked against max_bytes before downloading."""
+        entry = self._tree(ref)[1].get(path)
+        if entry is None:
+            raise FileNotFoundError(path)
+        if entry.size > max_bytes:
+            raise FileTooLarge(path, entry.size, max_bytes)
+        _, data = self._call(f"reading {path} at {ref!r}", "GET", f"/git/blobs/{entry.sha}")
+        content = base64.b64decode(data["content"]) if data.get("encoding") == "base64" else \
+            str(data["content"]).encode()
+        if len(content) > max_bytes:
+            raise FileTooLarge(path, len(content), max_bytes)
+        return content
+
+    def branch_head(self, branch: str) -> str | None:
+        """The commit sha a branch points at, or None when there is no such branch."""
+        try:
+            _, data = self._requester.requestJsonAndCheck("GET", f"{self._url}/git/ref/heads/{quote(branch, '/')}")
+        except GithubException as error:
+            if error.status == 404:
+                return None
+            raise _forge_error(error, f"reading branch {branch} in {self.project}") from error
+        except requests.RequestException as error:
+            raise _transport_error(error, f"reading branch {branch} in {self.project}") from error
+        return str(data["object"]["sha"])
+
+    # -- merge requests and comments
+
+    def _merge_request(self, data: dict[str, Any]) -> MergeRequest:
+        head_repository = (data["head"].get("repo") or {}).get("full_name")
+        base_repository = (data["base"].get("repo") or {}).get("full_name")
+        state = "merged" if data.get("merged_at") or data.get("merged") else str(data["state"])
+        return MergeRequest(number=int(data["number"]), title=str(data["title"]), description=data.get("body") or "",
+                            source_branch=str(data["head"]["ref"]), target_branch=str(data["base"]["ref"]),
+                            head_sha=str(data["head"]["sha"]), author=str(data["user"]["login"]), state=state,
+                            url=str(data["html_url"]),
+                            # a deleted fork leaves head.repo null: still not this repository
+                            from_fork=head_repository != base_repository)
+
+    def merge_request(self, number: int) -> MergeRequest:
+        """One pull request by number."""
+        _, data = self._call(f"reading pull request #{number}", "GET", f"/pulls/{number}")
+        return self._merge_request(data)
+
+    def comments(self, number: int) -> list[Comment]:
+        """Every comment on the pull request's conversation, oldest first (all pages)."""
+        return [Comment(id=str(item["id"]), body=item.get("body") or "", author=str(item["user"]["login"]))
+                for item in self._pages(f"listing comments of #{number}", f"/issues/{number}/comments")]
+
+    def create_comment(self, number: int, body: str) -> Comment:
+        """Add a comment to the pull request's conversation."""
+        _, data = self._call(f"commenting on #{number}", "POST", f"/issues/{number}/comments", body={"body": body})
+        return Comment(id=str(data["id"]), body=data.get("body") or "", author=str(data["user"]["login"]))
+
+    def edit_comment(self, number: int, comment_id: str, body: str) -> None:
+        """Replace a comment's body."""
+        self._call(f"editing comment {comment_id} on #{number}", "PATCH", f"/issues/comments/{comment_id}",
+                   body={"body": body})
+
+    def add_reaction(self, number: int, comment_id: str, reaction: str) -> None:
+        """React to a comment (GitHub answers 200 when the reaction already exists)."""
+        self._call(f"reacting to comment {comment_id} on #{number}", "POST",
+                   f"/issues/comments/{comment_id}/reactions", body={"content": reaction})
+
+    def permission(self, username: str) -> Permission:
+        """The user's role on the repository (custom roles count as their base permission)."""
+        try:
+            _, data = self._requester.requestJsonAndCheck(
+                "GET", f"{self._url}/collaborators/{quote(username)}/permission")
+        except GithubException as error:
+            if error.status == 404:  # no such user
+                return Permission.NONE
+            raise _forge_error(error, f"reading {username}'s permission in {self.project}") from error
+        except requests.RequestException as error:
+            raise _transport_error(error, f"reading {username}'s permission in {self.project}") from error
+        role = _ROLE_PERMISSIONS.get(str(data.get("role_name") or ""))
+        return role if role is not None else _ROLE_PERMISSIONS.get(str(data.get("permission")), Permission.NONE)
+
+    # -- statuses and deployments
+
+    def set_commit_status(self, sha: str, context: str, state: CommitState, description: str,
+                          target_url: str | None = None) -> None:
+        """Create or replace the status named context on sha (description cut to 140 characters)."""
+        body: dict[str, Any] = {"state": state.value, "context": context, "description": _cut(description)}
+        if target_url:
+            body["target_url"] = target_url
+        self._call(f"setting status {context} on {sha}", "POST", f"/statuses/{sha}", body=body)
+
+    def create_deployment(self, sha: str, environment: str, description: str) -> str:
+        """A deployment of sha, which neither merges the default branch in nor waits for any status."""
+        body = {"ref": sha, "environment": environment, "description": _cut(description), "auto_merge": False,
+                # meshbot's own pending statuses are on this commit: they must not block its own deploy
+                "required_contexts": []}
+        _, data = self._call(f"creating a deployment of {sha} to {environment}", "POST", "/deployments", body=body)
+        if "id" not in data:
+            raise ForgeError(f"GitHub did not create the deployment of {sha} in {self.project}: "
+                             f"{data.get('message', data)}")
+        return str(data["id"])
+
+    def set_deployment_state(self, deployment_id: str, state: DeploymentState, description: str,
+                             target_url: str | None = None) -> None:
+        """Add a deployment status (target_url becomes GitHub's log_url)."""
+        body: dict[str, Any] = {"state": state.value, "description": _cut(description)}
+        if target_url:
+            body["log_url"] = target_url
+        self._call(f"setting deployment {deployment_id} to {state.value}", "POST",
+                   f"/deployments/{deployment_id}/statuses", body=body)
+
+    # -- writing
+
+    def create_branch(self, branch: str, sha: str) -> None:
+        """Create branch at sha (ForgeError when it exists)."""
+        self._call(f"creating branch {branch}", "POST", "/git/refs", body={"ref": f"refs/heads/{branch}", "sha": sha})
+        self._trees.pop(branch, None)
+
+    def commit_files(self, branch: str, parent_sha: str, message: str, files: dict[str, bytes]) -> str:
+        """Commit files on branch through the git data API, refusing when the branch is no longer at parent_sha."""
+        head = self.branch_head(branch)
+        if head != parent_sha:
+            raise ForgeError(f"branch {branch} of {self.project} moved (now at {head}, expected {parent_sha}): "
+                             "not committing over someone else's work", status=409)
+        _, parent = self._call(f"reading commit {parent_sha}", "GET", f"/git/commits/{parent_sha}")
+        entries = []
+        for path, content in sorted(files.items()):
+            _, blob = self._call(f"uploading {path}", "POST", "/git/blobs",
+                                 body={"content": base64.b64encode(content).decode(), "encoding": "base64"})
+            entries.append({"path": path, "mode": "100644", "type": "blob", "sha": blob["sha"]})
+        _, tree = self._call("writing the tree", "POST", "/git/trees",
+                             body={"base_tree": parent["tree"]["sha"], "tree": entries})
+        _, commit = self._call("writing the commit", "POST", "/git/commits",
+                               body={"message": message, "tree": tree["sha"], "parents": [parent_sha]})
+        self._trees.pop(branch, None)
+        try:
+            self._requester.requestJsonAndCheck("PATCH", f"{self._url}/git/refs/heads/{quote(branch, '/')}",
+                                                input={"sha": commit["sha"], "force": False})
+        except GithubException as error:
+            if error.status in (409, 422):  # "Update is not a fast forward": someone pushed meanwhile
+                raise ForgeError(f"branch {branch} of {self.project} moved while meshbot committed: not "
+                                 f"overwriting someone else's commit (GitHub: {_message(error)})",
+                                 status=409) from error
+            raise _forge_error(error, f"moving branch {branch} in {self.project}") from error
+        except requests.RequestException as error:
+            raise _transport_error(error, f"moving branch {branch} in {self.project}") from error
+        return str(commit["sha"])
+
+    def find_merge_request(self, source_branch: str, target_branch: str) -> MergeRequest | None:
+        """The open pull request from this repository's source_branch into target_branch, if any."""
+        owner = self.project.split("/")[0]
+        _, data = self._call(f"finding pull requests from {source_branch}", "GET", "/pulls",
+                             parameters={"state": "open", "head": f"{owner}:{source_branch}",
+                                         "base": target_branch})
+        return self._merge_request(data[0]) if data else None
+
+    def open_merge_request(self, source_branch: str, target_branch: str, title: str, description: str) -> MergeRequest:
+        """Open a pull request from source_branch into target_branch."""
+        _, data = self._call(f"opening a pull request from {source_branch}", "POST", "/pulls",
+                             body={"title": title, "head": source_branch, "base": target_branch,
+                                   "body": description})
+        return self._merge_request(data)
+
+    def update_merge_request(self, number: int, title: str, description: str) -> None:
+        """Change a pull request's title and description."""
+        self._call(f"updating pull request #{number}", "PATCH", f"/pulls/{number}",
+                   body={"title": title, "body": description})
