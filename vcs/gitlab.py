@@ -1,0 +1,389 @@
+"""meshbot's forge interface on GitLab (gitlab.com or self-managed), through python-gitlab.
+
+Every repository object has its own HTTP session, which counts each request actually sent (retries
+included) and backs off on rate limits (429, or 403 with Retry-After) and on 502/503/504, so that
+`api_calls` is exact and every retry is visible. python-gitlab's own retries are therefore switched off.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import gitlab
+import requests
+from gitlab.exceptions import GitlabError
+
+from bot.files import MAX_FILE_BYTES, FileTooLarge
+from vcs.base import Comment, CommitState, DeploymentState, ForgeError, MergeRequest, Permission
+
+DEFAULT_URL = "https://gitlab.com"
+STATUS_DESCRIPTION_LIMIT = 255  # GitLab's commit status description column
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
+
+COMMIT_STATES = {
+    CommitState.PENDING: "pending",
+    CommitState.SUCCESS: "success",
+    CommitState.FAILURE: "failed",
+    CommitState.ERROR: "failed",
+}
+# GitLab's deployments API accepts only running/success/failed/canceled when creating or updating
+# (`created` is the state of a deployment made by a pipeline job), so pending is reported as running.
+DEPLOYMENT_STATES = {
+    DeploymentState.PENDING: "running",
+    DeploymentState.IN_PROGRESS: "running",
+    DeploymentState.SUCCESS: "success",
+    DeploymentState.FAILURE: "failed",
+    DeploymentState.ERROR: "failed",
+}
+MERGE_REQUEST_STATES = {"opened": "open", "locked": "open", "closed": "closed", "merged": "merged"}
+
+
+def permission_for_access_level(access_level: int) -> Permission:
+    """meshbot's permission for a GitLab access level (10 Guest ... 50 Owner)."""
+    if access_level >= 50:
+        return Permission.ADMIN
+    if access_level >= 40:
+        return Permission.MAINTAIN
+    if access_level >= 30:
+        return Permission.WRITE
+    if access_level >= 10:
+        return Permission.READ
+    return Permission.NONE  # 0 no access, 5 minimal access
+
+
+class RateLimited(Exception):
+    """GitLab still refused for rate limiting after every retry (or asked for a wait too long to make)."""
+
+    def __init__(self, status: int, wait: float | None) -> None:
+        super().__init__(f"rate limited by GitLab (HTTP {status})" + (f", retry in {wait:.0f}s" if wait else ""))
+        self.status, self.wait = status, wait
+
+
+def retry_wait(response: requests.Response, now: float) -> float | None:
+    """Seconds GitLab asks to wait (Retry-After in seconds or as a date, else RateLimit-Reset), if it says."""
+    retry_after = response.headers.get("Retry-After")
+    if retry_after:
+        if retry_after.strip().isdigit():
+            return float(retry_after)
+        parsed = email.utils.parsedate_to_datetime(retry_after) if retry_after else None
+        if parsed is not None:
+            return max(0.0, parsed.timestamp() - now)
+    reset = response.headers.get("RateLimit-Reset")
+    if reset and reset.strip().isdigit():
+        return max(0.0, float(reset) - now)
+    return None
+
+
+class CountingSession(requests.Session):
+    """A requests session that counts every request sent and retries rate-limited and transient failures."""
+
+    def __init__(self, max_retries: int = 5, max_wait: float = 60.0, backoff: float = 0.5,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__()
+        self.requests_sent = 0
+        self.max_retries, self.max_wait, self.backoff, self.sleep = max_retries, max_wait, backoff, sleep
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """Send, counting the request; wait and resend while GitLab rate-limits or is briefly unavailable."""
+        attempt = 0
+        while True:
+            response = super().send(request, **kwargs)
+            self.requests_sent += 1
+            rate_limited = response.status_code == 429 or (
+                response.status_code == 403 and "Retry-After" in response.headers)
+            if not rate_limited and response.status_code not in TRANSIENT_STATUSES:
+                return response
+            wait = retry_wait(response, time.time())
+            if wait is None:
+                wait = self.backoff * 2 ** attempt
+            if attempt >= self.max_retries or wait > self.max_wait:
+                if rate_limited:
+                    # Raised rather than returned: python-gitlab would otherwise start its own 429 retries.
+                    raise RateLimited(response.status_code, wait)
+                return response
+            response.close()
+            attempt += 1
+            self.sleep(wait)
+
+
+def _gitlab_client(url: str, token: str, session: requests.Session, timeout: float) -> gitlab.Gitlab:
+    return gitlab.Gitlab(url, private_token=token, session=session, timeout=timeout, retry_transient_errors=False,
+                         per_page=100)
+
+
+def _username(user: Any) -> str:
+    return str(user.get("username", "")) if isinstance(user, dict) else ""
+
+
+class GitLabRepository:
+    """One GitLab project, by its full path, as a `vcs.base.Repository`."""
+
+    def __init__(self, url: str, token: str, project: str, *, max_retries: int = 5, max_retry_wait: float = 60.0,
+                 backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep, timeout: float = 30.0) -> None:
+        self.project_path = project.strip("/")
+        self.session = CountingSession(max_retries, max_retry_wait, backoff, sleep)
+        self.client = _gitlab_client(url, token, self.session, timeout)
+        # Lazy: no request; python-gitlab URL-encodes the path (group%2Fsubgroup%2Fproject) in every call.
+        self.project = self.client.projects.get(self.project_path, lazy=True)
+        self._trees: dict[str, dict[str, str]] = {}  # ref -> path -> blob id
+        self._default_branch: str | None = None
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP requests sent through this object so far (retries included)."""
+        return self.session.requests_sent
+
+    @contextmanager
+    def _forge_errors(self, action: str) -> Iterator[None]:
+        """Turn python-gitlab and transport failures into ForgeError naming the project, the action and status."""
+        try:
+            yield
+        except RateLimited as error:
+            raise ForgeError(f"GitLab {self.project_path}: {action}: {error}", status=error.status) from error
+        except GitlabError as error:
+            message = error.error_message if isinstance(error.error_message, str) else repr(error.error_message)
+            status = error.response_code
+            raise ForgeError(f"GitLab {self.project_path}: {action} failed (HTTP {status}): {message}",
+                             status=status) from error
+        except requests.RequestException as error:
+            raise ForgeError(f"GitLab {self.project_path}: {action}: cannot reach GitLab: {error}") from error
+
+    # ------------------------------------------------------------------ reading
+
+    def list_files(self, ref: str) -> Sequence[str]:
+        """Every file path at ref, from the recursive tree listing (100 entries a page, keyset pagination)."""
+        blobs: dict[str, str] = {}
+        with self._forge_errors(f"list files at {ref}"):
+            for entry in self.project.repository_tree(ref=ref, recursive=True, iterator=True, per_page=100,
+                                                      pagination="keyset"):
+                # Symbolic links (mode 120000) are blobs too, but their content is a link target, not a file.
+                if entry["type"] == "blob" and entry.get("mode") != "120000":
+                    blobs[entry["path"]] = entry["id"]
+        self._trees[ref] = blobs
+        return sorted(blobs)
+
+    def read_file(self, ref: str, path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+        """One file at ref: its size from a HEAD of the files API, then its content from the blobs API."""
+        listed = self._trees.get(ref)
+        if listed is not None and path not in listed:
+            raise FileNotFoundError(path)
+        with self._forge_errors(f"read {path} at {ref}"):
+            try:
+                headers = self.project.files.head(path, ref=ref)
+            except GitlabError as error:
+                if error.response_code == 404:
+                    raise FileNotFoundError(path) from error
+                raise
+            size = int(headers.get("X-Gitlab-Size", "0"))
+            if size > max_bytes:
+                raise FileTooLarge(path, size, max_bytes)
+            blob_id = listed[path] if listed is not None else headers["X-Gitlab-Blob-Id"]
+            content = self.project.repository_raw_blob(blob_id)
+        if len(content) > max_bytes:
+            raise FileTooLarge(path, len(content), max_bytes)
+        return bytes(content)
+
+    def branch_head(self, branch: str) -> str | None:
+        """The commit sha a branch points at, or None when GitLab has no such branch."""
+        with self._forge_errors(f"read branch {branch}"):
+            try:
+                return str(self.project.branches.get(branch).commit["id"])
+            except GitlabError as error:
+                if error.response_code == 404 and "Branch" in str(error.error_message):
+                    return None
+                raise
+
+    def _default_branch_name(self) -> str:
+        if self._default_branch is None:
+            with self._forge_errors("read project"):
+                data = self.client.http_get(f"/projects/{self.project.encoded_id}")
+            self._default_branch = str(data["default_branch"]) if isinstance(data, dict) else "main"
+        return self._default_branch
+
+    # ------------------------------------------------------------------ merge requests and comments
+
+    def _merge_request(self, data: dict[str, Any]) -> MergeRequest:
+        return MergeRequest(
+            number=int(data["iid"]), title=data.get("title") or "", description=data.get("description") or "",
+            source_branch=data["source_branch"], target_branch=data["target_branch"],
+            head_sha=data.get("sha") or "", author=_username(data.get("author")),
+            state=MERGE_REQUEST_STATES.get(data["state"], data["state"]), url=data.get("web_url") or "",
+            from_fork=data.get("source_project_id") != data.get("target_project_id"))
+
+    def merge_request(self, number: int) -> MergeRequest:
+        """One merge request by iid."""
+        with self._forge_errors(f"read merge request !{number}"):
+            return self._merge_request(self.project.mergerequests.get(number).attributes)
+
+    def comments(self, number: int) -> list[Comment]:
+        """Every note of a merge request written by a person, oldest first (system notes skipped)."""
+        notes = self.project.mergerequests.get(number, lazy=True).notes
+        with self._forge_errors(f"list comments of merge request !{number}"):
+            return [Comment(id=str(note.id), body=note.body, author=_username(note.author))
+                    for note in notes.list(iterator=True, sort="asc", order_by="created_at", per_page=100)
+                    if not note.attributes.get("system")]
+
+    def create_comment(self, number: int, body: str) -> Comment:
+        """Add a note to a merge request."""
+        notes = self.project.mergerequests.get(number, lazy=True).notes
+        with self._forge_errors(f"comment on merge request !{number}"):
+            note = notes.create({"body": body})
+        return Comment(id=str(note.id), body=note.body, author=_username(note.author))
+
+    def edit_comment(self, number: int, comment_id: str, body: str) -> None:
+        """Replace a note's body."""
+        notes = self.project.mergerequests.get(number, lazy=True).notes
+        with self._forge_errors(f"edit comment {comment_id} of merge request !{number}"):
+            notes.update(int(comment_id), {"body": body})
+
+    def add_reaction(self, number: int, comment_id: str, reaction: str) -> None:
+        """Award an emoji (e.g. `eyes`) on a note; awarding it twice is not an error."""
+        note = self.project.mergerequests.get(number, lazy=True).notes.get(int(comment_id), lazy=True)
+        with self._forge_errors(f"react to comment {comment_id} of merge request !{number}"):
+            try:
+                note.awardemojis.create({"name": reaction})
+            except GitlabError as error:
+                if "already been taken" not in str(error.error_message):
+                    raise
+
+    def permission(self, username: str) -> Permission:
+        """The user's access level on the project, inherited ones included (NONE when not a member)."""
+        with self._forge_errors(f"read permission of {username}"):
+            users = self.client.users.list(username=username, get_all=False)
+            if not users:
+                return Permission.NONE
+            try:
+                member = self.project.members_all.get(users[0].id)
+            except GitlabError as error:
+                if error.response_code == 404:
+                    return Permission.NONE
+                raise
+        return permission_for_access_level(int(member.access_level))
+
+    # ------------------------------------------------------------------ statuses and deployments
+
+    def set_commit_status(self, sha: str, context: str, state: CommitState, description: str,
+                          target_url: str | None = None) -> None:
+        """Create or replace the commit status named context on sha."""
+        data: dict[str, Any] = {"state": COMMIT_STATES[state], "name": context,
+                                "description": description[:STATUS_DESCRIPTION_LIMIT]}
+        if target_url:
+            data["target_url"] = target_url
+        statuses = self.project.commits.get(sha, lazy=True).statuses
+        with self._forge_errors(f"set status {context} on {sha[:12]}"):
+            try:
+                statuses.create(data)
+            except GitlabError as error:
+                # GitLab refuses a status in the state it already has; the status is then already right.
+                if "Cannot transition status" not in str(error.error_message):
+                    raise
+
+    def create_deployment(self, sha: str, environment: str, description: str) -> str:
+        """Record a running deployment of sha to environment (GitLab keeps no description); its id."""
+        ref = self._default_branch_name()
+        with self._forge_errors(f"create deployment of {sha[:12]} to {environment}"):
+            deployment = self.project.deployments.create(
+                {"environment": environment, "sha": sha, "ref": ref, "tag": False, "status": "running"})
+        return str(deployment.id)
+
+    def set_deployment_state(self, deployment_id: str, state: DeploymentState, description: str,
+                             target_url: str | None = None) -> None:
+        """Move a deployment to the GitLab status for state."""
+        with self._forge_errors(f"update deployment {deployment_id}"):
+            self.project.deployments.update(int(deployment_id), {"status": DEPLOYMENT_STATES[state]})
+
+    # ------------------------------------------------------------------ writing
+
+    def create_branch(self, branch: str, sha: str) -> None:
+        """Create branch at sha."""
+        with self._forge_errors(f"create branch {branch}"):
+            self.project.branches.create({"branch": branch, "ref": sha})
+
+    def commit_files(self, branch: str, parent_sha: str, message: str, files: dict[str, bytes]) -> str:
+        """Commit files on branch if its head is still parent_sha; GitLab itself refuses changed files."""
+        head = self.branch_head(branch)
+        if head != parent_sha:
+            raise ForgeError(f"GitLab {self.project_path}: branch {branch} moved (now {head}, expected {parent_sha});"
+                             " not committing over it", status=409)
+        existing = self._trees.get(parent_sha)
+        if existing is None:
+            existing = dict.fromkeys(self.list_files(parent_sha), "")
+        # last_commit_id makes GitLab refuse to update a file that changed on the branch since parent_sha.
+        actions = [{"action": "update" if path in existing else "create", "file_path": path,
+                    "encoding": "base64", "content": base64.b64encode(content).decode("ascii"),
+                    "last_commit_id": parent_sha}
+                   for path, content in sorted(files.items())]
+        try:
+            with self._forge_errors(f"commit on {branch}"):
+                commit = self.project.commits.create({"branch": branch, "commit_message": message, "actions": actions})
+        except ForgeError as error:
+            if error.status == 400 and ("changed since" in error.message or "already exists" in error.message):
+                raise ForgeError(f"GitLab {self.project_path}: branch {branch} moved since {parent_sha}: "
+                                 f"{error.message}", status=409) from error
+            raise
+        return str(commit.id)
+
+    def find_merge_request(self, source_branch: str, target_branch: str) -> MergeRequest | None:
+        """The open merge request from source_branch into target_branch, if any."""
+        with self._forge_errors(f"find merge request {source_branch} -> {target_branch}"):
+            found = self.project.mergerequests.list(source_branch=source_branch, target_branch=target_branch,
+                                                    state="opened", get_all=False, per_page=1)
+        return self._merge_request(found[0].attributes) if found else None
+
+    def open_merge_request(self, source_branch: str, target_branch: str, title: str, description: str) -> MergeRequest:
+        """Open a merge request."""
+        with self._forge_errors(f"open merge request {source_branch} -> {target_branch}"):
+            created = self.project.mergerequests.create({"source_branch": source_branch,
+                                                         "target_branch": target_branch,
+                                                         "title": title, "description": description})
+        return self._merge_request(created.attributes)
+
+    def update_merge_request(self, number: int, title: str, description: str) -> None:
+        """Change a merge request's title and description."""
+        with self._forge_errors(f"update merge request !{number}"):
+            self.project.mergerequests.update(number, {"title": title, "description": description})
+
+
+class GitLabForge:
+    """A GitLab account (a personal, project or group access token) on gitlab.com or a self-managed instance."""
+
+    name = "gitlab"
+
+    def __init__(self, token: str, url: str = DEFAULT_URL, *, max_retries: int = 5, max_retry_wait: float = 60.0,
+                 backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep, timeout: float = 30.0) -> None:
+        self.url, self.token = url.rstrip("/"), token
+        self.options: dict[str, Any] = {"max_retries": max_retries, "max_retry_wait": max_retry_wait,
+                                        "backoff": backoff, "sleep": sleep, "timeout": timeout}
+        self._username: str | None = None
+
+    @classmethod
+    def from_environment(cls) -> GitLabForge:
+        """The forge configured by MESHBOT_GITLAB_URL (default gitlab.com) and MESHBOT_GITLAB_TOKEN."""
+        token = os.environ.get("MESHBOT_GITLAB_TOKEN")
+        if not token:
+            raise ForgeError("MESHBOT_GITLAB_TOKEN is not set: give meshbot a GitLab access token")
+        return cls(token, os.environ.get("MESHBOT_GITLAB_URL") or DEFAULT_URL)
+
+    def repository(self, project: str) -> GitLabRepository:
+        """A project by its path (`group/subgroup/project`); no request until it is used."""
+        return GitLabRepository(self.url, self.token, project, **self.options)
+
+    def bot_username(self) -> str:
+        """The username of the token's user (asked once)."""
+        if self._username is None:
+            session = CountingSession(self.options["max_retries"], self.options["max_retry_wait"],
+                                      self.options["backoff"], self.options["sleep"])
+            client = _gitlab_client(self.url, self.token, session, self.options["timeout"])
+            try:
+                data = client.http_get("/user")
+            except (GitlabError, RateLimited, requests.RequestException) as error:
+                raise ForgeError(f"GitLab {self.url}: cannot read the token's user: {error}",
+                                 status=getattr(error, "response_code", None)) from error
+            self._username = str(data["username"]) if isinstance(data, dict) else ""
+        return self._username
