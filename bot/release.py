@@ -18,6 +18,7 @@ from adapters.registry import AdapterRegistry
 from bot.assembly import assemble
 from bot.config import ServerConfig
 from bot.deployment import DeploymentState, Operation
+from bot.discovery import RemoteLocations
 from bot.errors import InputErrors
 from bot.files import FileTooLarge
 from bot.runner import request_deployment
@@ -62,7 +63,7 @@ class ReleaseStep:
 
 def release(
     repository: Repository, connection: redis.Redis, *, forge: str, project: str, tag: str, sha: str,
-    config: ServerConfig, policies: Sequence[Any], status_url: str | None = None,
+    config: ServerConfig, policies: Sequence[Any], status_url: str | None = None, remote: RemoteLocations | None = None,
 ) -> list[ReleaseStep]:
     """Deploy the tagged commit to every release environment; statuses on the commit say what was done."""
     version = tag_version(config.release_tag, tag)
@@ -71,7 +72,8 @@ def release(
     steps = []
     for environment in config.release_environments:
         step = _release_to(repository, connection, forge=forge, project=project, tag=tag, sha=sha, version=version,
-                           environment=environment, config=config, policies=policies, status_url=status_url)
+                           environment=environment, config=config, policies=policies, status_url=status_url,
+                           remote=remote)
         repository.set_commit_status(sha, deploy_context(environment), step.state, _one_line(step.description),
                                      status_url)
         steps.append(step)
@@ -81,12 +83,13 @@ def release(
 def _release_to(
     repository: Repository, connection: redis.Redis, *, forge: str, project: str, tag: str, sha: str, version: str,
     environment: str, config: ServerConfig, policies: Sequence[Any], status_url: str | None,
+    remote: RemoteLocations | None,
 ) -> ReleaseStep:
     refused = config.environment_error(environment)
     if refused:
         return ReleaseStep(environment, CommitState.ERROR, f"nothing deployed: {refused}")
     try:
-        descriptor = assemble(RevisionReader(repository, sha), environment)
+        descriptor = assemble(RevisionReader(repository, sha), environment, remote)
     except InputErrors as invalid:
         return ReleaseStep(environment, CommitState.ERROR, f"nothing deployed: {invalid.errors[0]}")
     except (ForgeError, FileTooLarge, FileNotFoundError) as error:

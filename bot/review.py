@@ -20,6 +20,7 @@ from policies.engine import evaluate
 from policies.loader import load_policies
 from policies.model import Policy, Status
 from vcs.base import CommitState, Forge, ForgeError, Repository
+from vcs.locations import ForgeLocations
 from vcs.reader import RevisionReader
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def review_merge_request(forge: Forge, project: str, number: int, head_sha: str,
                                      request.url)
         raise
     for _ in range(MAX_ROUNDS):
-        result = review(repository, sha, config, policies)
+        result = review(repository, sha, config, policies, ForgeLocations(forge, forge.web_url))
         request = repository.merge_request(number)
         if request.head_sha == sha or request.state != "open":
             comment_id = publish_merge_request_review(repository, number, result, forge.bot_username(), request.url)
@@ -250,6 +251,6 @@ def review_push(forge: Forge, project: str, branch: str, sha: str,
         log.error("%s; %s@%s not reviewed:\n%s", CONFIG_PROBLEM, project, branch, invalid)
         publish_commit_status(repository, unavailable(sha, CONFIG_PROBLEM))
         raise
-    result = review(repository, sha, config, policies)
+    result = review(repository, sha, config, policies, ForgeLocations(forge, forge.web_url))
     publish_commit_status(repository, result)
     return f"{project}@{branch} {sha[:SHORT_SHA]}: {result.state} ({result.description})"

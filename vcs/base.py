@@ -167,6 +167,7 @@ class Forge(Protocol):
     """A forge account meshbot acts as."""
 
     name: str  # "github" or "gitlab"
+    web_url: str  # where people browse the forge (file URLs in Location targets start with it)
 
     def repository(self, project: str) -> Repository:
         """A repository by its path (`owner/name`, GitLab `group/subgroup/project`)."""

@@ -39,6 +39,13 @@ from vcs.base import (
 )
 
 DEFAULT_API_URL = "https://api.github.com"
+
+
+def web_url_of(api_url: str) -> str:
+    """The web address of a GitHub whose REST API is at api_url (github.com, or GitHub Enterprise's /api/v3)."""
+    if api_url.rstrip("/") == DEFAULT_API_URL:
+        return "https://github.com"
+    return api_url.rstrip("/").removesuffix("/api/v3")
 STATUS_DESCRIPTION_LIMIT = 140  # GitHub refuses longer commit and deployment status descriptions
 PAGE_SIZE = 100  # GitHub's largest page: fewer calls when listing comments
 SYMLINK_MODE = "120000"
@@ -161,6 +168,7 @@ class GitHubForge:
         if app_id is not None and not app_private_key:
             raise ValueError("a GitHub App needs its private key (PEM text)")
         self.api_url = api_url.rstrip("/")
+        self.web_url = web_url_of(self.api_url)
         self.max_rate_limit_wait, self.retries, self.timeout = max_rate_limit_wait, retries, timeout
         # GitHub asks integrators to pause between writes to stay under its secondary rate limits.
         self.seconds_between_writes = seconds_between_writes

@@ -358,6 +358,7 @@ class GitLabForge:
     def __init__(self, token: str, url: str = DEFAULT_URL, *, max_retries: int = 5, max_retry_wait: float = 60.0,
                  backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep, timeout: float = 30.0) -> None:
         self.url, self.token = url.rstrip("/"), token
+        self.web_url = self.url
         self.options: dict[str, Any] = {"max_retries": max_retries, "max_retry_wait": max_retry_wait,
                                         "backoff": backoff, "sleep": sleep, "timeout": timeout}
         self._username: str | None = None

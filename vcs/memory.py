@@ -232,6 +232,7 @@ class MemoryForge:
 
     def __init__(self, name: str = "github", user: str = "meshbot") -> None:
         self.name, self.user = name, user
+        self.web_url = "https://github.com" if name == "github" else "https://gitlab.example.com"
         self.repositories: dict[str, MemoryRepository] = {}
 
     def add(self, project: str, files: dict[str, bytes] | None = None) -> MemoryRepository:
