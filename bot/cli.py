@@ -82,11 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     # they import web frameworks only when they run, so the domain never depends on them.
     from adapters.cli import register as register_adapter_commands
     from bot.deploy_cli import register as register_deploy_commands
+    from bot.serve_cli import register as register_serve_command
     from bot.usecase_cli import register as register_usecase_commands
 
     register_adapter_commands(commands)
     register_usecase_commands(commands)
     register_deploy_commands(commands)
+    register_serve_command(commands)
     return parser
 
 

@@ -1,0 +1,147 @@
+"""`meshbot serve` for real: gunicorn and RQ workers on the embedded Redis, a first-run secret, a clean stop."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.deploy_harness import ROOT, wait_for
+from tests.test_deploy_cli import _processes_of
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Service:
+    """A `python -m bot serve` process with its own MESHBOT_HOME."""
+
+    def __init__(self, home: Path, extra: dict[str, str] | None = None) -> None:
+        self.home, self.port = home, free_port()
+        environment = {key: value for key, value in os.environ.items()
+                       if key not in ("REDIS_URL", "MESHBOT_CONFIG") and not key.endswith("_WEBHOOK_SECRET")}
+        environment.update({"MESHBOT_HOME": str(home), **(extra or {})})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--port", str(self.port), "--workers", "1", "--web-workers", "1"],
+            cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.lines: list[str] = []
+        wait_for(self._healthy, 30, f"meshbot serve to answer on {self.url}")
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"meshbot serve exited {self.process.returncode}: {self.process.stdout.read()}")
+        try:
+            return requests.get(self.url + "/healthz", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def banner(self) -> str:
+        """The lines printed before gunicorn's own log."""
+        while not any("Listening at" in line for line in self.lines):
+            self.lines.append(self.process.stdout.readline())
+        return "".join(line for line in self.lines if not line.startswith("["))
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        finally:
+            self.process.stdout.close()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "home"
+    yield folder
+    deadline = time.monotonic() + 10
+    while _processes_of(folder) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = _processes_of(folder)
+    for process in left:
+        process.send_signal(signal.SIGKILL)
+    assert [process.cmdline() for process in left] == [], "processes left behind"
+
+
+def signed(secret: str, event: str, payload: dict, delivery: str) -> dict:
+    body = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"data": body, "headers": {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
+                                      "X-Hub-Signature-256": signature, "Content-Type": "application/json"}}
+
+
+PULL_REQUEST = {
+    "action": "opened", "number": 7,
+    "pull_request": {"number": 7, "title": "Change", "user": {"login": "jane"},
+                     "head": {"sha": "a" * 40, "ref": "change", "repo": {"full_name": "acme/cashflow"}},
+                     "base": {"sha": "b" * 40, "ref": "main", "repo": {"full_name": "acme/cashflow"}}},
+    "repository": {"full_name": "acme/cashflow"}, "sender": {"login": "jane"},
+}
+
+
+def test_a_first_run_generates_a_private_secret_serves_and_stops_cleanly(home):
+    service = Service(home)
+    banner = service.banner()
+    secret_file = home / "webhook-secret"
+    secret = secret_file.read_text().strip()
+    assert oct(secret_file.stat().st_mode & 0o777) == "0o600" and len(secret) >= 40
+    assert f"GitHub webhook: {service.url}/webhooks/github" in banner
+    assert f"GitLab webhook: {service.url}/webhooks/gitlab" in banner
+    assert "generated now" in banner and secret in banner
+
+    ping = requests.post(service.url + "/webhooks/github", timeout=5,
+                         **signed(secret, "ping", {"zen": "hi", "hook_id": 1}, "d-1"))
+    assert ping.status_code == 200
+    accepted = requests.post(service.url + "/webhooks/github", timeout=5,
+                             **signed(secret, "pull_request", PULL_REQUEST, "d-2"))
+    assert accepted.status_code == 202 and accepted.json()["jobs"]
+    forged = requests.post(service.url + "/webhooks/github", timeout=5,
+                           **signed("not-the-secret", "pull_request", PULL_REQUEST, "d-3"))
+    assert forged.status_code == 401
+    gitlab = requests.post(service.url + "/webhooks/gitlab", timeout=5, json={"object_kind": "push"},
+                           headers={"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": secret})
+    assert gitlab.status_code != 401  # the same generated secret closes both endpoints
+    assert service.stop() == 0
+
+    again = Service(home)
+    assert "generated on an earlier run" in again.banner() and (home / "webhook-secret").read_text().strip() == secret
+    assert again.stop() == 0
+
+
+def test_secrets_from_the_environment_are_used_and_never_printed(home):
+    service = Service(home, {"MESHBOT_GITHUB_WEBHOOK_SECRET": "s3cret-from-env"})
+    banner = service.banner()
+    assert "s3cret-from-env" not in banner and "webhook secret" not in banner
+    assert not (home / "webhook-secret").exists()
+    ok = requests.post(service.url + "/webhooks/github", timeout=5,
+                       **signed("s3cret-from-env", "ping", {"zen": "hi"}, "d-1"))
+    assert ok.status_code == 200
+    closed = requests.post(service.url + "/webhooks/gitlab", timeout=5, json={"object_kind": "push"},
+                           headers={"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "s3cret-from-env"})
+    assert closed.status_code == 401  # GitLab has no secret configured: it stays closed
+    assert service.stop() == 0
+
+
+def test_a_broken_configuration_stops_at_start_with_the_place(home, tmp_path):
+    config = tmp_path / "meshbot.yaml"
+    config.write_text("releases:\n  tag: release\n")
+    environment = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    result = subprocess.run([sys.executable, "-m", "bot", "serve", "--config", str(config)], cwd=ROOT,
+                            env={**environment, "MESHBOT_HOME": str(home)}, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert f"{config}:2:8: releases.tag: 'release' must contain {{version}} once" in result.stderr
