@@ -76,8 +76,19 @@ def release(
                            remote=remote)
         repository.set_commit_status(sha, deploy_context(environment), step.state, _one_line(step.description),
                                      status_url)
+        if step.deployment_id:
+            _report_if_ended(repository, connection, step.deployment_id)
         steps.append(step)
     return steps
+
+
+def _report_if_ended(repository: Repository, connection: redis.Redis, deployment_id: str) -> None:
+    """Report again a deployment that ended before its pending statuses were set, so that its outcome comes last."""
+    # The report job runs as soon as the deployment ends, possibly before this job set the pending commit status
+    # and the in-progress deployment state; a deployment ending after this check is reported after them.
+    deployment = Store(connection).load(deployment_id)
+    if deployment is not None and deployment.state.finished:
+        report_outcome(repository, deployment)
 
 
 def _release_to(

@@ -13,6 +13,7 @@ Test API (all methods are thread-safe against the serving thread):
 - `create_repository(full_name, files, branch="main")`: a `FakeRepository` with one commit on branch.
 - `FakeRepository.push(branch, files, deleted=(), start=None)`: a new commit on branch (created from start,
   another branch, when missing); returns its sha. `files_at(ref)`, `branch_head(branch)` read the git state.
+- `FakeRepository.create_tag(tag, ref)`: a lightweight tag on a branch, tag or sha; returns the tagged sha.
 - `create_fork(repository, owner)`: a fork holding the same commits and branches.
 - `FakeRepository.open_pull_request(head, base="main", author="jane", head_repository=fork)`: a pull request.
 - `FakeRepository.add_comment(number, body, user)`, `set_permission(user, role)` (admin/maintain/write/triage/read).
@@ -20,6 +21,8 @@ Test API (all methods are thread-safe against the serving thread):
 - `create_app(app_id, public_key_pem, slug)` and `install_app(app_id, repositories)` (returns the installation id):
   the app authenticates with RS256 JWTs signed by its key, then with installation tokens.
 - `script(method, path_glob, *replies)`: the next answers of matching requests (`ScriptedReply`), one each.
+- `hold(method, path_glob, until)`: the next matching request is handled only once `until()` is true
+  (or after `timeout` seconds), to order a client's requests against another's.
 - `requests` (every request received, `Received`), `requests_to(method, path_glob)`.
 - Recorded state on `FakeRepository`: `comments`, `statuses`, `deployments` (each with its `statuses`),
   `reactions`, `refs`, `pulls`, `blobs`, `commits`.
@@ -36,7 +39,8 @@ import hashlib
 import itertools
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -198,6 +202,14 @@ class FakeRepository:
             self.refs[f"refs/heads/{branch}"] = sha
             return sha
 
+    def create_tag(self, tag: str, ref: str) -> str:
+        """A lightweight tag on a branch, tag or sha (as `git push origin <tag>` makes); the tagged sha."""
+        with self.server.lock:
+            sha = self.resolve(ref)
+            assert sha is not None, ref
+            self.refs[f"refs/tags/{tag}"] = sha
+            return sha
+
     def branch_head(self, branch: str) -> str | None:
         """The sha of a branch."""
         return self.refs.get(f"refs/heads/{branch}")
@@ -257,6 +269,7 @@ class GitHubServer:
         self.installation_tokens: dict[str, tuple[int, int]] = {}  # token -> (app id, installation id)
         self.requests: list[Received] = []
         self._scripts: list[tuple[str, str, list[ScriptedReply]]] = []
+        self._holds: list[tuple[str, str, Callable[[], bool], float]] = []
         self._issue_numbers: dict[str, int] = {}
         self.app = Flask("github_server")
         self._routes()
@@ -321,6 +334,23 @@ class GitHubServer:
         """Answer the next len(replies) requests matching method and path (glob) with these replies, in order."""
         with self.lock:
             self._scripts.append((method.upper(), path_glob, list(replies)))
+
+    def hold(self, method: str, path_glob: str, until: Callable[[], bool], timeout: float = 20.0) -> None:
+        """Handle the next request matching method and path (glob) only once until() is true, or after timeout s."""
+        with self.lock:
+            self._holds.append((method.upper(), path_glob, until, timeout))
+
+    def _wait_if_held(self, method: str, path: str) -> None:
+        with self.lock:
+            held = next((hold for hold in self._holds if hold[0] == method and fnmatch.fnmatchcase(path, hold[1])),
+                        None)
+            if held is None:
+                return
+            self._holds.remove(held)
+        _, _, until, timeout = held
+        deadline = time.monotonic() + timeout
+        while not until() and time.monotonic() < deadline:  # without the lock: until() may read the state
+            time.sleep(0.01)
 
     def requests_to(self, method: str, path_glob: str) -> list[Received]:
         """Requests received for method and path glob."""
@@ -393,6 +423,7 @@ class GitHubServer:
 
         @app.before_request
         def before() -> Response | None:
+            self._wait_if_held(request.method, request.path)
             scripted = self._scripted(request.method, request.path)
             if scripted is not None:
                 return self._json(scripted.data, scripted.status, scripted.headers)
