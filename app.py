@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 GITHUB_SECRET_VARIABLE = "MESHBOT_GITHUB_WEBHOOK_SECRET"
 GITLAB_SECRET_VARIABLE = "MESHBOT_GITLAB_WEBHOOK_SECRET"
+API_TOKEN_VARIABLE = "MESHBOT_API_TOKEN"  # guards /status and /metrics
 BOT_USERNAME_VARIABLE = "MESHBOT_BOT_USERNAME"
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MiB
 JOB_TIMEOUT_SECONDS = 600
@@ -60,7 +61,7 @@ def create_app(
     bot_usernames: Iterable[str] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Flask:
-    """meshbot's web application: `/healthz`, `POST /webhooks/github` and `POST /webhooks/gitlab`."""
+    """meshbot's web application: `/healthz`, the two webhook endpoints, `/status/<data product>` and `/metrics`."""
     app = Flask("meshbot")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     connection = _Redis(redis_connection)
@@ -74,6 +75,30 @@ def create_app(
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
         return jsonify(status="ok", version=__version__)
+
+    @app.get("/metrics")
+    def metrics() -> ResponseReturnValue:
+        refused = _api_refusal()
+        if refused is not None:
+            return refused
+        from bot.metrics import render
+
+        return Response(render(connection.get()), mimetype="text/plain; version=0.0.4")
+
+    @app.get("/status/<path:data_product>")
+    def status(data_product: str) -> ResponseReturnValue:
+        refused = _api_refusal()
+        if refused is not None:
+            return refused
+        from bot.status import environments, product_status
+
+        client = connection.get()
+        environment = request.args.get("env")
+        if environment:
+            document, waiting = product_status(client, data_product, environment)
+            return jsonify({**document, "waiting": waiting})
+        return jsonify([{**document, "waiting": waiting} for document, waiting in
+                        (product_status(client, data_product, name) for name in environments(client, data_product))])
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_error: RequestEntityTooLarge) -> ResponseReturnValue:
@@ -158,6 +183,20 @@ def _enqueue_jobs(rq_queue: Queue, forge: str, delivery: str, jobs: list[JobRequ
         for job in jobs
     ]
     return [job.id for job in rq_queue.enqueue_many(data)]
+
+
+def _api_refusal() -> Response | None:
+    """401 unless the request carries the API token (MESHBOT_API_TOKEN); without one configured, always 401."""
+    token = os.environ.get(API_TOKEN_VARIABLE) or None
+    if token is None:
+        response = jsonify(error=f"the status and metrics API is closed: set {API_TOKEN_VARIABLE} on meshbot and send "
+                                 "it as 'Authorization: Bearer <token>'")
+    elif gitlab_token_valid(token, request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or None):
+        return None  # the same constant-time comparison as a GitLab webhook token
+    else:
+        response = jsonify(error="missing or wrong 'Authorization: Bearer <token>'")
+    response.status_code = 401
+    return response
 
 
 def _secret(variable: str) -> str | None:

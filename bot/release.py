@@ -119,7 +119,7 @@ def _release_to(
     unresolved = registry.unresolved(descriptor)
     if unresolved:
         return ReleaseStep(environment, CommitState.ERROR, f"nothing deployed: {unresolved[0]}")
-    record = repository.create_deployment(sha, environment, f"{descriptor.id} {version} from {tag}")
+    record = repository.create_deployment(sha, environment, f"{descriptor.id} {version} from {tag}", tag)
     deployment_id, ahead = request_deployment(
         connection, descriptor, Operation.DEPLOY, registry.resolve_all(descriptor), f"{forge}:{project}@{tag}",
         marketplace=config.marketplace, history=config.history,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.assembly import assemble
 from bot.config import ServerConfig, config_path, load_config
@@ -213,8 +215,19 @@ def load_governance() -> Governance:
 
 
 def review_merge_request(forge: Forge, project: str, number: int, head_sha: str,
-                         load: Callable[[], Governance] = load_governance) -> str:
-    """Review a merge request's newest head and publish the comment and status; a one-line summary."""
+                         load: Callable[[], Governance] = load_governance,
+                         lock: AbstractContextManager[Any] | None = None) -> str:
+    """Review a merge request's newest head and publish the comment and status; a one-line summary.
+
+    `lock` (one per merge request, held across reading and publishing) keeps two reviews of the same merge
+    request from both creating the comment, or an older review from overwriting a newer one.
+    """
+    with lock or nullcontext():
+        return _review_merge_request(forge, project, number, head_sha, load)
+
+
+def _review_merge_request(forge: Forge, project: str, number: int, head_sha: str,
+                          load: Callable[[], Governance]) -> str:
     repository = forge.repository(project)
     request = repository.merge_request(number)
     if request.state != "open":

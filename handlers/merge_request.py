@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from rq import get_current_job
+
+from bot.metrics import count_event
 from bot.review import review_merge_request
+from bot.store import PREFIX
+
+LOCK_SECONDS = 300  # longer than any review; a worker that dies holding the lock frees it after this
 
 
 def review(forge: str, project: str, number: int, head_sha: str) -> str:
     """Review the merge request's newest head and publish the result; a one-line summary for the job result."""
     from vcs.factory import forge as forge_client
+    from vcs.tally import CallTally
 
-    return review_merge_request(forge_client(forge), project, number, head_sha)
+    job = get_current_job()
+    assert job is not None, "meshbot jobs run on RQ workers"
+    client = CallTally(forge_client(forge))
+    lock = job.connection.lock(f"{PREFIX}:review:{forge}:{project}:{number}", timeout=LOCK_SECONDS,
+                               blocking_timeout=LOCK_SECONDS)
+    try:
+        return review_merge_request(client, project, number, head_sha, lock=lock)
+    finally:
+        count_event(job.connection, forge, "merge_request", client.api_calls)

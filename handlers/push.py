@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from rq import get_current_job
+
+from bot.metrics import count_event
 from bot.review import review_push
 
 
 def check(forge: str, project: str, branch: str, sha: str) -> str:
     """Review the pushed commit and set its `meshbot/governance` status; a one-line summary for the job result."""
     from vcs.factory import forge as forge_client
+    from vcs.tally import CallTally
 
-    return review_push(forge_client(forge), project, branch, sha)
+    job = get_current_job()
+    assert job is not None, "meshbot jobs run on RQ workers"
+    client = CallTally(forge_client(forge))
+    try:
+        return review_push(client, project, branch, sha)
+    finally:
+        count_event(job.connection, forge, "push", client.api_calls)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from bot.metrics import count_event
 from bot.release import report_outcome
 from bot.store import Store
 from vcs import factory
+from vcs.tally import CallTally
 
 
 def deployment_ended(deployment_id: str) -> str:
@@ -17,5 +19,10 @@ def deployment_ended(deployment_id: str) -> str:
     if deployment is None or not deployment.report_to:
         return "nothing to report"
     target = deployment.report_to
-    report_outcome(factory.forge(str(target["forge"])).repository(str(target["project"])), deployment)
-    return f"reported {deployment.state} to {target['forge']}:{target['project']}"
+    forge = str(target["forge"])
+    client = CallTally(factory.forge(forge))
+    try:
+        report_outcome(client.repository(str(target["project"])), deployment)
+    finally:
+        count_event(job.connection, forge, "deployment_report", client.api_calls)
+    return f"reported {deployment.state} to {forge}:{target['project']}"

@@ -5,10 +5,12 @@ from __future__ import annotations
 from rq import get_current_job
 
 from bot.config import config_path, load_config
+from bot.metrics import count_event
 from bot.release import release as release_commit
 from policies.loader import load_policies
 from vcs import factory
 from vcs.locations import ForgeLocations
+from vcs.tally import CallTally
 
 
 def release(forge: str, project: str, tag: str, sha: str) -> str:
@@ -16,10 +18,13 @@ def release(forge: str, project: str, tag: str, sha: str) -> str:
     job = get_current_job()
     assert job is not None, "meshbot jobs run on RQ workers"
     config = load_config(config_path(None))
-    client = factory.forge(forge)
-    steps = release_commit(client.repository(project), job.connection, forge=forge, project=project, tag=tag, sha=sha,
-                           config=config, policies=load_policies(config.policy_folders), status_url=config.public_url,
-                           remote=ForgeLocations(client, client.web_url))
+    client = CallTally(factory.forge(forge))
+    try:
+        steps = release_commit(client.repository(project), job.connection, forge=forge, project=project, tag=tag,
+                               sha=sha, config=config, policies=load_policies(config.policy_folders),
+                               status_url=config.public_url, remote=ForgeLocations(client, client.web_url))
+    finally:
+        count_event(job.connection, forge, "tag", client.api_calls)
     if not steps:
         return f"{tag} is not a release tag (pattern {config.release_tag})"
     return "; ".join(f"{step.environment}: {step.state} {step.description}" for step in steps)

@@ -291,3 +291,42 @@ def test_any_json_value_never_gets_a_500(client, body):
         assert post_github(client, event, body).status_code == 200
     for event in GITLAB_FIXTURES.values():
         assert post_gitlab(client, event, body).status_code == 200
+
+
+# ---------------------------------------------------------------------- the status and metrics API
+
+
+def test_the_status_and_metrics_api_is_closed_without_a_token(redis_engine, monkeypatch):
+    monkeypatch.delenv("MESHBOT_API_TOKEN", raising=False)
+    client = create_app(redis_connection=redis_engine.redis).test_client()
+    for path in ("/status/urn:dmb:dp:finance:cashflow:1", "/metrics"):
+        answer = client.get(path, headers={"Authorization": "Bearer anything"})
+        assert answer.status_code == 401 and "MESHBOT_API_TOKEN" in answer.get_json()["error"]
+
+
+def test_the_status_api_answers_with_the_token(redis_engine, monkeypatch):
+    from bot.deployment import DeploymentState
+    from bot.metrics import count_event
+    from tests.test_store import DP, make_deployment
+
+    monkeypatch.setenv("MESHBOT_API_TOKEN", "t0ken")
+    client = create_app(redis_connection=redis_engine.redis).test_client()
+    deployment = make_deployment()
+    redis_engine.store.create(deployment)
+    redis_engine.store.set_state(deployment.id, DeploymentState.VALIDATING)
+    redis_engine.store.set_state(deployment.id, DeploymentState.DEPLOYED, "2 completed")
+    redis_engine.store.set_product(DP, "development", status="DEPLOYED", version="1.2.0", deployment=deployment.id,
+                                   components={})
+    assert client.get(f"/status/{DP}?env=development", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    one = client.get(f"/status/{DP}?env=development", headers={"Authorization": "Bearer t0ken"})
+    assert one.status_code == 200
+    document = one.get_json()
+    assert (document["dataProduct"], document["status"], document["deployment"]["id"], document["waiting"]) == (
+        DP, "DEPLOYED", deployment.id, [])
+    every = client.get(f"/status/{DP}", headers={"Authorization": "Bearer t0ken"}).get_json()
+    assert [entry["environment"] for entry in every] == ["development"]
+
+    count_event(redis_engine.redis, "gitlab", "merge_request", 5)
+    metrics = client.get("/metrics", headers={"Authorization": "Bearer t0ken"})
+    assert metrics.status_code == 200 and metrics.mimetype == "text/plain"
+    assert 'meshbot_forge_api_calls_total{event="merge_request",forge="gitlab"} 5.0' in metrics.get_data(as_text=True)

@@ -364,3 +364,45 @@ def test_a_push_during_the_review_gets_the_comment_and_the_old_commit_its_status
     assert repository.status(repository.pushed, STATUS_CONTEXT) is not None
     [comment] = repository.comment_threads[number]
     assert f"commit {repository.pushed[:8]}" in comment.body
+
+
+class SlowToList(CountingRepository):
+    """Reading the comments takes a while: two unlocked reviews both see none and both would create one."""
+
+    def comments(self, number: int) -> list[Comment]:
+        found = super().comments(number)
+        import time
+
+        time.sleep(0.3)
+        return found
+
+
+def concurrent_reviews(redis_engine, lock_of) -> SlowToList:
+    import threading
+
+    forge = MemoryForge(user="meshbot[bot]")
+    repository = SlowToList(PROJECT, example_files())
+    repository.user = forge.user
+    forge.repositories[PROJECT] = repository
+    number, sha = open_merge_request(repository, {"README.md": b"change"})
+    threads = [threading.Thread(target=review_merge_request, args=(forge, PROJECT, number, sha),
+                                kwargs={"load": builtin, "lock": lock_of()}) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return repository
+
+
+def test_two_reviews_of_one_merge_request_at_once_leave_one_comment(redis_engine):
+    def lock():
+        return redis_engine.redis.lock("meshbot:review:test", timeout=30, blocking_timeout=30)
+
+    repository = concurrent_reviews(redis_engine, lock)
+    assert len(repository.comment_threads[1]) == 1
+
+
+def test_without_the_lock_the_race_is_real(redis_engine):
+    # The same scenario without a lock: proves the test above can fail.
+    repository = concurrent_reviews(redis_engine, lambda: None)
+    assert len(repository.comment_threads[1]) == 2

@@ -277,3 +277,17 @@ def test_from_environment(monkeypatch, server):
     monkeypatch.delenv("MESHBOT_GITLAB_TOKEN")
     with pytest.raises(ForgeError, match="MESHBOT_GITLAB_TOKEN"):
         GitLabForge.from_environment()
+
+
+def test_a_release_deployment_names_its_tag_and_never_repeats_a_status(server, forge):
+    repository = make_repository(server, forge)
+    project = server.project(PATH)
+    sha = project.branches["main"]
+    deployment_id = repository.create_deployment(sha, "production", "orders 1.0.0", tag="v1.0.0")
+    repository.set_deployment_state(deployment_id, DeploymentState.IN_PROGRESS, "deploying")  # already running
+    repository.set_deployment_state(deployment_id, DeploymentState.SUCCESS, "deployed")
+    deployment = project.deployments[int(deployment_id)]
+    assert (deployment["ref"], deployment["tag"]) == ("v1.0.0", True)
+    assert deployment["status_history"] == ["running", "success"]
+    updates = [r for r in server.requests if r.method == "PUT" and "/deployments/" in r.path]
+    assert len(updates) == 1

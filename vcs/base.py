@@ -129,8 +129,8 @@ class Repository(Protocol):
         """Create or replace the commit status named context on sha (description cut to the forge's limit)."""
         ...
 
-    def create_deployment(self, sha: str, environment: str, description: str) -> str:
-        """Record a deployment of sha to environment; returns its id."""
+    def create_deployment(self, sha: str, environment: str, description: str, tag: str | None = None) -> str:
+        """Record a deployment of sha (released as tag, when given) to environment; returns its id."""
         ...
 
     def set_deployment_state(self, deployment_id: str, state: DeploymentState, description: str,

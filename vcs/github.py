@@ -450,11 +450,12 @@ class GitHubRepository:
             body["target_url"] = target_url
         self._call(f"setting status {context} on {sha}", "POST", f"/statuses/{sha}", body=body)
 
-    def create_deployment(self, sha: str, environment: str, description: str) -> str:
+    def create_deployment(self, sha: str, environment: str, description: str, tag: str | None = None) -> str:
         """A deployment of sha, which neither merges the default branch in nor waits for any status."""
+        # The ref is the exact commit (a tag can be moved later); the tag goes in the payload for people to see.
         body = {"ref": sha, "environment": environment, "description": _cut(description), "auto_merge": False,
                 # meshbot's own pending statuses are on this commit: they must not block its own deploy
-                "required_contexts": []}
+                "required_contexts": [], "payload": {"tag": tag} if tag else {}}
         _, data = self._call(f"creating a deployment of {sha} to {environment}", "POST", "/deployments", body=body)
         if "id" not in data:
             raise ForgeError(f"GitHub did not create the deployment of {sha} in {self.project}: "

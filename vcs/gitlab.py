@@ -133,6 +133,7 @@ class GitLabRepository:
         self.project = self.client.projects.get(self.project_path, lazy=True)
         self._trees: dict[str, dict[str, str]] = {}  # ref -> path -> blob id
         self._default_branch: str | None = None
+        self._deployment_states: dict[str, str] = {}  # deployment id -> the GitLab status last set through us
 
     @property
     def api_calls(self) -> int:
@@ -284,19 +285,24 @@ class GitLabRepository:
                 if "Cannot transition status" not in str(error.error_message):
                     raise
 
-    def create_deployment(self, sha: str, environment: str, description: str) -> str:
-        """Record a running deployment of sha to environment (GitLab keeps no description); its id."""
-        ref = self._default_branch_name()
+    def create_deployment(self, sha: str, environment: str, description: str, tag: str | None = None) -> str:
+        """Record a running deployment of sha (from tag, else the default branch) to environment; its id."""
+        ref = tag or self._default_branch_name()
         with self._forge_errors(f"create deployment of {sha[:12]} to {environment}"):
             deployment = self.project.deployments.create(
-                {"environment": environment, "sha": sha, "ref": ref, "tag": False, "status": "running"})
+                {"environment": environment, "sha": sha, "ref": ref, "tag": tag is not None, "status": "running"})
+        self._deployment_states[str(deployment.id)] = "running"
         return str(deployment.id)
 
     def set_deployment_state(self, deployment_id: str, state: DeploymentState, description: str,
                              target_url: str | None = None) -> None:
-        """Move a deployment to the GitLab status for state."""
+        """Move a deployment to the GitLab status for state (GitLab refuses a move to the status it has)."""
+        status = DEPLOYMENT_STATES[state]
+        if self._deployment_states.get(deployment_id) == status:
+            return
         with self._forge_errors(f"update deployment {deployment_id}"):
-            self.project.deployments.update(int(deployment_id), {"status": DEPLOYMENT_STATES[state]})
+            self.project.deployments.update(int(deployment_id), {"status": status})
+        self._deployment_states[deployment_id] = status
 
     # ------------------------------------------------------------------ writing
 

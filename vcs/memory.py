@@ -42,6 +42,7 @@ class RecordedDeployment:
     sha: str
     environment: str
     description: str
+    tag: str | None = None
     states: list[tuple[DeploymentState, str, str | None]] = field(default_factory=list)
 
 
@@ -179,11 +180,11 @@ class MemoryRepository:
         self._call()
         self.statuses.append(RecordedStatus(sha, context, state, description[:140], target_url))
 
-    def create_deployment(self, sha: str, environment: str, description: str) -> str:
+    def create_deployment(self, sha: str, environment: str, description: str, tag: str | None = None) -> str:
         """Record a deployment."""
         self._call()
         deployment_id = str(next(self._ids))
-        self.deployments[deployment_id] = RecordedDeployment(deployment_id, sha, environment, description)
+        self.deployments[deployment_id] = RecordedDeployment(deployment_id, sha, environment, description, tag)
         return deployment_id
 
     def set_deployment_state(self, deployment_id: str, state: DeploymentState, description: str,
