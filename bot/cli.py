@@ -202,7 +202,7 @@ def _run_command(arguments: argparse.Namespace) -> int:
 
     code = deploy_example(EXAMPLE_DATA_PRODUCT, DEFAULT_ENVIRONMENT, main)
     print(f"\nNext: `meshbot status {descriptor.id}`, `meshbot check PATH` and `meshbot deploy PATH --config FILE` "
-          "on your own data product (see README.md). The webhook service arrives with a later release.")
+          "on your own data product, and `meshbot serve` for the webhook service (see README.md).")
     return code
 
 
