@@ -16,7 +16,7 @@ from typing import Any
 import redis
 from flask import Flask, Response, jsonify, request
 from flask.typing import ResponseReturnValue
-from rq import Queue
+from rq import Queue, Retry
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot import __version__
@@ -36,6 +36,8 @@ MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MiB
 JOB_TIMEOUT_SECONDS = 600
 JOB_RESULT_TTL_SECONDS = 600
 JOB_FAILURE_TTL_SECONDS = 86400
+JOB_RETRIES = 3
+JOB_RETRY_INTERVALS = (60, 300, 900)  # seconds
 
 
 class _Redis:
@@ -178,6 +180,9 @@ def _enqueue_jobs(rq_queue: Queue, forge: str, delivery: str, jobs: list[JobRequ
         Queue.prepare_data(
             job.function, args=job.args, description=job.description, timeout=JOB_TIMEOUT_SECONDS,
             result_ttl=JOB_RESULT_TTL_SECONDS, failure_ttl=JOB_FAILURE_TTL_SECONDS,
+            # A forge that stays unavailable or rate-limited past the client's own waits: try again later.
+            # Every job is safe to repeat (one comment edited in place, statuses, a release deployed once).
+            retry=Retry(max=JOB_RETRIES, interval=list(JOB_RETRY_INTERVALS)),
             meta={"forge": forge, "delivery": delivery},
         )
         for job in jobs

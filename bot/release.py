@@ -119,9 +119,15 @@ def _release_to(
     unresolved = registry.unresolved(descriptor)
     if unresolved:
         return ReleaseStep(environment, CommitState.ERROR, f"nothing deployed: {unresolved[0]}")
+    started_by = f"{forge}:{project}@{tag}"
+    earlier = _earlier_request(Store(connection), descriptor.id, environment, started_by, sha)
+    if earlier is not None:  # this job ran before (a retry): never deploy the same release twice
+        state = CommitState.PENDING if not earlier.state.finished else _outcome(earlier.state)[0]
+        return ReleaseStep(environment, state, f"deployment {earlier.id} of {version} to {environment}: "
+                           f"{earlier.state}", earlier.id)
     record = repository.create_deployment(sha, environment, f"{descriptor.id} {version} from {tag}", tag)
     deployment_id, ahead = request_deployment(
-        connection, descriptor, Operation.DEPLOY, registry.resolve_all(descriptor), f"{forge}:{project}@{tag}",
+        connection, descriptor, Operation.DEPLOY, registry.resolve_all(descriptor), started_by,
         marketplace=config.marketplace, history=config.history,
         report_to={"forge": forge, "project": project, "sha": sha, "context": deploy_context(environment),
                    "record": record, "statusUrl": status_url},
@@ -131,6 +137,17 @@ def _release_to(
     repository.set_deployment_state(record, ForgeDeploymentState.PENDING if ahead else ForgeDeploymentState.IN_PROGRESS,
                                     _one_line(description), status_url)
     return ReleaseStep(environment, CommitState.PENDING, description, deployment_id)
+
+
+def _earlier_request(store: Store, data_product: str, environment: str, started_by: str, sha: str,
+                     look_back: int = 10) -> Deployment | None:
+    """A deployment this release already requested (same tag and commit), among the latest few."""
+    for deployment_id in store.history(data_product, environment)[:look_back]:
+        deployment = store.load_static(deployment_id)
+        if deployment is not None and deployment.started_by == started_by and \
+                (deployment.report_to or {}).get("sha") == sha:
+            return store.load(deployment_id)
+    return None
 
 
 def report_outcome(repository: Repository, deployment: Deployment) -> None:

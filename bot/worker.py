@@ -12,6 +12,7 @@ from rq import SimpleWorker
 from rq.job import Job
 from rq.queue import Queue
 from rq.registry import ReadyJobRegistry, StartedJobRegistry
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
@@ -72,6 +73,21 @@ def enqueue_ready_dependents(queue: Queue, attempts: int = 5) -> None:
         registry.cleanup()
 
 
+def enqueue_due_retries(queue: Queue) -> None:
+    """Enqueue scheduled jobs whose time has come (retries with an interval), as RQ's scheduler would.
+
+    RQ's scheduler is a process per worker; this round of the reaper does its one step instead.
+    """
+    scheduler = RQScheduler([queue], connection=queue.connection, serializer=JSONSerializer,
+                            logging_level="WARNING")
+    if not scheduler.acquire_locks():
+        return  # another scheduler (a worker started with one) holds the queue
+    try:
+        scheduler.enqueue_scheduled_jobs()
+    finally:
+        scheduler.release_locks()
+
+
 def reap_once(connection: redis.Redis, grace: float = GRACE_SECONDS) -> None:
     """One round: fail or retry jobs whose worker died, renew leases, repair stuck deployments, start queued ones."""
     if not connection.set(REAPER_LOCK, "1", nx=True, px=int(REAPER_SECONDS * 900)):
@@ -82,6 +98,7 @@ def reap_once(connection: redis.Redis, grace: float = GRACE_SECONDS) -> None:
     # RQ leaves a dependent whose enqueue lost a WATCH race in the ready registry, for a cleanup that workers
     # only run every 10 minutes: enqueue such jobs now, or a deployment would wait that long.
     ReadyJobRegistry(queue=queue).cleanup()
+    enqueue_due_retries(queue)
     store, locks = Store(connection), Locks(connection)
     for deployment_id in store.active():
         deployment = store.load(deployment_id)

@@ -95,6 +95,7 @@ def test_signed_github_pull_request_is_queued(client, redis_engine):
     assert job.func_name == "handlers.merge_request.review"
     assert job.args == ["github", "acme-data/finance-cashflow", 42, SHA]  # JSON: plain data
     assert job.description == response.get_json()["descriptions"][0]
+    assert (job.retries_left, job.retry_intervals) == (3, [60, 300, 900])  # a forge that is down: later again
 
 
 def test_github_comment_and_tag(client, redis_engine):

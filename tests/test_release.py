@@ -124,3 +124,14 @@ def test_a_blocking_policy_deploys_nothing(repository, redis_engine, tmp_path: P
     assert (step.state, step.description) == (
         CommitState.FAILURE, "nothing deployed: 1 blocking governance failure(s): needs-sla")
     assert repository.deployments == {}
+
+
+def test_a_release_job_run_again_never_deploys_twice(repository, redis_engine):
+    sha, [first] = run(repository, redis_engine, "v1.0.0")
+    _, [again] = run(repository, redis_engine, "v1.0.0")
+    assert again.deployment_id == first.deployment_id and again.state is CommitState.PENDING
+    assert len(repository.deployments) == 1 and len(redis_engine.store.history(PRODUCT, "production")) == 1
+    redis_engine.store.set_state(first.deployment_id, DeploymentState.DEPLOYED, "3 completed")
+    _, [after] = run(repository, redis_engine, "v1.0.0")
+    assert after.state is CommitState.SUCCESS
+    assert repository.status(sha, deploy_context("production")).state is CommitState.SUCCESS

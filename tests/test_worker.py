@@ -275,3 +275,17 @@ def test_dependents_left_in_the_ready_registry_are_enqueued_after_a_job(redis_en
     assert ReadyJobRegistry(queue=rq_queue).count == 0
     enqueue_ready_dependents(rq_queue)  # nothing left: nothing enqueued twice
     assert len(rq_queue.job_ids) == 3
+
+
+def test_a_retry_whose_interval_has_passed_is_enqueued_by_the_reaper(redis_engine):
+    from datetime import UTC, datetime, timedelta
+
+    from bot.worker import enqueue_due_retries
+
+    rq_queue = queue(redis_engine.redis)
+    due = rq_queue.enqueue_at(datetime.now(UTC) - timedelta(seconds=1), "bot.runner.finish", "d1", job_id="due")
+    later = rq_queue.enqueue_at(datetime.now(UTC) + timedelta(hours=1), "bot.runner.finish", "d2", job_id="later")
+    assert rq_queue.job_ids == []
+    enqueue_due_retries(rq_queue)
+    assert rq_queue.job_ids == [due.id]
+    assert later.id in rq_queue.scheduled_job_registry.get_job_ids()
