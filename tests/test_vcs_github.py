@@ -9,7 +9,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.files import FileTooLarge
+from bot.assembly import assemble
+from bot.files import FileTooLarge, MemoryReader
+from tests.builders import SYSTEM, component
+from tests.forge.archives import crafted_tar_gz
 from tests.forge.github_server import (
     FakeRepository,
     GitHubServer,
@@ -20,6 +23,7 @@ from tests.forge.github_server import (
 )
 from vcs.base import CommitState, DeploymentState, ForgeError, Permission
 from vcs.github import GitHubForge, GitHubRepository
+from vcs.reader import RevisionReader
 
 FILES = {
     "catalog-info.yaml": b"kind: System\n",
@@ -313,3 +317,74 @@ def test_github_app_uses_installation_tokens(server, origin):
     assert repository.api_calls == 2  # its tree and its comment; the forge's token calls are not the repository's
     with pytest.raises(ForgeError, match="installation"):
         forge.repository("acme/not-installed")
+
+
+# -- reading many files at once
+
+PRODUCT = {"catalog-info.yaml": SYSTEM,
+           **{f"components/c{index:02}/catalog-info.yaml": component(f"c{index:02}") for index in range(50)}}
+LARGE = {"docs/manual.bin": b"m" * 3_000_000, "data/sample.bin": bytes(range(256)) * 4000}
+
+
+def product_repository(server: GitHubServer, name: str) -> FakeRepository:
+    return server.create_repository(f"acme/{name}", {**{path: text.encode() for path, text in PRODUCT.items()},
+                                                     **LARGE})
+
+
+def test_fifty_components_are_read_from_one_tarball(server):
+    origin = product_repository(server, "fifty")
+    repository = repository_for(server, origin)
+    start = len(server.requests)
+    descriptor = assemble(RevisionReader(repository, "main"), "development")
+    assert descriptor == assemble(MemoryReader(PRODUCT), "development")
+    assert len(descriptor.components) == 50
+    # the tree, the tarball (a redirect) and the download it points to: both counted
+    assert calls_since(server, start)[:2] == [f"GET /repos/{origin.full_name}/git/trees/main",
+                                              f"GET /repos/{origin.full_name}/tarball/main"]
+    assert calls_since(server, start)[2].startswith(f"GET /_codeload/{origin.full_name}/legacy.tar.gz/")
+    assert repository.api_calls == 3 == len(server.requests) - start
+    assert not server.requests_to("GET", f"/repos/{origin.full_name}/git/blobs/*")
+
+
+def test_a_repository_over_the_archive_limit_is_read_blob_by_blob(server):
+    origin = product_repository(server, "over-limit")
+    repository = repository_for(server, origin)
+    repository.ARCHIVE_LIMIT = 1_000_000  # the large files alone are over it
+    descriptor = assemble(RevisionReader(repository, "main"), "development")
+    assert descriptor == assemble(MemoryReader(PRODUCT), "development")
+    assert not server.requests_to("GET", f"/repos/{origin.full_name}/tarball/*")
+    assert repository.api_calls == 1 + 51  # the tree, then every catalog file's blob
+
+
+def test_read_files_leaves_out_absent_paths_and_reads_two_files_by_blob(server, origin):
+    repository = repository_for(server, origin)
+    found = repository.read_files("main", ["catalog-info.yaml", "nowhere.yaml", "components/api/catalog-info.yaml"])
+    assert found == {path: FILES[path] for path in ("catalog-info.yaml", "components/api/catalog-info.yaml")}
+    assert repository.api_calls == 3  # the tree and two blobs: no archive for two files
+
+
+def test_read_files_refuses_a_file_over_the_limit(server, origin):
+    repository = repository_for(server, origin)
+    with pytest.raises(FileTooLarge):  # known from the tree: nothing downloaded
+        repository.read_files("main", sorted(FILES), max_bytes=1000)
+    assert repository.api_calls == 1
+    # a member larger in the archive than the tree said is refused too
+    origin.archive = crafted_tar_gz([(f"top/{path}", content) for path, content in FILES.items()]
+                                    + [("top/catalog-info.yaml", b"x" * 6000)])
+    with pytest.raises(FileTooLarge):
+        repository.read_files("main", sorted(FILES), max_bytes=5500)
+
+
+@pytest.mark.parametrize("member", [("top/../catalog-info.yaml", b"kind: System\n"), ("/etc/passwd", b"root"),
+                                    ("top/catalog-info.yaml", "->/etc/passwd")])
+def test_an_archive_with_an_unsafe_member_is_refused(server, origin, member):
+    origin.archive = crafted_tar_gz([("top/components/api/big.bin", b"x"), member])
+    repository = repository_for(server, origin)
+    with pytest.raises(ForgeError, match="unsafe path|link"):
+        repository.read_files("main", sorted(FILES))
+
+
+def test_a_broken_archive_is_a_forge_error(server, origin):
+    origin.archive = b"not a tar.gz"
+    with pytest.raises(ForgeError, match="archive cannot be read"):
+        repository_for(server, origin).read_files("main", sorted(FILES))

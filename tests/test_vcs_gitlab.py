@@ -6,10 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.files import FileTooLarge
+from bot.assembly import assemble
+from bot.files import FileTooLarge, MemoryReader
+from tests.builders import SYSTEM, component
+from tests.forge.archives import crafted_tar_gz
 from tests.forge.gitlab_server import GitLabServer, Scripted, gitlab_server
 from vcs.base import CommitState, DeploymentState, ForgeError, Permission
 from vcs.gitlab import GitLabForge, GitLabRepository
+from vcs.reader import RevisionReader
 
 PATH = "data/sales/orders"
 
@@ -291,3 +295,54 @@ def test_a_release_deployment_names_its_tag_and_never_repeats_a_status(server, f
     assert deployment["status_history"] == ["running", "success"]
     updates = [r for r in server.requests if r.method == "PUT" and "/deployments/" in r.path]
     assert len(updates) == 1
+
+
+# -- reading many files at once
+
+PRODUCT = {"catalog-info.yaml": SYSTEM,
+           **{f"components/c{index:02}/catalog-info.yaml": component(f"c{index:02}") for index in range(50)}}
+LARGE = {"docs/manual.bin": b"m" * 3_000_000, "data/sample.bin": bytes(range(256)) * 4000}
+
+
+def product(server: GitLabServer, forge: GitLabForge) -> GitLabRepository:
+    return make_repository(server, forge, {**{path: text.encode() for path, text in PRODUCT.items()}, **LARGE})
+
+
+def test_fifty_components_are_read_from_one_archive(server, forge):
+    repository = product(server, forge)
+    descriptor = assemble(RevisionReader(repository, "main"), "development")
+    assert descriptor == assemble(MemoryReader(PRODUCT), "development")
+    assert len(descriptor.components) == 50
+    tree_pages = len(server.requests_matching("GET", "/repository/tree"))
+    assert tree_pages == 2  # 107 entries (files and folders), 100 a page
+    assert [request.query for request in server.requests_matching("GET", "/repository/archive.tar.gz")] \
+        == [{"sha": "main"}]
+    assert repository.api_calls == tree_pages + 1 == len(server.requests)
+
+
+def test_a_project_over_the_archive_limit_is_read_file_by_file(server, forge):
+    repository = product(server, forge)
+    repository.ARCHIVE_LIMIT = 1_000_000  # the large files alone are over it: the download stops there
+    descriptor = assemble(RevisionReader(repository, "main"), "development")
+    assert descriptor == assemble(MemoryReader(PRODUCT), "development")
+    assert len(server.requests_matching("GET", "/repository/archive.tar.gz")) == 1
+    assert repository.api_calls == 2 + 1 + 2 * 51  # tree pages, the cut archive, then HEAD and blob a file
+
+
+def test_read_files_leaves_out_absent_paths_and_refuses_a_member_over_the_limit(server, forge):
+    files = {f"c{index}/catalog-info.yaml": b"kind: Component\n" for index in range(3)}
+    repository = make_repository(server, forge, {**files, "big/catalog-info.yaml": b"x" * 5000})
+    assert repository.read_files("main", [*files, "absent.yaml"]) == files
+    assert repository.api_calls == 2  # the tree listing, the archive
+    with pytest.raises(FileTooLarge):
+        repository.read_files("main", [*files, "big/catalog-info.yaml"], max_bytes=1000)
+
+
+@pytest.mark.parametrize("member", [("top/../c0/catalog-info.yaml", b"kind: System\n"), ("/etc/passwd", b"root"),
+                                    ("top/c0/catalog-info.yaml", "->/etc/passwd")])
+def test_an_archive_with_an_unsafe_member_is_refused(server, forge, member):
+    files = {f"c{index}/catalog-info.yaml": b"kind: Component\n" for index in range(3)}
+    repository = make_repository(server, forge, files)
+    server.project(PATH).archive = crafted_tar_gz([("top/README.md", b"x"), member])
+    with pytest.raises(ForgeError, match="unsafe path|link"):
+        repository.read_files("main", sorted(files))

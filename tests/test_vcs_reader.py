@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.assembly import assemble
+from bot.files import FileTooLarge
 from tests.deploy_harness import EXAMPLE
 from vcs.memory import MemoryForge
 from vcs.reader import RevisionReader
@@ -20,10 +21,28 @@ def test_assembly_reads_through_the_forge_with_one_listing():
     reader = RevisionReader(repository, "main")
     descriptor = assemble(reader, "development")
     assert descriptor.id == "urn:dmb:dp:finance:cashflow:1"
-    catalog_files = [path for path in files if path.endswith("catalog-info.yaml")]
-    # one listing, then at most the catalog files and environment overrides: never docs/big.bin
-    assert repository.api_calls <= 1 + len([path for path in files if path.endswith((".yaml", ".yml"))])
-    assert repository.api_calls >= 1 + len(catalog_files)
+    # one listing, then one read_files call for every catalog file and environment override: never docs/big.bin
+    assert repository.api_calls == 2
+
+
+def test_prefetch_takes_catalog_files_and_environment_overrides_only():
+    files = {"catalog-info.yaml": b"a: 1\n", "x/catalog-info.yml": b"b: 1\n", ".hidden/catalog-info.yaml": b"c\n",
+             "x/environments/dev/configurations.yaml": b"d: 1\n", "x/other.yaml": b"e: 1\n",
+             "big/catalog-info.yaml": b"f" * 2_000_000}
+    repository = MemoryForge().add("acme/cashflow", files)
+    reader = RevisionReader(repository, "main")
+    assert reader.read_bytes("x/other.yaml") == b"e: 1\n"  # not one assembly reads: no prefetch
+    assert repository.api_calls == 2
+    assert reader.read_bytes("catalog-info.yaml") == b"a: 1\n"
+    # the too-large file drops out of the batch, which is asked again: two read_files calls
+    assert repository.api_calls == 4
+    assert reader.read_bytes("x/catalog-info.yml") == b"b: 1\n"
+    assert reader.read_bytes("x/environments/dev/configurations.yaml") == b"d: 1\n"
+    assert repository.api_calls == 4
+    with pytest.raises(FileTooLarge):
+        reader.read_bytes("big/catalog-info.yaml")
+    assert reader.read_bytes(".hidden/catalog-info.yaml") == b"c\n"  # hidden: read on its own
+    assert repository.api_calls == 6
 
 
 def test_a_path_outside_the_tree_is_not_fetched():

@@ -94,6 +94,13 @@ class Repository(Protocol):
         """One file at ref; FileNotFoundError when absent, bot.files.FileTooLarge past max_bytes."""
         ...
 
+    def read_files(self, ref: str, paths: Sequence[str], max_bytes: int = MAX_FILE_BYTES) -> dict[str, bytes]:
+        """Several files at ref in as few calls as the forge allows; paths absent from the tree are left out.
+
+        bot.files.FileTooLarge when one of them is past max_bytes, as read_file.
+        """
+        ...
+
     def branch_head(self, branch: str) -> str | None:
         """The commit sha a branch points at, or None when there is no such branch."""
         ...

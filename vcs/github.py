@@ -29,6 +29,7 @@ from urllib3 import BaseHTTPResponse, Retry
 from urllib3.connectionpool import ConnectionPool
 
 from bot.files import MAX_FILE_BYTES, FileTooLarge
+from vcs.archive import ArchiveTooLarge, extract_files
 from vcs.base import (
     Comment,
     CommitState,
@@ -310,6 +311,9 @@ def _cut(description: str) -> str:
 class GitHubRepository:
     """One GitHub repository, with its own HTTP client so that its calls are counted alone."""
 
+    # read_files downloads the whole repository archive when the tree's blobs add up to at most this
+    ARCHIVE_LIMIT = 20 * 1024 * 1024
+
     def __init__(self, forge: GitHubForge, project: str, auth: Auth.Auth) -> None:
         self.forge, self.project = forge, project
         self._counter = _CallCounter()
@@ -375,6 +379,34 @@ class GitHubRepository:
         if len(content) > max_bytes:
             raise FileTooLarge(path, len(content), max_bytes)
         return content
+
+    def read_files(self, ref: str, paths: Sequence[str], max_bytes: int = MAX_FILE_BYTES) -> dict[str, bytes]:
+        """Several files at ref: from the tarball when over two are wanted and ARCHIVE_LIMIT allows, else by blob."""
+        blobs = self._tree(ref)[1]
+        wanted = [path for path in dict.fromkeys(paths) if path in blobs]
+        for path in wanted:
+            if blobs[path].size > max_bytes:
+                raise FileTooLarge(path, blobs[path].size, max_bytes)
+        found: dict[str, bytes] = {}
+        if len(wanted) > 2 and sum(entry.size for entry in blobs.values()) <= self.ARCHIVE_LIMIT:
+            # tar headers and padding add up to about 1 KiB a file on top of the contents
+            found = self._read_archive(ref, wanted, max_bytes, self.ARCHIVE_LIMIT + 1024 * (len(blobs) + 16))
+        return {path: found[path] if path in found else self.read_file(ref, path, max_bytes) for path in wanted}
+
+    def _read_archive(self, ref: str, wanted: Sequence[str], max_bytes: int, limit: int) -> dict[str, bytes]:
+        """The wanted files out of the tarball of ref; empty when it turns out larger than limit."""
+        # GitHub answers with a redirect to codeload, which PyGithub follows: two requests, both counted.
+        doing = f"downloading the archive at {ref!r}"
+        try:
+            _, _, chunks = self._requester.getStream(f"{self._url}/tarball/{quote(ref, safe='/')}",
+                                                     chunk_size=64 * 1024)
+            return extract_files(chunks, frozenset(wanted), max_bytes, limit, f"{self.project} at {ref!r}")
+        except ArchiveTooLarge:
+            return {}
+        except GithubException as error:
+            raise _forge_error(error, f"{doing} in {self.project}") from error
+        except requests.RequestException as error:
+            raise _transport_error(error, f"{doing} in {self.project}") from error
 
     def branch_head(self, branch: str) -> str | None:
         """The commit sha a branch points at, or None when there is no such branch."""

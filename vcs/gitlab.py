@@ -20,6 +20,7 @@ import requests
 from gitlab.exceptions import GitlabError
 
 from bot.files import MAX_FILE_BYTES, FileTooLarge
+from vcs.archive import ArchiveTooLarge, extract_files
 from vcs.base import Comment, CommitState, DeploymentState, ForgeError, MergeRequest, Permission
 
 DEFAULT_URL = "https://gitlab.com"
@@ -124,6 +125,9 @@ def _username(user: Any) -> str:
 class GitLabRepository:
     """One GitLab project, by its full path, as a `vcs.base.Repository`."""
 
+    # read_files stops downloading the repository archive past this many bytes and reads file by file instead
+    ARCHIVE_LIMIT = 20 * 1024 * 1024
+
     def __init__(self, url: str, token: str, project: str, *, max_retries: int = 5, max_retry_wait: float = 60.0,
                  backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep, timeout: float = 30.0) -> None:
         self.project_path = project.strip("/")
@@ -189,6 +193,32 @@ class GitLabRepository:
         if len(content) > max_bytes:
             raise FileTooLarge(path, len(content), max_bytes)
         return bytes(content)
+
+    def read_files(self, ref: str, paths: Sequence[str], max_bytes: int = MAX_FILE_BYTES) -> dict[str, bytes]:
+        """Several files at ref: from one archive download when over two are wanted, else file by file."""
+        if ref not in self._trees:
+            self.list_files(ref)
+        listed = self._trees[ref]
+        wanted = [path for path in dict.fromkeys(paths) if path in listed]
+        found: dict[str, bytes] = {}
+        if len(wanted) > 2:
+            found = self._read_archive(ref, wanted, max_bytes)
+        return {path: found[path] if path in found else self.read_file(ref, path, max_bytes) for path in wanted}
+
+    def _read_archive(self, ref: str, wanted: Sequence[str], max_bytes: int) -> dict[str, bytes]:
+        """The wanted files out of the project's tar.gz at ref; empty when it is larger than ARCHIVE_LIMIT."""
+        with self._forge_errors(f"download the archive at {ref}"):
+            # GitLab's tree listing has no sizes: the download itself is cut short past the limit.
+            response = self.client.http_get(f"/projects/{self.project.encoded_id}/repository/archive.tar.gz",
+                                            query_data={"sha": ref}, streamed=True, raw=True)
+            assert isinstance(response, requests.Response)
+            try:
+                return extract_files(response.iter_content(64 * 1024), frozenset(wanted), max_bytes,
+                                     self.ARCHIVE_LIMIT, f"GitLab {self.project_path} at {ref}")
+            except ArchiveTooLarge:
+                return {}
+            finally:
+                response.close()
 
     def branch_head(self, branch: str) -> str | None:
         """The commit sha a branch points at, or None when GitLab has no such branch."""

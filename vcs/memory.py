@@ -129,6 +129,16 @@ class MemoryRepository:
             raise FileTooLarge(path, len(files[path]), max_bytes)
         return files[path]
 
+    def read_files(self, ref: str, paths: Sequence[str], max_bytes: int = MAX_FILE_BYTES) -> dict[str, bytes]:
+        """Several files at ref, as one call."""
+        self._call()
+        files = self._resolve(ref)
+        found = {path: files[path] for path in paths if path in files}
+        for path, content in found.items():
+            if len(content) > max_bytes:
+                raise FileTooLarge(path, len(content), max_bytes)
+        return found
+
     def branch_head(self, branch: str) -> str | None:
         """The sha of a branch."""
         self._call()

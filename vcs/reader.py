@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.files import MAX_FILE_BYTES
+from bot.discovery import is_catalog_file
+from bot.files import MAX_FILE_BYTES, FileTooLarge
 from vcs.base import Repository
+
+PREFETCH_ATTEMPTS = 3  # a too-large file drops out of the batch, which is asked for again
+
+
+def read_by_assembly(path: str) -> bool:
+    """Whether assembly reads this path whenever it is in the tree: catalog files and environment overrides."""
+    parts = path.split("/")
+    if any(part.startswith(".") for part in parts[:-1]):
+        return False
+    return is_catalog_file(path) or (len(parts) >= 3 and parts[-3] == "environments"
+                                     and parts[-1] == "configurations.yaml")
 
 
 class RevisionReader:
@@ -15,6 +27,7 @@ class RevisionReader:
         self.repository, self.ref = repository, ref
         self._files: Sequence[str] | None = None
         self._listed: frozenset[str] = frozenset()
+        self._prefetched: dict[str, bytes] | None = None
 
     def list_files(self) -> Sequence[str]:
         """Every file path at the revision (one call, cached)."""
@@ -27,4 +40,24 @@ class RevisionReader:
         """One file's content; FileNotFoundError for a path the tree does not hold."""
         if path not in self._listed and path not in self.list_files():
             raise FileNotFoundError(path)
-        return self.repository.read_file(self.ref, path, max_bytes)
+        if self._prefetched is None and read_by_assembly(path):
+            self._prefetch()
+        content = (self._prefetched or {}).get(path)
+        if content is None:
+            return self.repository.read_file(self.ref, path, max_bytes)
+        if len(content) > max_bytes:
+            raise FileTooLarge(path, len(content), max_bytes)
+        return content
+
+    def _prefetch(self) -> None:
+        """Fetch every file assembly will read in one read_files call; too-large ones are left to read_file."""
+        wanted = [path for path in self.list_files() if read_by_assembly(path)]
+        self._prefetched = {}
+        for _ in range(PREFETCH_ATTEMPTS):
+            try:
+                self._prefetched = self.repository.read_files(self.ref, wanted, MAX_FILE_BYTES)
+                return
+            except FileTooLarge as too_large:
+                if too_large.path not in wanted:
+                    return
+                wanted.remove(too_large.path)

@@ -23,6 +23,9 @@ Test API (all methods are thread-safe against the serving thread):
 - `script(method, path_glob, *replies)`: the next answers of matching requests (`ScriptedReply`), one each.
 - `hold(method, path_glob, until)`: the next matching request is handled only once `until()` is true
   (or after `timeout` seconds), to order a client's requests against another's.
+- `FakeRepository.archive`: when set, the bytes served as every tarball of the repository (a crafted archive);
+  otherwise `GET /repos/{owner}/{repo}/tarball/{ref}` redirects (302) to a one-time codeload-like URL serving a
+  tar.gz of the commit under `owner-repo-sha/`, as GitHub does.
 - `requests` (every request received, `Received`), `requests_to(method, path_glob)`.
 - Recorded state on `FakeRepository`: `comments`, `statuses`, `deployments` (each with its `statuses`),
   `reactions`, `refs`, `pulls`, `blobs`, `commits`.
@@ -49,6 +52,8 @@ from typing import Any
 import jwt
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
+
+from tests.forge.archives import tar_gz
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 ROLE_TO_LEGACY = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read", "read": "read",
@@ -127,6 +132,7 @@ class FakeRepository:
     deployments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> request body + statuses
     permissions: dict[str, str] = field(default_factory=dict)  # login -> role name
     fork_of: FakeRepository | None = None
+    archive: bytes | None = None  # served instead of the commit's tarball
 
     @property
     def full_name(self) -> str:
@@ -271,6 +277,7 @@ class GitHubServer:
         self._scripts: list[tuple[str, str, list[ScriptedReply]]] = []
         self._holds: list[tuple[str, str, Callable[[], bool], float]] = []
         self._issue_numbers: dict[str, int] = {}
+        self._codeload: dict[str, tuple[FakeRepository, str]] = {}  # one-time token -> (repository, commit sha)
         self.app = Flask("github_server")
         self._routes()
         self._httpd = make_server("127.0.0.1", 0, self.app, threaded=True)
@@ -427,7 +434,8 @@ class GitHubServer:
             scripted = self._scripted(request.method, request.path)
             if scripted is not None:
                 return self._json(scripted.data, scripted.status, scripted.headers)
-            if self._identity() is None:
+            # codeload URLs carry their own one-time token (and GitHub drops Authorization on the redirect)
+            if self._identity() is None and not request.path.startswith("/_codeload/"):
                 return self._error(401, "Bad credentials")
             return None
 
@@ -526,6 +534,29 @@ class GitHubServer:
             walk(tree_sha, "")
             return self._json({"sha": tree_sha, "url": f"{base}/trees/{tree_sha}", "tree": entries,
                                "truncated": False})
+
+        @app.get("/repos/<owner>/<name>/tarball/<path:ref>")
+        def get_tarball(owner: str, name: str, ref: str) -> Response:
+            repository = repo_or_404(owner, name)
+            commit = repository.resolve(ref)
+            if commit is None:
+                return self._error(404, "Not Found")
+            token = hashlib.sha1(f"{commit}{next(self.ids)}".encode()).hexdigest()
+            with self.lock:
+                self._codeload[token] = (repository, commit)
+            location = f"{self.api_url}/_codeload/{repository.full_name}/legacy.tar.gz/{commit}?token={token}"
+            return Response(b"", 302, {"Location": location})
+
+        @app.get("/_codeload/<owner>/<name>/legacy.tar.gz/<sha>")
+        def codeload(owner: str, name: str, sha: str) -> Response:
+            with self.lock:
+                found = self._codeload.pop(request.args.get("token", ""), None)
+            if found is None or found[1] != sha:
+                return self._error(404, "Not Found")
+            repository = found[0]
+            data = repository.archive if repository.archive is not None else \
+                tar_gz(f"{repository.owner}-{repository.name}-{sha[:7]}", repository.files_at(sha))
+            return Response(data, 200, content_type="application/x-gzip")
 
         @app.get("/repos/<owner>/<name>/git/blobs/<sha>")
         def get_blob(owner: str, name: str, sha: str) -> Response:

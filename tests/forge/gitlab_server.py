@@ -13,6 +13,9 @@ Usage::
         server.requests          # every request received, in order (RecordedRequest)
         project.statuses, project.deployments, project.branches, project.merge_requests, note.award_emoji
 
+`GET /projects/:id/repository/archive.tar.gz?sha=REF` serves a tar.gz of the commit under `project-sha-sha/`, as
+GitLab does, or `project.archive` when a test sets it (a crafted archive).
+
 Requests need `PRIVATE-TOKEN: <server.token>` or `Authorization: Bearer <server.token>` (401 otherwise) and act
 as `server.bot`. Project ids in URLs are numeric or URL-encoded paths (`group%2Fsub%2Fproject`), as on GitLab.
 Responses carry the field names of GitLab's documented responses.
@@ -34,6 +37,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
+
+from tests.forge.archives import tar_gz
 
 TRUE_VALUES = ("1", "t", "true", "y", "yes", "on")  # Grape's boolean parameters, compared lower-case
 TIMESTAMP = "2024-05-01T12:00:00.000Z"
@@ -119,6 +124,7 @@ class Project:
     statuses: list[dict[str, Any]] = field(default_factory=list)
     deployments: dict[int, dict[str, Any]] = field(default_factory=dict)
     forked_from: int | None = None
+    archive: bytes | None = None  # served instead of the commit's archive
 
 
 @dataclass
@@ -361,6 +367,7 @@ class GitLabServer:
             (r"HEAD repository/files/(.+)", self._file_head),
             (r"GET repository/files/(.+)", self._file_get),
             (r"GET repository/blobs/([0-9a-f]+)/raw", self._blob_raw),
+            (r"GET repository/archive\.tar\.gz", self._archive),
             (r"GET repository/branches/(.+)", self._branch_get),
             (r"POST repository/branches", self._branch_create),
             (r"POST repository/commits", self._commit_create),
@@ -453,6 +460,13 @@ class GitLabServer:
         if sha not in self.blobs:
             raise HttpError(404, "404 Blob Not Found")
         return Response(self.blobs[sha], 200, content_type="text/plain; charset=utf-8")
+
+    def _archive(self, project: Project, query: dict[str, str], body: dict[str, Any]) -> Response:
+        commit = self._resolve(project, query.get("sha", project.default_branch))
+        name = project.path_with_namespace.rsplit("/", 1)[-1]
+        data = project.archive if project.archive is not None else \
+            tar_gz(f"{name}-{commit.id}-{commit.id}", {path: self.blobs[blob] for path, blob in commit.files.items()})
+        return Response(data, 200, content_type="application/octet-stream")
 
     def _branch_json(self, project: Project, name: str) -> dict[str, Any]:
         return {"name": name, "merged": False, "protected": name == project.default_branch,
