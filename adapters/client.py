@@ -112,13 +112,13 @@ class TechAdapterClient:
                                      reachable=False)
 
     def _validate_v1(self, request: Request, deadline: float) -> ValidationOutcome:
-        response = self._post("/v1/validate", request, deadline)
+        response = self._post("/v1/validate", request, deadline, safe_to_repeat=True)  # a check changes nothing
         if response.status_code == 200:
             return _validation_from(_json_object(response, "/v1/validate"))
         raise _error_from(response, "/v1/validate")
 
     def _validate_v2(self, request: Request, deadline: float) -> ValidationOutcome:
-        response = self._post("/v2/validate", request, deadline)
+        response = self._post("/v2/validate", request, deadline, safe_to_repeat=True)
         if response.status_code == 200:
             return _validation_from(_json_object(response, "/v2/validate"))
         if response.status_code != 202:
@@ -155,8 +155,8 @@ class TechAdapterClient:
         except Exception as unexpected:  # the contract: nothing raises to the caller
             return AdapterResult(outcome=Outcome.FAILED, message=f"unexpected client error: {unexpected!r}")
 
-    def _post(self, path: str, body: Request, deadline: float) -> requests.Response:
-        """POST, retrying only when the adapter cannot have accepted the request."""
+    def _post(self, path: str, body: Request, deadline: float, safe_to_repeat: bool = False) -> requests.Response:
+        """POST, retrying only when the adapter cannot have accepted the request, or when repeating is harmless."""
         url = self.base_url + path
         content: dict[str, Any] = (
             {"data": body.data, "headers": {"Content-Type": "application/json"}}
@@ -170,7 +170,7 @@ class TechAdapterClient:
             except requests.ConnectionError as error:
                 if error.args and isinstance(error.args[0], ReadTimeoutError):  # the body stalled: requests says so
                     raise _Failed(f"the tech adapter at {url} did not answer within {read_timeout:.3g} s") from None
-                if not _never_connected(error):
+                if not _never_connected(error) and not safe_to_repeat:
                     raise _Failed(f"the connection to the tech adapter at {url} broke after the request was "
                                   f"sent ({_reason(error)}); not retried, since the adapter may have acted on "
                                   "it") from None
@@ -178,6 +178,9 @@ class TechAdapterClient:
                     self._sleep(self.backoff * 2**attempt)
                     attempt += 1
                     continue
+                if not _never_connected(error):
+                    raise _Failed(f"the connection to the tech adapter at {url} broke after the request was sent "
+                                  f"({_reason(error)}), on each of {attempt + 1} attempts") from None
                 raise _Failed(f"cannot connect to the tech adapter at {url} ({_reason(error)}) after "
                               f"{attempt + 1} attempt{'s' if attempt else ''}") from None
             except requests.Timeout:

@@ -32,7 +32,6 @@ STATUS_CONTEXT = "meshbot/governance"
 COMMENT_LIMIT = 60_000  # GitHub holds 65,536 characters; the rest is margin
 DESCRIPTION_LIMIT = 140  # GitHub's limit for a commit status description
 SHORT_SHA = 8
-MAX_ROUNDS = 3  # how often a merge request review chases a head that keeps moving before it gives up
 _CUT_NOTE = "\n\n…(comment cut at the {limit:,} character limit; run `meshbot check` on this commit for the rest)\n"
 
 
@@ -240,18 +239,11 @@ def _review_merge_request(forge: Forge, project: str, number: int, head_sha: str
         publish_merge_request_review(repository, number, unavailable(sha, CONFIG_PROBLEM), forge.bot_username(),
                                      request.url)
         raise
-    for _ in range(MAX_ROUNDS):
-        result = review(repository, sha, config, policies, ForgeLocations(forge, forge.web_url))
-        request = repository.merge_request(number)
-        if request.head_sha == sha or request.state != "open":
-            comment_id = publish_merge_request_review(repository, number, result, forge.bot_username(), request.url)
-            return (f"{project}!{number} at {sha[:SHORT_SHA]}: {result.state} ({result.description}), "
-                    f"comment {comment_id}")
-        # Someone pushed while we were reviewing: this commit still gets its status, the comment the newest head.
-        publish_commit_status(repository, result, request.url)
-        log.info("%s!%s moved from %s to %s during review", project, number, sha, request.head_sha)
-        sha = request.head_sha
-    return f"{project}!{number}: head kept moving, left to the review of {sha[:SHORT_SHA]}"
+    # No second look at the head afterwards: a push during this review sends its own event, whose review runs
+    # after this one (one review per merge request at a time) and reads the head anew.
+    result = review(repository, sha, config, policies, ForgeLocations(forge, forge.web_url))
+    comment_id = publish_merge_request_review(repository, number, result, forge.bot_username(), request.url)
+    return f"{project}!{number} at {sha[:SHORT_SHA]}: {result.state} ({result.description}), comment {comment_id}"
 
 
 def review_push(forge: Forge, project: str, branch: str, sha: str,

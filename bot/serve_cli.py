@@ -27,6 +27,8 @@ def register(commands: Any) -> None:
                        help="RQ worker processes started here (default: the number of cores; 0 when workers run "
                             "elsewhere on REDIS_URL)")
     serve.add_argument("--config", default=None, help="server configuration file (default: $MESHBOT_CONFIG)")
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request on stdout (gunicorn's "
+                       "access log; it costs about a tenth of a delivery's CPU)")
     serve.set_defaults(handler=_serve_command)
 
 
@@ -57,7 +59,7 @@ def _serve_command(arguments: argparse.Namespace) -> int:
     try:
         workers.start()
         print(_banner(base, shown_url(choice.url), choice.embedded, count, generated), flush=True)
-        _run_gunicorn(f"{arguments.host}:{arguments.port}", arguments.web_workers)
+        _run_gunicorn(f"{arguments.host}:{arguments.port}", arguments.web_workers, arguments.access_log)
     finally:
         workers.stop()
     return 0
@@ -83,7 +85,7 @@ def _banner(base: str, redis_url: str, embedded: bool, workers: int, generated: 
     return "\n".join(lines)
 
 
-def _run_gunicorn(bind: str, web_workers: int) -> None:
+def _run_gunicorn(bind: str, web_workers: int, access_log: bool = False) -> None:
     from gunicorn.app.base import BaseApplication
 
     from app import create_app
@@ -93,8 +95,10 @@ def _run_gunicorn(bind: str, web_workers: int) -> None:
 
         def load_config(self) -> None:
             """gunicorn settings: where to listen, how many workers, logs to stderr."""
-            settings = {"bind": bind, "workers": max(1, web_workers), "accesslog": "-", "errorlog": "-",
-                        "timeout": 30, "graceful_timeout": 10, "proc_name": "meshbot-web",
+            settings = {"bind": bind, "workers": max(1, web_workers), "accesslog": "-" if access_log else None,
+                        "errorlog": "-", "timeout": 30, "graceful_timeout": 10, "proc_name": "meshbot-web",
+                        # threads: a slow client never holds a whole worker, and keep-alive connections work
+                        "worker_class": "gthread", "threads": 4, "keepalive": 5,
                         # gunicorn's control socket would live in ~/.gunicorn, outside meshbot's state folder
                         "control_socket_disable": True}
             for key, value in settings.items():

@@ -122,6 +122,7 @@ class AdapterServer:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # as real servers: http.server's 5 resets connections under concurrent validation
     adapter: AdapterServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -288,7 +288,7 @@ class ScriptedAdapter:
         self._holds: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self.stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedHandler)
+        self._httpd = _BackloggedServer(("127.0.0.1", 0), _ScriptedHandler)
         self._httpd.daemon_threads = True
         self._httpd.adapter = self  # type: ignore[attr-defined]
         self._httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]
@@ -369,6 +369,12 @@ def _target(body: Any) -> str:
     if body.get("descriptorKind") == "COMPONENT_DESCRIPTOR":
         return str(descriptor.get("componentIdToProvision"))
     return str(descriptor.get("id"))
+
+
+class _BackloggedServer(ThreadingHTTPServer):
+    """A threading server with a listen backlog like real servers' (http.server's 5 resets connections)."""
+
+    request_queue_size = 128
 
 
 class _ScriptedHandler(BaseHTTPRequestHandler):

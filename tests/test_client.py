@@ -554,6 +554,26 @@ def test_connection_closed_after_the_request_is_not_retried(
     assert sleeps == []
 
 
+def test_a_validation_whose_connection_broke_is_asked_again(
+    server: AdapterServer, client: TechAdapterClient, sleeps: list[float]
+) -> None:
+    # Validation changes nothing at the adapter, so unlike provisioning it is safe to send again.
+    server.reply("POST", "/v1/validate", close_without_answer(), Reply(data={"valid": True}))
+    assert client.validate(REQUEST).valid
+    assert len(server.requests("POST", "/v1/validate")) == 2 and len(sleeps) == 1
+
+
+def test_a_validation_whose_connection_always_breaks_says_so(
+    server: AdapterServer, client: TechAdapterClient
+) -> None:
+    server.reply("POST", "/v1/validate", close_without_answer())
+    outcome = client.validate(REQUEST)
+    assert (outcome.valid, outcome.reachable) == (False, False)
+    assert outcome.message.endswith(f"the connection to the tech adapter at {server.url}/v1/validate broke after the "
+                                    "request was sent (connection closed), on each of 4 attempts"), outcome.message
+    assert len(server.requests("POST", "/v1/validate")) == 4
+
+
 def test_slow_server_is_not_retried(server: AdapterServer, client: TechAdapterClient, sleeps: list[float]) -> None:
     server.reply("POST", "/v1/provision", Reply(data={"status": "COMPLETED", "result": "late"}, delay=2.0))
     started = time.monotonic()

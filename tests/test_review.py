@@ -350,7 +350,7 @@ class PushDuringReview(CountingRepository):
         return request
 
 
-def test_a_push_during_the_review_gets_the_comment_and_the_old_commit_its_status():
+def test_a_push_during_the_review_is_reviewed_by_its_own_event_into_the_same_comment():
     forge = MemoryForge(user="meshbot[bot]")
     repository = PushDuringReview(PROJECT, example_files())
     repository.user = forge.user
@@ -358,9 +358,10 @@ def test_a_push_during_the_review_gets_the_comment_and_the_old_commit_its_status
     number, old = open_merge_request(repository, {"README.md": b"old\n"})
 
     review_merge_request(forge, PROJECT, number, old, load=builtin)
-
     assert repository.pushed is not None
     assert repository.status(old, STATUS_CONTEXT) is not None
+    review_merge_request(forge, PROJECT, number, repository.pushed, load=builtin)  # the push's own event
+
     assert repository.status(repository.pushed, STATUS_CONTEXT) is not None
     [comment] = repository.comment_threads[number]
     assert f"commit {repository.pushed[:8]}" in comment.body

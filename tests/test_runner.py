@@ -329,7 +329,8 @@ def test_deployments_of_one_product_queue_and_of_different_products_run_concurre
         assert running.locks.waiting(left.id, ENVIRONMENT) == [second_id]
         assert running.locks.holder(right.id, ENVIRONMENT) == other_id
         first, second, other = (running.wait(deployment_id, 20) for deployment_id in (first_id, second_id, other_id))
-        assert [first.state, second.state, other.state] == [DeploymentState.DEPLOYED] * 3
+        assert [first.state, second.state, other.state] == [DeploymentState.DEPLOYED] * 3, (
+            first.message, second.message, other.message)
         assert second.started_at >= first.finished_at
         left_calls = [call for call in scripted.requests() if call.target.startswith("urn:dmb:cmp:gen:left:")]
         assert [call.path for call in left_calls] == (["/v1/validate"] * 10 + ["/v1/provision"] * 10) * 2

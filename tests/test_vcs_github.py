@@ -338,6 +338,19 @@ def test_fifty_components_are_read_from_one_tarball(server):
     descriptor = assemble(RevisionReader(repository, "main"), "development")
     assert descriptor == assemble(MemoryReader(PRODUCT), "development")
     assert len(descriptor.components) == 50
+    # the snapshot: the tarball (a redirect, one REST call) and the download it points to; no tree, no blob
+    assert calls_since(server, start)[0] == f"GET /repos/{origin.full_name}/tarball/main"
+    assert calls_since(server, start)[1].startswith(f"GET /_codeload/{origin.full_name}/legacy.tar.gz/")
+    assert repository.api_calls == 2 == len(server.requests) - start
+    assert (repository.rest_calls, repository.download_calls) == (1, 1)
+
+
+def test_fifty_components_without_snapshot_come_from_the_tree_and_one_tarball(server):
+    origin = product_repository(server, "fifty-listed")
+    repository = repository_for(server, origin)
+    start = len(server.requests)
+    descriptor = assemble(RevisionReader(repository, "main", snapshot_limit=None), "development")
+    assert descriptor == assemble(MemoryReader(PRODUCT), "development")
     # the tree, the tarball (a redirect) and the download it points to: both counted
     assert calls_since(server, start)[:2] == [f"GET /repos/{origin.full_name}/git/trees/main",
                                               f"GET /repos/{origin.full_name}/tarball/main"]
@@ -350,10 +363,50 @@ def test_a_repository_over_the_archive_limit_is_read_blob_by_blob(server):
     origin = product_repository(server, "over-limit")
     repository = repository_for(server, origin)
     repository.ARCHIVE_LIMIT = 1_000_000  # the large files alone are over it
-    descriptor = assemble(RevisionReader(repository, "main"), "development")
+    descriptor = assemble(RevisionReader(repository, "main", snapshot_limit=1_000_000), "development")
     assert descriptor == assemble(MemoryReader(PRODUCT), "development")
-    assert not server.requests_to("GET", f"/repos/{origin.full_name}/tarball/*")
-    assert repository.api_calls == 1 + 51  # the tree, then every catalog file's blob
+    assert len(server.requests_to("GET", f"/repos/{origin.full_name}/tarball/*")) == 1  # the snapshot, cut short
+    # the cut snapshot (tarball and download), the tree, then every catalog file's blob
+    assert repository.api_calls == 2 + 1 + 51
+    assert repository.download_calls == 1
+
+
+def test_the_archive_download_never_receives_the_api_token(server):
+    origin = product_repository(server, "private")
+    repository = repository_for(server, origin)
+    assert repository.snapshot("main", 20_000_000) == {**{path: text.encode() for path, text in PRODUCT.items()},
+                                                       **LARGE}
+    asked = server.requests_to("GET", f"/repos/{origin.full_name}/tarball/main")[-1]
+    download = server.requests_to("GET", f"/_codeload/{origin.full_name}/legacy.tar.gz/*")[-1]
+    assert asked.headers["Authorization"] == f"token {server.token}"
+    assert "Authorization" not in download.headers and download.status == 200
+    assert "token" in download.query  # the redirect's own one-time token
+
+
+def test_snapshot_leaves_out_links_and_refuses_escaping_members(server, origin):
+    repository = repository_for(server, origin)
+    origin.archive = crafted_tar_gz([("top/catalog-info.yaml", b"kind: System\n"), ("top/link.yaml", "->/etc/passwd"),
+                                     ("top/up.yaml", "->../../secret")])
+    assert repository.snapshot("main", 1_000_000) == {"catalog-info.yaml": b"kind: System\n"}
+    reader = RevisionReader(repository, "main")
+    assert reader.list_files() == ["catalog-info.yaml"]
+    with pytest.raises(FileNotFoundError):
+        reader.read_bytes("link.yaml")
+    for member in [("top/../catalog-info.yaml", b"kind: System\n"), ("/etc/passwd", b"root")]:
+        origin.archive = crafted_tar_gz([("top/README.md", b"x"), member])
+        with pytest.raises(ForgeError, match="unsafe path"):
+            repository.snapshot("main", 1_000_000)
+
+
+def test_a_malformed_snapshot_falls_back_to_the_tree(server, origin):
+    repository = repository_for(server, origin)
+    for archive in [b"not a tar.gz", crafted_tar_gz([("one/a.yaml", b"a"), ("two/b.yaml", b"b")])]:
+        origin.archive = archive
+        assert repository.snapshot("main", 1_000_000) is None
+    origin.archive = b"not a tar.gz"
+    reader = RevisionReader(repository, "main")
+    assert reader.list_files() == sorted(FILES)
+    assert reader.read_bytes("catalog-info.yaml") == FILES["catalog-info.yaml"]
 
 
 def test_read_files_leaves_out_absent_paths_and_reads_two_files_by_blob(server, origin):

@@ -313,20 +313,46 @@ def test_fifty_components_are_read_from_one_archive(server, forge):
     descriptor = assemble(RevisionReader(repository, "main"), "development")
     assert descriptor == assemble(MemoryReader(PRODUCT), "development")
     assert len(descriptor.components) == 50
-    tree_pages = len(server.requests_matching("GET", "/repository/tree"))
-    assert tree_pages == 2  # 107 entries (files and folders), 100 a page
+    assert not server.requests_matching("GET", "/repository/tree")  # the snapshot lists the files too
     assert [request.query for request in server.requests_matching("GET", "/repository/archive.tar.gz")] \
         == [{"sha": "main"}]
+    assert repository.api_calls == 1 == repository.rest_calls == len(server.requests)
+
+
+def test_fifty_components_without_snapshot_come_from_the_tree_and_one_archive(server, forge):
+    repository = product(server, forge)
+    descriptor = assemble(RevisionReader(repository, "main", snapshot_limit=None), "development")
+    assert descriptor == assemble(MemoryReader(PRODUCT), "development")
+    tree_pages = len(server.requests_matching("GET", "/repository/tree"))
+    assert tree_pages == 2  # 107 entries (files and folders), 100 a page
+    assert len(server.requests_matching("GET", "/repository/archive.tar.gz")) == 1
     assert repository.api_calls == tree_pages + 1 == len(server.requests)
 
 
 def test_a_project_over_the_archive_limit_is_read_file_by_file(server, forge):
     repository = product(server, forge)
     repository.ARCHIVE_LIMIT = 1_000_000  # the large files alone are over it: the download stops there
-    descriptor = assemble(RevisionReader(repository, "main"), "development")
+    descriptor = assemble(RevisionReader(repository, "main", snapshot_limit=1_000_000), "development")
     assert descriptor == assemble(MemoryReader(PRODUCT), "development")
+    # the snapshot's download was cut short: read_files does not download the archive again
     assert len(server.requests_matching("GET", "/repository/archive.tar.gz")) == 1
-    assert repository.api_calls == 2 + 1 + 2 * 51  # tree pages, the cut archive, then HEAD and blob a file
+    assert repository.api_calls == 1 + 2 + 2 * 51  # the cut archive, tree pages, then HEAD and blob a file
+
+
+def test_snapshot_leaves_out_links_refuses_escaping_members_and_skips_malformed_archives(server, forge):
+    repository = make_repository(server, forge, {"catalog-info.yaml": b"kind: System\n"})
+    project = server.project(PATH)
+    project.archive = crafted_tar_gz([("top/catalog-info.yaml", b"kind: System\n"), ("top/link.yaml", "->/etc/passwd")])
+    assert repository.snapshot("main", 1_000_000) == {"catalog-info.yaml": b"kind: System\n"}
+    for member in [("top/../catalog-info.yaml", b"kind: System\n"), ("/etc/passwd", b"root")]:
+        project.archive = crafted_tar_gz([("top/README.md", b"x"), member])
+        with pytest.raises(ForgeError, match="unsafe path"):
+            repository.snapshot("main", 1_000_000)
+    project.archive = b"not a tar.gz"
+    assert repository.snapshot("main", 1_000_000) is None
+    reader = RevisionReader(repository, "main")
+    assert reader.list_files() == ["catalog-info.yaml"]  # from the tree instead
+    assert reader.read_bytes("catalog-info.yaml") == b"kind: System\n"
 
 
 def test_read_files_leaves_out_absent_paths_and_refuses_a_member_over_the_limit(server, forge):

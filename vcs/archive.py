@@ -78,3 +78,43 @@ def extract_files(chunks: Iterable[bytes], wanted: Collection[str], max_bytes: i
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         raise ForgeError(f"{label}: the archive cannot be read ({type(error).__name__}: {error})") from error
     return found
+
+
+TAR_HEADER_BYTES = 512  # every member costs at least its header, counted against the limit too
+
+
+def extract_all(chunks: Iterable[bytes], limit: int, label: str) -> dict[str, bytes] | None:
+    """Every regular file of a tar.gz whose members sit in one top folder, by path under it; links left out.
+
+    ArchiveTooLarge once more than limit bytes are downloaded or announced by member headers (sizes and
+    headers); ForgeError for an absolute or `..` member name (an attack, never read around); None for an
+    archive that is not what a forge serves (unreadable, empty, members outside one top folder, a path twice),
+    which the caller reads another way.
+    """
+    found: dict[str, bytes] = {}
+    announced, top = 0, None
+    try:
+        with tarfile.open(fileobj=io.BufferedReader(_ChunkStream(chunks, limit)), mode="r|gz") as archive:
+            for member in archive:
+                parts = member.name.split("/")
+                if member.name.startswith("/") or ".." in parts or "\\" in member.name:
+                    raise ForgeError(f"{label}: the archive holds an unsafe path {member.name!r}; not reading it")
+                announced += member.size + TAR_HEADER_BYTES
+                # Checked before the member's data is read: a forged header cannot make us inflate past limit.
+                if announced > limit:
+                    raise ArchiveTooLarge(f"archive members past {limit} bytes")
+                top = parts[0] if top is None else top
+                if parts[0] != top:
+                    return None
+                if not member.isfile():  # folders; links and special files, which meshbot never follows
+                    continue
+                path = "/".join(parts[1:])
+                if not path or any(part in ("", ".") for part in parts[1:]) or path in found:
+                    return None
+                content = archive.extractfile(member)
+                if content is None:  # pragma: no cover - isfile() members always have content
+                    return None
+                found[path] = content.read()
+    except (tarfile.TarError, EOFError, zlib.error, OSError):
+        return None
+    return found if top is not None else None

@@ -82,7 +82,7 @@ class Repository(Protocol):
 
     @property
     def api_calls(self) -> int:
-        """REST calls made through this object so far (retries included)."""
+        """HTTP requests made through this object so far (retries and archive downloads included)."""
         ...
 
     # -- reading
@@ -98,6 +98,14 @@ class Repository(Protocol):
         """Several files at ref in as few calls as the forge allows; paths absent from the tree are left out.
 
         bot.files.FileTooLarge when one of them is past max_bytes, as read_file.
+        """
+        ...
+
+    def snapshot(self, ref: str, max_total_bytes: int) -> dict[str, bytes] | None:
+        """Every regular file at ref (links left out) from one archive download, or None to read otherwise.
+
+        None when the repository is past max_total_bytes (the download stops there) or the archive cannot be
+        read; ForgeError for an archive member with an unsafe path.
         """
         ...
 

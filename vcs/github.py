@@ -13,12 +13,12 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import requests
 from github import Auth, Consts, Github, GithubException, GithubIntegration, GithubRetry
@@ -29,7 +29,7 @@ from urllib3 import BaseHTTPResponse, Retry
 from urllib3.connectionpool import ConnectionPool
 
 from bot.files import MAX_FILE_BYTES, FileTooLarge
-from vcs.archive import ArchiveTooLarge, extract_files
+from vcs.archive import ArchiveTooLarge, extract_all, extract_files
 from vcs.base import (
     Comment,
     CommitState,
@@ -308,6 +308,24 @@ def _cut(description: str) -> str:
     return description[:STATUS_DESCRIPTION_LIMIT - 1] + "…"
 
 
+class _DownloadSession(requests.Session):
+    """A session without credentials for the archive download addresses GitHub redirects to; counts requests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counter = _CallCounter()
+
+    @property
+    def requests_sent(self) -> int:
+        """Requests sent so far (redirects included)."""
+        return self.counter.value
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """Send, counting the request."""
+        self.counter.add()
+        return super().send(request, **kwargs)
+
+
 class GitHubRepository:
     """One GitHub repository, with its own HTTP client so that its calls are counted alone."""
 
@@ -321,11 +339,22 @@ class GitHubRepository:
         self._requester: Requester = self._github.requester
         self._url = f"/repos/{project}"
         self._trees: dict[str, tuple[str, dict[str, _TreeEntry]]] = {}  # ref -> (tree sha, path -> blob)
+        self._downloads = _DownloadSession()
 
     @property
     def api_calls(self) -> int:
-        """HTTP requests made for this repository so far (each retry counted)."""
+        """HTTP requests made for this repository so far: REST calls (each retry counted) and archive downloads."""
+        return self._counter.value + self._downloads.requests_sent
+
+    @property
+    def rest_calls(self) -> int:
+        """The REST API calls among api_calls (what GitHub's API rate limit counts)."""
         return self._counter.value
+
+    @property
+    def download_calls(self) -> int:
+        """The archive downloads among api_calls (codeload: not REST API calls)."""
+        return self._downloads.requests_sent
 
     def _call(self, doing: str, verb: str, path: str, *, parameters: dict[str, Any] | None = None,
               body: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
@@ -393,20 +422,40 @@ class GitHubRepository:
             found = self._read_archive(ref, wanted, max_bytes, self.ARCHIVE_LIMIT + 1024 * (len(blobs) + 16))
         return {path: found[path] if path in found else self.read_file(ref, path, max_bytes) for path in wanted}
 
+    def snapshot(self, ref: str, max_total_bytes: int) -> dict[str, bytes] | None:
+        """Every regular file at ref from one tarball: one REST call, then the download it redirects to."""
+        label = f"{self.project} at {ref!r}"
+        return self._download_archive(ref, max_total_bytes, lambda chunks: extract_all(chunks, max_total_bytes, label))
+
     def _read_archive(self, ref: str, wanted: Sequence[str], max_bytes: int, limit: int) -> dict[str, bytes]:
         """The wanted files out of the tarball of ref; empty when it turns out larger than limit."""
-        # GitHub answers with a redirect to codeload, which PyGithub follows: two requests, both counted.
-        doing = f"downloading the archive at {ref!r}"
+        label = f"{self.project} at {ref!r}"
+        found = self._download_archive(ref, limit, lambda chunks: extract_files(chunks, frozenset(wanted), max_bytes,
+                                                                               limit, label))
+        return found or {}
+
+    def _download_archive(self, ref: str, limit: int,
+                          extract: Callable[[Iterator[bytes]], dict[str, bytes] | None]) -> dict[str, bytes] | None:
+        """What extract makes of the tarball of ref; None when it is past limit or cannot be downloaded.
+
+        GitHub answers the REST call with a redirect to a download address (codeload) that carries its own
+        short-lived token: it is fetched without following the redirect through PyGithub, so that meshbot's
+        token is never sent there, and counted in `download_calls`, not `rest_calls`.
+        """
+        headers, _ = self._call(f"asking for the archive at {ref!r}", "GET", f"/tarball/{quote(ref, safe='/')}")
+        location = headers.get("location")
+        if not location:
+            return None
+        address = urljoin(f"{self.forge.api_url}/", location)
         try:
-            _, _, chunks = self._requester.getStream(f"{self._url}/tarball/{quote(ref, safe='/')}",
-                                                     chunk_size=64 * 1024)
-            return extract_files(chunks, frozenset(wanted), max_bytes, limit, f"{self.project} at {ref!r}")
+            with self._downloads.get(address, stream=True, timeout=self.forge.timeout) as response:
+                if response.status_code != 200:
+                    return None
+                return extract(response.iter_content(64 * 1024))
         except ArchiveTooLarge:
-            return {}
-        except GithubException as error:
-            raise _forge_error(error, f"{doing} in {self.project}") from error
-        except requests.RequestException as error:
-            raise _transport_error(error, f"{doing} in {self.project}") from error
+            return None
+        except requests.RequestException:
+            return None  # the download address is not the API: the caller reads through the API instead
 
     def branch_head(self, branch: str) -> str | None:
         """The commit sha a branch points at, or None when there is no such branch."""

@@ -20,7 +20,7 @@ import requests
 from gitlab.exceptions import GitlabError
 
 from bot.files import MAX_FILE_BYTES, FileTooLarge
-from vcs.archive import ArchiveTooLarge, extract_files
+from vcs.archive import ArchiveTooLarge, extract_all, extract_files
 from vcs.base import Comment, CommitState, DeploymentState, ForgeError, MergeRequest, Permission
 
 DEFAULT_URL = "https://gitlab.com"
@@ -137,11 +137,17 @@ class GitLabRepository:
         self.project = self.client.projects.get(self.project_path, lazy=True)
         self._trees: dict[str, dict[str, str]] = {}  # ref -> path -> blob id
         self._default_branch: str | None = None
+        self._archive_over: dict[str, int] = {}  # ref -> the largest limit its archive was found past
         self._deployment_states: dict[str, str] = {}  # deployment id -> the GitLab status last set through us
 
     @property
     def api_calls(self) -> int:
         """HTTP requests sent through this object so far (retries included)."""
+        return self.session.requests_sent
+
+    @property
+    def rest_calls(self) -> int:
+        """The REST API calls among api_calls: all of them (the archive is a REST endpoint on GitLab)."""
         return self.session.requests_sent
 
     @contextmanager
@@ -205,18 +211,33 @@ class GitLabRepository:
             found = self._read_archive(ref, wanted, max_bytes)
         return {path: found[path] if path in found else self.read_file(ref, path, max_bytes) for path in wanted}
 
+    def snapshot(self, ref: str, max_total_bytes: int) -> dict[str, bytes] | None:
+        """Every regular file at ref from one archive download, stopped past max_total_bytes (then None)."""
+        label = f"GitLab {self.project_path} at {ref}"
+        return self._download_archive(ref, max_total_bytes, lambda chunks: extract_all(chunks, max_total_bytes, label))
+
     def _read_archive(self, ref: str, wanted: Sequence[str], max_bytes: int) -> dict[str, bytes]:
         """The wanted files out of the project's tar.gz at ref; empty when it is larger than ARCHIVE_LIMIT."""
+        label = f"GitLab {self.project_path} at {ref}"
+        found = self._download_archive(ref, self.ARCHIVE_LIMIT, lambda chunks: extract_files(
+            chunks, frozenset(wanted), max_bytes, self.ARCHIVE_LIMIT, label))
+        return found or {}
+
+    def _download_archive(self, ref: str, limit: int,
+                          extract: Callable[[Iterator[bytes]], dict[str, bytes] | None]) -> dict[str, bytes] | None:
+        """What extract makes of the project's tar.gz at ref, streamed; None when it is past limit."""
+        if limit <= self._archive_over.get(ref, -1):
+            return None  # already cut short at a limit at least as large: not downloaded again
         with self._forge_errors(f"download the archive at {ref}"):
             # GitLab's tree listing has no sizes: the download itself is cut short past the limit.
             response = self.client.http_get(f"/projects/{self.project.encoded_id}/repository/archive.tar.gz",
                                             query_data={"sha": ref}, streamed=True, raw=True)
             assert isinstance(response, requests.Response)
             try:
-                return extract_files(response.iter_content(64 * 1024), frozenset(wanted), max_bytes,
-                                     self.ARCHIVE_LIMIT, f"GitLab {self.project_path} at {ref}")
+                return extract(response.iter_content(64 * 1024))
             except ArchiveTooLarge:
-                return {}
+                self._archive_over[ref] = max(limit, self._archive_over.get(ref, -1))
+                return None
             finally:
                 response.close()
 

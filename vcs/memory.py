@@ -129,6 +129,12 @@ class MemoryRepository:
             raise FileTooLarge(path, len(files[path]), max_bytes)
         return files[path]
 
+    def snapshot(self, ref: str, max_total_bytes: int) -> dict[str, bytes] | None:
+        """Every file at ref, as one call; None when they add up to more than max_total_bytes."""
+        self._call()
+        files = self._resolve(ref)
+        return dict(files) if sum(len(content) for content in files.values()) <= max_total_bytes else None
+
     def read_files(self, ref: str, paths: Sequence[str], max_bytes: int = MAX_FILE_BYTES) -> dict[str, bytes]:
         """Several files at ref, as one call."""
         self._call()

@@ -25,7 +25,8 @@ Test API (all methods are thread-safe against the serving thread):
   (or after `timeout` seconds), to order a client's requests against another's.
 - `FakeRepository.archive`: when set, the bytes served as every tarball of the repository (a crafted archive);
   otherwise `GET /repos/{owner}/{repo}/tarball/{ref}` redirects (302) to a one-time codeload-like URL serving a
-  tar.gz of the commit under `owner-repo-sha/`, as GitHub does.
+  tar.gz of the commit under `owner-repo-sha/`, as GitHub does. That URL carries its own token (private
+  repositories included): a download that sends an `Authorization` header (the client's API token) is refused, 400.
 - `requests` (every request received, `Received`), `requests_to(method, path_glob)`.
 - Recorded state on `FakeRepository`: `comments`, `statuses`, `deployments` (each with its `statuses`),
   `reactions`, `refs`, `pulls`, `blobs`, `commits`.
@@ -553,6 +554,8 @@ class GitHubServer:
                 found = self._codeload.pop(request.args.get("token", ""), None)
             if found is None or found[1] != sha:
                 return self._error(404, "Not Found")
+            if "Authorization" in request.headers:  # the client's API token must never reach the download host
+                return self._error(400, "codeload takes no credentials: the one-time token is in the URL")
             repository = found[0]
             data = repository.archive if repository.archive is not None else \
                 tar_gz(f"{repository.owner}-{repository.name}-{sha[:7]}", repository.files_at(sha))
