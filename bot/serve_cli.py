@@ -97,8 +97,6 @@ def _run_gunicorn(bind: str, web_workers: int, access_log: bool = False) -> None
             """gunicorn settings: where to listen, how many workers, logs to stderr."""
             settings = {"bind": bind, "workers": max(1, web_workers), "accesslog": "-" if access_log else None,
                         "errorlog": "-", "timeout": 30, "graceful_timeout": 10, "proc_name": "meshbot-web",
-                        # threads: a slow client never holds a whole worker, and keep-alive connections work
-                        "worker_class": "gthread", "threads": 4, "keepalive": 5,
                         # gunicorn's control socket would live in ~/.gunicorn, outside meshbot's state folder
                         "control_socket_disable": True}
             for key, value in settings.items():
