@@ -45,6 +45,7 @@ class _Redis:
 
     def __init__(self, connection: redis.Redis | None) -> None:
         self._connection = connection
+        self._queue: Queue | None = None
         self._lock = threading.Lock()
 
     def get(self) -> redis.Redis:
@@ -55,6 +56,14 @@ class _Redis:
 
                 self._connection = connect()
             return self._connection
+
+    def queue(self) -> Queue:
+        """meshbot's RQ queue on this connection, built once (RQ checks its serializer on every construction)."""
+        client = self.get()
+        with self._lock:
+            if self._queue is None or self._queue.connection is not client:
+                self._queue = queue(client)
+            return self._queue
 
 
 def create_app(
@@ -155,7 +164,7 @@ def create_app(
                 recorded = True
             else:
                 logger.warning("a %s delivery without a delivery id cannot be de-duplicated", forge)
-            job_ids = _enqueue_jobs(queue(client), forge, delivery, jobs)
+            job_ids = _enqueue_jobs(connection.queue(), forge, delivery, jobs)
         except Exception as error:  # Redis unreachable (or RQ failing): the forge redelivers on a 5xx
             logger.exception("could not enqueue the jobs of %s delivery %r", forge, delivery)
             if recorded:
