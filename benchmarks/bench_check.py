@@ -46,6 +46,7 @@ from typing import Any
 
 import jsonschema
 import jsonschema_rs
+from machine import cpu_model  # benchmarks/, the script's own folder
 
 import bot
 from bot.assembly import assemble
@@ -864,13 +865,7 @@ def run_cli(arguments: list[str]) -> float:
 
 def machine() -> dict[str, Any]:
     """nproc, the CPU model, Python and library versions."""
-    model = "unknown"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    model = cpu_model()
     from importlib.metadata import version
 
     source = Path(bot.__file__).resolve().parent.parent  # the meshbot being measured

@@ -68,6 +68,7 @@ sys.path.insert(0, str(ROOT))
 
 import networkx as nx  # noqa: E402
 import redis  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 
 from adapters.registry import AdapterRegistry  # noqa: E402
 from bot.config import AdapterSettings  # noqa: E402
@@ -701,13 +702,7 @@ def _wait_until_idle(connection: redis.Redis, descriptor: Descriptor) -> None:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    model = cpu_model()
     import rq
 
     return {"nproc": os.cpu_count(), "cpu": model or platform.processor(), "python": platform.python_version(),

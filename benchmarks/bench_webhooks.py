@@ -78,6 +78,7 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 import redis  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 
 FIXTURE = ROOT / "tests" / "fixtures" / "webhooks" / "github" / "push_branch.json"
 PATH = "/webhooks/github"
@@ -420,13 +421,7 @@ def warm_up(kind: str, clients: Clients, port: int, requests: int, connection: r
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    model = cpu_model()
     from importlib.metadata import version
 
     return {"nproc": os.cpu_count(), "cpu": model or platform.processor(), "python": platform.python_version(),
