@@ -11,6 +11,7 @@ import jsonschema
 
 from bot.errors import InputError, InputErrors, SourcePosition
 from bot.files import MAX_FILE_BYTES
+from bot.rights import ENVIRONMENT_SETTINGS_SCHEMA, EnvironmentRules, rules_for
 from bot.yamlsafe import YamlDocument, load_single
 
 CONFIG_ENVIRONMENT_VARIABLE = "MESHBOT_CONFIG"
@@ -48,7 +49,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"$ref": "#/$defs/environment"}},
                 {"type": "object", "minProperties": 1,
                  "propertyNames": {"$ref": "#/$defs/environment"},
-                 "additionalProperties": {"type": ["object", "null"]}},
+                 "additionalProperties": ENVIRONMENT_SETTINGS_SCHEMA},
             ],
         },
         "marketplace": {
@@ -113,6 +114,10 @@ class ServerConfig:
     release_environments: list[str] = field(default_factory=lambda: list(DEFAULT_RELEASE_ENVIRONMENTS))
     public_url: str | None = None  # where meshbot's web service is reached, for links in comments and statuses
     file: str | None = None
+
+    def rules(self, environment: str) -> EnvironmentRules:
+        """Who may run merge request commands in environment (its settings, else the defaults)."""
+        return rules_for(environment, (self.environments or {}).get(environment))
 
     def environment_error(self, environment: str) -> str | None:
         """Why environment cannot be used, or None when it can."""

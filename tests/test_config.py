@@ -104,7 +104,7 @@ def test_malformed_yaml(tmp_path):
 FULL = GOOD + """\
 environments:
   development:
-  production: {mergeRequestDeploys: false}
+  production: {merge_request_deploys: false}
 marketplace:
   notify: [https://marketplace.example.com/api/deployments]
 redis_url: redis://redis.internal:6379/0
@@ -114,7 +114,7 @@ deployments: {history: 20}
 
 def test_engine_keys(tmp_path):
     config = load_config(write(tmp_path, FULL))
-    assert config.environments == {"development": {}, "production": {"mergeRequestDeploys": False}}
+    assert config.environments == {"development": {}, "production": {"merge_request_deploys": False}}
     assert config.marketplace == ["https://marketplace.example.com/api/deployments"]
     assert config.redis_url == "redis://redis.internal:6379/0"
     assert config.history == 20
