@@ -27,15 +27,16 @@ def round_trip_yaml() -> YAML:
 def dump_yaml(data: Any) -> str:
     """Plain data as a YAML document; multi-line strings become literal blocks."""
     stream = io.StringIO()
-    round_trip_yaml().dump(_literal_blocks(data), stream)
+    round_trip_yaml().dump(prepared_for_yaml(data), stream)
     return stream.getvalue()
 
 
-def _literal_blocks(value: Any) -> Any:
+def prepared_for_yaml(value: Any) -> Any:
+    """Plain data made ready for writing: multi-line strings as literal blocks, YAML 1.1-ambiguous ones quoted."""
     if isinstance(value, dict):
-        return {key: _literal_blocks(item) for key, item in value.items()}
+        return {key: prepared_for_yaml(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_literal_blocks(item) for item in value]
+        return [prepared_for_yaml(item) for item in value]
     if isinstance(value, str) and "\n" in value.rstrip("\n"):
         return LiteralScalarString(value)
     if isinstance(value, str) and _YAML11_AMBIGUOUS.match(value):
