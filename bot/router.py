@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import assert_never
 
+from bot.commands import read_commands
 from bot.events import CommentEvent, Event, Ignored, MergeRequestEvent, Push, TagPush
 
 REVIEW = "handlers.merge_request.review"
@@ -47,6 +48,8 @@ def route(event: Event, bot_usernames: Iterable[str] = ()) -> list[JobRequest] |
         return Ignored(f"comment {event.comment_id} was edited: commands run only from new comments")
     if _username(event.author) in {_username(name) for name in bot_usernames}:
         return Ignored(f"comment {event.comment_id} was written by meshbot itself ({event.author})")
+    if not read_commands(event.body):
+        return Ignored(f"comment {event.comment_id} holds no meshbot command")
     return [JobRequest(COMMANDS, (event.forge, event.project, event.number, event.comment_id, event.body, event.author),
                        f"commands of {event.forge} {event.project} merge request {event.number} "
                        f"comment {event.comment_id} by {event.author}")]

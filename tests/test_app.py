@@ -105,7 +105,7 @@ def test_github_comment_and_tag(client, redis_engine):
     jobs = {job.func_name: job.args for job in queued(redis_engine.redis)}
     assert jobs == {
         "handlers.comment.commands": ["github", "acme-data/finance-cashflow", 42, "2091234567",
-                                      "/meshbot deploy development", "alice-dev"],
+                                      "/deploy development", "alice-dev"],
         "handlers.tag.release": ["github", "acme-data/finance-cashflow", "v1.1.0", SHA],
     }
 

@@ -143,7 +143,7 @@ def test_github_other_pull_request_actions_are_ignored_with_the_action(name):
 
 def test_github_comment_on_a_pull_request():
     assert github("issue_comment_pr_created") == CommentEvent(
-        forge="github", project=GH_REPO, number=42, comment_id="2091234567", body="/meshbot deploy development",
+        forge="github", project=GH_REPO, number=42, comment_id="2091234567", body="/deploy development",
         author="alice-dev", edited=False,
     )
 
@@ -236,7 +236,7 @@ def test_gitlab_closed_merge_request_is_ignored():
 
 def test_gitlab_note_on_a_merge_request():
     assert gitlab("note_merge_request") == CommentEvent(
-        forge="gitlab", project=GL_PROJECT, number=7, comment_id="40211", body="/meshbot deploy development",
+        forge="gitlab", project=GL_PROJECT, number=7, comment_id="40211", body="/deploy development",
         author="carla", edited=False,
     )
     event = gitlab("note_merge_request_edited")

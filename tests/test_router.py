@@ -10,7 +10,7 @@ SHA = "9c1e4f0b0d7a3e5c2b8f6a4d1e0c9b8a7f6e5d4c"
 
 def comment(author: str = "alice-dev", edited: bool = False) -> CommentEvent:
     return CommentEvent(forge="github", project="acme/shop", number=42, comment_id="2091234567",
-                        body="/meshbot deploy development", author=author, edited=edited)
+                        body="/deploy development", author=author, edited=edited)
 
 
 def test_merge_request_is_reviewed():
@@ -42,7 +42,7 @@ def test_tag_is_released_and_its_deletion_never_undeploys():
 def test_comment_runs_commands():
     [job] = route(comment(), bot_usernames=["meshbot"])
     assert job.function == "handlers.comment.commands"
-    assert job.args == ("github", "acme/shop", 42, "2091234567", "/meshbot deploy development", "alice-dev")
+    assert job.args == ("github", "acme/shop", 42, "2091234567", "/deploy development", "alice-dev")
 
 
 def test_own_and_edited_comments_are_ignored():
@@ -55,3 +55,9 @@ def test_own_and_edited_comments_are_ignored():
 
 def test_ignored_stays_ignored():
     assert route(Ignored("ping")) == Ignored("ping")
+
+
+def test_a_comment_without_a_command_starts_nothing():
+    event = CommentEvent(forge="github", project="acme/shop", number=42, comment_id="7", body="Looks good to me!",
+                         author="alice-dev", edited=False)
+    assert route(event) == Ignored("comment 7 holds no meshbot command")

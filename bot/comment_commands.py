@@ -1,0 +1,105 @@
+"""Running the commands of a merge request comment: acknowledge, check rights, reply once per command.
+
+What is built so far: reading the commands, the `eyes` acknowledgement, `/help`, usage errors, "did you
+mean", and the rights checks with their refusals. `/deploy`, `/import` and `/undeploy` that pass the checks
+are answered that the command is recognised but not available in this version yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.commands import USAGE, Command, Deploy, Help, Import, Malformed, Typo, Undeploy, read_commands
+from bot.config import ServerConfig
+from bot.report import code_span, escape_markdown
+from bot.rights import ROLE_NAMES, Requester, refusal
+from vcs.base import MergeRequest, Repository
+
+REPLY_MARKER = "<!-- meshbot:command -->"
+DESCRIPTIONS = {
+    "deploy": "deploy this merge request's head to ENV (default: the merge request environment); `--dry-run` "
+              "shows the plan and what each adapter's validate says, and provisions nothing",
+    "import": "reverse provisioning: ask COMPONENT's tech adapter for its real state and open a merge request "
+              "that updates its catalog-info.yaml (never merged by meshbot)",
+    "undeploy": "remove the data product from ENV (`--remove-data` deletes the data too)",
+    "help": "this list",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Where the commands come from and who wrote them."""
+
+    forge: str
+    merge_request: MergeRequest
+    author: str
+    requester: Requester
+
+
+def run_comment(repository: Repository, config: ServerConfig, forge: str, number: int, comment_id: str,
+                body: str, author: str) -> list[str]:
+    """Run a comment's commands in order; the replies posted (one comment each)."""
+    readings = read_commands(body)
+    if not readings:
+        return []
+    repository.add_reaction(number, comment_id, "eyes")
+    request = repository.merge_request(number)
+    requester = Requester(author, repository.permission(author), request.from_fork, approved=False)
+    context = Context(forge, request, author, requester)
+    replies = []
+    for reading in readings:
+        text = REPLY_MARKER + "\n" + reply_to(reading, config, context)
+        repository.create_comment(number, text)
+        replies.append(text)
+    return replies
+
+
+def reply_to(reading: Command | Malformed | Typo, config: ServerConfig, context: Context) -> str:
+    """The reply to one command of the comment."""
+    mention = f"@{escape_markdown(context.author)}"
+    if isinstance(reading, Typo):
+        return (f"{mention} `{escape_markdown(reading.written)}` is not a meshbot command: did you mean "
+                f"`{reading.suggestion}`? (`/help` lists them)")
+    if isinstance(reading, Malformed):
+        return f"{mention} `/{reading.word}`: {escape_markdown(reading.problem)}.\n\nUsage: `{reading.usage}`"
+    if isinstance(reading, Help):
+        return help_text(config, context)
+    word, environment = _word_and_environment(reading, config)
+    refused = refusal(word, config.rules(environment), context.requester, context.forge)
+    if refused is None:
+        refused_by_config = config.environment_error(environment)
+        if refused_by_config:
+            return f"{mention} `/{word}` refused: {escape_markdown(refused_by_config)}"
+        return (f"{mention} `/{word}` in {code_span(environment)} passed the checks, but this meshbot version "
+                "does not run it yet: merge request deploys, imports and undeploys come with the next release.")
+    return f"{mention} `/{word}` refused: {refused}"
+
+
+def _word_and_environment(command: Command, config: ServerConfig) -> tuple[str, str]:
+    if isinstance(command, Deploy):
+        return "deploy", command.environment or config.merge_request_environment
+    if isinstance(command, Undeploy):
+        return "undeploy", command.environment
+    if isinstance(command, Import):
+        return "import", config.merge_request_environment
+    raise ValueError(f"not a command that acts: {command!r}")
+
+
+def help_text(config: ServerConfig, context: Context) -> str:
+    """Every command, its arguments, and where the commenter may run it on this merge request."""
+    roles = ROLE_NAMES.get(context.forge, ROLE_NAMES["github"])
+    lines = ["**meshbot commands** (one per line of a new comment; several run in order)", "",
+             "| command | what it does |", "|---|---|"]
+    lines += [f"| `{USAGE[word]}` | {DESCRIPTIONS[word]} |" for word in USAGE]
+    environments = list(config.environments or {config.merge_request_environment: {}})
+    lines += ["", f"What @{escape_markdown(context.author)} may run here "
+              f"(role: {roles.get(context.requester.permission, 'no access')}):", ""]
+    for environment in environments:
+        rules = config.rules(environment)
+        allowed = [f"`/{word}`" for word in ("deploy", "undeploy")
+                   if refusal(word, rules, context.requester, context.forge) is None]
+        lines.append(f"- {code_span(environment)}: {', '.join(allowed) if allowed else 'nothing'}")
+    import_allowed = refusal("import", config.rules(config.merge_request_environment), context.requester,
+                             context.forge) is None
+    lines.append(f"- `/import`: {'yes' if import_allowed else 'no'}")
+    return "\n".join(lines)

@@ -1,0 +1,25 @@
+"""RQ job: the commands of a new merge request comment (bot.comment_commands)."""
+
+from __future__ import annotations
+
+from rq import get_current_job
+
+from bot.comment_commands import run_comment
+from bot.config import config_path, load_config
+from bot.metrics import count_event
+
+
+def commands(forge: str, project: str, number: int, comment_id: str, body: str, author: str) -> str:
+    """Acknowledge and answer each command of the comment; a one-line summary for the job result."""
+    from vcs.factory import forge as forge_client
+    from vcs.tally import CallTally
+
+    job = get_current_job()
+    assert job is not None, "meshbot jobs run on RQ workers"
+    client = CallTally(forge_client(forge))
+    try:
+        replies = run_comment(client.repository(project), load_config(config_path(None)), forge, number, comment_id,
+                              body, author)
+    finally:
+        count_event(job.connection, forge, "comment", client.api_calls)
+    return f"{project}!{number} comment {comment_id}: {len(replies)} command(s) answered"
