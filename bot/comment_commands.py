@@ -1,16 +1,23 @@
 """Running the commands of a merge request comment: acknowledge, check rights, reply once per command.
 
-What is built so far: reading the commands, the `eyes` acknowledgement, `/help`, usage errors, "did you
-mean", and the rights checks with their refusals. `/deploy`, `/import` and `/undeploy` that pass the checks
-are answered that the command is recognised but not available in this version yet.
+Built so far: reading the commands, the `eyes` acknowledgement, `/help`, usage errors, "did you mean", the
+rights checks with their refusals, and `/deploy` (also `--dry-run`) and `/undeploy` through the engine, their
+reply edited as the deployment runs. `/import` that passes the checks is answered that it is not available
+in this version yet.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import redis
 
 from bot.commands import USAGE, Command, Deploy, Help, Import, Malformed, Typo, Undeploy, read_commands
 from bot.config import ServerConfig
+from bot.discovery import RemoteLocations
+from bot.mr_deploy import run_deploy_command
 from bot.report import code_span, escape_markdown
 from bot.rights import ROLE_NAMES, Requester, refusal
 from vcs.base import MergeRequest, Repository
@@ -37,8 +44,9 @@ class Context:
 
 
 def run_comment(repository: Repository, config: ServerConfig, forge: str, number: int, comment_id: str,
-                body: str, author: str) -> list[str]:
-    """Run a comment's commands in order; the replies posted (one comment each)."""
+                body: str, author: str, *, project: str = "", connection: redis.Redis | None = None,
+                policies: Sequence[Any] = (), remote: RemoteLocations | None = None) -> list[str]:
+    """Run a comment's commands in order; the replies as they stand (one comment each)."""
     readings = read_commands(body)
     if not readings:
         return []
@@ -48,14 +56,22 @@ def run_comment(repository: Repository, config: ServerConfig, forge: str, number
     context = Context(forge, request, author, requester)
     replies = []
     for reading in readings:
-        text = REPLY_MARKER + "\n" + reply_to(reading, config, context)
-        repository.create_comment(number, text)
+        text = reply_to(reading, config, context)
+        if text is None:  # a deploy or undeploy that passed the checks: the reply follows the deployment
+            assert isinstance(reading, (Deploy, Undeploy)) and connection is not None
+            comment = repository.create_comment(number, f"{REPLY_MARKER}\n`/{_word(reading)}`: checking …")
+            text = run_deploy_command(repository, connection, config, policies, forge=forge, project=project,
+                                      merge_request=request, command=reading, author=author,
+                                      reply={"number": str(number), "id": comment.id}, remote=remote)
+            repository.edit_comment(number, comment.id, f"{REPLY_MARKER}\n{text}")
+        else:
+            repository.create_comment(number, f"{REPLY_MARKER}\n{text}")
         replies.append(text)
     return replies
 
 
-def reply_to(reading: Command | Malformed | Typo, config: ServerConfig, context: Context) -> str:
-    """The reply to one command of the comment."""
+def reply_to(reading: Command | Malformed | Typo, config: ServerConfig, context: Context) -> str | None:
+    """The reply to one command, or None for a deploy or undeploy that may run (its reply follows it)."""
     mention = f"@{escape_markdown(context.author)}"
     if isinstance(reading, Typo):
         return (f"{mention} `{escape_markdown(reading.written)}` is not a meshbot command: did you mean "
@@ -66,13 +82,19 @@ def reply_to(reading: Command | Malformed | Typo, config: ServerConfig, context:
         return help_text(config, context)
     word, environment = _word_and_environment(reading, config)
     refused = refusal(word, config.rules(environment), context.requester, context.forge)
-    if refused is None:
-        refused_by_config = config.environment_error(environment)
-        if refused_by_config:
-            return f"{mention} `/{word}` refused: {escape_markdown(refused_by_config)}"
-        return (f"{mention} `/{word}` in {code_span(environment)} passed the checks, but this meshbot version "
-                "does not run it yet: merge request deploys, imports and undeploys come with the next release.")
-    return f"{mention} `/{word}` refused: {refused}"
+    if refused is not None:
+        return f"{mention} `/{word}` refused: {refused}"
+    refused_by_config = config.environment_error(environment)
+    if refused_by_config:
+        return f"{mention} `/{word}` refused: {escape_markdown(refused_by_config)}"
+    if isinstance(reading, (Deploy, Undeploy)):
+        return None
+    return (f"{mention} `/{word}` in {code_span(environment)} passed the checks, but this meshbot version "
+            "does not run it yet: merge request imports come with the next release.")
+
+
+def _word(command: Deploy | Undeploy) -> str:
+    return "deploy" if isinstance(command, Deploy) else "undeploy"
 
 
 def _word_and_environment(command: Command, config: ServerConfig) -> tuple[str, str]:

@@ -150,8 +150,11 @@ def _earlier_request(store: Store, data_product: str, environment: str, started_
     return None
 
 
-def report_outcome(repository: Repository, deployment: Deployment) -> None:
-    """Tell the forge how a deployment it asked for ended: the commit status and the deployment record."""
+def report_outcome(repository: Repository, deployment: Deployment, tasks: list[dict[str, Any]] | None = None) -> None:
+    """Tell the forge how a deployment it asked for ended: the commit status, the deployment record, the reply."""
+    from bot.comment_commands import REPLY_MARKER
+    from bot.mr_deploy import progress_reply
+
     target = deployment.report_to or {}
     state, record_state = _outcome(deployment.state)
     description = _one_line(f"{deployment.state}: {deployment.message}" if deployment.message
@@ -160,6 +163,10 @@ def report_outcome(repository: Repository, deployment: Deployment) -> None:
     repository.set_commit_status(str(target["sha"]), str(target["context"]), state, description, url)
     if target.get("record"):
         repository.set_deployment_state(str(target["record"]), record_state, description, url)
+    if target.get("comment") and tasks is not None:
+        comment = target["comment"]
+        repository.edit_comment(int(comment["number"]), str(comment["id"]),
+                                REPLY_MARKER + "\n" + progress_reply(deployment, tasks, url))
 
 
 def _outcome(state: DeploymentState) -> tuple[CommitState, ForgeDeploymentState]:

@@ -280,7 +280,20 @@ def run_task(deployment_id: str, task_id: str) -> str:
         finishedAt=now_iso(),
         message=result.message + note, info=result.info, logs=result.logs, details=result.details,
     )
+    _report_progress(connection, deployment)
     return str(result.outcome)
+
+
+PROGRESS_JOB = "handlers.report.deployment_progress"
+PROGRESS_INTERVAL_MS = 2000  # at most one progress report per deployment this often (a forge's rate limits)
+
+
+def _report_progress(connection: redis.Redis, deployment: Deployment) -> None:
+    """When someone follows this deployment in a comment, queue an update of it (throttled)."""
+    if not (deployment.report_to or {}).get("comment"):
+        return
+    if connection.set(f"meshbot:progress:{deployment.id}", "1", nx=True, px=PROGRESS_INTERVAL_MS):
+        queue(connection).enqueue(PROGRESS_JOB, deployment.id, result_ttl=60, failure_ttl=3600)
 
 
 def _call_adapter(prepared: _Prepared, task: PlannedTask) -> AdapterResult:

@@ -16,10 +16,15 @@ def commands(forge: str, project: str, number: int, comment_id: str, body: str, 
 
     job = get_current_job()
     assert job is not None, "meshbot jobs run on RQ workers"
+    from policies.loader import load_policies
+    from vcs.locations import ForgeLocations
+
     client = CallTally(forge_client(forge))
+    config = load_config(config_path(None))
     try:
-        replies = run_comment(client.repository(project), load_config(config_path(None)), forge, number, comment_id,
-                              body, author)
+        replies = run_comment(client.repository(project), config, forge, number, comment_id, body, author,
+                              project=project, connection=job.connection, policies=load_policies(config.policy_folders),
+                              remote=ForgeLocations(client, client.web_url))
     finally:
         count_event(job.connection, forge, "comment", client.api_calls)
     return f"{project}!{number} comment {comment_id}: {len(replies)} command(s) answered"

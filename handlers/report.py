@@ -6,6 +6,7 @@ from rq import get_current_job
 
 from bot.metrics import count_event
 from bot.release import report_outcome
+from bot.runner import task_view
 from bot.store import Store
 from vcs import factory
 from vcs.tally import CallTally
@@ -22,7 +23,36 @@ def deployment_ended(deployment_id: str) -> str:
     forge = str(target["forge"])
     client = CallTally(factory.forge(forge))
     try:
-        report_outcome(client.repository(str(target["project"])), deployment)
+        report_outcome(client.repository(str(target["project"])), deployment,
+                       task_view(Store(job.connection), deployment_id))
     finally:
         count_event(job.connection, forge, "deployment_report", client.api_calls)
     return f"reported {deployment.state} to {forge}:{target['project']}"
+
+
+def deployment_progress(deployment_id: str) -> str:
+    """Edit the comment that follows a running deployment: the plan with each task's state so far."""
+    from bot.comment_commands import REPLY_MARKER
+    from bot.mr_deploy import progress_reply
+
+    job = get_current_job()
+    assert job is not None, "meshbot jobs run on RQ workers"
+    store = Store(job.connection)
+    deployment = store.load(deployment_id)
+    comment = (deployment.report_to or {}).get("comment") if deployment else None
+    if deployment is None or not comment or deployment.state.finished:
+        return "nothing to update"  # the report of the end writes the final table
+    target = deployment.report_to or {}
+    forge = str(target["forge"])
+    client = CallTally(factory.forge(forge))
+    try:
+        repository = client.repository(str(target["project"]))
+        repository.edit_comment(int(comment["number"]), str(comment["id"]), REPLY_MARKER + "\n" + progress_reply(
+            deployment, task_view(store, deployment_id), target.get("statusUrl")))
+        latest = store.load(deployment_id)
+        if latest is not None and latest.state.finished:  # it ended while we wrote: the final table goes last
+            repository.edit_comment(int(comment["number"]), str(comment["id"]), REPLY_MARKER + "\n" + progress_reply(
+                latest, task_view(store, deployment_id), target.get("statusUrl")))
+    finally:
+        count_event(job.connection, forge, "deployment_progress", client.api_calls)
+    return f"updated the progress of {deployment_id}"

@@ -1,0 +1,79 @@
+"""`/deploy` and `/undeploy` on a GitHub pull request, end to end: signed comment webhook, real RQ workers,
+the reference SQLite adapter, and the reply comment edited until it shows the outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bot.deployment import DeploymentState
+from bot.status import product_status
+from tests.test_deploy_cli import adapters_config, sqlite_objects
+from tests.test_e2e_github import PROJECT, BotFactory, bot, github  # noqa: F401  (fixtures)
+from tests.test_reference_adapter_openapi import running_adapter
+
+PRODUCT = "urn:dmb:dp:finance:cashflow:1"
+REPLY_MARKER = "<!-- meshbot:command -->"
+
+
+def comment_payload(number: int, comment_id: int, body: str, user: str) -> dict[str, Any]:
+    """An issue_comment delivery for a new comment on pull request number."""
+    return {
+        "action": "created",
+        "issue": {"number": number, "title": "Change", "pull_request": {"url": f"https://api.github.com/x/{number}"},
+                  "user": {"login": "jane"}},
+        "comment": {"id": comment_id, "body": body, "user": {"login": user}},
+        "repository": {"full_name": PROJECT}, "sender": {"login": user},
+    }
+
+
+def say(meshbot: Any, number: int, body: str, user: str) -> None:
+    """A person comments on the pull request (the server records it) and GitHub delivers the webhook."""
+    comment_id = meshbot.repository.add_comment(number, body, user)
+    meshbot.accepted("issue_comment", comment_payload(number, comment_id, body, user))
+
+
+def replies(meshbot: Any, number: int) -> list[str]:
+    return [comment["body"] for comment in meshbot.comments(number) if comment["body"].startswith(REPLY_MARKER)]
+
+
+def test_deploy_dry_run_then_deploy_then_undeploy_with_remove_data(bot: BotFactory, tmp_path: Path) -> None:  # noqa: F811
+    with running_adapter(tmp_path / "adapter.db") as adapter:
+        meshbot = bot(adapters_config(adapter.url, extra="environments: [development, production]\n"))
+        meshbot.repository.set_permission("writer", "write")
+        meshbot.repository.set_permission("owner", "admin")
+        number, head = meshbot.open_pull_request("change", {"README.md": b"a change\n"})
+
+        # a dry run: the plan and each adapter's validate, nothing provisioned
+        body = "/deploy development --dry-run"
+        say(meshbot, number, body, "writer")
+        [dry] = meshbot.until(lambda: [text for text in replies(meshbot, number) if "--dry-run" in text],
+                              "the dry-run reply")
+        assert "nothing was provisioned" in dry and dry.count("| valid |") == 3
+        assert sqlite_objects(tmp_path / "adapter.db") == set()
+
+        # the deploy: its reply follows the deployment to its end
+        say(meshbot, number, "/deploy development", "writer")
+        final = meshbot.until(lambda: next((text for text in replies(meshbot, number)
+                                            if "**DEPLOYED**" in text), None), "the deploy reply to end DEPLOYED")
+        assert final.count("✅ COMPLETED") == 3 and "| task | kind | status | time | adapter message |" in final
+        document, _ = product_status(meshbot.engine.redis, PRODUCT, "development")
+        assert document["status"] == "DEPLOYED"
+        assert meshbot.statuses(head, "meshbot/deploy/development")[-1]["state"] == "success"
+        assert {"table transactions", "view transactions_v"} <= sqlite_objects(tmp_path / "adapter.db")
+
+        # a writer may not undeploy (maintain by default); the owner may, and says --remove-data
+        say(meshbot, number, "/undeploy development --remove-data", "writer")
+        meshbot.until(lambda: any("needs the maintain role" in text for text in replies(meshbot, number)),
+                      "the undeploy refusal")
+        say(meshbot, number, "/undeploy development --remove-data", "owner")
+        gone = meshbot.until(lambda: next((text for text in replies(meshbot, number)
+                                           if "**NOT_DEPLOYED**" in text), None), "the undeploy reply to end")
+        assert "`/undeploy`" in gone
+        meshbot.idle()
+    assert meshbot.engine.store.product(PRODUCT, "development")["status"] == "NOT_DEPLOYED"
+    assert sqlite_objects(tmp_path / "adapter.db") == set()
+    reactions = meshbot.github.requests_to("POST", f"/repos/{PROJECT}/issues/comments/*/reactions")
+    assert len(reactions) == 4
+    latest = meshbot.engine.store.load(meshbot.engine.store.history(PRODUCT, "development")[0])
+    assert latest is not None and latest.state is DeploymentState.NOT_DEPLOYED and latest.remove_data
