@@ -52,7 +52,8 @@ def run_comment(repository: Repository, config: ServerConfig, forge: str, number
         return []
     repository.add_reaction(number, comment_id, "eyes")
     request = repository.merge_request(number)
-    requester = Requester(author, repository.permission(author), request.from_fork, approved=False)
+    requester = Requester(author, repository.permission(author), request.from_fork,
+                          approved=_needs_approval(readings, config) and repository.approved(number))
     context = Context(forge, request, author, requester)
     replies = []
     for reading in readings:
@@ -91,6 +92,13 @@ def reply_to(reading: Command | Malformed | Typo, config: ServerConfig, context:
         return None
     return (f"{mention} `/{word}` in {code_span(environment)} passed the checks, but this meshbot version "
             "does not run it yet: merge request imports come with the next release.")
+
+
+def _needs_approval(readings: list[Command | Malformed | Typo], config: ServerConfig) -> bool:
+    """Whether any command would be refused for want of an approval (asking the forge costs a call)."""
+    return any(isinstance(reading, Deploy) and
+               config.rules(reading.environment or config.merge_request_environment).approval_required
+               for reading in readings)
 
 
 def _word(command: Deploy | Undeploy) -> str:

@@ -73,3 +73,17 @@ def test_user_text_is_escaped_in_replies(repository):
     run_comment(repository, CONFIG, "github", 1, "c1", "/import <script>alert(1)</script> 'a=@everyone'", "reader")
     [reply] = replies(repository)
     assert "<script>" not in reply
+
+
+def test_an_approval_is_asked_of_the_forge_only_where_required(repository, redis_engine):
+    config = ServerConfig(environments={"development": {}, "staging": {"approval_required": True}})
+    run_comment(repository, config, "github", 1, "c1", "/deploy staging", "writer", connection=redis_engine.redis)
+    assert "requires an approved merge request" in replies(repository)[-1]
+    repository.approvals[1] = True
+    run_comment(repository, config, "github", 1, "c2", "/deploy staging", "writer", connection=redis_engine.redis)
+    # past the rights checks: the deploy itself now runs (and stops at this repository's broken descriptor)
+    assert "cannot be assembled" in replies(repository)[-1]
+    calls = repository.api_calls
+    run_comment(repository, config, "github", 1, "c3", "/deploy development", "writer", connection=redis_engine.redis)
+    assert "approved" not in replies(repository)[-1]
+    assert repository.api_calls - calls < 10

@@ -441,3 +441,51 @@ def test_a_broken_archive_is_a_forge_error(server, origin):
     origin.archive = b"not a tar.gz"
     with pytest.raises(ForgeError, match="archive cannot be read"):
         repository_for(server, origin).read_files("main", sorted(FILES))
+
+
+def _pull_with_reviews(server: GitHubServer, origin: FakeRepository, *reviews: tuple[str, str]) -> int:
+    origin.push("change", {"a.yaml": b"a\n"}, start="main")
+    number = origin.open_pull_request("change")
+    for user, state in reviews:
+        server.add_review(origin, number, user, state)
+    return number
+
+
+@pytest.mark.parametrize(("reviews", "expected"), [
+    ((), False),
+    ((("bob", "APPROVED"),), True),
+    ((("bob", "APPROVED"), ("bob", "CHANGES_REQUESTED")), False),
+    ((("bob", "CHANGES_REQUESTED"), ("bob", "APPROVED")), True),
+    ((("bob", "APPROVED"), ("carol", "CHANGES_REQUESTED")), False),
+    ((("bob", "APPROVED"), ("bob", "COMMENTED")), True),
+    ((("bob", "COMMENTED"),), False),
+    ((("bob", "APPROVED"), ("bob", "DISMISSED")), False),
+    ((("bob", "CHANGES_REQUESTED"), ("bob", "DISMISSED"), ("carol", "APPROVED")), True),
+])
+def test_approved_follows_each_reviewers_latest_verdict(server, origin, reviews, expected):
+    number = _pull_with_reviews(server, origin, *reviews)
+    repository = repository_for(server, origin)
+    start = len(server.requests)
+    assert repository.approved(number) is expected
+    assert calls_since(server, start) == [f"GET /repos/{origin.full_name}/pulls/{number}/reviews"]
+    assert server.requests[start].query == {"per_page": "100"}
+    assert repository.api_calls == 1
+
+
+def test_approved_reads_every_page_of_reviews(server, origin):
+    # the approval is on the first page, the later request for changes on the second
+    number = _pull_with_reviews(server, origin, ("bob", "APPROVED"),
+                                *[("carol", "COMMENTED")] * 100, ("bob", "CHANGES_REQUESTED"))
+    repository = repository_for(server, origin)
+    assert repository.approved(number) is False
+    assert repository.api_calls == 2
+    server.add_review(origin, number, "bob", "APPROVED")
+    assert repository.approved(number) is True
+    assert repository.api_calls == 4
+
+
+def test_approved_of_a_missing_pull_request_is_a_forge_error(server, origin):
+    repository = repository_for(server, origin)
+    with pytest.raises(ForgeError, match=r"listing reviews of #999.*HTTP 404") as raised:
+        repository.approved(999)
+    assert raised.value.status == 404

@@ -372,3 +372,29 @@ def test_an_archive_with_an_unsafe_member_is_refused(server, forge, member):
     server.project(PATH).archive = crafted_tar_gz([("top/README.md", b"x"), member])
     with pytest.raises(ForgeError, match="unsafe path|link"):
         repository.read_files("main", sorted(files))
+
+
+def test_approved_reads_gitlab_approvals(server, forge):
+    repository = make_repository(server, forge)
+    project = server.project(PATH)
+    server.push(project, "feature", {"a.yaml": b"a"})
+    request = server.open_merge_request(project, "feature")
+
+    assert repository.approved(request.iid) is False
+    assert repository.api_calls == 1
+    assert [r.path for r in server.requests] == [f"/projects/{PATH}/merge_requests/{request.iid}/approvals"]
+
+    server.approve(project, request.iid, "bob")
+    assert repository.approved(request.iid) is True
+    assert repository.api_calls == 2
+
+    request.approvals_required = 2  # a rule now asks for a second approval
+    assert repository.approved(request.iid) is False
+    assert repository.api_calls == 3
+
+
+def test_approved_of_a_missing_merge_request_is_a_forge_error(server, forge):
+    repository = make_repository(server, forge)
+    with pytest.raises(ForgeError, match="approvals of merge request !99") as raised:
+        repository.approved(99)
+    assert raised.value.status == 404

@@ -63,3 +63,14 @@ def test_merge_requests_comments_statuses_deployments(forge):
     assert repository.api_calls > 10
     with pytest.raises(ForgeError):
         forge.repository("acme/unknown")
+
+
+def test_approvals_default_to_not_approved_and_are_counted(forge):
+    repository = forge.add("acme/cashflow", {"a": b"1"})
+    repository.create_branch("feature", repository.branch_head("main"))
+    request = repository.add_merge_request("feature")
+    calls = repository.api_calls
+    assert repository.approved(request.number) is False
+    repository.approvals[request.number] = True
+    assert repository.approved(request.number) is True
+    assert repository.api_calls == calls + 2

@@ -118,6 +118,13 @@ class Repository(Protocol):
         """One merge request by number (GitLab: iid)."""
         ...
 
+    def approved(self, number: int) -> bool:
+        """Whether the merge request is approved.
+
+        GitHub: a reviewer's latest review approves and none requests changes; GitLab: its approval rules are satisfied.
+        """
+        ...
+
     def comments(self, number: int) -> list[Comment]:
         """Every comment of a merge request, oldest first."""
         ...

@@ -50,6 +50,7 @@ def web_url_of(api_url: str) -> str:
 STATUS_DESCRIPTION_LIMIT = 140  # GitHub refuses longer commit and deployment status descriptions
 PAGE_SIZE = 100  # GitHub's largest page: fewer calls when listing comments
 SYMLINK_MODE = "120000"
+_REVIEW_VERDICTS = frozenset({"APPROVED", "CHANGES_REQUESTED", "DISMISSED"})  # COMMENTED keeps the verdict
 
 # `permission` is GitHub's legacy base role (maintain shown as write, triage as read); `role_name` is exact.
 _ROLE_PERMISSIONS = {
@@ -486,6 +487,16 @@ class GitHubRepository:
         """One pull request by number."""
         _, data = self._call(f"reading pull request #{number}", "GET", f"/pulls/{number}")
         return self._merge_request(data)
+
+    def approved(self, number: int) -> bool:
+        """Whether some reviewer's latest verdict approves and none requests changes (every page of reviews)."""
+        # GitHub lists reviews oldest first; COMMENTED (and PENDING) leave a reviewer's verdict, DISMISSED clears it.
+        verdicts: dict[str, str] = {}  # reviewer -> state of their latest verdict
+        for review in self._pages(f"listing reviews of #{number}", f"/pulls/{number}/reviews"):
+            state = str(review.get("state") or "")
+            if state in _REVIEW_VERDICTS:
+                verdicts[str((review.get("user") or {}).get("login") or "")] = state
+        return "APPROVED" in verdicts.values() and "CHANGES_REQUESTED" not in verdicts.values()
 
     def comments(self, number: int) -> list[Comment]:
         """Every comment on the pull request's conversation, oldest first (all pages)."""

@@ -273,6 +273,12 @@ class GitLabRepository:
         with self._forge_errors(f"read merge request !{number}"):
             return self._merge_request(self.project.mergerequests.get(number).attributes)
 
+    def approved(self, number: int) -> bool:
+        """Whether the merge request's approval rules are satisfied (GitLab's `approved`, one call)."""
+        approvals = self.project.mergerequests.get(number, lazy=True).approvals
+        with self._forge_errors(f"read approvals of merge request !{number}"):
+            return bool(approvals.get().attributes.get("approved"))
+
     def comments(self, number: int) -> list[Comment]:
         """Every note of a merge request written by a person, oldest first (system notes skipped)."""
         notes = self.project.mergerequests.get(number, lazy=True).notes

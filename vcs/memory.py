@@ -60,6 +60,7 @@ class MemoryRepository:
         self.statuses: list[RecordedStatus] = []
         self.deployments: dict[str, RecordedDeployment] = {}
         self.permissions: dict[str, Permission] = {}
+        self.approvals: dict[int, bool] = {}  # merge request number -> approved (tests set it)
         self.user = "meshbot"
         self._calls = 0
         self._ids = itertools.count(1)
@@ -157,6 +158,11 @@ class MemoryRepository:
             raise ForgeError(f"{self.project}: no merge request {number}", status=404)
         request = self.merge_requests[number]
         return replace(request, head_sha=self.branches.get(request.source_branch, request.head_sha))
+
+    def approved(self, number: int) -> bool:
+        """Whether the tests marked the merge request approved (False unless set)."""
+        self._call()
+        return self.approvals.get(number, False)
 
     def comments(self, number: int) -> list[Comment]:
         """A merge request's comments."""

@@ -17,6 +17,8 @@ Test API (all methods are thread-safe against the serving thread):
 - `create_fork(repository, owner)`: a fork holding the same commits and branches.
 - `FakeRepository.open_pull_request(head, base="main", author="jane", head_repository=fork)`: a pull request.
 - `FakeRepository.add_comment(number, body, user)`, `set_permission(user, role)` (admin/maintain/write/triage/read).
+- `add_review(repository, number, user, state)`: a review (APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED,
+  PENDING) by user on a pull request, of its head commit; returns the review id.
 - `add_token(token, login)`: another personal token; `token` (user `meshbot`) is accepted from the start.
 - `create_app(app_id, public_key_pem, slug)` and `install_app(app_id, repositories)` (returns the installation id):
   the app authenticates with RS256 JWTs signed by its key, then with installation tokens.
@@ -28,7 +30,7 @@ Test API (all methods are thread-safe against the serving thread):
   tar.gz of the commit under `owner-repo-sha/`, as GitHub does. That URL carries its own token (private
   repositories included): a download that sends an `Authorization` header (the client's API token) is refused, 400.
 - `requests` (every request received, `Received`), `requests_to(method, path_glob)`.
-- Recorded state on `FakeRepository`: `comments`, `statuses`, `deployments` (each with its `statuses`),
+- Recorded state on `FakeRepository`: `comments`, `reviews`, `statuses`, `deployments` (each with its `statuses`),
   `reactions`, `refs`, `pulls`, `blobs`, `commits`.
 
 Responses follow GitHub's documented shapes (field names and nesting), reduced to what clients read.
@@ -128,6 +130,7 @@ class FakeRepository:
     refs: dict[str, str] = field(default_factory=dict)  # "refs/heads/main" -> commit sha
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> {id, issue, body, user}
+    reviews: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> {id, pull, user, state, commit_id, ...}
     reactions: list[dict[str, Any]] = field(default_factory=list)  # {comment_id, content, user}
     statuses: list[dict[str, Any]] = field(default_factory=list)  # {sha, state, context, description, target_url}
     deployments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> request body + statuses
@@ -337,6 +340,17 @@ class GitHubServer:
             installation_id = next(self.ids)
             self.apps[app_id].installations[installation_id] = [name.lower() for name in repositories]
             return installation_id
+
+    def add_review(self, repository: FakeRepository, number: int, user: str, state: str, body: str = "") -> int:
+        """A review by user on pull request number, of its head commit, in state (e.g. APPROVED); its id."""
+        with self.lock:
+            pull = repository.pulls[number]
+            review_id = next(self.ids)
+            repository.reviews[review_id] = {
+                "id": review_id, "pull": number, "user": user, "state": state, "body": body,
+                "commit_id": pull["head_repository"].branch_head(pull["head"]) or "",
+                "submitted_at": None if state == "PENDING" else _now()}
+            return review_id
 
     def script(self, method: str, path_glob: str, *replies: ScriptedReply) -> None:
         """Answer the next len(replies) requests matching method and path (glob) with these replies, in order."""
@@ -687,6 +701,22 @@ class GitHubServer:
                 repository.pulls[number].update({key: body[key] for key in ("title", "body", "state") if key in body})
             return self._json(self._pull_json(repository, repository.pulls[number]))
 
+        @app.get("/repos/<owner>/<name>/pulls/<int:number>/reviews")
+        def list_reviews(owner: str, name: str, number: int) -> Response:
+            repository = repo_or_404(owner, name)
+            if number not in repository.pulls:
+                return self._error(404, "Not Found")
+            per_page, page = int(request.args.get("per_page", 30)), int(request.args.get("page", 1))
+            # oldest first; a pending review is shown only to its author
+            found = [review for review in repository.reviews.values() if review["pull"] == number
+                     and (review["state"] != "PENDING" or review["user"] == self._login())]
+            headers: dict[str, str] = {}
+            if page * per_page < len(found):
+                url = f"{self.api_url}{request.path}?per_page={per_page}&page={page + 1}"
+                headers["Link"] = f'<{url}>; rel="next"'
+            chunk = found[(page - 1) * per_page:page * per_page]
+            return self._json([self._review_json(repository, review) for review in chunk], headers=headers)
+
         @app.get("/repos/<owner>/<name>/issues/<int:number>/comments")
         def list_comments(owner: str, name: str, number: int) -> Response:
             repository = repo_or_404(owner, name)
@@ -844,6 +874,17 @@ class GitHubServer:
                             f"#issuecomment-{comment['id']}",
                 "body": comment["body"], "user": self._user(comment["user"]), "created_at": _now(),
                 "updated_at": _now(), "issue_url": f"{base}/{comment['issue']}", "author_association": "CONTRIBUTOR"}
+
+    def _review_json(self, repository: FakeRepository, review: dict[str, Any]) -> dict[str, Any]:
+        html_url = f"https://github.com/{repository.full_name}/pull/{review['pull']}#pullrequestreview-{review['id']}"
+        pull_url = f"{self.api_url}/repos/{repository.full_name}/pulls/{review['pull']}"
+        data = {"id": review["id"], "node_id": f"PRR_{review['id']}", "user": self._user(review["user"]),
+                "body": review["body"], "state": review["state"], "html_url": html_url, "pull_request_url": pull_url,
+                "author_association": "COLLABORATOR", "commit_id": review["commit_id"],
+                "_links": {"html": {"href": html_url}, "pull_request": {"href": pull_url}}}
+        if review["submitted_at"] is not None:  # GitHub leaves submitted_at out of a pending review
+            data["submitted_at"] = review["submitted_at"]
+        return data
 
     def _deployment_json(self, repository: FakeRepository, deployment: dict[str, Any]) -> dict[str, Any]:
         base = f"{self.api_url}/repos/{repository.full_name}"

@@ -7,6 +7,7 @@ Usage::
         server.push(project, "feature", {"a.yaml": b"x: 1"}, from_branch="main")
         request = server.open_merge_request(project, "feature", author="jane")
         server.add_note(project, request.iid, "/deploy", author="jane")
+        server.approve(project, request.iid, "bob")  # approved once approvals_required (1) users approved
         server.script("GET", "/repository/tree", [Scripted(429, headers={"Retry-After": "0"})])
         forge = GitLabForge(server.token, server.url)
         ...
@@ -108,6 +109,13 @@ class MergeRequestRecord:
     author: User
     state: str = "opened"
     notes: list[Note] = field(default_factory=list)
+    approvals_required: int = 1  # the approval rules, reduced to a number of approvals
+    approved_by: list[User] = field(default_factory=list)
+
+    @property
+    def approved(self) -> bool:
+        """Whether the approval rules are satisfied."""
+        return len(self.approved_by) >= self.approvals_required
 
 
 @dataclass
@@ -219,6 +227,13 @@ class GitLabServer:
         note = Note(next(self._ids), body, self.add_user(author), system)
         project.merge_requests[iid].notes.append(note)
         return note
+
+    def approve(self, project: Project, iid: int, username: str) -> None:
+        """Approve a merge request as username (once per user, as on GitLab)."""
+        record = project.merge_requests[iid]
+        user = self.add_user(username)
+        if user not in record.approved_by:
+            record.approved_by.append(user)
 
     def set_member(self, project: Project, username: str, access_level: int) -> None:
         """Give a user an access level on the project (10 Guest, 20 Reporter, 30 Developer, 40 Maintainer, 50 Owner)."""
@@ -379,6 +394,7 @@ class GitLabServer:
             (r"POST merge_requests", self._merge_request_create),
             (r"GET merge_requests/(\d+)", self._merge_request_get),
             (r"PUT merge_requests/(\d+)", self._merge_request_update),
+            (r"GET merge_requests/(\d+)/approvals", self._approvals),
             (r"GET merge_requests/(\d+)/notes", self._note_list),
             (r"POST merge_requests/(\d+)/notes", self._note_create),
             (r"PUT merge_requests/(\d+)/notes/(\d+)", self._note_update),
@@ -600,6 +616,21 @@ class GitLabServer:
         record.title = body.get("title", record.title)
         record.description = body.get("description", record.description)
         return self._json(self._merge_request_json(project, record))
+
+    def _approvals(self, project: Project, query: dict[str, str], body: dict[str, Any], iid: str) -> Response:
+        record = self._merge_request_record(project, iid)
+        return self._json({"id": record.id, "iid": record.iid, "project_id": project.id, "title": record.title,
+                           "description": record.description, "state": record.state, "created_at": TIMESTAMP,
+                           "updated_at": TIMESTAMP, "merge_status": "can_be_merged", "approved": record.approved,
+                           "approvals_required": record.approvals_required,
+                           "approvals_left": max(0, record.approvals_required - len(record.approved_by)),
+                           "require_password_to_approve": False,
+                           "approved_by": [{"user": user.json(self.url)} for user in record.approved_by],
+                           "suggested_approvers": [], "approvers": [], "approver_groups": [],
+                           "user_has_approved": self.bot in record.approved_by, "user_can_approve": True,
+                           "approval_rules_left": [], "has_approval_rules": record.approvals_required > 0,
+                           "merge_request_approvers_available": True, "multiple_approval_rules_available": True,
+                           "invalid_approvers_rules": []})
 
     def _note_list(self, project: Project, query: dict[str, str], body: dict[str, Any], iid: str) -> Response:
         record = self._merge_request_record(project, iid)
