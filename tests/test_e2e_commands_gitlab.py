@@ -1,0 +1,69 @@
+"""`/deploy` and `/undeploy` on a GitLab merge request, end to end: Note Hooks, real RQ workers, the reference
+SQLite adapter, and the reply note edited until it shows the outcome."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import create_app
+from bot.status import product_status
+from tests.deploy_harness import Start
+from tests.forge.gitlab_server import gitlab_server
+from tests.test_deploy_cli import adapters_config, sqlite_objects
+from tests.test_e2e_gitlab import PATH, PRODUCT, Bot, configure, example_files, open_merge_request
+from tests.test_events import fixture
+from tests.test_reference_adapter_openapi import running_adapter
+
+REPLY_MARKER = "<!-- meshbot:command -->"
+
+
+def say(bot: Bot, record: Any, body: str, username: str) -> None:
+    """A person adds a note to the merge request (the server records it) and GitLab delivers the Note Hook."""
+    note = bot.server.add_note(bot.project, record.iid, body, author=username)
+    payload = copy.deepcopy(fixture("gitlab", "note_merge_request"))
+    payload["user"] |= {"username": username, "name": username.title()}
+    payload["project"] |= {"id": bot.project.id, "path_with_namespace": PATH}
+    payload["object_attributes"] |= {"id": note.id, "note": body, "noteable_type": "MergeRequest", "action": "create",
+                                     "system": False}
+    payload["merge_request"] |= {"iid": record.iid, "id": record.id, "source_branch": record.source_branch,
+                                 "target_branch": record.target_branch}
+    response = bot.deliver("Note Hook", payload)
+    assert response.status_code == 202, response.get_json()
+
+
+def replies(bot: Bot, record: Any) -> list[str]:
+    return [body for body in bot.notes(record) if body.startswith(REPLY_MARKER)]
+
+
+def test_deploy_then_undeploy_from_a_merge_request(start: Start, monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    with gitlab_server() as server, running_adapter(tmp_path / "adapter.db") as adapter:
+        project = server.create_project(PATH, example_files())
+        configure(monkeypatch, server, tmp_path, adapters_config(adapter.url))
+        engine = start(2)
+        web = create_app(redis_connection=engine.redis, bot_usernames=[server.bot.username]).test_client()
+        bot = Bot(server, engine, web, project)
+        server.set_member(project, "dev", 30)  # Developer
+        server.set_member(project, "lead", 40)  # Maintainer
+        record = open_merge_request(bot)
+
+        say(bot, record, "/deploy", "dev")
+        final = bot.until(lambda: next((text for text in replies(bot, record) if "**DEPLOYED**" in text), None),
+                          "the deploy reply to end DEPLOYED")
+        assert final.count("✅ COMPLETED") == 3
+        assert product_status(engine.redis, PRODUCT, "development")[0]["status"] == "DEPLOYED"
+        head = project.branches[record.source_branch]
+        bot.status(head, "meshbot/deploy/development", "success")
+
+        say(bot, record, "/undeploy development", "dev")
+        bot.until(lambda: any("needs the Maintainer role" in text for text in replies(bot, record)),
+                  "the refusal for a Developer")
+        say(bot, record, "/undeploy development --remove-data", "lead")
+        bot.until(lambda: any("**NOT_DEPLOYED**" in text for text in replies(bot, record)), "the undeploy to end")
+        bot.settle()
+    assert sqlite_objects(tmp_path / "adapter.db") == set()
+    assert ["eyes"] in [note.award_emoji for note in record.notes]  # each command note acknowledged
