@@ -1,9 +1,8 @@
 """Running the commands of a merge request comment: acknowledge, check rights, reply once per command.
 
-Built so far: reading the commands, the `eyes` acknowledgement, `/help`, usage errors, "did you mean", the
-rights checks with their refusals, and `/deploy` (also `--dry-run`) and `/undeploy` through the engine, their
-reply edited as the deployment runs. `/import` that passes the checks is answered that it is not available
-in this version yet.
+Every command is acknowledged (`eyes`) and answered in its own comment: `/help`, usage errors and "did you
+mean" at once; `/deploy` (also `--dry-run`) and `/undeploy` after the rights checks, through the engine, their
+reply edited as the deployment runs; `/import` after the same checks, its reply saying what it opened.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import redis
 from bot.commands import USAGE, Command, Deploy, Help, Import, Malformed, Typo, Undeploy, read_commands
 from bot.config import ServerConfig
 from bot.discovery import RemoteLocations
+from bot.importing import import_component
 from bot.mr_deploy import run_deploy_command
 from bot.report import code_span, escape_markdown
 from bot.rights import ROLE_NAMES, Requester, refusal
@@ -58,7 +58,14 @@ def run_comment(repository: Repository, config: ServerConfig, forge: str, number
     replies = []
     for reading in readings:
         text = reply_to(reading, config, context)
-        if text is None:  # a deploy or undeploy that passed the checks: the reply follows the deployment
+        if text is None and isinstance(reading, Import):  # passed the checks: the reply says what it did
+            comment = repository.create_comment(number, f"{REPLY_MARKER}\n`/import`: asking the tech adapter …")
+            outcome = import_component(repository, config, policies, forge=forge, merge_request=request,
+                                       component=reading.component, parameters=reading.parameters,
+                                       environment=config.merge_request_environment, remote=remote)
+            text = outcome.reply()
+            repository.edit_comment(number, comment.id, f"{REPLY_MARKER}\n{text}")
+        elif text is None:  # a deploy or undeploy that passed the checks: the reply follows the deployment
             assert isinstance(reading, (Deploy, Undeploy)) and connection is not None
             comment = repository.create_comment(number, f"{REPLY_MARKER}\n`/{_word(reading)}`: checking …")
             text = run_deploy_command(repository, connection, config, policies, forge=forge, project=project,
@@ -88,10 +95,7 @@ def reply_to(reading: Command | Malformed | Typo, config: ServerConfig, context:
     refused_by_config = config.environment_error(environment)
     if refused_by_config:
         return f"{mention} `/{word}` refused: {escape_markdown(refused_by_config)}"
-    if isinstance(reading, (Deploy, Undeploy)):
-        return None
-    return (f"{mention} `/{word}` in {code_span(environment)} passed the checks, but this meshbot version "
-            "does not run it yet: merge request imports come with the next release.")
+    return None
 
 
 def _needs_approval(readings: list[Command | Malformed | Typo], config: ServerConfig) -> bool:

@@ -77,3 +77,38 @@ def test_deploy_dry_run_then_deploy_then_undeploy_with_remove_data(bot: BotFacto
     assert len(reactions) == 4
     latest = meshbot.engine.store.load(meshbot.engine.store.history(PRODUCT, "development")[0])
     assert latest is not None and latest.state is DeploymentState.NOT_DEPLOYED and latest.remove_data
+
+
+def test_import_after_a_table_changed_opens_one_pull_request_with_exactly_the_change(
+        bot: BotFactory, tmp_path: Path) -> None:  # noqa: F811
+    import sqlite3
+
+    port = "components/daily-cashflow/catalog-info.yaml"
+    with running_adapter(tmp_path / "adapter.db") as adapter:
+        meshbot = bot(adapters_config(adapter.url, extra="environments: [development, production]\n"))
+        meshbot.repository.set_permission("writer", "write")
+        number, head = meshbot.open_pull_request("change", {"README.md": b"a change\n"})
+        say(meshbot, number, "/deploy development", "writer")
+        meshbot.until(lambda: any("**DEPLOYED**" in text for text in replies(meshbot, number)), "the deploy")
+        with sqlite3.connect(tmp_path / "adapter.db") as connection:  # a DBA adds a column and exposes it
+            connection.execute("ALTER TABLE daily_cashflow ADD COLUMN currency TEXT")
+            connection.execute("DROP VIEW daily_cashflow_v")
+            connection.execute("CREATE VIEW daily_cashflow_v AS SELECT business_unit, booked_on, net_amount, currency "
+                               "FROM daily_cashflow")
+
+        say(meshbot, number, "/import daily-cashflow", "writer")
+        opened = meshbot.until(lambda: next((text for text in replies(meshbot, number) if "/import" in text
+                                             and "opened" in text), None), "the import reply")
+        say(meshbot, number, "/import daily-cashflow", "writer")  # again: the same pull request, updated
+        meshbot.until(lambda: sum("/import" in text for text in replies(meshbot, number)) == 2
+                      and "updated" in replies(meshbot, number)[-1], "the second import reply")
+        meshbot.idle()
+    pulls = [pull for pull in meshbot.repository.pulls.values() if pull["head"] != "change"]
+    assert len(pulls) == 1 and pulls[0]["base"] == "change", (opened, pulls)
+    branch = pulls[0]["head"]
+    before = meshbot.repository.files_at("change")[port].decode()
+    after = meshbot.repository.files_at(branch)[port].decode()
+    import difflib
+
+    changed = [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:2] in ("- ", "+ ")]
+    assert [" ".join(line.split()) for line in changed] == ["+ - name: currency", "+ dataType: TEXT"], changed
