@@ -67,3 +67,58 @@ def test_deploy_then_undeploy_from_a_merge_request(start: Start, monkeypatch: py
         bot.settle()
     assert sqlite_objects(tmp_path / "adapter.db") == set()
     assert ["eyes"] in [note.award_emoji for note in record.notes]  # each command note acknowledged
+
+
+def test_dry_run_typos_usage_import_and_a_human_commit_on_gitlab(start: Start, monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    import sqlite3
+
+    port = "components/daily-cashflow/catalog-info.yaml"
+    with gitlab_server() as server, running_adapter(tmp_path / "adapter.db") as adapter:
+        project = server.create_project(PATH, example_files())
+        configure(monkeypatch, server, tmp_path, adapters_config(adapter.url))
+        engine = start(2)
+        web = create_app(redis_connection=engine.redis, bot_usernames=[server.bot.username]).test_client()
+        bot = Bot(server, engine, web, project)
+        server.set_member(project, "dev", 30)
+        server.set_member(project, "guest", 20)
+        record = open_merge_request(bot)
+
+        say(bot, record, "/deplyo\n/import\n/deploy --dry-run", "dev")
+        bot.until(lambda: len(replies(bot, record)) == 3 and "nothing was provisioned" in replies(bot, record)[2],
+                  "three replies, the dry run's complete")
+        typo, usage, dry = replies(bot, record)
+        assert "did you mean `/deploy`?" in typo
+        assert "Usage: `/import COMPONENT [key=value ...]`" in usage
+        assert "nothing was provisioned" in dry and dry.count("| valid |") == 3
+        say(bot, record, "/deploy", "guest")
+        bot.until(lambda: any("needs the Developer role or higher" in text and "@guest has Reporter" in text
+                              for text in replies(bot, record)), "the refusal for a Reporter")
+
+        say(bot, record, "/deploy", "dev")
+        bot.until(lambda: any("**DEPLOYED**" in text for text in replies(bot, record)), "the deploy")
+        with sqlite3.connect(tmp_path / "adapter.db") as connection:
+            connection.execute("ALTER TABLE daily_cashflow ADD COLUMN currency TEXT")
+            connection.execute("DROP VIEW daily_cashflow_v")
+            connection.execute("CREATE VIEW daily_cashflow_v AS SELECT business_unit, booked_on, net_amount, currency "
+                               "FROM daily_cashflow")
+        say(bot, record, "/import daily-cashflow", "dev")
+        bot.until(lambda: any("opened" in text and "/import" in text for text in replies(bot, record)), "the import")
+        imports = [request for request in project.merge_requests.values()
+                   if request.source_branch != record.source_branch]
+        assert len(imports) == 1 and imports[0].target_branch == record.source_branch
+        branch = imports[0].source_branch
+        before = bot.server.files_at(project, record.source_branch)[port].decode()
+        imported = bot.server.files_at(project, branch)[port].decode()
+        import difflib
+
+        changed = [line for line in difflib.ndiff(before.splitlines(), imported.splitlines())
+                   if line[:2] in ("- ", "+ ")]
+        assert [" ".join(line.split()) for line in changed] == ["+ - name: currency", "+ dataType: TEXT"], changed
+
+        bot.server.push(project, branch, {"NOTES.md": b"a person's commit\n"}, message="my own change")
+        say(bot, record, "/import daily-cashflow", "dev")
+        bot.until(lambda: any("refused" in text and "/import" in text for text in replies(bot, record)),
+                  "the import refusing to overwrite a person's commit")
+        assert "NOTES.md" in bot.server.files_at(project, branch)
+        bot.settle()
