@@ -112,3 +112,25 @@ def test_import_after_a_table_changed_opens_one_pull_request_with_exactly_the_ch
 
     changed = [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:2] in ("- ", "+ ")]
     assert [" ".join(line.split()) for line in changed] == ["+ - name: currency", "+ dataType: TEXT"], changed
+
+
+def test_a_reader_and_a_fork_are_refused_and_typos_answered(bot: BotFactory) -> None:  # noqa: F811
+    meshbot = bot("environments: [development, production]\n")
+    meshbot.repository.set_permission("reader", "read")
+    meshbot.repository.set_permission("owner", "admin")
+    number, _ = meshbot.open_pull_request("change", {"README.md": b"a change\n"})
+    say(meshbot, number, "/deploy", "reader")
+    say(meshbot, number, "/improt ledger\n/undeploy", "owner")
+    fork = meshbot.github.create_fork(meshbot.repository, "outsider")
+    fork.push("fork-change", {"README.md": b"from a fork\n"}, start="main", message="fork work")
+    fork_number = meshbot.repository.open_pull_request("fork-change", head_repository=fork, author="outsider")
+    say(meshbot, fork_number, "/deploy", "owner")
+    meshbot.until(lambda: len(replies(meshbot, number)) == 3 and replies(meshbot, fork_number), "the replies")
+    meshbot.idle()
+    reader, typo, usage = replies(meshbot, number)
+    assert "needs the write role or higher on this repository; @reader has read" in reader
+    assert "did you mean `/import`?" in typo
+    assert "Usage: `/undeploy ENV [--remove-data]`" in usage
+    [fork_reply] = replies(meshbot, fork_number)
+    assert "merge requests from forks can never deploy or import" in fork_reply
+    assert meshbot.engine.store.history(PRODUCT, "development") == []
