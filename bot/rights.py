@@ -40,7 +40,7 @@ class EnvironmentRules:
 
     name: str
     deploy_permission: Permission = Permission.WRITE
-    undeploy_permission: Permission = Permission.MAINTAIN
+    undeploy_permission: Permission = Permission.ADMIN
     merge_request_deploys: bool = True
     approval_required: bool = False
 
@@ -50,7 +50,7 @@ def rules_for(name: str, settings: dict[str, Any] | None) -> EnvironmentRules:
     settings = settings or {}
     production = name.lower() in PRODUCTION_NAMES
     deploy = PERMISSIONS[settings.get("deploy_permission", "maintain" if production else "write")]
-    undeploy = PERMISSIONS[settings.get("undeploy_permission", "admin" if production else "maintain")]
+    undeploy = PERMISSIONS[settings.get("undeploy_permission", "admin")]  # removing is the most destructive
     return EnvironmentRules(
         name=name, deploy_permission=deploy, undeploy_permission=max(undeploy, deploy),
         merge_request_deploys=bool(settings.get("merge_request_deploys", not production)),

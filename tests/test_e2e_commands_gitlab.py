@@ -48,7 +48,7 @@ def test_deploy_then_undeploy_from_a_merge_request(start: Start, monkeypatch: py
         web = create_app(redis_connection=engine.redis, bot_usernames=[server.bot.username]).test_client()
         bot = Bot(server, engine, web, project)
         server.set_member(project, "dev", 30)  # Developer
-        server.set_member(project, "lead", 40)  # Maintainer
+        server.set_member(project, "lead", 50)  # Owner
         record = open_merge_request(bot)
 
         say(bot, record, "/deploy", "dev")
@@ -60,7 +60,7 @@ def test_deploy_then_undeploy_from_a_merge_request(start: Start, monkeypatch: py
         bot.status(head, "meshbot/deploy/development", "success")
 
         say(bot, record, "/undeploy development", "dev")
-        bot.until(lambda: any("needs the Maintainer role" in text for text in replies(bot, record)),
+        bot.until(lambda: any("needs the Owner role" in text for text in replies(bot, record)),
                   "the refusal for a Developer")
         say(bot, record, "/undeploy development --remove-data", "lead")
         bot.until(lambda: any("**NOT_DEPLOYED**" in text for text in replies(bot, record)), "the undeploy to end")

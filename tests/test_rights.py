@@ -13,7 +13,7 @@ WRITER = Requester("jane", Permission.WRITE, from_fork=False, approved=False)
 
 
 def test_defaults_are_open_for_development_and_strict_for_production():
-    assert rules_for("development", None) == EnvironmentRules("development", Permission.WRITE, Permission.MAINTAIN,
+    assert rules_for("development", None) == EnvironmentRules("development", Permission.WRITE, Permission.ADMIN,
                                                               True, False)
     assert rules_for("production", {}) == EnvironmentRules("production", Permission.MAINTAIN, Permission.ADMIN,
                                                            False, True)
@@ -34,7 +34,7 @@ def test_a_writer_may_deploy_to_development():
     ("deploy", "development", Requester("eve", Permission.NONE, False, False), "github",
      "/deploy in `development` needs the write role or higher on this repository; @eve has no access"),
     ("undeploy", "development", WRITER, "gitlab",
-     "/undeploy in `development` needs the Maintainer role or higher on this repository; @jane has Developer"),
+     "/undeploy in `development` needs the Owner role or higher on this repository; @jane has Developer"),
     ("deploy", "production", Requester("ann", Permission.ADMIN, False, True), "github",
      "`production` takes no deploys from merge requests (`merge_request_deploys: false`)"),
     ("import", "development", Requester("ann", Permission.ADMIN, True, True), "github",
