@@ -87,7 +87,10 @@ def test_import_after_a_table_changed_opens_one_pull_request_with_exactly_the_ch
     with running_adapter(tmp_path / "adapter.db") as adapter:
         meshbot = bot(adapters_config(adapter.url, extra="environments: [development, production]\n"))
         meshbot.repository.set_permission("writer", "write")
-        number, head = meshbot.open_pull_request("change", {"README.md": b"a change\n"})
+        original = meshbot.repository.files_at("main")[port].decode()
+        commented = "# Reviewed by the finance data team: keep the columns in this order.\n" + original.replace(
+            "\n    dataContract:", "\n    dataContract:  # the consumers' contract", 1)
+        number, head = meshbot.open_pull_request("change", {port: commented.encode()})
         say(meshbot, number, "/deploy development", "writer")
         meshbot.until(lambda: any("**DEPLOYED**" in text for text in replies(meshbot, number)), "the deploy")
         with sqlite3.connect(tmp_path / "adapter.db") as connection:  # a DBA adds a column and exposes it
@@ -102,12 +105,18 @@ def test_import_after_a_table_changed_opens_one_pull_request_with_exactly_the_ch
         say(meshbot, number, "/import daily-cashflow", "writer")  # again: the same pull request, updated
         meshbot.until(lambda: sum("/import" in text for text in replies(meshbot, number)) == 2
                       and "updated" in replies(meshbot, number)[-1], "the second import reply")
+        pulls = [pull for pull in meshbot.repository.pulls.values() if pull["head"] != "change"]
+        imported = meshbot.repository.files_at(pulls[0]["head"])[port]
+        meshbot.repository.push("change", {port: imported}, message="Merge the import")  # a person merges it
+        say(meshbot, number, "/import daily-cashflow", "writer")  # nothing left to change: up to date
+        meshbot.until(lambda: sum("/import" in text for text in replies(meshbot, number)) == 3
+                      and "up to date" in replies(meshbot, number)[-1], "the third import reply")
         meshbot.idle()
     pulls = [pull for pull in meshbot.repository.pulls.values() if pull["head"] != "change"]
-    assert len(pulls) == 1 and pulls[0]["base"] == "change", (opened, pulls)
+    assert len(pulls) == 1 and pulls[0]["base"] == "change", (opened, pulls)  # the third opened nothing
     branch = pulls[0]["head"]
-    before = meshbot.repository.files_at("change")[port].decode()
-    after = meshbot.repository.files_at(branch)[port].decode()
+    before, after = commented, meshbot.repository.files_at(branch)[port].decode()
+    assert "# Reviewed by the finance data team" in after and "dataContract:  # the consumers' contract" in after
     import difflib
 
     changed = [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:2] in ("- ", "+ ")]

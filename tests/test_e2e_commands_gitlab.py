@@ -91,6 +91,12 @@ def test_dry_run_typos_usage_import_and_a_human_commit_on_gitlab(start: Start, m
         assert "did you mean `/deploy`?" in typo
         assert "Usage: `/import COMPONENT [key=value ...]`" in usage
         assert "nothing was provisioned" in dry and dry.count("| valid |") == 3
+        fork = server.create_project("outsider/cashflow", example_files(), forked_from=project)
+        server.push(fork, "fork-change", {"README.md": b"from a fork\n"}, message="fork work")
+        fork_request = server.open_merge_request(project, "fork-change", source_project=fork, author="outsider")
+        say(bot, fork_request, "/deploy", "dev")
+        bot.until(lambda: any("merge requests from forks can never deploy or import" in text
+                              for text in replies(bot, fork_request)), "the refusal from a fork")
         say(bot, record, "/deploy", "guest")
         bot.until(lambda: any("needs the Developer role or higher" in text and "@guest has Reporter" in text
                               for text in replies(bot, record)), "the refusal for a Reporter")
@@ -105,7 +111,7 @@ def test_dry_run_typos_usage_import_and_a_human_commit_on_gitlab(start: Start, m
         say(bot, record, "/import daily-cashflow", "dev")
         bot.until(lambda: any("opened" in text and "/import" in text for text in replies(bot, record)), "the import")
         imports = [request for request in project.merge_requests.values()
-                   if request.source_branch != record.source_branch]
+                   if request.source_branch.startswith("meshbot/import/")]
         assert len(imports) == 1 and imports[0].target_branch == record.source_branch
         branch = imports[0].source_branch
         before = bot.server.files_at(project, record.source_branch)[port].decode()
