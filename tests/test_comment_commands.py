@@ -87,3 +87,28 @@ def test_an_approval_is_asked_of_the_forge_only_where_required(repository, redis
     run_comment(repository, config, "github", 1, "c3", "/deploy development", "writer", connection=redis_engine.redis)
     assert "approved" not in replies(repository)[-1]
     assert repository.api_calls - calls < 10
+
+
+def test_a_deploy_queued_behind_another_says_so(redis_engine):
+    from adapters.reference import OUTPUT_PORT_TEMPLATE_ID, STORAGE_TEMPLATE_ID
+    from bot.config import AdapterSettings
+    from tests.test_vcs_reader import example_files
+
+    repository = MemoryForge().add("acme/cashflow", example_files())
+    repository.create_branch("change", repository.branch_head("main"))
+    repository.add_merge_request("change")
+    repository.permissions["writer"] = Permission.WRITE
+    product = "urn:dmb:dp:finance:cashflow:1"
+    redis_engine.locks.enqueue(product, "development", "another-deployment")
+    assert redis_engine.locks.take_next(product, "development") == "another-deployment"
+    config = ServerConfig(adapters=[AdapterSettings(STORAGE_TEMPLATE_ID, "http://127.0.0.1:9/a"),
+                                    AdapterSettings(OUTPUT_PORT_TEMPLATE_ID, "http://127.0.0.1:9/a")],
+                          public_url="https://meshbot.example.com")
+    [reply] = run_comment(repository, config, "github", 1, "c1", "/deploy", "writer", project="acme/cashflow",
+                          connection=redis_engine.redis)
+    assert "queued behind 1 other deployment(s) of `urn:dmb:dp:finance:cashflow:1` in `development`" in reply
+    [deployment_id] = [item for item in redis_engine.store.history(product, "development")]
+    deployment = redis_engine.store.load(deployment_id)
+    assert deployment.report_to["comment"] == {"number": "1", "id": repository.comment_threads[1][-1].id}
+    assert deployment.report_to["statusUrl"] == (
+        "https://meshbot.example.com/status/urn:dmb:dp:finance:cashflow:1?env=development")
