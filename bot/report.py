@@ -11,6 +11,7 @@ from typing import Any
 import jinja2
 
 from bot.descriptor import Descriptor
+from bot.errors import SourcePosition
 from policies.model import Failure, PolicyResult, Severity, Status
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -184,14 +185,18 @@ def to_markdown(report: CheckReport, limit: int = MARKDOWN_LIMIT) -> str:
     return body if len(body) <= limit else body[: limit - 80] + "\n\n…(report cut at the comment size limit)\n"
 
 
+def markdown_position(position: SourcePosition | None) -> str:
+    """`file` line L, column C for a comment; empty when there is no position."""
+    if position is None:
+        return ""
+    where = code_span(position.file)
+    if position.line is not None:
+        where += f" line {position.line}"
+        if position.column is not None:
+            where += f", column {position.column}"
+    return where
+
+
 def _markdown_failure(failure: Failure) -> str:
-    position = failure.position
-    where = ""
-    if position is not None:
-        where = code_span(position.file)
-        if position.line is not None:
-            where += f" line {position.line}"
-            if position.column is not None:
-                where += f", column {position.column}"
-        where += " · "
-    return f"- {where}{code_span(failure.path)}: {escape_markdown(failure.message)}"
+    where = markdown_position(failure.position)
+    return f"- {where + ' · ' if where else ''}{code_span(failure.path)}: {escape_markdown(failure.message)}"

@@ -17,7 +17,7 @@ from bot.config import ServerConfig, config_path, load_config
 from bot.discovery import RemoteLocations
 from bot.errors import InputError, InputErrors, SourcePosition
 from bot.files import FileTooLarge
-from bot.report import CATEGORIES, CheckReport, code_span, escape_markdown, to_markdown
+from bot.report import CATEGORIES, CheckReport, escape_markdown, markdown_position, to_markdown
 from policies.engine import evaluate
 from policies.loader import load_policies
 from policies.model import Policy, Status
@@ -114,16 +114,8 @@ def _error_review(sha: str, environment: str, reason: str, errors: list[InputErr
 
 
 def _markdown_error(error: InputError) -> str:
-    position = error.position
-    where = ""
-    if position is not None:
-        where = code_span(position.file)
-        if position.line is not None:
-            where += f" line {position.line}"
-            if position.column is not None:
-                where += f", column {position.column}"
-        where += ": "
-    return f"- {where}{escape_markdown(error.message)}"
+    where = markdown_position(error.position)
+    return f"- {where + ': ' if where else ''}{escape_markdown(error.message)}"
 
 
 def _header() -> str:
