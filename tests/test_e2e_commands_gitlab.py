@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 
-from app import create_app
 from bot.status import product_status
 from tests.deploy_harness import Start
 from tests.forge.gitlab_server import gitlab_server
 from tests.test_deploy_cli import adapters_config, sqlite_objects
-from tests.test_e2e_gitlab import PATH, PRODUCT, Bot, configure, example_files, open_merge_request
+from tests.test_e2e_gitlab import PATH, PRODUCT, Bot, example_files, gitlab_bot, open_merge_request
 from tests.test_events import fixture
 from tests.test_reference_adapter_openapi import running_adapter
 
@@ -42,11 +41,8 @@ def replies(bot: Bot, record: Any) -> list[str]:
 def test_deploy_then_undeploy_from_a_merge_request(start: Start, monkeypatch: pytest.MonkeyPatch,
                                                    tmp_path: Path) -> None:
     with gitlab_server() as server, running_adapter(tmp_path / "adapter.db") as adapter:
-        project = server.create_project(PATH, example_files())
-        configure(monkeypatch, server, tmp_path, adapters_config(adapter.url))
-        engine = start(2)
-        web = create_app(redis_connection=engine.redis, bot_usernames=[server.bot.username]).test_client()
-        bot = Bot(server, engine, web, project)
+        bot = gitlab_bot(server, start, monkeypatch, tmp_path, adapters_config(adapter.url))
+        project, engine = bot.project, bot.engine
         server.set_member(project, "dev", 30)  # Developer
         server.set_member(project, "lead", 50)  # Owner
         record = open_merge_request(bot)
@@ -75,11 +71,8 @@ def test_dry_run_typos_usage_import_and_a_human_commit_on_gitlab(start: Start, m
 
     port = "components/daily-cashflow/catalog-info.yaml"
     with gitlab_server() as server, running_adapter(tmp_path / "adapter.db") as adapter:
-        project = server.create_project(PATH, example_files())
-        configure(monkeypatch, server, tmp_path, adapters_config(adapter.url))
-        engine = start(2)
-        web = create_app(redis_connection=engine.redis, bot_usernames=[server.bot.username]).test_client()
-        bot = Bot(server, engine, web, project)
+        bot = gitlab_bot(server, start, monkeypatch, tmp_path, adapters_config(adapter.url))
+        project = bot.project
         server.set_member(project, "dev", 30)
         server.set_member(project, "guest", 20)
         record = open_merge_request(bot)

@@ -130,11 +130,7 @@ class Bot:
 def bot(start: Start, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Bot]:
     """A GitLab server holding the example on `data/finance/cashflow`, two workers pointed at it, the web app."""
     with gitlab_server() as server:
-        project = server.create_project(PATH, example_files())
-        configure(monkeypatch, server, tmp_path, "")
-        engine = start(2)
-        web = create_app(redis_connection=engine.redis, bot_usernames=[server.bot.username]).test_client()
-        yield Bot(server, engine, web, project)
+        yield gitlab_bot(server, start, monkeypatch, tmp_path, "")
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, server: GitLabServer, directory: Path, config: str) -> None:
@@ -148,6 +144,16 @@ def configure(monkeypatch: pytest.MonkeyPatch, server: GitLabServer, directory: 
     monkeypatch.setenv("MESHBOT_HOME", str(directory / "home"))
     monkeypatch.delenv("MESHBOT_BOT_USERNAME", raising=False)
     monkeypatch.delenv("REDIS_URL", raising=False)
+
+
+def gitlab_bot(server: GitLabServer, start: Start, monkeypatch: pytest.MonkeyPatch, directory: Path,
+            config: str) -> Bot:
+    """The example on PATH, the configuration written, two workers started (after it), and the web app."""
+    project = server.create_project(PATH, example_files())
+    configure(monkeypatch, server, directory, config)
+    engine = start(2)
+    web = create_app(redis_connection=engine.redis, bot_usernames=[server.bot.username]).test_client()
+    return Bot(server, engine, web, project)
 
 
 def open_merge_request(bot: Bot, files: dict[str, bytes] | None = None) -> MergeRequestRecord:
@@ -300,11 +306,8 @@ def test_a_release_tag_deploys_through_the_reference_adapter(start: Start, monke
                                                              tmp_path: Path) -> None:
     """Tag v1.0.0 with adapters configured: deployed, the deploy status success, GitLab's deployment success."""
     with gitlab_server() as server, running_adapter(tmp_path / "adapter.db") as adapter:
-        project = server.create_project(PATH, example_files())
-        configure(monkeypatch, server, tmp_path, adapters_config(adapter.url))
-        engine = start(2)
-        web = create_app(redis_connection=engine.redis, bot_usernames=[server.bot.username]).test_client()
-        bot = Bot(server, engine, web, project)
+        bot = gitlab_bot(server, start, monkeypatch, tmp_path, adapters_config(adapter.url))
+        project, engine = bot.project, bot.engine
         sha = project.branches["main"]
         response = bot.deliver("Tag Push Hook", bot.push_hook("refs/tags/v1.0.0", "0" * 40, sha, "tag_push"))
         assert response.status_code == 202, response.get_json()
