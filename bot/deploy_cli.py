@@ -282,9 +282,11 @@ def _status_command(arguments: argparse.Namespace) -> int:
 
 def _worker_command(arguments: argparse.Namespace) -> int:
     from bot.local_workers import choose_redis, exit_with_parent, shown_url
+    from bot.logs import configure_logging
     from bot.redis_connection import EmbeddedRedisError
     from bot.worker import run_worker
 
+    configure_logging()
     config = _config(arguments)
     if config is None:
         return EXIT_INPUT

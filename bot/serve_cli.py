@@ -34,9 +34,11 @@ def register(commands: Any) -> None:
 
 def _serve_command(arguments: argparse.Namespace) -> int:
     from bot.local_workers import LocalWorkers, choose_redis, shown_url
+    from bot.logs import configure_logging
     from bot.redis_connection import REDIS_URL_ENVIRONMENT_VARIABLE, EmbeddedRedisError
     from bot.webhook_secret import use_secret_when_none_is_set
 
+    configure_logging()  # before gunicorn forks its workers: they inherit it
     path = config_path(arguments.config)
     try:
         config = load_config(path)

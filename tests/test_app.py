@@ -141,13 +141,15 @@ def test_the_same_delivery_twice_acts_once(client, redis_engine):
 # ---------------------------------------------------------------------- refused deliveries
 
 
-def test_wrong_github_signature_is_401(client, redis_engine):
+def test_wrong_github_signature_is_401(client, redis_engine, caplog):
     body = fixture_bytes("github", "push_branch")
     for sign in ("", signature(body, "not-the-secret"), signature(body + b"\n")):
-        response = post_github(client, "push", body, sign=sign)
+        response = post_github(client, "push", body, sign=sign, delivery="d-forged")
         assert response.status_code == 401
         assert response.get_json() == {"error": "missing or wrong X-Hub-Signature-256"}
     assert queued(redis_engine.redis) == []
+    refused = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert refused == ["github delivery 'd-forged' refused: missing or wrong X-Hub-Signature-256"] * 3
 
 
 def test_no_secret_configured_refuses_everything(redis_engine, monkeypatch, caplog):

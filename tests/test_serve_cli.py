@@ -40,6 +40,7 @@ class Service:
             cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
+        self.rest = ""
         wait_for(self._healthy, 30, f"meshbot serve to answer on {self.url}")
 
     def _healthy(self) -> bool:
@@ -59,10 +60,8 @@ class Service:
     def stop(self) -> int:
         """SIGTERM, as a service manager stops it; the exit code."""
         self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        finally:
-            self.process.stdout.close()
+        self.rest, _ = self.process.communicate(timeout=30)  # everything printed after the banner
+        return self.process.returncode
 
 
 @pytest.fixture
@@ -117,6 +116,9 @@ def test_a_first_run_generates_a_private_secret_serves_and_stops_cleanly(home):
                            headers={"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": secret})
     assert gitlab.status_code != 401  # the same generated secret closes both endpoints
     assert service.stop() == 0
+    log = "".join(service.lines) + service.rest
+    assert " INFO app [" in log and f"github delivery 'd-2' queued jobs {accepted.json()['jobs'][0]}" in log
+    assert "could not" not in log
 
     again = Service(home)
     assert "generated on an earlier run" in again.banner() and (home / "webhook-secret").read_text().strip() == secret
