@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import json
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bot.serve_cli import load_application
 from tests.deploy_harness import ROOT, wait_for
 from tests.test_deploy_cli import _processes_of
 
@@ -147,3 +149,14 @@ def test_a_broken_configuration_stops_at_start_with_the_place(home, tmp_path):
                             env={**environment, "MESHBOT_HOME": str(home)}, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert f"{config}:2:8: releases.tag: 'release' must contain {{version}} once" in result.stderr
+
+
+def test_the_web_application_is_loaded_with_its_startup_objects_frozen():
+    """Frozen objects are never walked by the garbage collector: no long pause in the middle of a request."""
+    gc.unfreeze()
+    try:
+        application = load_application()
+        assert application.name == "meshbot" and gc.get_freeze_count() > 10_000
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
