@@ -17,13 +17,16 @@ No RQ worker runs: jobs are only enqueued, counted after each phase, then the qu
 so that Redis does not grow.
 
 Load: --clients concurrent clients (16) over loopback, spread over --client-processes processes (4, so 4 x 4
-threads) so that the GIL of one client process is not the bottleneck; each thread has its own http.client
-keep-alive connection (gunicorn's sync worker answers `Connection: close`, so http.client reconnects for
-the next request: that connect is part of every latency, for both targets). Each request is a GitHub push
-delivery: the push_branch fixture (about 4 KB of JSON), with per-delivery `after`/`head_commit` ids, the
-headers GitHub sends, a unique X-GitHub-Delivery (UUID-shaped) and the correct X-Hub-Signature-256, all
-prepared before the clock starts (each thread cycles through 64 distinct signed bodies; the delivery ids
-never repeat). Both targets get exactly the same requests. Closed loop: a client sends its next request
+threads) so that the GIL of one client process is not the bottleneck. gunicorn's sync worker answers
+`Connection: close`, so every request opens a new connection: that connect is part of every latency, for both
+targets. --client raw (the default) sends each request as bytes prepared before the clock starts (the request
+line and headers exactly as http.client writes them, then the body) on a plain socket and reads the answer to its
+end: the load generator shares the 2 CPUs with the servers, and this way it takes about half the CPU that
+http.client's request/response objects take (--client http.client, the method of the first measurements).
+Each request is a GitHub push delivery: the push_branch fixture (about 4 KB of JSON), with per-delivery
+`after`/`head_commit` ids, the headers GitHub sends, a unique X-GitHub-Delivery (UUID-shaped) and the correct
+X-Hub-Signature-256, all prepared before the clock starts (each thread cycles through 64 distinct signed bodies;
+the delivery ids never repeat). Both targets get exactly the same requests. Closed loop: a client sends its next request
 as soon as it has read the answer. Per repeat and target: a warm-up phase (--warmup requests, not
 counted), then --requests requests (or --seconds seconds); the targets alternate (bare, meshbot, bare,
 ...), so that noise on this shared machine hits both alike.
@@ -41,6 +44,7 @@ whole loop: accept, parse, the Flask app, Redis, logging), one measured phase, t
     python benchmarks/bench_webhooks.py                        # 16 clients, 2 web workers, 3 repeats
     python benchmarks/bench_webhooks.py --web-workers 4 --requests 5000
     python benchmarks/bench_webhooks.py --seconds 10 --repeat 1
+    python benchmarks/bench_webhooks.py --client http.client   # the load generator of the first measurements
     python benchmarks/bench_webhooks.py --web-workers 1 --profile   # where one worker's time goes
     python benchmarks/bench_webhooks.py --json
 """
@@ -228,9 +232,41 @@ def delivery_headers(body: bytes, signature: str, delivery: str) -> dict[str, st
     }
 
 
+def raw_request(port: int, body: bytes, headers: dict[str, str]) -> bytes:
+    """The request as bytes on the wire, the way http.client sends it (Host, Accept-Encoding, then the headers)."""
+    lines = [f"POST {PATH} HTTP/1.1", f"Host: {HOST}:{port}", "Accept-Encoding: identity",
+             *(f"{name}: {value}" for name, value in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def raw_exchange(port: int, request: bytes) -> str:
+    """Send one request on a new connection and read the answer to its end; the status code."""
+    with socket.create_connection((HOST, port), timeout=30) as connection:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection.sendall(request)
+        answer = b""
+        while True:  # gunicorn's sync worker closes the connection after each answer
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+            head, separator, rest = answer.partition(b"\r\n\r\n")
+            if separator:
+                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                               if line.lower().startswith(b"content-length:")), None)
+                if length is not None and len(rest) >= length:
+                    break
+    status_line = answer.split(b"\r\n", 1)[0].split()
+    if len(status_line) < 2:
+        raise http.client.BadStatusLine(repr(answer[:80]))
+    return status_line[1].decode()
+
+
 def client_thread(port: int, requests: list[tuple[bytes, dict[str, str]]] | None, pool: list[tuple[bytes, str]],
-                  prefix: str, deadline: float | None, start: threading.Barrier, out: dict[str, Any]) -> None:
+                  prefix: str, deadline: float | None, start: threading.Barrier, out: dict[str, Any],
+                  raw: bool) -> None:
     connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    prepared = [raw_request(port, body, headers) for body, headers in requests] if raw and requests else None
     latencies: list[int] = []
     statuses: Counter[str] = Counter()
     clock = time.perf_counter_ns
@@ -247,13 +283,17 @@ def client_thread(port: int, requests: list[tuple[bytes, dict[str, str]]] | None
                 break
             body, signature = pool[index % len(pool)]
             headers = delivery_headers(body, signature, f"{prefix}{index:012x}")
+        wire = (prepared[index] if prepared else raw_request(port, body, headers)) if raw else b""
         index += 1
         sent = clock()
         try:
-            connection.request("POST", PATH, body, headers)
-            response = connection.getresponse()
-            response.read()
-            status = str(response.status)
+            if raw:
+                status = raw_exchange(port, wire)
+            else:
+                connection.request("POST", PATH, body, headers)
+                response = connection.getresponse()
+                response.read()
+                status = str(response.status)
         except (OSError, http.client.HTTPException) as error:
             connection.close()
             status = type(error).__name__
@@ -270,8 +310,8 @@ def client_process(pipe: Connection, seed: str) -> None:
         message = pipe.recv()
         if message is None:
             return
-        threads, port, per_thread, seconds, phase = (message[key] for key in
-                                                     ("threads", "port", "per_thread", "seconds", "phase"))
+        threads, port, per_thread, seconds, phase, raw = (message[key] for key in
+                                                          ("threads", "port", "per_thread", "seconds", "phase", "raw"))
         plans = []
         for number in range(threads):
             pool = pools.setdefault(number, signed_bodies(BODIES_PER_THREAD, f"{seed}-{number}"))
@@ -288,7 +328,8 @@ def client_process(pipe: Connection, seed: str) -> None:
         assert pipe.recv() == ("go", phase)
         deadline = time.perf_counter() + seconds if seconds else None
         for (prepared, pool, prefix), out in zip(plans, outs, strict=True):
-            thread = threading.Thread(target=client_thread, args=(port, prepared, pool, prefix, deadline, start, out))
+            thread = threading.Thread(target=client_thread,
+                                      args=(port, prepared, pool, prefix, deadline, start, out, raw))
             thread.start()
             workers.append(thread)
         start.wait()
@@ -300,7 +341,8 @@ def client_process(pipe: Connection, seed: str) -> None:
 class Clients:
     """--clients threads spread over --client-processes processes, kept across phases."""
 
-    def __init__(self, clients: int, processes: int) -> None:
+    def __init__(self, clients: int, processes: int, raw: bool = True) -> None:
+        self.raw = raw
         processes = max(1, min(processes, clients))
         self.threads = [clients // processes + (1 if index < clients % processes else 0) for index in range(processes)]
         context = multiprocessing.get_context("fork")
@@ -324,7 +366,7 @@ class Clients:
         for pipe, threads in zip(self.pipes, self.threads, strict=True):
             per_thread = None if requests is None else -(-requests // total_threads)  # ceiling: all threads equal
             pipe.send({"threads": threads, "port": port, "per_thread": per_thread, "seconds": seconds,
-                       "phase": self.phase})
+                       "phase": self.phase, "raw": self.raw})
         for pipe in self.pipes:
             assert pipe.recv() == "ready"
 
@@ -455,7 +497,8 @@ def table(report: dict[str, Any]) -> str:
         f"machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, gunicorn {m['gunicorn']}, Flask {m['flask']}, "
         f"Werkzeug {m['werkzeug']}, rq {m['rq']}, redis-py {m['redis_py']}; load average {m['load_average']:.2f}",
         f"command: {report['command']}",
-        f"{report['clients']} clients ({report['client_processes']} processes), {report['web_workers']} gunicorn "
+        f"{report['clients']} {report['client']} clients ({report['client_processes']} processes), "
+        f"{report['web_workers']} gunicorn "
         f"sync worker(s) per server, {report['load']} per target per repeat after {report['warmup']} warm-up "
         f"requests, {report['repeat']} repeat(s), median of repeats",
         "",
@@ -517,6 +560,9 @@ def main(argv: list[str] | None = None) -> int:
     load = parser.add_mutually_exclusive_group()
     load.add_argument("--requests", type=int, default=None, help="requests per target per repeat (4000)")
     load.add_argument("--seconds", type=float, default=None, help="seconds per target per repeat, instead")
+    parser.add_argument("--client", choices=["raw", "http.client"], default="raw",
+                        help="how clients send: prebuilt bytes on a plain socket (raw, default: the load generator "
+                             "takes less of the CPUs it shares with the servers) or http.client")
     parser.add_argument("--warmup", type=int, default=400, help="warm-up requests before each phase (400)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers per server (2, as meshbot serve)")
     parser.add_argument("--repeat", type=int, default=3, help="repeats; the median of each figure is reported (3)")
@@ -547,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
         "command": "python benchmarks/bench_webhooks.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "clients": arguments.clients, "client_processes": min(arguments.client_processes, arguments.clients),
+        "client": arguments.client,
         "web_workers": arguments.web_workers, "warmup": arguments.warmup, "repeat": arguments.repeat,
         "load": f"{requests} requests" if requests else f"{seconds:g} s",
         "runs": {"bare": [], "meshbot": []},
@@ -561,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for kind in ("bare", "meshbot"):
                 servers[kind] = start_server(kind, arguments.web_workers, redis_url, folder)
-            clients = Clients(arguments.clients, arguments.client_processes)
+            clients = Clients(arguments.clients, arguments.client_processes, arguments.client == "raw")
             for number in range(arguments.repeat):
                 for kind in ("bare", "meshbot"):
                     process, port = servers[kind]
@@ -606,7 +653,7 @@ def profile_run(arguments: argparse.Namespace, requests: int | None, seconds: fl
         os.mkdir(profile_dir)
         process, port = start_server("meshbot", arguments.web_workers, f"unix://{server.socket_file}", folder,
                                      profile_dir, arguments.profile_clock)
-        clients = Clients(arguments.clients, arguments.client_processes)
+        clients = Clients(arguments.clients, arguments.client_processes, arguments.client == "raw")
         try:
             warm_up("meshbot", clients, port, arguments.warmup, server)
             run = phase("meshbot", clients, port, requests, seconds, server, process, int(server.pid))
