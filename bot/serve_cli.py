@@ -10,6 +10,7 @@ import argparse
 import gc
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from bot.config import CONFIG_ENVIRONMENT_VARIABLE, config_path, load_config
@@ -62,6 +63,10 @@ def _serve_command(arguments: argparse.Namespace) -> int:
     try:
         workers.start()
         print(_banner(base, shown_url(choice.url), choice.embedded, count, generated), flush=True)
+        if count and workers.log_path:
+            print(f"  worker log:     {workers.log_path}", flush=True)
+        for line in missing_forge_credentials(os.environ):
+            print(f"  {line}", flush=True)
         _run_gunicorn(f"{arguments.host}:{arguments.port}", arguments.web_workers, arguments.access_log)
     finally:
         workers.stop()
@@ -86,6 +91,20 @@ def _banner(base: str, redis_url: str, embedded: bool, workers: int, generated: 
             "  GitHub: paste it as the webhook's Secret; GitLab: as the webhook's Secret token.",
         ]
     return "\n".join(lines)
+
+
+def missing_forge_credentials(environment: Mapping[str, str]) -> list[str]:
+    """A warning for each forge meshbot has no credentials for: its deliveries are accepted, its jobs fail."""
+    missing = []
+    if not environment.get("MESHBOT_GITHUB_TOKEN") and not (
+            environment.get("MESHBOT_GITHUB_APP_ID") and environment.get("MESHBOT_GITHUB_APP_PRIVATE_KEY")):
+        missing.append("no GitHub credentials (MESHBOT_GITHUB_TOKEN, or MESHBOT_GITHUB_APP_ID and "
+                       "MESHBOT_GITHUB_APP_PRIVATE_KEY): GitHub deliveries are accepted, but their jobs fail "
+                       "until one is set")
+    if not environment.get("MESHBOT_GITLAB_TOKEN"):
+        missing.append("no GitLab credentials (MESHBOT_GITLAB_TOKEN): GitLab deliveries are accepted, but their "
+                       "jobs fail until it is set")
+    return missing
 
 
 def load_application() -> Any:

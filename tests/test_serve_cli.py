@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.serve_cli import load_application
+from bot.serve_cli import load_application, missing_forge_credentials
 from tests.deploy_harness import ROOT, wait_for
 from tests.test_deploy_cli import _processes_of
 
@@ -104,6 +104,8 @@ def test_a_first_run_generates_a_private_secret_serves_and_stops_cleanly(home):
     assert f"GitHub webhook: {service.url}/webhooks/github" in banner
     assert f"GitLab webhook: {service.url}/webhooks/gitlab" in banner
     assert "generated now" in banner and secret in banner
+    assert f"worker log:     {home / 'logs' / 'workers.log'}" in banner
+    assert "no GitHub credentials (MESHBOT_GITHUB_TOKEN" in banner and "no GitLab credentials" in banner
 
     ping = requests.post(service.url + "/webhooks/github", timeout=5,
                          **signed(secret, "ping", {"zen": "hi", "hook_id": 1}, "d-1"))
@@ -128,9 +130,10 @@ def test_a_first_run_generates_a_private_secret_serves_and_stops_cleanly(home):
 
 
 def test_secrets_from_the_environment_are_used_and_never_printed(home):
-    service = Service(home, {"MESHBOT_GITHUB_WEBHOOK_SECRET": "s3cret-from-env"})
+    service = Service(home, {"MESHBOT_GITHUB_WEBHOOK_SECRET": "s3cret-from-env", "MESHBOT_GITHUB_TOKEN": "t0ken"})
     banner = service.banner()
-    assert "s3cret-from-env" not in banner and "webhook secret" not in banner
+    assert "s3cret-from-env" not in banner and "webhook secret" not in banner and "t0ken" not in banner
+    assert "no GitHub credentials" not in banner and "no GitLab credentials" in banner
     assert not (home / "webhook-secret").exists()
     ok = requests.post(service.url + "/webhooks/github", timeout=5,
                        **signed("s3cret-from-env", "ping", {"zen": "hi"}, "d-1"))
@@ -160,3 +163,16 @@ def test_the_web_application_is_loaded_with_its_startup_objects_frozen():
         assert gc.isenabled()
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize(("environment", "missing"), [
+    ({}, ["GitHub", "GitLab"]),
+    ({"MESHBOT_GITHUB_TOKEN": "t", "MESHBOT_GITLAB_TOKEN": "t"}, []),
+    ({"MESHBOT_GITHUB_APP_ID": "1", "MESHBOT_GITHUB_APP_PRIVATE_KEY": "/k.pem"}, ["GitLab"]),
+    ({"MESHBOT_GITHUB_APP_ID": "1", "MESHBOT_GITLAB_TOKEN": "t"}, ["GitHub"]),  # an App needs its key too
+    ({"MESHBOT_GITHUB_TOKEN": "", "MESHBOT_GITLAB_TOKEN": "t"}, ["GitHub"]),
+])
+def test_serve_says_which_forges_it_has_no_credentials_for(environment, missing):
+    lines = missing_forge_credentials(environment)
+    assert [line.split()[1] for line in lines] == missing
+    assert all("deliveries are accepted, but their jobs fail" in line for line in lines)
