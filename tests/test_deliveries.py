@@ -117,3 +117,12 @@ def test_a_failed_enqueue_records_nothing_so_the_redelivery_is_accepted(intake):
 def test_long_ids_make_short_keys():
     key = delivery_key("gitlab", "x" * 10_000)
     assert len(key) < 120 and key != delivery_key("gitlab", "x" * 9_999)
+
+
+def test_a_redis_that_lost_the_script_still_accepts(intake):
+    """After a Redis restart or SCRIPT FLUSH the script is loaded again, not reported as a failure."""
+    assert intake.accept("github", "before-flush", [CHECK_MAIN]) is not None
+    intake.connection.script_flush()
+    assert intake.accept("github", "after-flush", [CHECK_MAIN]) is not None
+    assert intake.accept("github", "after-flush", [CHECK_MAIN]) is None
+    assert len(intake.queue.job_ids) == 2
