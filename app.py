@@ -19,11 +19,11 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot import __version__
-from bot.deliveries import DeliveryIntake
-from bot.events import GITHUB, GITLAB, Event, Ignored, github_event, gitlab_event
-from bot.router import JobRequest, route
-from bot.runner import queue
-from bot.signatures import github_signature_valid, gitlab_token_valid
+from bot.engine.runner import queue
+from bot.forge.deliveries import DeliveryIntake
+from bot.forge.events import GITHUB, GITLAB, Event, Ignored, github_event, gitlab_event
+from bot.forge.router import JobRequest, route
+from bot.forge.signatures import github_signature_valid, gitlab_token_valid
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class _Redis:
         """The connection, opened now if it was not given."""
         with self._lock:
             if self._connection is None:
-                from bot.redis_connection import connect  # starting the embedded server is not for import time
+                from bot.engine.redis_connection import connect  # starting the embedded server is not for import time
 
                 self._connection = connect()
             return self._connection
@@ -95,7 +95,7 @@ def create_app(
         refused = _api_refusal()
         if refused is not None:
             return refused
-        from bot.status import environments, product_status
+        from bot.engine.status import environments, product_status
 
         client = connection.get()
         environment = request.args.get("env")

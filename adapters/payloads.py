@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from adapters.model import DESCRIPTOR_KIND_COMPONENT, DESCRIPTOR_KIND_DATA_PRODUCT, JsonBody
-from bot.yamldump import dump_yaml
+from bot.descriptor.yamldump import dump_yaml
 
 
 def data_product_request(descriptor: dict[str, Any], remove_data: bool = False) -> dict[str, Any]:

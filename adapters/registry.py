@@ -7,9 +7,9 @@ from typing import Any
 
 from adapters.client import TechAdapterClient
 from bot.config import AdapterSettings
-from bot.descriptor import Descriptor
-from bot.errors import InputError
-from bot.yamlsafe import DataPath
+from bot.descriptor.errors import InputError
+from bot.descriptor.model import Descriptor
+from bot.descriptor.yamlsafe import DataPath
 
 
 class AdapterRegistry:

@@ -54,7 +54,7 @@ POLL_INTERVAL = 0.005
 
 
 def start_adapter(database: Path, asynchronous: bool) -> tuple[subprocess.Popen[str], str]:
-    command = [sys.executable, "-m", "bot", "adapter", "serve", "--port", "0", "--db", str(database)]
+    command = [sys.executable, "-m", "bot.cli", "adapter", "serve", "--port", "0", "--db", str(database)]
     if asynchronous:
         command += ["--async", "--async-delay", "0"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -1,6 +1,6 @@
 """Forge HTTP requests per merge request event for a data product of 50 components, on GitHub and GitLab.
 
-Runs the merge request job's work (`bot.review.review_merge_request`) with the real `GitHubForge` and
+Runs the merge request job's work (`bot.forge.review.review_merge_request`) with the real `GitHubForge` and
 `GitLabForge` against the local test servers (real HTTP): a first review that creates meshbot's comment, then,
 after a push, a second that edits it. Each event is counted twice, by the repository's `api_calls` and by the
 server's own request log, which must agree, and broken down by endpoint. Three ways of reading the repository
@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.config import ServerConfig  # noqa: E402
-from bot.files import MAX_FILE_BYTES  # noqa: E402
-from bot.review import Governance, review_merge_request  # noqa: E402
+from bot.descriptor.files import MAX_FILE_BYTES  # noqa: E402
+from bot.forge.review import Governance, review_merge_request  # noqa: E402
 from policies.loader import load_policies  # noqa: E402
 from tests.builders import SYSTEM, component  # noqa: E402
-from tests.forge.github_server import github_server  # noqa: E402
-from tests.forge.gitlab_server import gitlab_server  # noqa: E402
+from tests.servers.github import github_server  # noqa: E402
+from tests.servers.gitlab import gitlab_server  # noqa: E402
 from vcs.base import Forge, Repository  # noqa: E402
 from vcs.github import GitHubForge  # noqa: E402
 from vcs.gitlab import GitLabForge  # noqa: E402

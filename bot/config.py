@@ -9,10 +9,10 @@ from typing import Any
 
 import jsonschema
 
-from bot.errors import InputError, InputErrors, SourcePosition
-from bot.files import MAX_FILE_BYTES
-from bot.rights import ENVIRONMENT_SETTINGS_SCHEMA, EnvironmentRules, rules_for
-from bot.yamlsafe import YamlDocument, load_single
+from bot.descriptor.errors import InputError, InputErrors, SourcePosition
+from bot.descriptor.files import MAX_FILE_BYTES
+from bot.descriptor.yamlsafe import YamlDocument, load_single
+from vcs.base import Permission
 
 CONFIG_ENVIRONMENT_VARIABLE = "MESHBOT_CONFIG"
 DEFAULT_ADAPTER_TIMEOUT = 600.0
@@ -20,6 +20,46 @@ DEFAULT_HISTORY = 50
 DEFAULT_MERGE_REQUEST_ENVIRONMENT = "development"
 DEFAULT_RELEASE_TAG = "v{version}"
 DEFAULT_RELEASE_ENVIRONMENTS = ("production",)
+
+PERMISSIONS = {"read": Permission.READ, "write": Permission.WRITE, "maintain": Permission.MAINTAIN,
+               "admin": Permission.ADMIN}
+PRODUCTION_NAMES = frozenset({"production", "prod", "prd"})
+
+ENVIRONMENT_SETTINGS_SCHEMA: dict[str, Any] = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "properties": {
+        "deploy_permission": {"enum": list(PERMISSIONS)},
+        "undeploy_permission": {"enum": list(PERMISSIONS)},
+        "merge_request_deploys": {"type": "boolean"},
+        "approval_required": {"type": "boolean"},
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentRules:
+    """What an environment demands of merge request commands."""
+
+    name: str
+    deploy_permission: Permission = Permission.WRITE
+    undeploy_permission: Permission = Permission.ADMIN
+    merge_request_deploys: bool = True
+    approval_required: bool = False
+
+
+def rules_for(name: str, settings: dict[str, Any] | None) -> EnvironmentRules:
+    """The rules of an environment from its configuration settings; production-like names are strict by default."""
+    settings = settings or {}
+    production = name.lower() in PRODUCTION_NAMES
+    deploy = PERMISSIONS[settings.get("deploy_permission", "maintain" if production else "write")]
+    undeploy = PERMISSIONS[settings.get("undeploy_permission", "admin")]  # removing is the most destructive
+    return EnvironmentRules(
+        name=name, deploy_permission=deploy, undeploy_permission=max(undeploy, deploy),
+        merge_request_deploys=bool(settings.get("merge_request_deploys", not production)),
+        approval_required=bool(settings.get("approval_required", production)),
+    )
+
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

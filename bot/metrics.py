@@ -13,10 +13,9 @@ from prometheus_client.core import CollectorRegistry, CounterMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from bot.store import PREFIX, as_text
-
-API_CALLS_KEY = f"{PREFIX}:metrics:forge_api_calls"
-EVENTS_KEY = f"{PREFIX}:metrics:events"
+# Under the engine's own "meshbot:" key prefix; metrics sit below the engine, so they do not import it.
+API_CALLS_KEY = "meshbot:metrics:forge_api_calls"
+EVENTS_KEY = "meshbot:metrics:events"
 SEPARATOR = "\x1f"  # joins label values in a hash field; never in a forge name or event kind
 
 
@@ -27,6 +26,11 @@ def count_event(connection: redis.Redis, forge: str, event: str, api_calls: int)
         pipeline.hincrby(EVENTS_KEY, field, 1)
         pipeline.hincrby(API_CALLS_KEY, field, api_calls)
         pipeline.execute()
+
+
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text, whether the client decodes replies or not."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class _RedisCounters(Collector):
@@ -43,8 +47,8 @@ class _RedisCounters(Collector):
         ):
             family = CounterMetricFamily(name, documentation, labels=["forge", "event"])
             for field, value in sorted(self.connection.hgetall(key).items()):
-                forge, _, event = as_text(field).partition(SEPARATOR)
-                family.add_metric([forge, event], float(as_text(value)))
+                forge, _, event = _text(field).partition(SEPARATOR)
+                family.add_metric([forge, event], float(_text(value)))
             yield family
 
 

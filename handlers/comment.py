@@ -1,11 +1,11 @@
-"""RQ job: the commands of a new merge request comment (bot.comment_commands)."""
+"""RQ job: the commands of a new merge request comment (bot.forge.comment_commands)."""
 
 from __future__ import annotations
 
 from rq import get_current_job
 
-from bot.comment_commands import run_comment
 from bot.config import config_path, load_config
+from bot.forge.comment_commands import run_comment
 from bot.metrics import count_event
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from bot.engine.store import PREFIX
+from bot.forge.review import review_merge_request
 from bot.metrics import count_event
-from bot.review import review_merge_request
-from bot.store import PREFIX
 
 LOCK_SECONDS = 300  # longer than any review; a worker that dies holding the lock frees it after this
 

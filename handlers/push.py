@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from bot.forge.review import review_push
 from bot.metrics import count_event
-from bot.review import review_push
 
 
 def check(forge: str, project: str, branch: str, sha: str) -> str:

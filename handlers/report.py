@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from bot.engine.runner import task_view
+from bot.engine.store import Store
+from bot.forge.release import report_outcome
 from bot.metrics import count_event
-from bot.release import report_outcome
-from bot.runner import task_view
-from bot.store import Store
 from vcs import factory
 from vcs.tally import CallTally
 
@@ -32,8 +32,8 @@ def deployment_ended(deployment_id: str) -> str:
 
 def deployment_progress(deployment_id: str) -> str:
     """Edit the comment that follows a running deployment: the plan with each task's state so far."""
-    from bot.comment_commands import REPLY_MARKER
-    from bot.mr_deploy import progress_reply
+    from bot.forge.comment_commands import REPLY_MARKER
+    from bot.forge.merge_request_deploy import progress_reply
 
     job = get_current_job()
     assert job is not None, "meshbot jobs run on RQ workers"

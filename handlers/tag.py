@@ -1,12 +1,12 @@
-"""Job: a pushed tag; a release tag deploys the tagged commit to the release environments (bot.release)."""
+"""Job: a pushed tag; a release tag deploys the tagged commit to the release environments (bot.forge.release)."""
 
 from __future__ import annotations
 
 from rq import get_current_job
 
 from bot.config import config_path, load_config
+from bot.forge.release import release as release_commit
 from bot.metrics import count_event
-from bot.release import release as release_commit
 from policies.loader import load_policies
 from vcs import factory
 from vcs.locations import ForgeLocations

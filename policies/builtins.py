@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.descriptor import Descriptor, format_path, major_version
-from bot.yamlsafe import DataPath
+from bot.descriptor.model import Descriptor, format_path, major_version
+from bot.descriptor.yamlsafe import DataPath
 from policies.model import Failure
 
 URN_PART = re.compile(r"^[a-zA-Z0-9_-]+$")

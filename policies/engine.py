@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from bot.descriptor import Descriptor, format_path
-from bot.yamlsafe import DataPath
+from bot.descriptor.model import Descriptor, format_path
+from bot.descriptor.yamlsafe import DataPath
 from policies.builtins import BUILTINS, CheckContext
 from policies.model import Failure, Policy, PolicyResult, Status, Target
 

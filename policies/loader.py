@@ -11,9 +11,9 @@ from typing import Any
 import jsonschema
 import jsonschema_rs
 
-from bot.errors import InputError, InputErrors, SourcePosition
-from bot.files import MAX_FILE_BYTES
-from bot.yamlsafe import YamlDocument, load_single
+from bot.descriptor.errors import InputError, InputErrors, SourcePosition
+from bot.descriptor.files import MAX_FILE_BYTES
+from bot.descriptor.yamlsafe import YamlDocument, load_single
 from policies.builtins import BUILTINS
 from policies.model import SELECTOR_FIELDS, Policy, Selector, Severity, Status, Target
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bot.errors import SourcePosition
+from bot.descriptor.errors import SourcePosition
 
 
 class Target(StrEnum):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import textwrap
 
-from bot.assembly import assemble
-from bot.descriptor import Descriptor
-from bot.files import MemoryReader
+from bot.descriptor.assembly import assemble
+from bot.descriptor.files import MemoryReader
+from bot.descriptor.model import Descriptor
 
 SYSTEM = """\
 apiVersion: backstage.io/v1alpha1

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.assembly import assemble
-from bot.discovery import RemoteLocations
-from bot.errors import InputErrors
-from bot.files import FileReader
+from bot.descriptor.assembly import assemble
+from bot.descriptor.discovery import RemoteLocations
+from bot.descriptor.errors import InputErrors
+from bot.descriptor.files import FileReader
+from tests.cli.test_deploy import meshbot as meshbot  # the fixture running `python -m bot.cli` in its own home
 from tests.deploy_harness import redis_engine as redis_engine  # a real Redis, no worker
 from tests.deploy_harness import start as start  # an engine with N real workers
-from tests.test_deploy_cli import meshbot as meshbot  # the fixture running `python -m bot` in its own home
 
 REPOS = Path(__file__).parent / "fixtures" / "repos"
 

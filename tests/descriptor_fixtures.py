@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from bot.descriptor import Descriptor
-from bot.errors import SourcePosition
-from bot.yamlsafe import load_single
+from bot.descriptor.errors import SourcePosition
+from bot.descriptor.model import Descriptor
+from bot.descriptor.yamlsafe import load_single
 
 FIXTURES = Path(__file__).parent / "fixtures" / "descriptors"
 

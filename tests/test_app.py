@@ -18,8 +18,8 @@ from rq.serializers import JSONSerializer
 
 from app import create_app
 from bot import __version__
-from bot.runner import queue
-from tests.test_events import (
+from bot.engine.runner import queue
+from tests.forge.test_events import (
     GITHUB_FIXTURES,
     GITLAB_FIXTURES,
     ODD_VALUES,
@@ -308,9 +308,9 @@ def test_the_status_and_metrics_api_is_closed_without_a_token(redis_engine, monk
 
 
 def test_the_status_api_answers_with_the_token(redis_engine, monkeypatch):
-    from bot.deployment import DeploymentState
+    from bot.engine.deployment import DeploymentState
     from bot.metrics import count_event
-    from tests.test_store import DP, make_deployment
+    from tests.engine.test_store import DP, make_deployment
 
     monkeypatch.setenv("MESHBOT_API_TOKEN", "t0ken")
     client = create_app(redis_connection=redis_engine.redis).test_client()

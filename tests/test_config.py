@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import AdapterSettings, ServerConfig, config_path, load_config
-from bot.errors import InputErrors
+from bot.descriptor.errors import InputErrors
 
 GOOD = """\
 adapters:

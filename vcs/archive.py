@@ -7,7 +7,7 @@ import tarfile
 import zlib
 from collections.abc import Collection, Iterable, Iterator
 
-from bot.files import FileTooLarge
+from bot.descriptor.files import FileTooLarge
 from vcs.base import ForgeError
 
 

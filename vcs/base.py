@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Protocol
 
-from bot.files import MAX_FILE_BYTES
+from bot.descriptor.files import MAX_FILE_BYTES
 
 
 class ForgeError(Exception):
@@ -91,13 +91,13 @@ class Repository(Protocol):
         ...
 
     def read_file(self, ref: str, path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
-        """One file at ref; FileNotFoundError when absent, bot.files.FileTooLarge past max_bytes."""
+        """One file at ref; FileNotFoundError when absent, bot.descriptor.files.FileTooLarge past max_bytes."""
         ...
 
     def read_files(self, ref: str, paths: Sequence[str], max_bytes: int = MAX_FILE_BYTES) -> dict[str, bytes]:
         """Several files at ref in as few calls as the forge allows; paths absent from the tree are left out.
 
-        bot.files.FileTooLarge when one of them is past max_bytes, as read_file.
+        bot.descriptor.files.FileTooLarge when one of them is past max_bytes, as read_file.
         """
         ...
 

@@ -28,7 +28,7 @@ from github.Requester import Requester
 from urllib3 import BaseHTTPResponse, Retry
 from urllib3.connectionpool import ConnectionPool
 
-from bot.files import MAX_FILE_BYTES, FileTooLarge
+from bot.descriptor.files import MAX_FILE_BYTES, FileTooLarge
 from vcs.archive import ArchiveTooLarge, extract_all, extract_files
 from vcs.base import (
     Comment,

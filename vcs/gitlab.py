@@ -19,7 +19,7 @@ import gitlab
 import requests
 from gitlab.exceptions import GitlabError
 
-from bot.files import MAX_FILE_BYTES, FileTooLarge
+from bot.descriptor.files import MAX_FILE_BYTES, FileTooLarge
 from vcs.archive import ArchiveTooLarge, extract_all, extract_files
 from vcs.base import Comment, CommitState, DeploymentState, ForgeError, MergeRequest, Permission
 

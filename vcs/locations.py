@@ -1,11 +1,11 @@
-"""Location targets in other repositories of the same forge, read at the ref their URL pins (bot.discovery)."""
+"""Location targets in other repositories of the same forge, read at the ref their URL pins."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from bot.files import FileReader
+from bot.descriptor.files import FileReader
 from vcs.base import Forge, ForgeError
 from vcs.reader import RevisionReader
 

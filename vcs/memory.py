@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from bot.files import MAX_FILE_BYTES, FileTooLarge
+from bot.descriptor.files import MAX_FILE_BYTES, FileTooLarge
 from vcs.base import (
     Comment,
     CommitState,

@@ -1,12 +1,12 @@
-"""A repository at one revision as a `bot.files.FileReader`: one archive download when the repository is small
-enough (the listing and every file from it), else one tree listing, then only the files asked for."""
+"""A repository at one revision as a `FileReader`: one archive download when the repository is small enough
+(the listing and every file from it), else one tree listing, then only the files asked for."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.discovery import is_catalog_file
-from bot.files import MAX_FILE_BYTES, FileTooLarge
+from bot.descriptor.discovery import is_catalog_file
+from bot.descriptor.files import MAX_FILE_BYTES, FileTooLarge
 from vcs.base import Repository
 
 SNAPSHOT_LIMIT = 20 * 1024 * 1024  # past this, the archive download stops and the tree is listed instead

@@ -11,8 +11,8 @@ from typing import Any
 
 from adapters.model import DESCRIPTOR_KIND_COMPONENT, DESCRIPTOR_KIND_DATA_PRODUCT
 from adapters.reference.answers import BadRequest
-from bot.errors import InputErrors
-from bot.yamlsafe import load_single
+from bot.descriptor.errors import InputErrors
+from bot.descriptor.yamlsafe import load_single
 
 DESCRIPTOR_KINDS = (DESCRIPTOR_KIND_DATA_PRODUCT, DESCRIPTOR_KIND_COMPONENT)
 _SEND = "send a JSON object {descriptorKind, descriptor (YAML text), removeData}"

@@ -1,0 +1,7 @@
+"""Run the meshbot command line as `python -m bot.cli`."""
+
+import sys
+
+from bot.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,309 @@
+"""`meshbot deploy`, `undeploy`, `status` and `worker`: the deploy engine from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import signal
+import socket
+import sys
+from types import FrameType
+from typing import Any
+
+from redis import RedisError
+
+from bot.config import ServerConfig, config_path, load_config
+from bot.descriptor.assembly import DEFAULT_ENVIRONMENT
+from bot.descriptor.errors import InputErrors
+from bot.engine.deployment import DeploymentState, Operation
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def register(commands: Any) -> None:
+    """Add the deploy engine's commands to the meshbot command line."""
+    for operation in (Operation.DEPLOY, Operation.UNDEPLOY):
+        deploying = operation is Operation.DEPLOY
+        parser = commands.add_parser(
+            str(operation),
+            help="check governance, then deploy the data product through its tech adapters (exit 0: DEPLOYED)"
+            if deploying else "remove the data product through its tech adapters (exit 0: NOT_DEPLOYED)",
+        )
+        parser.add_argument("path", metavar="PATH", help="the data product repository folder")
+        parser.add_argument("--env", default=DEFAULT_ENVIRONMENT,
+                            help=f"the target environment (default: {DEFAULT_ENVIRONMENT})")
+        if not deploying:
+            parser.add_argument("--remove-data", action="store_true",
+                                help="ask the tech adapters to delete the data too (tables, files)")
+        _add_config(parser)
+        parser.add_argument("--format", choices=("text", "json"), default="text")
+        parser.add_argument("--workers", type=_positive, default=None, metavar="N",
+                            help="local workers to start on the embedded Redis (default: the CPU count); "
+                                 "ignored with REDIS_URL or redis_url, where running workers are used")
+        parser.set_defaults(handler=_deploy_command, operation=operation)
+
+    status = commands.add_parser("status", help="the deployment status of a data product, from Redis")
+    status.add_argument("data_product", metavar="DATA_PRODUCT_ID", help="e.g. urn:dmb:dp:finance:cashflow:1")
+    status.add_argument("--env", default=None, help="one environment (default: every environment with a record)")
+    _add_config(status)
+    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.set_defaults(handler=_status_command)
+
+    worker = commands.add_parser("worker", help="run a deploy worker on REDIS_URL, redis_url or the embedded Redis")
+    worker.add_argument("--burst", action="store_true", help="stop once the queue is empty")
+    worker.add_argument("--name", help="the worker's name in Redis (default: a random one)")
+    _add_config(worker)
+    worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    worker.set_defaults(handler=_worker_command)
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE",
+                        help="the server configuration (default: $MESHBOT_CONFIG)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("at least one worker is needed")
+    return value
+
+
+def _config(arguments: argparse.Namespace) -> ServerConfig | None:
+    """The server configuration, or None after printing its errors (without a data product root)."""
+    from bot.cli.main import _print_errors
+
+    try:
+        return load_config(config_path(arguments.config))
+    except InputErrors as invalid:
+        _print_errors(invalid.errors, None)
+        return None
+
+
+def _error(message: str) -> int:
+    print(f"meshbot: {message}", file=sys.stderr)
+    return EXIT_INPUT
+
+
+# ---------------------------------------------------------------------- deploy and undeploy
+
+
+def _deploy_command(arguments: argparse.Namespace) -> int:
+    from adapters.registry import AdapterRegistry
+    from bot.cli.main import _assemble, _print_errors
+
+    operation: Operation = arguments.operation
+    config = _config(arguments)
+    if config is None:
+        return EXIT_INPUT
+    problem = config.environment_error(arguments.env)
+    if problem:
+        return _error(problem)
+    descriptor = _assemble(arguments.path, arguments.env)  # InputErrors: printed by main, exit 2
+    text = arguments.format == "text"
+    if operation is Operation.DEPLOY:
+        report = _governance(descriptor, config)
+        if not report.passed:
+            from bot.cli.main import _display_file
+            from policies.report import to_text
+
+            sys.stdout.write(to_text(report, show_file=_display_file(arguments.path)))
+            print("nothing was deployed: a governance policy blocks", file=sys.stderr)
+            return EXIT_FAILED
+        if text:
+            counts = f"{len(report.passed_results)} passed"
+            warnings = sum(1 for result in report.results if result.errors)
+            print(f"governance: {counts}" + (f", {warnings} non-blocking finding(s) (see `meshbot check`)"
+                                             if warnings else ""))
+    registry = AdapterRegistry(config.adapters)
+    unresolved = registry.unresolved(descriptor)
+    if unresolved:
+        _print_errors(unresolved, arguments.path)
+        return EXIT_INPUT
+    return _run(arguments, config, descriptor, operation, registry.resolve_all(descriptor))
+
+
+def _governance(descriptor: Any, config: ServerConfig) -> Any:
+    from bot.cli.main import _run_policies
+    from policies.loader import load_policies
+
+    return _run_policies(descriptor, load_policies(config.policy_folders), None)
+
+
+def _run(arguments: argparse.Namespace, config: ServerConfig, descriptor: Any, operation: Operation,
+         adapters: dict[str, tuple[str, float]]) -> int:
+    from bot.engine.local_workers import LocalWorkers, choose_redis, shown_url
+    from bot.engine.progress import WorkersGone, deployment_json, follow
+    from bot.engine.redis_connection import EmbeddedRedisError
+    from bot.engine.runner import request_deployment
+    from bot.engine.store import Store
+
+    text = arguments.format == "text"
+    out = sys.stdout if text else None
+    try:
+        choice = choose_redis(config.redis_url)
+    except (EmbeddedRedisError, OSError) as error:
+        return _error(str(error))
+    workers: LocalWorkers | None = None
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
+    deployment_id = ""
+    try:
+        if choice.embedded:
+            workers = LocalWorkers(choice.url, arguments.workers or os.cpu_count() or 1)
+            workers.start()
+            _say(out, f"embedded Redis {choice.url}: started {workers.count} local worker(s)")
+        else:
+            _say(out, f"Redis {shown_url(choice.url)}")
+            _hint_without_workers(choice.connection)
+        if arguments.format == "text" and getattr(arguments, "remove_data", False):
+            print("removing data: the tech adapters are asked to delete it")
+        deployment_id, ahead = request_deployment(
+            choice.connection, descriptor, operation, adapters, _started_by(),
+            remove_data=bool(getattr(arguments, "remove_data", False)), marketplace=config.marketplace,
+            history=config.history,
+        )
+        version = descriptor.data.get("version")
+        _say(out, f"{operation} of {descriptor.id}{f' {version}' if version else ''} in {descriptor.environment}: "
+                  f"deployment {deployment_id}")
+        if ahead:
+            print(f"queued behind {ahead} deployment(s) of {descriptor.id} in {descriptor.environment}",
+                  file=sys.stdout if text else sys.stderr)
+        store = Store(choice.connection)
+        alive = (lambda: workers.alive() > 0) if workers else (lambda: True)
+        deployment = follow(store, deployment_id, out, alive)
+    except KeyboardInterrupt:
+        _interrupted(deployment_id, descriptor)
+        return EXIT_INTERRUPTED
+    except RedisError as error:
+        return _redis_error(choice.url, error)
+    except WorkersGone as gone:
+        log = f" (their log: {workers.log_path})" if workers and workers.log_path else ""
+        print(f"meshbot: {gone}{log}; deployment {deployment_id} continues when a worker runs "
+              f"(`meshbot worker`); check it with `meshbot status {descriptor.id} --env {descriptor.environment}`",
+              file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        if workers:
+            workers.stop()
+    success = DeploymentState.DEPLOYED if operation is Operation.DEPLOY else DeploymentState.NOT_DEPLOYED
+    if text:
+        print(f"{deployment.state}: {deployment.message}" if deployment.message else str(deployment.state))
+        print(f"deployment {deployment.id}")
+    else:
+        print(json.dumps(deployment_json(store, deployment), indent=2))
+    return EXIT_OK if deployment.state is success else EXIT_FAILED
+
+
+def _redis_error(url: str, error: Exception) -> int:
+    from bot.engine.local_workers import shown_url
+
+    print(f"meshbot: cannot use Redis at {shown_url(url)}: {error}", file=sys.stderr)
+    return EXIT_INPUT
+
+
+def _say(out: Any, line: str) -> None:
+    if out is not None:
+        print(line, file=out, flush=True)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupted(deployment_id: str, descriptor: Any) -> None:
+    if not deployment_id:
+        print("\nmeshbot: interrupted before the deployment was requested; nothing was deployed", file=sys.stderr)
+        return
+    print(f"\nmeshbot: interrupted; deployment {deployment_id} is not cancelled: it continues when workers run "
+          f"(`meshbot worker`, or the next deploy). Check it with "
+          f"`meshbot status {descriptor.id} --env {descriptor.environment}`", file=sys.stderr)
+
+
+def _started_by() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"cli:{user}@{socket.gethostname()}"
+
+
+def _hint_without_workers(connection: Any) -> None:
+    from rq import Worker
+
+    from bot.engine.runner import queue
+
+    if not Worker.all(connection=connection, queue=queue(connection)):
+        print("meshbot: no meshbot worker is registered in this Redis: the deployment waits until one runs "
+              "(start one with `meshbot worker`)", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------- status
+
+
+def _status_command(arguments: argparse.Namespace) -> int:
+    from bot.engine.local_workers import choose_redis
+    from bot.engine.redis_connection import EmbeddedRedisError
+    from bot.engine.status import environments, product_status, status_text
+
+    config = _config(arguments)
+    if config is None:
+        return EXIT_INPUT
+    if arguments.env is not None:
+        problem = config.environment_error(arguments.env)
+        if problem:
+            return _error(problem)
+    try:
+        choice = choose_redis(config.redis_url)
+    except (EmbeddedRedisError, OSError) as error:
+        return _error(str(error))
+    try:
+        names = [arguments.env] if arguments.env else environments(choice.connection, arguments.data_product)
+        statuses = [product_status(choice.connection, arguments.data_product, name) for name in names]
+    except RedisError as error:
+        return _redis_error(choice.url, error)
+    if arguments.format == "json":
+        documents = [status for status, _ in statuses]
+        print(json.dumps(documents[0] if arguments.env else documents, indent=2))
+    elif not statuses:
+        print(f"{arguments.data_product}: no deployment recorded in any environment")
+    else:
+        print("\n".join(status_text(status, waiting) for status, waiting in statuses))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- worker
+
+
+def _worker_command(arguments: argparse.Namespace) -> int:
+    from bot.engine.local_workers import choose_redis, exit_with_parent, shown_url
+    from bot.engine.redis_connection import EmbeddedRedisError
+    from bot.engine.worker import run_worker
+    from bot.logs import configure_logging
+
+    configure_logging()
+    config = _config(arguments)
+    if config is None:
+        return EXIT_INPUT
+    try:
+        choice = choose_redis(config.redis_url)
+    except (EmbeddedRedisError, OSError) as error:
+        return _error(str(error))
+    where = f"the embedded Redis {choice.url}" if choice.embedded else f"Redis {shown_url(choice.url)}"
+    print(f"meshbot worker{' ' + arguments.name if arguments.name else ''}: working on {where}", file=sys.stderr,
+          flush=True)
+    if arguments.parent_pid:
+        exit_with_parent(arguments.parent_pid)
+    try:
+        run_worker(choice.connection, burst=arguments.burst, name=arguments.name)
+    except KeyboardInterrupt:
+        pass
+    except RedisError as error:
+        return _redis_error(choice.url, error)
+    return EXIT_OK
+

@@ -1,0 +1,235 @@
+"""The `meshbot` command line: descriptor, check, plan and run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot import __version__
+from bot.config import config_path, load_config
+from bot.descriptor.assembly import DEFAULT_ENVIRONMENT, assemble
+from bot.descriptor.errors import InputError, InputErrors, SourcePosition
+from bot.descriptor.files import MAX_FILE_BYTES, DirectoryReader
+from bot.descriptor.model import Descriptor
+from bot.descriptor.yamldump import dump_yaml
+from bot.descriptor.yamlsafe import load_single
+from bot.engine.plan import Plan, build_plan
+from policies.report import CheckReport, to_json, to_markdown, to_text
+
+EXIT_OK, EXIT_BLOCKED, EXIT_INPUT = 0, 1, 2
+EXAMPLE_DATA_PRODUCT = Path(__file__).resolve().parents[2] / "examples" / "finance-cashflow"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one meshbot command; the return value is the process exit code."""
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    if not hasattr(arguments, "handler"):
+        parser.print_help(sys.stderr)
+        return EXIT_INPUT
+    try:
+        return int(arguments.handler(arguments))
+    except InputErrors as invalid:
+        _print_errors(invalid.errors, getattr(arguments, "path", None))
+        return EXIT_INPUT
+    except BrokenPipeError:
+        # `meshbot check | head`: the reader went away; that is not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meshbot",
+        description="GitOps bot for data-mesh platforms: assemble data product descriptors, "
+        "check governance policies, plan deployments.",
+    )
+    parser.add_argument("--version", action="version", version=f"meshbot {__version__}")
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    descriptor = commands.add_parser("descriptor", help="print the data product descriptor as YAML")
+    _add_path_and_env(descriptor)
+    descriptor.set_defaults(handler=_descriptor_command)
+
+    check = commands.add_parser(
+        "check",
+        help="run the governance policies (exit 0: nothing blocks, 1: a policy blocks, 2: bad input)",
+    )
+    _add_path_and_env(check)
+    check.add_argument("--policies", metavar="DIR", action="append", default=[],
+                       help="a folder of policy files added to the built-in policies (repeatable)")
+    check.add_argument("--config", metavar="FILE",
+                       help="the server configuration (default: $MESHBOT_CONFIG); its policy folders are added")
+    check.add_argument("--previous", metavar="FILE",
+                       help="the previously deployed descriptor (YAML or JSON), for breaking-change checks")
+    check.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    check.set_defaults(handler=_check_command)
+
+    plan = commands.add_parser("plan", help="show the provisioning plan and the stages that run in parallel")
+    _add_path_and_env(plan)
+    plan.add_argument("--format", choices=("text", "json"), default="text")
+    plan.set_defaults(handler=_plan_command)
+
+    run = commands.add_parser("run", help="check the bundled example data product and print its report and plan")
+    run.set_defaults(handler=_run_command)
+
+    # Commands whose code lives beside what they drive (adapters, use-case templates) register here;
+    # they import web frameworks only when they run, so the domain never depends on them.
+    from adapters.cli import register as register_adapter_commands
+    from bot.cli.deploy import register as register_deploy_commands
+    from bot.cli.serve import register as register_serve_command
+    from bot.cli.usecases import register as register_usecase_commands
+
+    register_adapter_commands(commands)
+    register_usecase_commands(commands)
+    register_deploy_commands(commands)
+    register_serve_command(commands)
+    return parser
+
+
+def _add_path_and_env(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", metavar="PATH", help="the data product repository folder")
+    parser.add_argument("--env", default=DEFAULT_ENVIRONMENT,
+                        help=f"the environment to assemble for (default: {DEFAULT_ENVIRONMENT})")
+
+
+def _assemble(path: str, environment: str) -> Descriptor:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InputErrors([InputError(f"'{path}' is not a folder (expected a data product repository)")])
+    return assemble(DirectoryReader(folder), environment)
+
+
+def _descriptor_command(arguments: argparse.Namespace) -> int:
+    descriptor = _assemble(arguments.path, arguments.env)
+    sys.stdout.write(dump_yaml(descriptor.data))
+    return EXIT_OK
+
+
+def _check_command(arguments: argparse.Namespace) -> int:
+    from policies.loader import load_policies
+
+    errors: list[InputError] = []
+    policies, descriptor, previous = [], None, None
+    try:
+        config = load_config(config_path(arguments.config))
+        policies = load_policies([*config.policy_folders, *arguments.policies])
+    except InputErrors as invalid:
+        errors.extend(invalid.errors)
+    try:
+        previous = _load_previous(arguments.previous) if arguments.previous else None
+    except InputErrors as invalid:
+        errors.extend(invalid.errors)
+    try:
+        descriptor = _assemble(arguments.path, arguments.env)
+    except InputErrors as invalid:
+        _print_errors(invalid.errors, arguments.path)
+    if errors:
+        _print_errors(errors, None)
+    if errors or descriptor is None:
+        return EXIT_INPUT
+    report = _run_policies(descriptor, policies, previous)
+    _write_report(report, arguments.format, arguments.path, sys.stdout)
+    return EXIT_OK if report.passed else EXIT_BLOCKED
+
+
+def _run_policies(descriptor: Descriptor, policies: list[Any], previous: dict[str, Any] | None) -> CheckReport:
+    from policies.engine import evaluate
+
+    results = evaluate(descriptor, policies, previous)
+    active = sum(1 for policy in policies if policy.status != "draft")
+    return CheckReport(descriptor=descriptor, results=results, policy_count=active)
+
+
+def _write_report(report: CheckReport, output_format: str, path: str, stream: TextIO) -> None:
+    if output_format == "json":
+        stream.write(json.dumps(to_json(report), indent=2) + "\n")
+    elif output_format == "markdown":
+        stream.write(to_markdown(report))
+    else:
+        stream.write(to_text(report, color=_use_color(stream), show_file=_display_file(path)))
+
+
+def _load_previous(path: str) -> dict[str, Any]:
+    file = Path(path)
+    if not file.is_file():
+        raise InputErrors([InputError("previous descriptor not found", SourcePosition(path))])
+    if file.stat().st_size > MAX_FILE_BYTES:
+        raise InputErrors([InputError("file is over the 1 MiB limit", SourcePosition(path))])
+    document = load_single(file.read_bytes(), path)  # JSON is YAML, so both formats load here
+    if document is None or not isinstance(document.value, dict):
+        raise InputErrors([InputError("the previous descriptor must be a mapping", SourcePosition(path, 1, 1))])
+    return document.value
+
+
+def _plan_command(arguments: argparse.Namespace) -> int:
+    plan = build_plan(_assemble(arguments.path, arguments.env))
+    if arguments.format == "json":
+        sys.stdout.write(json.dumps(plan.as_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(plan_text(plan))
+    return EXIT_OK
+
+
+def plan_text(plan: Plan) -> str:
+    """The plan as numbered stages of tasks that run at the same time."""
+    kinds = {task.id: task.kind for task in plan.tasks}
+    lines = [f"{len(plan.tasks)} tasks in {len(plan.stages)} stages (tasks of one stage run in parallel)"]
+    for number, stage in enumerate(plan.stages, start=1):
+        lines.append(f"stage {number}:")
+        lines.extend(f"  {kinds[task_id]:<13} {task_id}" for task_id in stage)
+    return "\n".join(lines) + "\n"
+
+
+def _run_command(arguments: argparse.Namespace) -> int:
+    path = str(EXAMPLE_DATA_PRODUCT)
+    from policies.loader import load_policies
+
+    print(f"meshbot {__version__}: checking the bundled example data product in {path}\n")
+    descriptor = assemble(DirectoryReader(EXAMPLE_DATA_PRODUCT), DEFAULT_ENVIRONMENT)
+    report = _run_policies(descriptor, load_policies(), None)
+    _write_report(report, "text", path, sys.stdout)
+    print()
+    sys.stdout.write(plan_text(build_plan(descriptor)))
+    if not report.passed:
+        return EXIT_BLOCKED
+    from bot.cli.demo import deploy_example
+
+    code = deploy_example(EXAMPLE_DATA_PRODUCT, DEFAULT_ENVIRONMENT, main)
+    print(f"\nNext: `meshbot status {descriptor.id}`, `meshbot check PATH` and `meshbot deploy PATH --config FILE` "
+          "on your own data product, and `meshbot serve` for the webhook service (see README.md).")
+    return code
+
+
+def _use_color(stream: TextIO) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def _display_file(root: str | None) -> Callable[[str], str]:
+    """Show repository files relative to where the user stands, so terminals and editors can open them."""
+    def show(file: str) -> str:
+        if root is None or "://" in file or os.path.isabs(file):
+            return file
+        return os.path.normpath(os.path.join(root, file))
+
+    return show
+
+
+def _print_errors(errors: list[InputError], root: str | None) -> None:
+    show = _display_file(root)
+    for error in errors:
+        position = error.position
+        if position is None:
+            print(f"meshbot: {error.message}", file=sys.stderr)
+            continue
+        shown = SourcePosition(show(position.file), position.line, position.column)
+        print(f"{shown}: {error.message}", file=sys.stderr)

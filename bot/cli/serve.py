@@ -1,0 +1,143 @@
+"""`meshbot serve`: the webhook service under gunicorn, with RQ workers beside it, until stopped.
+
+The web application (app.py, Flask) and gunicorn are imported only when the command runs, so the domain
+never depends on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from bot.config import CONFIG_ENVIRONMENT_VARIABLE, config_path, load_config
+from bot.descriptor.errors import InputErrors
+
+EXIT_INPUT = 2
+
+
+def register(commands: Any) -> None:
+    """Add `meshbot serve` to the command line."""
+    serve = commands.add_parser("serve", help="run the webhook service (gunicorn) and RQ workers until stopped")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="RQ worker processes started here (default: the number of cores; 0 when workers run "
+                            "elsewhere on REDIS_URL)")
+    serve.add_argument("--config", default=None, help="server configuration file (default: $MESHBOT_CONFIG)")
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request on stdout (gunicorn's "
+                       "access log; it costs about a tenth of a delivery's CPU)")
+    serve.set_defaults(handler=_serve_command)
+
+
+def _serve_command(arguments: argparse.Namespace) -> int:
+    from bot.engine.local_workers import LocalWorkers, choose_redis, shown_url
+    from bot.engine.redis_connection import REDIS_URL_ENVIRONMENT_VARIABLE, EmbeddedRedisError
+    from bot.forge.webhook_secret import use_secret_when_none_is_set
+    from bot.logs import configure_logging
+
+    configure_logging()  # before gunicorn forks its workers: they inherit it
+    path = config_path(arguments.config)
+    try:
+        config = load_config(path)
+    except InputErrors as invalid:
+        for error in invalid.errors:
+            print(f"meshbot serve: {error}", file=sys.stderr)
+        return EXIT_INPUT
+    if path:
+        os.environ[CONFIG_ENVIRONMENT_VARIABLE] = os.path.abspath(path)  # web and RQ workers read the same file
+    try:
+        choice = choose_redis(config.redis_url)
+    except EmbeddedRedisError as error:
+        print(f"meshbot serve: {error}", file=sys.stderr)
+        return EXIT_INPUT
+    os.environ[REDIS_URL_ENVIRONMENT_VARIABLE] = choice.url  # the web workers join the same Redis
+    generated = use_secret_when_none_is_set()
+    count = arguments.workers if arguments.workers is not None else (os.cpu_count() or 1)
+    workers = LocalWorkers(choice.url, count)
+    base = f"http://{arguments.host}:{arguments.port}"
+    try:
+        workers.start()
+        print(_banner(base, shown_url(choice.url), choice.embedded, count, generated), flush=True)
+        if count and workers.log_path:
+            print(f"  worker log:     {workers.log_path}", flush=True)
+        for line in missing_forge_credentials(os.environ):
+            print(f"  {line}", flush=True)
+        _run_gunicorn(f"{arguments.host}:{arguments.port}", arguments.web_workers, arguments.access_log)
+    finally:
+        workers.stop()
+    return 0
+
+
+def _banner(base: str, redis_url: str, embedded: bool, workers: int, generated: tuple[str, bool] | None) -> str:
+    lines = [
+        f"meshbot is serving on {base} ({'embedded ' if embedded else ''}Redis {redis_url}, {workers} RQ worker(s))",
+        f"  GitHub webhook: {base}/webhooks/github  (content type application/json; events: push, pull requests, "
+        "issue comments)",
+        f"  GitLab webhook: {base}/webhooks/gitlab  (push, tag push, merge request and comment events)",
+        f"  health:         {base}/healthz",
+    ]
+    if generated:
+        secret, new = generated
+        origin = "generated now" if new else "generated on an earlier run"
+        lines += [
+            f"  webhook secret ({origin}, kept in meshbot's state folder; set MESHBOT_GITHUB_WEBHOOK_SECRET / "
+            "MESHBOT_GITLAB_WEBHOOK_SECRET to choose your own):",
+            f"    {secret}",
+            "  GitHub: paste it as the webhook's Secret; GitLab: as the webhook's Secret token.",
+        ]
+    return "\n".join(lines)
+
+
+def missing_forge_credentials(environment: Mapping[str, str]) -> list[str]:
+    """A warning for each forge meshbot has no credentials for: its deliveries are accepted, its jobs fail."""
+    missing = []
+    if not environment.get("MESHBOT_GITHUB_TOKEN") and not (
+            environment.get("MESHBOT_GITHUB_APP_ID") and environment.get("MESHBOT_GITHUB_APP_PRIVATE_KEY")):
+        missing.append("no GitHub credentials (MESHBOT_GITHUB_TOKEN, or MESHBOT_GITHUB_APP_ID and "
+                       "MESHBOT_GITHUB_APP_PRIVATE_KEY): GitHub deliveries are accepted, but their jobs fail "
+                       "until one is set")
+    if not environment.get("MESHBOT_GITLAB_TOKEN"):
+        missing.append("no GitLab credentials (MESHBOT_GITLAB_TOKEN): GitLab deliveries are accepted, but their "
+                       "jobs fail until it is set")
+    return missing
+
+
+def load_application() -> Any:
+    """meshbot's Flask application, with every object that exists by then kept out of garbage collection.
+
+    Without this, a full collection walks the ~70,000 objects of Flask, RQ and redis-py every few thousand
+    requests: a pause of 25-50 ms for every delivery waiting on that worker (the webhook benchmark's worst cases).
+    """
+    from app import create_app
+
+    application = create_app()
+    gc.freeze()
+    return application
+
+
+def _run_gunicorn(bind: str, web_workers: int, access_log: bool = False) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Service(BaseApplication):  # type: ignore[misc]
+        """gunicorn serving meshbot's Flask application."""
+
+        def load_config(self) -> None:
+            """gunicorn settings: where to listen, how many workers, logs to stderr."""
+            settings = {"bind": bind, "workers": max(1, web_workers), "accesslog": "-" if access_log else None,
+                        "errorlog": "-", "timeout": 30, "graceful_timeout": 10, "proc_name": "meshbot-web",
+                        # gunicorn's control socket would live in ~/.gunicorn, outside meshbot's state folder
+                        "control_socket_disable": True}
+            for key, value in settings.items():
+                if key in self.cfg.settings:  # older gunicorn versions lack the newer settings
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            """The WSGI application, loaded in each web worker."""
+            return load_application()
+
+    Service().run()

@@ -1,0 +1,362 @@
+"""Load untrusted YAML into plain data, remembering the line and column of every value.
+
+libyaml (through PyYAML's C binding, ~10x faster than pure Python) composes the node graph when it can,
+ruamel.yaml's pure-Python YAML 1.2 composer otherwise; plain scalars are typed by ruamel's YAML 1.2
+resolver on both paths, so both give the same values. We construct plain dicts, lists and scalars
+ourselves so that nothing is ever executed, unknown tags are refused, duplicate keys are reported, and
+alias expansion is bounded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml as pyyaml
+from ruamel.yaml import YAML
+from ruamel.yaml import events as ruamel_events
+from ruamel.yaml import nodes as ruamel_nodes
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.resolver import VersionedResolver
+from yaml.cyaml import CParser
+from yaml.resolver import BaseResolver
+
+from bot.descriptor.errors import InputError, InputErrors, SourcePosition
+
+PathKey = str | int
+DataPath = tuple[PathKey, ...]
+
+MAX_VALUES_PER_FILE = 500_000
+MAX_DEPTH = 100
+# Below this bound the recursive composers are safe without counting depth event by event (the C one
+# crashes the process somewhere past 10,000 levels).
+SAFE_NESTING_BOUND = 1_000
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE = "tag:yaml.org,2002:merge"
+# Timestamps, binary and `=` stay as the text the author wrote: descriptors carry strings.
+_KEPT_AS_TEXT = frozenset(
+    {_STR, "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary", "tag:yaml.org,2002:value"}
+)
+# A plain scalar the fast composer left untyped; the YAML 1.2 resolver types it.
+_PLAIN = "!meshbot/plain"
+# Plain words that YAML 1.2 types; other plain scalars can only be typed when they start with one of
+# _MAYBE_NUMERIC (numbers, ~, <<, =), so everything else is a string without asking the resolver.
+_TYPED_WORDS = {
+    **dict.fromkeys(("null", "Null", "NULL"), _NULL),
+    **dict.fromkeys(("true", "True", "TRUE", "false", "False", "FALSE"), _BOOL),
+}
+_MAYBE_NUMERIC = frozenset("~0123456789+-.<=")
+_RESOLVER = VersionedResolver()
+_RESOLVED: dict[str, str] = {}
+
+Node = Any  # a PyYAML or a ruamel.yaml node: both kinds have tag, value and start_mark
+_SCALARS = (pyyaml.ScalarNode, ruamel_nodes.ScalarNode)
+_SEQUENCES = (pyyaml.SequenceNode, ruamel_nodes.SequenceNode)
+_MAPPINGS = (pyyaml.MappingNode, ruamel_nodes.MappingNode)
+_COLLECTION_STARTS = (pyyaml.CollectionStartEvent, ruamel_events.CollectionStartEvent)
+_COLLECTION_ENDS = (pyyaml.CollectionEndEvent, ruamel_events.CollectionEndEvent)
+_NODE_EVENTS = (pyyaml.NodeEvent, ruamel_events.NodeEvent)
+
+
+class _FastLoader(CParser, BaseResolver):
+    """libyaml's composer with no YAML 1.1 typing: plain scalars stay untyped for the 1.2 resolver."""
+
+    def __init__(self, stream: str) -> None:
+        CParser.__init__(self, stream)
+        BaseResolver.__init__(self)
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """Mark implicit plain scalars; everything else gets its explicit or default tag."""
+        if kind is pyyaml.ScalarNode and implicit[0]:
+            return _PLAIN
+        return BaseResolver.resolve(self, kind, value, implicit)
+
+
+def effective_tag(node: Node) -> str:
+    """The node's YAML 1.2 tag, typing plain scalars the fast composer left untyped."""
+    tag = node.tag
+    if tag != _PLAIN:
+        return str(tag)
+    value = node.value
+    if value and value[0] not in _MAYBE_NUMERIC:
+        return _TYPED_WORDS.get(value, _STR)
+    tag = _RESOLVED.get(value)
+    if tag is None:
+        tag = str(_RESOLVER.resolve(ruamel_nodes.ScalarNode, value, (True, False)))
+        if len(_RESOLVED) < 10_000:
+            _RESOLVED[value] = tag
+    return tag
+
+
+@dataclass(slots=True)
+class YamlDocument:
+    """One YAML document as plain data, with the (line, column) of each value by its path."""
+
+    file: str
+    value: Any
+    positions: dict[DataPath, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: DataPath = ()) -> SourcePosition:
+        """The position of the value at path, or of its nearest ancestor that has one."""
+        while path not in self.positions and path:
+            path = path[:-1]
+        line, column = self.positions.get(path, (1, 1))
+        return SourcePosition(self.file, line, column)
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, node: Node) -> None:
+        super().__init__(message)
+        self.message, self.node = message, node
+
+
+def load_documents(content: str | bytes, file: str, fast: bool = True) -> list[YamlDocument]:
+    """Every non-empty document in the content; InputErrors naming file, line and column.
+
+    fast=False skips libyaml and composes with ruamel.yaml alone (tests compare both paths).
+    """
+    text = _decode(content, file)
+    nodes = _compose(text, file, fast)
+    documents = []
+    for node in nodes:
+        if isinstance(node, _SCALARS) and effective_tag(node) == _NULL and node.value in ("", "~", "null"):
+            continue
+        documents.append(_construct(node, file, has_aliases="*" in text))
+    return documents
+
+
+def load_single(content: str | bytes, file: str) -> YamlDocument | None:
+    """The one document of a file (None when empty); more than one is an error."""
+    documents = load_documents(content, file)
+    if len(documents) > 1:
+        raise InputErrors([InputError("expected one YAML document, found several", documents[1].position())])
+    return documents[0] if documents else None
+
+
+def _decode(content: str | bytes, file: str) -> str:
+    if isinstance(content, str):
+        return content
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        before = content[: error.start]
+        line = before.count(b"\n") + 1
+        column = error.start - (before.rfind(b"\n") + 1) + 1
+        raise InputErrors(
+            [InputError("file is not valid UTF-8", SourcePosition(file, line, column))]
+        ) from None
+
+
+def _compose(text: str, file: str, fast: bool) -> list[Node]:
+    guarded = _nesting_bound(text) > SAFE_NESTING_BOUND
+    try:
+        if fast:
+            if guarded:
+                _check_nesting(pyyaml.parse(text, Loader=_FastLoader), file)
+            return list(pyyaml.compose_all(text, Loader=_FastLoader))
+    except (pyyaml.YAMLError, RecursionError):
+        # libyaml implements YAML 1.1 syntax; retry anything it refuses with the YAML 1.2 composer.
+        pass
+    try:
+        if guarded:
+            _check_nesting(YAML(typ="safe", pure=True).parse(text), file)
+        return list(YAML(typ="safe", pure=True).compose_all(text))
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        message = " ".join(part for part in (error.context, error.problem) if part) or "malformed YAML"
+        position = SourcePosition(file, mark.line + 1, mark.column + 1) if mark else SourcePosition(file)
+        raise InputErrors([InputError(f"malformed YAML: {message}", position)]) from None
+    except YAMLError as error:
+        raise InputErrors([InputError(f"malformed YAML: {error}", SourcePosition(file))]) from None
+    except RecursionError:
+        raise InputErrors([InputError("YAML nesting is too deep", SourcePosition(file))]) from None
+
+
+def _nesting_bound(text: str) -> int:
+    """A cheap upper bound of the nesting depth: flow brackets, plus two block levels per column at most."""
+    longest_line = max((len(line) for line in text.splitlines()), default=0)
+    return text.count("[") + text.count("{") + 2 * (longest_line + 1)
+
+
+def _check_nesting(events: Iterable[Any], file: str) -> None:
+    """Refuse deep nesting from the event stream, before the recursive composers (the C one crashes) see it."""
+    depth = 0
+    for event in events:
+        if isinstance(event, _COLLECTION_ENDS):
+            depth -= 1
+        elif isinstance(event, _NODE_EVENTS):
+            if depth > MAX_DEPTH:
+                position = SourcePosition(file, event.start_mark.line + 1, event.start_mark.column + 1)
+                raise InputErrors([InputError(f"YAML nesting is deeper than {MAX_DEPTH} levels", position)])
+            if isinstance(event, _COLLECTION_STARTS):
+                depth += 1
+
+
+def _construct(root: Node, file: str, has_aliases: bool) -> YamlDocument:
+    document = YamlDocument(file=file, value=None)
+    builder = _Builder(document.positions)
+    try:
+        if has_aliases:
+            _check_expansion(root, {}, set())
+        document.value = builder.build(root, (), (root.start_mark.line + 1, root.start_mark.column + 1), 0)
+    except _Refused as refused:
+        mark = refused.node.start_mark
+        raise InputErrors(
+            [InputError(refused.message, SourcePosition(file, mark.line + 1, mark.column + 1))]
+        ) from None
+    except RecursionError:
+        raise InputErrors([InputError("YAML nesting is too deep", SourcePosition(file))]) from None
+    return document
+
+
+class _Builder:
+    """Turns a composed node graph into plain values, counting what aliases expand to."""
+
+    def __init__(self, positions: dict[DataPath, tuple[int, int]]) -> None:
+        self.positions = positions
+        self.values = 0
+        self.active: set[int] = set()
+
+    def build(self, node: Node, path: DataPath, position: tuple[int, int], depth: int) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES_PER_FILE:
+            raise _Refused(
+                f"YAML aliases expand to more than {MAX_VALUES_PER_FILE} values; refusing (alias bomb?)", node
+            )
+        if depth > MAX_DEPTH:
+            raise _Refused(f"YAML nesting is deeper than {MAX_DEPTH} levels", node)
+        self.positions[path] = position
+        if isinstance(node, _SCALARS):
+            return _scalar(node)
+        if id(node) in self.active:
+            raise _Refused("recursive YAML alias: a value contains itself", node)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, _SEQUENCES):
+                return self._sequence(node, path, depth)
+            if isinstance(node, _MAPPINGS):
+                return self._mapping(node, path, depth)
+        finally:
+            self.active.discard(id(node))
+        raise _Refused("unsupported YAML node", node)
+
+    def _sequence(self, node: Node, path: DataPath, depth: int) -> list[Any]:
+        if str(node.tag) != _SEQ:
+            raise _Refused(f"unsupported YAML tag {node.tag}", node)
+        return [
+            self.build(item, (*path, index), _mark(item), depth + 1) for index, item in enumerate(node.value)
+        ]
+
+    def _mapping(self, node: Node, path: DataPath, depth: int) -> dict[str, Any]:
+        if str(node.tag) != _MAP:
+            raise _Refused(f"unsupported YAML tag {node.tag}", node)
+        result: dict[str, Any] = {}
+        seen: dict[str, Node] = {}
+        merged: list[Node] = []
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, _SCALARS):
+                raise _Refused("mapping keys must be plain scalars", key_node)
+            if key_node.value == "<<" and effective_tag(key_node) == _MERGE:
+                merged.extend(_merge_sources(value_node))
+                continue
+            key = key_node.value
+            if key in seen:
+                first = seen[key].start_mark.line + 1
+                raise _Refused(f"duplicate key '{key}' (first defined on line {first})", key_node)
+            seen[key] = key_node
+            position = _mark(value_node if isinstance(value_node, _SCALARS) else key_node)
+            result[key] = self.build(value_node, (*path, key), position, depth + 1)
+        for source in merged:
+            for key_node, value_node in source.value:
+                key = key_node.value
+                is_merge_key = key == "<<" and effective_tag(key_node) == _MERGE
+                if key not in result and isinstance(key_node, _SCALARS) and not is_merge_key:
+                    result[key] = self.build(value_node, (*path, key), _mark(value_node), depth + 1)
+        return result
+
+
+def _check_expansion(node: Node, sizes: dict[int, int], active: set[int]) -> int:
+    """How many values the node expands to; refuses alias bombs before anything is built."""
+    if isinstance(node, _SCALARS):
+        return 1
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if id(node) in active:
+        raise _Refused("recursive YAML alias: a value contains itself", node)
+    active.add(id(node))
+    total = 1
+    if isinstance(node, _SEQUENCES):
+        for item in node.value:
+            total += _check_expansion(item, sizes, active)
+    elif isinstance(node, _MAPPINGS):
+        for key, value in node.value:
+            total += _check_expansion(key, sizes, active) + _check_expansion(value, sizes, active)
+    active.discard(id(node))
+    if total > MAX_VALUES_PER_FILE:
+        raise _Refused(
+            f"YAML aliases expand to more than {MAX_VALUES_PER_FILE} values; refusing (alias bomb?)", node
+        )
+    sizes[id(node)] = total
+    return total
+
+
+def _merge_sources(node: Node) -> Iterator[Node]:
+    if isinstance(node, _MAPPINGS):
+        yield node
+    elif isinstance(node, _SEQUENCES) and all(isinstance(item, _MAPPINGS) for item in node.value):
+        yield from node.value
+    else:
+        raise _Refused("a merge key (<<) needs a mapping or a list of mappings", node)
+
+
+def _mark(node: Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _scalar(node: Node) -> Any:
+    tag, text = effective_tag(node), node.value
+    if tag in _KEPT_AS_TEXT:
+        return text
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        return text.lower() == "true"
+    if tag == _INT:
+        return _integer(text)
+    if tag == _FLOAT:
+        return _float(text)
+    raise _Refused(f"unsupported YAML tag {tag}", node)
+
+
+def _integer(text: str) -> int | str:
+    cleaned = text.replace("_", "")
+    sign = -1 if cleaned.startswith("-") else 1
+    digits = cleaned.lstrip("+-")
+    try:
+        if digits[:2].lower() in ("0x", "0o", "0b"):
+            return sign * int(digits, 0)
+        return sign * int(digits, 10)
+    except ValueError:
+        return text
+
+
+def _float(text: str) -> float | str:
+    cleaned = text.replace("_", "").lower()
+    if cleaned.lstrip("+-") == ".inf":
+        return -math.inf if cleaned.startswith("-") else math.inf
+    if cleaned == ".nan":
+        return math.nan
+    try:
+        return float(cleaned)
+    except ValueError:
+        return text

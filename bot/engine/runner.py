@@ -1,0 +1,489 @@
+"""The deploy engine on RQ: request a deployment, then jobs validate, run each task of the plan, and finish.
+
+Every task job allows its dependencies to fail and decides itself: when an upstream task did not
+complete, it records SKIPPED without calling any adapter. So every job of a deployment always runs to
+its end, the final job always runs, and no deferred job is ever left behind in Redis.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+import redis
+import requests
+from rq import Callback, Queue, Retry
+from rq.job import Dependency, Job, JobStatus
+from rq.queue import EnqueueData
+from rq.serializers import JSONSerializer
+
+from adapters.client import TechAdapterClient
+from adapters.model import AdapterResult, Request
+from adapters.payloads import ComponentRequests, data_product_request
+from bot.descriptor.model import Descriptor
+from bot.descriptor.yamldump import dump_yaml
+from bot.engine.deployment import (
+    DeploymentState,
+    Operation,
+    TaskState,
+    component_state_after,
+    deployment_outcome,
+    product_status,
+)
+from bot.engine.locks import Locks
+from bot.engine.plan import build_plan
+from bot.engine.store import Deployment, PlannedTask, Store, new_deployment_id, now_iso
+
+QUEUE_NAME = "meshbot"
+JOB_MARGIN_SECONDS = 60  # an RQ job may run this much longer than its adapter's own deadline
+FINAL_JOB_TIMEOUT = 300
+
+
+def queue(connection: redis.Redis) -> Queue:
+    """meshbot's RQ queue (JSON job arguments: ids and plain data only)."""
+    return Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+
+
+def planned_tasks(
+    descriptor: Descriptor, operation: Operation, adapters: dict[str, tuple[str, float]]
+) -> list[PlannedTask]:
+    """The plan's tasks, dependencies reversed for an undeploy, each with the adapter that will run it."""
+    plan = build_plan(descriptor)
+    tasks = []
+    for task in plan.tasks:
+        if operation is Operation.DEPLOY:
+            depends_on = list(task.depends_on)
+        else:  # dependents first, the data product last
+            depends_on = sorted(plan.graph.successors(task.id))
+        url, timeout = adapters.get(task.id, (None, 600.0))
+        tasks.append(PlannedTask(id=task.id, kind=task.kind, depends_on=depends_on, adapter_url=url,
+                                 adapter_timeout=timeout))
+    return tasks
+
+
+def request_deployment(
+    connection: redis.Redis,
+    descriptor: Descriptor,
+    operation: Operation,
+    adapters: dict[str, tuple[str, float]],
+    started_by: str,
+    *,
+    remove_data: bool = False,
+    marketplace: list[str] | None = None,
+    history: int = 50,
+    report_to: dict[str, Any] | None = None,
+) -> tuple[str, int]:
+    """Record a deployment and queue it behind any other of the same data product and environment.
+
+    Returns its id and how many deployments wait before it (0 when it started at once).
+    """
+    deployment = Deployment(
+        id=new_deployment_id(), data_product=descriptor.id, environment=descriptor.environment,
+        version=str(descriptor.data.get("version", "")), operation=operation, descriptor=descriptor.data,
+        tasks=planned_tasks(descriptor, operation, adapters), started_by=started_by, remove_data=remove_data,
+        marketplace=list(marketplace or []), history=history, report_to=report_to,
+    )
+    store, locks = Store(connection), Locks(connection)
+    store.create(deployment)
+    ahead = locks.enqueue(deployment.data_product, deployment.environment, deployment.id)
+    holder = locks.holder(deployment.data_product, deployment.environment)
+    start_next(connection, deployment.data_product, deployment.environment)
+    return deployment.id, ahead + (1 if holder and holder != deployment.id else 0)  # a reaper may have started it
+
+
+def start_next(connection: redis.Redis, data_product: str, environment: str) -> str | None:
+    """If the data product's lock is free, give it to the first waiting deployment and start that one."""
+    deployment_id = Locks(connection).take_next(data_product, environment)
+    if deployment_id is None:
+        return None
+    Store(connection).set_state(deployment_id, DeploymentState.VALIDATING)
+    enqueue_prepare(connection, deployment_id)
+    return deployment_id
+
+
+def prepare_job_id(deployment_id: str) -> str:
+    """The RQ job id of a deployment's validation job."""
+    return f"meshbot-{deployment_id}-prepare"
+
+
+def finish_job_id(deployment_id: str) -> str:
+    """The RQ job id of a deployment's final job."""
+    return f"meshbot-{deployment_id}-finish"
+
+
+def enqueue_prepare(connection: redis.Redis, deployment_id: str) -> None:
+    """Queue the validation job of a deployment that holds its lock."""
+    queue(connection).enqueue(
+        f"{__name__}.prepare", deployment_id, job_id=prepare_job_id(deployment_id),
+        job_timeout=FINAL_JOB_TIMEOUT, retry=Retry(max=2), on_failure=Callback(f"{__name__}.on_prepare_failure"),
+        result_ttl=600, failure_ttl=86400,
+    )
+
+
+def _connection() -> redis.Redis:
+    from rq import get_current_job
+
+    job = get_current_job()
+    assert job is not None, "meshbot jobs run on RQ workers"
+    return job.connection
+
+
+# ---------------------------------------------------------------------- jobs
+
+
+def prepare(deployment_id: str) -> str:
+    """Job: ask every task's adapter to validate; then enqueue the task jobs and the final job."""
+    connection = _connection()
+    store = Store(connection)
+    deployment = store.load(deployment_id)
+    if deployment is None:
+        return "unknown deployment"
+    prepared = _prepared(store, deployment_id)
+    if prepared is None:
+        return "unknown deployment"
+    problems = _validation_problems(prepared)
+    if problems:
+        store.set_state(deployment_id, DeploymentState.REFUSED,
+                        "the tech adapters refused the descriptor; nothing was provisioned: " + "; ".join(problems))
+        _release(connection, deployment)
+        return "refused"
+    store.save_descriptor_yaml(deployment_id, _descriptor_text(prepared))
+    store.set_state(deployment_id, DeploymentState.IN_PROGRESS)
+    store.set_product(deployment.data_product, deployment.environment, status="IN_PROGRESS",
+                      deployment=deployment_id)
+    enqueue_tasks(connection, deployment)
+    return "started"
+
+
+def _validation_problems(prepared: _Prepared) -> list[str]:
+    if prepared.deployment.operation is Operation.UNDEPLOY:
+        return []  # what exists must be removable even if today's adapter would refuse to create it
+    to_validate = [(task, _request(prepared, task)) for task in prepared.deployment.tasks if task.adapter_url]
+
+    def validate(item: tuple[PlannedTask, Request]) -> str | None:
+        task, request = item
+        client = TechAdapterClient(task.adapter_url or "", timeout=task.adapter_timeout)
+        outcome = client.validate(request)
+        if outcome.valid:
+            return None
+        return f"{task.id}: {outcome.message}"
+
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(to_validate)))) as pool:
+        return [problem for problem in pool.map(validate, to_validate) if problem]
+
+
+def enqueue_tasks(connection: redis.Redis, deployment: Deployment) -> None:
+    """Enqueue every task job and the final job in one transaction, the roots last.
+
+    RQ dependencies follow the transitive reduction of the plan (a job still checks all its direct
+    dependencies itself), and the final job waits only for the tasks nothing depends on: every other task
+    is an ancestor of one of them. So RQ's dependency bookkeeping stays proportional to the graph's edges.
+    """
+    rq_queue = queue(connection)
+    job_ids = {task.id: f"meshbot-{deployment.id}-{index}" for index, task in enumerate(deployment.tasks)}
+    finish_id = finish_job_id(deployment.id)
+    if Job.exists(finish_id, connection=connection):
+        return  # a retried prepare whose first attempt had enqueued everything (one transaction)
+    graph = rq_dependency_graph(deployment.tasks)
+    deferred: list[Job] = []
+    roots: list[EnqueueData] = []
+    for task_id in nx.topological_sort(graph):
+        task = deployment.task(task_id)
+        options: dict[str, Any] = {
+            "args": (deployment.id, task.id), "job_id": job_ids[task.id],
+            "timeout": int(task.adapter_timeout) + JOB_MARGIN_SECONDS,
+            # Adapters must make provision and unprovision idempotent, so a task whose worker died is retried once.
+            "retry": Retry(max=1), "on_failure": Callback(f"{__name__}.on_task_failure"),
+            "result_ttl": 600, "failure_ttl": 86400,
+        }
+        dependencies = sorted(job_ids[dependency] for dependency in graph.predecessors(task_id))
+        if dependencies:
+            deferred.append(rq_queue.create_job(f"{__name__}.run_task", depends_on=_after(dependencies),
+                                                status=JobStatus.DEFERRED, **options))
+        else:
+            roots.append(Queue.prepare_data(f"{__name__}.run_task", **options))
+    sinks = sorted(job_ids[task_id] for task_id in graph if graph.out_degree(task_id) == 0)
+    final: dict[str, Any] = {"args": (deployment.id,), "job_id": finish_id, "timeout": FINAL_JOB_TIMEOUT,
+                             "retry": Retry(max=3), "on_failure": Callback(f"{__name__}.on_finish_failure"),
+                             "result_ttl": 600, "failure_ttl": 86400}
+    if sinks:
+        deferred.append(rq_queue.create_job(f"{__name__}.finish", depends_on=_after(sinks), status=JobStatus.DEFERRED,
+                                            **final))
+    else:
+        roots.append(Queue.prepare_data(f"{__name__}.finish", **final))
+    # Nothing of this deployment runs before the transaction commits, so every dependent is registered
+    # before any job it waits for can end: no WATCH and no dependency check is needed.
+    with connection.pipeline() as pipeline:
+        for job in deferred:
+            job.save(pipeline=pipeline)
+            job.register_dependency(pipeline=pipeline)
+        rq_queue.enqueue_many(roots, pipeline=pipeline)
+        pipeline.execute()
+
+
+def rq_dependency_graph(tasks: list[PlannedTask]) -> nx.DiGraph:
+    """The tasks' dependency graph with every edge implied by others removed."""
+    graph = nx.DiGraph()
+    for task in tasks:
+        graph.add_node(task.id)
+        graph.add_edges_from((dependency, task.id) for dependency in task.depends_on)
+    return nx.transitive_reduction(graph)
+
+
+def _after(job_ids: list[str]) -> Dependency | None:
+    """Run after these jobs however they ended: the job itself decides what their outcome means."""
+    return Dependency(jobs=job_ids, allow_failure=True) if job_ids else None
+
+
+def run_task(deployment_id: str, task_id: str) -> str:
+    """Job: run one task through its adapter, unless an upstream task did not complete or the lease was lost."""
+    connection = _connection()
+    store = Store(connection)
+    prepared = _prepared(store, deployment_id)
+    if prepared is None:
+        return "unknown deployment"
+    deployment = prepared.deployment
+    task = deployment.task(task_id)
+    states = store.task_records(deployment_id, [task_id, *task.depends_on])
+    if states.get(task_id, {}).get("state") in (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED):
+        return "already done"
+    blocked = [dep for dep in task.depends_on if states.get(dep, {}).get("state") != TaskState.COMPLETED]
+    if blocked:
+        reasons = ", ".join(f"{dep} {states.get(dep, {}).get('state', 'PENDING')}" for dep in blocked)
+        store.update_task(deployment_id, task_id, state=TaskState.SKIPPED, finishedAt=now_iso(),
+                          message=f"not started: {reasons}")
+        return "skipped"
+    locks = Locks(connection)
+    if not locks.renew(deployment.data_product, deployment.environment, deployment_id):
+        before = states.get(task_id, {})
+        if before.get("state") == TaskState.RUNNING:  # an attempt was cut off: what it left behind is unknown
+            reason = str(before.get("message", "")).removesuffix("; retrying")
+            store.update_task(deployment_id, task_id, state=TaskState.FAILED, finishedAt=now_iso(),
+                              message=f"not retried: the deployment lost its lease (no worker renewed it in time) "
+                                      f"after an attempt was cut off ({reason})")
+            return "lease lost"
+        store.update_task(deployment_id, task_id, state=TaskState.SKIPPED, finishedAt=now_iso(),
+                          message="not started: the deployment lost its lease (no worker renewed it in time)")
+        return "lease lost"
+    attempts = int(states.get(task_id, {}).get("attempts", 0)) + 1
+    previous = states.get(task_id, {})
+    note = ""
+    if previous.get("state") == TaskState.RUNNING:
+        note = f" (attempt {attempts}; before: {str(previous.get('message', '')).removesuffix('; retrying')})"
+    running = store.update_task(deployment_id, task_id, previous, state=TaskState.RUNNING, startedAt=now_iso(),
+                                attempts=attempts, message="running" + note)
+    result = _call_adapter(prepared, task)
+    store.update_task(
+        deployment_id, task_id, running, state=TaskState.COMPLETED if result.ok else TaskState.FAILED,
+        finishedAt=now_iso(),
+        message=result.message + note, info=result.info, logs=result.logs, details=result.details,
+    )
+    _report_progress(connection, deployment)
+    return str(result.outcome)
+
+
+PROGRESS_JOB = "handlers.report.deployment_progress"
+PROGRESS_INTERVAL_MS = 2000  # at most one progress report per deployment this often (a forge's rate limits)
+
+
+def _report_progress(connection: redis.Redis, deployment: Deployment) -> None:
+    """When someone follows this deployment in a comment, queue an update of it (throttled)."""
+    if not (deployment.report_to or {}).get("comment"):
+        return
+    if connection.set(f"meshbot:progress:{deployment.id}", "1", nx=True, px=PROGRESS_INTERVAL_MS):
+        queue(connection).enqueue(PROGRESS_JOB, deployment.id, result_ttl=60, failure_ttl=3600)
+
+
+def _call_adapter(prepared: _Prepared, task: PlannedTask) -> AdapterResult:
+    if not task.adapter_url:
+        from adapters.model import Outcome
+
+        return AdapterResult(outcome=Outcome.FAILED, message="no tech adapter was resolved for this task")
+    client = TechAdapterClient(task.adapter_url, timeout=task.adapter_timeout)
+    request = _request(prepared, task)
+    if prepared.deployment.operation is Operation.DEPLOY:
+        return client.provision(request)
+    return client.unprovision(request)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """What a worker derives once per deployment: the static record and the request texts built from it."""
+
+    deployment: Deployment
+    descriptor_yaml: str = ""
+    component_requests: ComponentRequests | None = None
+
+
+_PREPARED: dict[str, _Prepared] = {}  # per worker process, the latest few deployments
+
+
+def _prepared(store: Store, deployment_id: str) -> _Prepared | None:
+    prepared = _PREPARED.get(deployment_id)
+    if prepared is None:
+        deployment = store.load_static(deployment_id)
+        if deployment is None:
+            return None
+        if len(_PREPARED) >= 16:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        # Written once by the validation job: no worker spends the CPU of writing 100 KB of YAML again.
+        prepared = _PREPARED[deployment_id] = _Prepared(deployment, store.descriptor_yaml(deployment_id) or "")
+    return prepared
+
+
+def _descriptor_text(prepared: _Prepared) -> str:
+    if not prepared.descriptor_yaml:
+        prepared.descriptor_yaml = dump_yaml(prepared.deployment.descriptor)
+    return prepared.descriptor_yaml
+
+
+def _request(prepared: _Prepared, task: PlannedTask) -> Request:
+    deployment = prepared.deployment
+    if task.kind == "dataproduct":
+        return {**data_product_request({}, deployment.remove_data), "descriptor": _descriptor_text(prepared)}
+    if prepared.component_requests is None:
+        prepared.component_requests = ComponentRequests(_descriptor_text(prepared), deployment.remove_data)
+    return prepared.component_requests.body(task.id)
+
+
+def finish(deployment_id: str) -> str:
+    """Job: compute the outcome from every task, record it, notify the marketplace, free the lock."""
+    connection = _connection()
+    store = Store(connection)
+    deployment = store.load(deployment_id)
+    if deployment is None:
+        return "unknown deployment"
+    if deployment.state.finished:
+        _release(connection, deployment)
+        return str(deployment.state)
+    recorded = store.task_states(deployment_id)
+    states = {task.id: recorded.get(task.id, {}) for task in deployment.tasks}  # plan order, not the hash's
+    before = store.product(deployment.data_product, deployment.environment).get("components") or {}
+    components = {}
+    for task in deployment.tasks:
+        state = TaskState(states[task.id].get("state", TaskState.PENDING))
+        if state is TaskState.PENDING:  # a task job that never ran: treat it as cut off
+            states[task.id] = store.update_task(deployment_id, task.id, state=TaskState.SKIPPED, message="never ran")
+            state = TaskState.SKIPPED
+        components[task.id] = {
+            "status": component_state_after(deployment.operation, state, (before.get(task.id) or {}).get("status")),
+            "message": states.get(task.id, {}).get("message", ""),
+        }
+    status = product_status({task_id: entry["status"] for task_id, entry in components.items()})
+    message = _summary(states)
+    if status.value in ("DEPLOYED",) and deployment.marketplace:
+        failures = _notify_marketplace(deployment, states)
+        if failures:
+            status = product_status({}, corrupt=True)
+            message = "provisioned, but the marketplace notification failed: " + "; ".join(failures)
+    outcome = deployment_outcome(deployment.operation, status)
+    fields: dict[str, Any] = {"status": str(status), "version": deployment.version, "deployment": deployment_id,
+                              "components": components, "updatedAt": now_iso()}
+    if deployment.operation is Operation.DEPLOY and outcome is DeploymentState.DEPLOYED:
+        fields["descriptor"] = deployment.descriptor
+    store.set_product(deployment.data_product, deployment.environment, **fields)
+    store.set_state(deployment_id, outcome, message)
+    _release(connection, deployment)
+    return str(outcome)
+
+
+def _summary(states: dict[str, dict[str, Any]]) -> str:
+    counts: dict[str, int] = {}
+    for record in states.values():
+        counts[record.get("state", "PENDING")] = counts.get(record.get("state", "PENDING"), 0) + 1
+    failed = [f"{task_id}: {record.get('message', '')}" for task_id, record in states.items()
+              if record.get("state") == TaskState.FAILED]
+    text = ", ".join(f"{count} {state.lower()}" for state, count in sorted(counts.items()))
+    return text + ("; failed: " + "; ".join(failed) if failed else "")
+
+
+def _notify_marketplace(deployment: Deployment, states: dict[str, dict[str, Any]]) -> list[str]:
+    body: dict[str, Any] = {"dataProduct": deployment.data_product, "environment": deployment.environment,
+            "version": deployment.version, "deployment": deployment.id, "descriptor": deployment.descriptor,
+            "results": {task_id: {k: record.get(k) for k in ("state", "message", "info")}
+                        for task_id, record in states.items()}}
+    failures = []
+    for url in deployment.marketplace:
+        try:
+            response = requests.post(url, json=body, timeout=10)
+            if response.status_code >= 300:
+                failures.append(f"{url} answered HTTP {response.status_code}")
+        except requests.RequestException as error:
+            failures.append(f"{url}: {type(error).__name__}")
+    return failures
+
+
+REPORT_JOB = "handlers.report.deployment_ended"  # tells whoever asked (a forge) how a deployment ended
+
+
+def _release(connection: redis.Redis, deployment: Deployment) -> None:
+    Locks(connection).release(deployment.data_product, deployment.environment, deployment.id)
+    if deployment.report_to:
+        queue(connection).enqueue(REPORT_JOB, deployment.id, job_id=f"meshbot-{deployment.id}-report",
+                                  retry=Retry(max=3, interval=[5, 30, 120]), result_ttl=600, failure_ttl=86400)
+    start_next(connection, deployment.data_product, deployment.environment)
+
+
+# ---------------------------------------------------------------------- failure callbacks
+
+
+def on_task_failure(job: Job, connection: redis.Redis, exc_type: Any, value: Any, traceback: Any) -> None:
+    """A task job crashed or its worker died: record why, so the final job counts it as FAILED."""
+    deployment_id, task_id = job.args[0], job.args[1]
+    died = exc_type.__name__ == "AbandonedJobError"
+    reason = "the worker running this task died" if died else f"the task crashed: {exc_type.__name__}: {value}"
+    if job.retries_left:
+        # RQ retries it next: leave it RUNNING so that the retry runs and says why.
+        Store(connection).update_task(deployment_id, task_id, message=f"{reason}; retrying")
+        return
+    Store(connection).update_task(deployment_id, task_id, state=TaskState.FAILED, finishedAt=now_iso(),
+                                  message=reason + (" (also on the retry)" if died else ""))
+
+
+def on_prepare_failure(job: Job, connection: redis.Redis, exc_type: Any, value: Any, traceback: Any) -> None:
+    """The validation job crashed or died: end the deployment (nothing was provisioned) and free the lock."""
+    if job.retries_left:
+        return  # RQ runs it again: the deployment keeps its lock until then
+    end_refused(connection, job.args[0], f"validation could not run ({exc_type.__name__}); nothing was provisioned")
+
+
+def end_refused(connection: redis.Redis, deployment_id: str, message: str) -> None:
+    """End a deployment that provisioned nothing as REFUSED and free its lock (unless it has ended already)."""
+    store = Store(connection)
+    deployment = store.load(deployment_id)
+    if deployment is None or deployment.state.finished:
+        return
+    store.set_state(deployment.id, DeploymentState.REFUSED, message)
+    _release(connection, deployment)
+
+
+def on_finish_failure(job: Job, connection: redis.Redis, exc_type: Any, value: Any, traceback: Any) -> None:
+    """The final job failed for good: the outcome is unknown, so say CORRUPT, and never keep the lock for ever."""
+    if job.retries_left:
+        return
+    end_corrupt(connection, job.args[0],
+                f"the final step failed ({exc_type.__name__}: {value}); what the tasks left behind is unknown")
+
+
+def end_corrupt(connection: redis.Redis, deployment_id: str, message: str) -> None:
+    """End a deployment whose outcome is unknown as CORRUPT and free its lock (unless it has ended already)."""
+    store = Store(connection)
+    deployment = store.load(deployment_id)
+    if deployment is None or deployment.state.finished:
+        return
+    store.set_product(deployment.data_product, deployment.environment, status="CORRUPT", deployment=deployment.id,
+                      updatedAt=now_iso())
+    store.set_state(deployment.id, DeploymentState.CORRUPT, message)
+    _release(connection, deployment)
+
+
+def task_view(store: Store, deployment_id: str) -> list[dict[str, Any]]:
+    """Each task with its state, for status and progress output."""
+    deployment = store.load(deployment_id)
+    states = store.task_states(deployment_id)
+    if deployment is None:
+        return []
+    return [{"id": task.id, "kind": task.kind, **states.get(task.id, {})} for task in deployment.tasks]
+

@@ -1,0 +1,110 @@
+"""Accept a webhook delivery: record it and enqueue its jobs in one atomic Redis step, so that it acts once.
+
+Forges redeliver, and a delivery must act once however many replicas receive it. The duplicate check, the enqueue
+of the delivery's RQ jobs and the record of the delivery are one Lua script: one round trip on the request path,
+and no state in which the delivery is recorded but its jobs are lost (the record is written last).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import redis
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+from rq.utils import now
+
+from bot.forge.router import JobRequest
+
+DELIVERY_TTL_SECONDS = 7 * 24 * 3600  # GitHub redelivers up to 3 days back; GitLab retries within hours
+KEY_PREFIX = "meshbot:webhook-delivery"
+MAX_ID_LENGTH = 200
+
+JOB_TIMEOUT_SECONDS = 600
+JOB_RESULT_TTL_SECONDS = 600
+JOB_FAILURE_TTL_SECONDS = 86400
+JOB_RETRIES = 3
+JOB_RETRY_INTERVALS = (60, 300, 900)  # seconds
+
+# What RQ's Queue.enqueue writes for a job without dependencies (the queue registered in RQ's set of queues, the
+# job's hash, its id pushed on the queue), after the duplicate check and before the delivery record.
+# KEYS: the delivery key ("" when the delivery has no id), RQ's set of queues, the queue
+# ARGV: the delivery TTL, then per job: its hash key, its id, its number of hash fields n, n field/value pairs
+_ACCEPT_SCRIPT = """
+local recorded = KEYS[1] ~= ''
+if recorded and redis.call('EXISTS', KEYS[1]) == 1 then
+    return 0
+end
+redis.call('SADD', KEYS[2], KEYS[3])
+local i = 2
+while i <= #ARGV do
+    local count = tonumber(ARGV[i + 2])
+    redis.call('HSET', ARGV[i], unpack(ARGV, i + 3, i + 2 + count))
+    redis.call('RPUSH', KEYS[3], ARGV[i + 1])
+    i = i + 3 + count
+end
+if recorded then
+    redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+end
+return 1
+"""
+
+
+def delivery_key(forge: str, delivery_id: str) -> str:
+    """The Redis key recording that a forge's delivery was received (long ids hashed, so keys stay small)."""
+    if len(delivery_id) > MAX_ID_LENGTH:
+        delivery_id = "sha256-" + hashlib.sha256(delivery_id.encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{KEY_PREFIX}:{forge}:{delivery_id}"
+
+
+class DeliveryIntake:
+    """Accepts deliveries onto one RQ queue: the script is registered once, the retry policy built once."""
+
+    def __init__(self, queue: Queue, ttl_seconds: int = DELIVERY_TTL_SECONDS) -> None:
+        self.queue = queue
+        self.ttl_seconds = ttl_seconds
+        self._script = queue.connection.register_script(_ACCEPT_SCRIPT)
+        # A forge that stays unavailable or rate-limited past the client's own waits: try again later.
+        # Every job is safe to repeat (one comment edited in place, statuses, a release deployed once).
+        self._retry = Retry(max=JOB_RETRIES, interval=list(JOB_RETRY_INTERVALS))
+
+    @property
+    def connection(self) -> redis.Redis:
+        """The Redis connection of the queue."""
+        return self.queue.connection
+
+    def accept(self, forge: str, delivery_id: str, requests: Sequence[JobRequest]) -> list[str] | None:
+        """Enqueue the delivery's jobs and record it; their ids, or None when the delivery was received before.
+
+        A delivery without an id ("") cannot be de-duplicated: its jobs are enqueued and nothing is recorded.
+        """
+        jobs = [self._job(forge, delivery_id, request) for request in requests]
+        arguments: list[str | bytes | int] = [self.ttl_seconds]
+        for job in jobs:
+            fields = _hash_fields(job)
+            arguments += [job.key, job.id, len(fields), *fields]
+        key = delivery_key(forge, delivery_id) if delivery_id else ""
+        accepted = self._script(keys=[key, self.queue.redis_queues_keys, self.queue.key], args=arguments)
+        return [job.id for job in jobs] if accepted else None
+
+    def _job(self, forge: str, delivery_id: str, request: JobRequest) -> Job:
+        """The RQ job of a request, as Queue.enqueue prepares it (queued, origin and enqueue time set)."""
+        job = self.queue.create_job(
+            request.function, args=request.args, description=request.description, timeout=JOB_TIMEOUT_SECONDS,
+            result_ttl=JOB_RESULT_TTL_SECONDS, failure_ttl=JOB_FAILURE_TTL_SECONDS, retry=self._retry,
+            meta={"forge": forge, "delivery": delivery_id}, status=JobStatus.QUEUED,
+        )
+        job.origin = self.queue.name
+        job.enqueued_at = now()
+        return job
+
+
+def _hash_fields(job: Job) -> list[str | bytes]:
+    """The job's Redis hash as flat field/value pairs, as Job.save writes it (None values left out)."""
+    fields: list[str | bytes] = []
+    for name, value in job.to_dict().items():
+        if value is not None:
+            fields.append(name)
+            fields.append(value if isinstance(value, str | bytes) else str(value))
+    return fields

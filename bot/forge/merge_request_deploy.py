@@ -1,0 +1,149 @@
+"""`/deploy` and `/undeploy` from a merge request: checks, then the engine; the reply shows the plan as it runs.
+
+The reply comment holds a table (task, kind, status, time, adapter message) that the engine's report jobs
+edit as tasks finish (`handlers.report`), and its final state links the status API when `public_url` is
+configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from adapters.client import TechAdapterClient
+from adapters.payloads import component_request, data_product_request
+from adapters.registry import AdapterRegistry
+from bot.config import ServerConfig
+from bot.descriptor.assembly import assemble
+from bot.descriptor.discovery import RemoteLocations
+from bot.descriptor.errors import InputErrors
+from bot.descriptor.files import FileTooLarge
+from bot.descriptor.model import Descriptor
+from bot.engine.deployment import Operation
+from bot.engine.plan import build_plan
+from bot.engine.runner import request_deployment
+from bot.engine.store import Deployment
+from bot.forge.commands import Deploy, Undeploy
+from policies.engine import evaluate
+from policies.report import CheckReport, code_span, escape_markdown, to_markdown
+from vcs.base import ForgeError, MergeRequest, Repository
+from vcs.reader import RevisionReader
+
+REPLY_LIMIT = 60_000
+MESSAGE_LIMIT = 200  # an adapter message in a table cell
+ICONS = {"COMPLETED": "✅", "FAILED": "❌", "SKIPPED": "⏭️", "RUNNING": "⏳", "PENDING": "⌛"}
+
+
+def run_deploy_command(
+    repository: Repository, connection: redis.Redis, config: ServerConfig, policies: Sequence[Any], *,
+    forge: str, project: str, merge_request: MergeRequest, command: Deploy | Undeploy, author: str,
+    reply: dict[str, str], remote: RemoteLocations | None = None,
+) -> str:
+    """Check and start a deploy or undeploy of the merge request's head; the reply's text (edited later)."""
+    undeploy = isinstance(command, Undeploy)
+    environment = command.environment or config.merge_request_environment
+    word = "/undeploy" if undeploy else "/deploy"
+    sha = merge_request.head_sha
+    try:
+        descriptor = assemble(RevisionReader(repository, sha), environment, remote)
+    except InputErrors as invalid:
+        errors = "\n".join(f"- {escape_markdown(str(error))}" for error in invalid.errors[:20])
+        return (f"`{word}` to {code_span(environment)} refused: the data product at {sha[:8]} cannot be "
+                f"assembled:\n{errors}")
+    except (ForgeError, FileTooLarge) as error:
+        return (f"`{word}` to {code_span(environment)} refused: the repository cannot be read "
+                f"({escape_markdown(str(error))})")
+    if not undeploy:
+        results = evaluate(descriptor, policies)
+        active = sum(1 for policy in policies if str(getattr(policy, "status", "")) != "draft")
+        report = CheckReport(descriptor=descriptor, results=results, policy_count=active)
+        if not report.passed:
+            return (f"`{word}` to {code_span(environment)} refused: governance blocks at {sha[:8]}.\n\n"
+                    + to_markdown(report, limit=REPLY_LIMIT // 2))
+    registry = AdapterRegistry(config.adapters)
+    unresolved = registry.unresolved(descriptor)
+    if unresolved:
+        listed = "\n".join(f"- {escape_markdown(str(error))}" for error in unresolved[:20])
+        return f"`{word}` to {code_span(environment)} refused: no tech adapter for:\n{listed}"
+    adapters = registry.resolve_all(descriptor)
+    if isinstance(command, Deploy) and command.dry_run:
+        return dry_run_reply(descriptor, adapters, sha)
+    status_url = _status_url(config, descriptor.id, environment)
+    deployment_id, ahead = request_deployment(
+        connection, descriptor, Operation.UNDEPLOY if undeploy else Operation.DEPLOY, adapters,
+        f"{forge}:{project}!{merge_request.number} by @{author}",
+        remove_data=isinstance(command, Undeploy) and command.remove_data, marketplace=config.marketplace,
+        history=config.history,
+        report_to={"forge": forge, "project": project, "sha": sha, "context": f"meshbot/deploy/{environment}",
+                   "statusUrl": status_url, "comment": reply, "command": word},
+    )
+    queued = f"queued behind {ahead} other deployment(s) of {code_span(descriptor.id)} in {code_span(environment)}" \
+        if ahead else "started"
+    removing = "\n\nremoving data: the tech adapters are asked to delete it (`--remove-data`)" \
+        if isinstance(command, Undeploy) and command.remove_data else ""
+    return (f"`{word}` of {code_span(descriptor.id)} {escape_markdown(str(descriptor.data.get('version', '')))} "
+            f"at {sha[:8]} to {code_span(environment)}: deployment `{deployment_id}` {queued}.{removing}")
+
+
+def dry_run_reply(descriptor: Descriptor, adapters: dict[str, tuple[str, float]], sha: str) -> str:
+    """The plan and what each task's adapter says of it, provisioning nothing."""
+    plan = build_plan(descriptor)
+    lines = [f"`/deploy --dry-run` of {code_span(descriptor.id)} at {sha[:8]} to "
+             f"{code_span(descriptor.environment)}: nothing was provisioned.", "",
+             "| stage | task | kind | adapter validate |", "|---:|---|---|---|"]
+    stage_of = {task_id: index + 1 for index, stage in enumerate(plan.stages) for task_id in stage}
+    for task in plan.tasks:
+        url, timeout = adapters[task.id]
+        client = TechAdapterClient(url, timeout=min(timeout, 60.0))
+        request = data_product_request(descriptor.data) if task.kind == "dataproduct" else \
+            component_request(descriptor.data, task.id)
+        outcome = client.validate(request)
+        verdict = "valid" if outcome.valid else f"not valid: {outcome.message}"
+        lines.append(f"| {stage_of.get(task.id, '?')} | {code_span(task.id)} | {task.kind} | "
+                     f"{_cell(verdict)} |")
+    return "\n".join(lines)
+
+
+def progress_reply(deployment: Deployment, tasks: list[dict[str, Any]], status_url: str | None) -> str:
+    """The reply as the deployment runs or after it ended: the plan as a table."""
+    command = str((deployment.report_to or {}).get("command", "/deploy"))
+    state = deployment.state
+    head = (f"`{command}` of {code_span(deployment.data_product)} {escape_markdown(deployment.version)} to "
+            f"{code_span(deployment.environment)}, deployment `{deployment.id}`: **{state}**")
+    if deployment.message and state.finished:
+        head += f": {_cell(deployment.message)}"
+    lines = [head, "", "| task | kind | status | time | adapter message |", "|---|---|---|---:|---|"]
+    for task in tasks:
+        status = str(task.get("state", "PENDING"))
+        lines.append(f"| {code_span(str(task['id']))} | {task.get('kind', '')} | {ICONS.get(status, '')} {status} | "
+                     f"{_duration(task)} | {_cell(str(task.get('message', '')))} |")
+    if state.finished and status_url:
+        lines += ["", f"Status: {status_url}"]
+    elif not state.finished:
+        lines += ["", "_updated as tasks finish_"]
+    return "\n".join(lines)[:REPLY_LIMIT]
+
+
+def _duration(task: dict[str, Any]) -> str:
+    try:
+        started = datetime.fromisoformat(str(task["startedAt"]).replace("Z", "+00:00"))
+        finished = datetime.fromisoformat(str(task["finishedAt"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return ""
+    return f"{(finished - started).total_seconds():.1f} s"
+
+
+def _cell(text: str) -> str:
+    one_line = " ".join(text.split())
+    if len(one_line) > MESSAGE_LIMIT:
+        one_line = one_line[:MESSAGE_LIMIT - 1] + "…"
+    return escape_markdown(one_line).replace("|", "\\|")
+
+
+def _status_url(config: ServerConfig, data_product: str, environment: str) -> str | None:
+    if not config.public_url:
+        return None
+    return f"{config.public_url.rstrip('/')}/status/{data_product}?env={environment}"

@@ -1,0 +1,253 @@
+"""Governance on merge requests and pushes: review a commit, then publish one comment and one commit status.
+
+The domain only: a `vcs.base.Repository` in, what to publish out. The RQ job functions in `handlers/` load
+the server configuration and the forge client and call into here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.config import ServerConfig, config_path, load_config
+from bot.descriptor.assembly import assemble
+from bot.descriptor.discovery import RemoteLocations
+from bot.descriptor.errors import InputError, InputErrors, SourcePosition
+from bot.descriptor.files import FileTooLarge
+from policies.engine import evaluate
+from policies.loader import load_policies
+from policies.model import Policy, Status
+from policies.report import CATEGORIES, CheckReport, escape_markdown, markdown_position, to_markdown
+from vcs.base import CommitState, Forge, ForgeError, Repository
+from vcs.locations import ForgeLocations
+from vcs.reader import RevisionReader
+
+log = logging.getLogger(__name__)
+
+MARKER = "<!-- meshbot:governance -->"
+STATUS_CONTEXT = "meshbot/governance"
+COMMENT_LIMIT = 60_000  # GitHub holds 65,536 characters; the rest is margin
+DESCRIPTION_LIMIT = 140  # GitHub's limit for a commit status description
+SHORT_SHA = 8
+_CUT_NOTE = "\n\n…(comment cut at the {limit:,} character limit; run `meshbot check` on this commit for the rest)\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """What one governance run on one commit publishes: a commit status and a merge request comment."""
+
+    sha: str
+    state: CommitState
+    description: str
+    comment: str
+    report: CheckReport | None = None
+    errors: list[InputError] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- review
+
+
+def review(
+    repository: Repository,
+    sha: str,
+    config: ServerConfig,
+    policies: Sequence[Policy],
+    remote: RemoteLocations | None = None,
+) -> Review:
+    """Assemble the descriptor at sha for the merge request environment and run the policies on it."""
+    environment = config.merge_request_environment
+    try:
+        descriptor = assemble(RevisionReader(repository, sha), environment, remote)
+    except InputErrors as invalid:
+        return _error_review(sha, environment, "the data product could not be assembled", invalid.errors)
+    except FileTooLarge as too_large:
+        error = InputError(f"file is {too_large.size} bytes, over the {too_large.limit} byte limit",
+                           SourcePosition(too_large.path))
+        return _error_review(sha, environment, "a file could not be read", [error])
+    except ForgeError as failure:
+        return _error_review(sha, environment, "the repository could not be read", [InputError(failure.message)])
+    results = evaluate(descriptor, policies)
+    active = sum(1 for policy in policies if policy.status is not Status.DRAFT)
+    report = CheckReport(descriptor=descriptor, results=results, policy_count=active)
+    state = CommitState.SUCCESS if report.passed else CommitState.FAILURE
+    header, footer = _header(), _footer(sha, environment)
+    body = to_markdown(report, limit=COMMENT_LIMIT - len(header) - len(footer))
+    return Review(sha=sha, state=state, description=_report_description(report),
+                  comment=_fit(header + body + footer), report=report)
+
+
+def unavailable(sha: str, reason: str) -> Review:
+    """An error review for a commit meshbot could not check for a reason of its own (e.g. its configuration)."""
+    comment = (f"{_header()}### meshbot governance: ❗ not checked\n\n{escape_markdown(reason)}\n\n"
+               "This is a problem on meshbot's side, not in this repository; the platform team has been told. "
+               f"Push again once it is fixed.{_footer(sha, None)}")
+    return Review(sha=sha, state=CommitState.ERROR, description=_one_line(f"not checked: {reason}"),
+                  comment=_fit(comment))
+
+
+def _error_review(sha: str, environment: str, reason: str, errors: list[InputError]) -> Review:
+    errors = list(dict.fromkeys(errors)) or [InputError(reason)]
+    header, footer = _header(), _footer(sha, environment)
+    lines = [f"### meshbot governance: ❗ error\n\n{escape_markdown(reason)}, so no policy was run. "
+             f"{len(errors)} {'problem' if len(errors) == 1 else 'problems'} to fix:\n"]
+    budget = COMMENT_LIMIT - len(header) - len(footer) - 600  # room for the left-out note and the closing line
+    shown = 0
+    for error in errors:
+        line = _markdown_error(error)
+        if len(line) + 1 > budget:
+            break
+        budget -= len(line) + 1
+        lines.append(line)
+        shown += 1
+    if shown < len(errors):
+        lines.append(f"\n> {len(errors) - shown} more problems were left out to fit the comment size limit; "
+                     "run `meshbot check` on this commit for all of them.")
+    lines.append("\nFix these and push again: meshbot checks every push.")
+    description = _one_line(str(errors[0]))
+    if len(errors) > 1:
+        description = _clip(description, DESCRIPTION_LIMIT - 12) + f" (+{len(errors) - 1} more)"
+    return Review(sha=sha, state=CommitState.ERROR, description=_clip(description, DESCRIPTION_LIMIT),
+                  comment=_fit(header + "\n".join(lines) + "\n" + footer), errors=errors)
+
+
+def _markdown_error(error: InputError) -> str:
+    where = markdown_position(error.position)
+    return f"- {where + ': ' if where else ''}{escape_markdown(error.message)}"
+
+
+def _header() -> str:
+    return MARKER + "\n"
+
+
+def _footer(sha: str, environment: str | None) -> str:
+    where = f" for environment `{environment}`" if environment else ""
+    return (f"\n\n---\n<sub>meshbot checked commit {sha[:SHORT_SHA]}{where}; "
+            "this comment is updated on every push.</sub>\n")
+
+
+def _fit(comment: str) -> str:
+    """The comment cut to COMMENT_LIMIT, saying so (the report renderer already fits; this is the last guard)."""
+    if len(comment) <= COMMENT_LIMIT:
+        return comment
+    note = _CUT_NOTE.format(limit=COMMENT_LIMIT)
+    return comment[: COMMENT_LIMIT - len(note)] + note
+
+
+def _report_description(report: CheckReport) -> str:
+    counts = {category: len(report.failed(category)) for category in CATEGORIES}
+    parts = []
+    if counts["blocking"]:
+        parts.append(_plural(counts["blocking"], "blocking failure"))
+    if counts["grace"]:
+        parts.append(f"{counts['grace']} in grace")
+    if counts["warning"]:
+        parts.append(_plural(counts["warning"], "warning"))
+    if counts["info"]:
+        parts.append(f"{counts['info']} info")
+    if not parts:
+        return _clip(f"all {_plural(report.policy_count, 'policy', 'policies')} pass", DESCRIPTION_LIMIT)
+    text = ", ".join(parts)
+    return _clip(text if counts["blocking"] else f"passed with {text}", DESCRIPTION_LIMIT)
+
+
+def _plural(count: int, singular: str, plural: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+
+
+def _one_line(text: str) -> str:
+    return _clip(" ".join(text.split()), DESCRIPTION_LIMIT)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ---------------------------------------------------------------- publish
+
+
+def publish_commit_status(repository: Repository, review: Review, target_url: str | None = None) -> None:
+    """Set the `meshbot/governance` commit status of the reviewed commit."""
+    repository.set_commit_status(review.sha, STATUS_CONTEXT, review.state, review.description, target_url)
+
+
+def publish_merge_request_review(repository: Repository, number: int, review: Review, bot_username: str,
+                                 target_url: str | None = None) -> str:
+    """Create or edit in place meshbot's one governance comment, then set the commit status; the comment id."""
+    ours = [comment for comment in repository.comments(number)
+            if comment.author.casefold() == bot_username.casefold() and comment.body.lstrip().startswith(MARKER)]
+    if not ours:
+        comment_id = repository.create_comment(number, review.comment).id
+    else:
+        comment_id = ours[0].id
+        if ours[0].body != review.comment:
+            repository.edit_comment(number, comment_id, review.comment)
+        # Two workers racing on a new merge request can both have created one: retire the extras (without the
+        # marker they are never found again), so that exactly one comment stays current.
+        for extra in ours[1:]:
+            repository.edit_comment(number, extra.id, "meshbot's governance results are kept up to date in its "
+                                                      "first comment on this merge request.")
+    publish_commit_status(repository, review, target_url)
+    return comment_id
+
+
+# ---------------------------------------------------------------- the jobs' work
+
+Governance = tuple[ServerConfig, list[Policy]]
+CONFIG_PROBLEM = "meshbot's server configuration or governance policies are invalid"
+
+
+def load_governance() -> Governance:
+    """The server configuration ($MESHBOT_CONFIG) and its policies; InputErrors when the platform's files are wrong."""
+    config = load_config(config_path(None))
+    return config, load_policies(config.policy_folders)
+
+
+def review_merge_request(forge: Forge, project: str, number: int, head_sha: str,
+                         load: Callable[[], Governance] = load_governance,
+                         lock: AbstractContextManager[Any] | None = None) -> str:
+    """Review a merge request's newest head and publish the comment and status; a one-line summary.
+
+    `lock` (one per merge request, held across reading and publishing) keeps two reviews of the same merge
+    request from both creating the comment, or an older review from overwriting a newer one.
+    """
+    with lock or nullcontext():
+        return _review_merge_request(forge, project, number, head_sha, load)
+
+
+def _review_merge_request(forge: Forge, project: str, number: int, head_sha: str,
+                          load: Callable[[], Governance]) -> str:
+    repository = forge.repository(project)
+    request = repository.merge_request(number)
+    if request.state != "open":
+        return f"{project}!{number}: {request.state}, not reviewed"
+    sha = request.head_sha or head_sha  # the newest push wins over the sha of the event
+    try:
+        config, policies = load()
+    except InputErrors as invalid:
+        log.error("%s; merge request %s!%s not reviewed:\n%s", CONFIG_PROBLEM, project, number, invalid)
+        publish_merge_request_review(repository, number, unavailable(sha, CONFIG_PROBLEM), forge.bot_username(),
+                                     request.url)
+        raise
+    # No second look at the head afterwards: a push during this review sends its own event, whose review runs
+    # after this one (one review per merge request at a time) and reads the head anew.
+    result = review(repository, sha, config, policies, ForgeLocations(forge, forge.web_url))
+    comment_id = publish_merge_request_review(repository, number, result, forge.bot_username(), request.url)
+    return f"{project}!{number} at {sha[:SHORT_SHA]}: {result.state} ({result.description}), comment {comment_id}"
+
+
+def review_push(forge: Forge, project: str, branch: str, sha: str,
+                load: Callable[[], Governance] = load_governance) -> str:
+    """Review a pushed branch head and set its commit status (no comment); a one-line summary."""
+    repository = forge.repository(project)
+    try:
+        config, policies = load()
+    except InputErrors as invalid:
+        log.error("%s; %s@%s not reviewed:\n%s", CONFIG_PROBLEM, project, branch, invalid)
+        publish_commit_status(repository, unavailable(sha, CONFIG_PROBLEM))
+        raise
+    result = review(repository, sha, config, policies, ForgeLocations(forge, forge.web_url))
+    publish_commit_status(repository, result)
+    return f"{project}@{branch} {sha[:SHORT_SHA]}: {result.state} ({result.description})"

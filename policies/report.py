@@ -1,0 +1,202 @@
+"""Render governance results for terminals (text), machines (json) and merge request comments (markdown)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from bot.descriptor.errors import SourcePosition
+from bot.descriptor.model import Descriptor
+from policies.model import Failure, PolicyResult, Severity, Status
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+MARKDOWN_LIMIT = 60_000
+
+
+@dataclass(slots=True)
+class CheckReport:
+    """The results of one governance run on one descriptor."""
+
+    descriptor: Descriptor
+    results: list[PolicyResult]
+    policy_count: int
+
+    @property
+    def passed(self) -> bool:
+        """True when no result blocks."""
+        return not any(result.blocking for result in self.results)
+
+    def failed(self, category: str) -> list[PolicyResult]:
+        """Failed results of one category: blocking, grace, warning or info."""
+        return [result for result in self.results if result.errors and category_of(result) == category]
+
+    @property
+    def passed_results(self) -> list[PolicyResult]:
+        """Results without failures."""
+        return [result for result in self.results if not result.errors]
+
+
+CATEGORIES = ("blocking", "grace", "warning", "info")
+
+
+def category_of(result: PolicyResult) -> str:
+    """How a failed result is presented: blocking, grace (would block once enabled), warning or info."""
+    if result.blocking:
+        return "blocking"
+    if result.severity is Severity.ERROR and result.status is Status.GRACE:
+        return "grace"
+    return "warning" if result.severity in (Severity.WARNING, Severity.ERROR) else "info"
+
+
+def to_json(report: CheckReport) -> dict[str, Any]:
+    """The `meshbot check --format json` document."""
+    return {
+        "passed": report.passed,
+        "dataProduct": report.descriptor.id,
+        "environment": report.descriptor.environment,
+        "results": [result.as_json() for result in report.results],
+    }
+
+
+# ---------------------------------------------------------------- text
+
+_COLORS = {"blocking": "31;1", "grace": "35", "warning": "33", "info": "36", "passed": "32", "dim": "2"}
+_LABELS = {"blocking": "BLOCKING", "grace": "GRACE", "warning": "WARNING", "info": "INFO"}
+
+
+def to_text(report: CheckReport, color: bool = False, show_file: Callable[[str], str] = str) -> str:
+    """A terminal report: failures grouped by category, then a one-line summary."""
+    def paint(category: str, text: str) -> str:
+        return f"\x1b[{_COLORS[category]}m{text}\x1b[0m" if color else text
+
+    descriptor = report.descriptor
+    lines = [
+        f"meshbot check: {descriptor.id} ({descriptor.environment}), "
+        f"{len(descriptor.components)} components, {report.policy_count} policies",
+        "",
+    ]
+    for category in CATEGORIES:
+        for result in report.failed(category):
+            lines.append(f"{paint(category, _LABELS[category].ljust(8))}  {result.policy} on {result.resource}  "
+                         + paint("dim", f"[{result.severity}, {result.status}] {result.description}"))
+            for failure in result.errors:
+                where = _text_position(failure, show_file)
+                lines.append(f"    {where}{failure.path}: {failure.message}")
+            lines.append("")
+    counts = {category: len(report.failed(category)) for category in CATEGORIES}
+    summary = (
+        f"{paint('passed', str(len(report.passed_results)) + ' passed')}, "
+        f"{paint('blocking', str(counts['blocking']) + ' blocking')}, "
+        f"{counts['grace']} in grace, {counts['warning']} warnings, {counts['info']} info"
+    )
+    lines.append(summary)
+    lines.append("Result: " + (paint("passed", "PASSED") if report.passed else paint("blocking", "BLOCKED")))
+    return "\n".join(lines) + "\n"
+
+
+def _text_position(failure: Failure, show_file: Callable[[str], str]) -> str:
+    position = failure.position
+    if position is None:
+        return ""
+    text = show_file(position.file)
+    if position.line is not None:
+        text += f":{position.line}"
+        if position.column is not None:
+            text += f":{position.column}"
+    return text + ": "
+
+
+# ---------------------------------------------------------------- markdown
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+
+
+def escape_markdown(text: str) -> str:
+    """User text made inert in GitHub/GitLab markdown: no formatting, HTML, links or @mentions."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    text = text.replace("@", "@\u200b")
+    return " ".join(text.split())
+
+
+def code_span(text: str) -> str:
+    """User text as an inline code span that no backtick inside it can close early."""
+    text = " ".join(str(text).split())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    padding = " " if text.startswith("`") or text.endswith("`") or not text else ""
+    return f"{fence}{padding}{text}{padding}{fence}"
+
+
+def _markdown_environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES / "comments"),
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["md"] = escape_markdown
+    environment.filters["code"] = code_span
+    environment.filters["cell"] = lambda text: code_span(text).replace("|", "\\|")
+    return environment
+
+
+def to_markdown(report: CheckReport, limit: int = MARKDOWN_LIMIT) -> str:
+    """The merge request comment body: blocking failures first, passed checks folded, at most limit characters."""
+    template = _markdown_environment().get_template("governance.md.j2")
+    budget = limit - 4_000  # room for the header, summary table and closing notes
+    sections, left_out = [], 0
+    for category in CATEGORIES:
+        entries = []
+        for result in report.failed(category):
+            lines = [_markdown_failure(failure) for failure in result.errors]
+            cost = sum(len(line) + 1 for line in lines) + len(result.policy) + len(result.resource) + 200
+            if cost > budget:
+                left_out += len(result.errors)
+                continue
+            budget -= cost
+            entries.append({"result": result, "lines": lines})
+        if entries:
+            sections.append({"category": category, "entries": entries})
+    passed = report.passed_results
+    passed_shown = []
+    for result in passed:
+        cost = len(result.policy) + len(result.resource) + 20
+        if cost > budget:
+            break
+        budget -= cost
+        passed_shown.append(result)
+    counts = {category: len(report.failed(category)) for category in CATEGORIES}
+    body = template.render(
+        report=report,
+        sections=sections,
+        counts=counts,
+        passed=passed,
+        passed_shown=passed_shown,
+        left_out=left_out,
+    )
+    return body if len(body) <= limit else body[: limit - 80] + "\n\n…(report cut at the comment size limit)\n"
+
+
+def markdown_position(position: SourcePosition | None) -> str:
+    """`file` line L, column C for a comment; empty when there is no position."""
+    if position is None:
+        return ""
+    where = code_span(position.file)
+    if position.line is not None:
+        where += f" line {position.line}"
+        if position.column is not None:
+            where += f", column {position.column}"
+    return where
+
+
+def _markdown_failure(failure: Failure) -> str:
+    where = markdown_position(failure.position)
+    return f"- {where + ' · ' if where else ''}{code_span(failure.path)}: {escape_markdown(failure.message)}"

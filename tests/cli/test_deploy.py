@@ -1,0 +1,258 @@
+"""`meshbot deploy`, `undeploy`, `status` and `worker` for real: `python -m bot.cli` subprocesses on the embedded Redis
+(MESHBOT_HOME in tmp_path, no REDIS_URL), local worker subprocesses, and the reference SQLite adapter over HTTP.
+
+After every test no redis-server and no worker of the test's MESHBOT_HOME may be left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from adapters.reference import OUTPUT_PORT_TEMPLATE_ID, STORAGE_TEMPLATE_ID
+from tests.adapters.test_reference_adapter_openapi import running_adapter
+from tests.servers.tech_adapter import Reply, adapter_server
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = "examples/finance-cashflow"  # relative to ROOT, where the commands run
+PRODUCT = "urn:dmb:dp:finance:cashflow:1"
+LEDGER = "urn:dmb:cmp:finance:cashflow:1:ledger"
+
+
+@dataclass
+class Meshbot:
+    """Runs `python -m bot.cli ...` with its own MESHBOT_HOME and no REDIS_URL."""
+
+    home: Path
+    directory: Path
+
+    def environment(self) -> dict[str, str]:
+        environment = {key: value for key, value in os.environ.items()
+                       if key not in ("REDIS_URL", "MESHBOT_CONFIG", "FORCE_COLOR")}
+        return {**environment, "MESHBOT_HOME": str(self.home), "NO_COLOR": "1"}
+
+    def __call__(self, *arguments: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot.cli", *arguments], cwd=ROOT, env=self.environment(),
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def config(self, text: str, name: str = "meshbot.yaml") -> str:
+        path = self.directory / name
+        path.write_text(text)
+        return str(path)
+
+
+def adapters_config(url: str, storage: bool = True, outputport: bool = True, extra: str = "") -> str:
+    entries = [(STORAGE_TEMPLATE_ID, storage), (OUTPUT_PORT_TEMPLATE_ID, outputport)]
+    lines = ["adapters:"]
+    for template, wanted in entries:
+        if wanted:
+            lines += [f"  - infrastructureTemplateId: {template}", f"    url: {url}", "    timeout: 20"]
+    return "\n".join(lines) + "\n" + extra
+
+
+def _processes_of(home: Path) -> list[psutil.Process]:
+    """The redis-server and worker processes started for this MESHBOT_HOME."""
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        try:
+            cmdline = " ".join(process.info["cmdline"] or [])
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if "bot worker" in cmdline and process.environ().get("MESHBOT_HOME") == str(home):
+                found.append(process)
+            elif (process.info["name"] or "").startswith("redis-server") and _serves(process, home):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def _serves(process: psutil.Process, home: Path) -> bool:
+    """Whether a redis-server is the embedded server of home (its registry names its pid file)."""
+    registry = home / "redis" / "meshbot.rdb.settings"
+    try:
+        pidfile = Path(json.loads(registry.read_text())["pidfile"])
+        return int(pidfile.read_text().strip()) == process.pid
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+@pytest.fixture
+def meshbot(tmp_path) -> Iterator[Meshbot]:
+    home = tmp_path / "home"
+    runner = Meshbot(home, tmp_path)
+    yield runner
+    # The embedded server stops with the last process holding it; kill whatever a failure left behind.
+    deadline = time.monotonic() + 5
+    left = _processes_of(home)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = _processes_of(home)
+    for process in left:
+        process.send_signal(signal.SIGKILL)
+    assert [process.cmdline() for process in left] == [], "processes left behind"
+
+
+def sqlite_objects(database: Path) -> set[str]:
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
+    return {f"{kind} {name}" for kind, name in rows if not name.startswith(("sqlite_", "_meshbot_"))}
+
+
+def test_deploy_then_status_in_a_new_process_then_undeploy(meshbot, tmp_path):
+    database = tmp_path / "adapter.db"
+    with running_adapter(database) as adapter:
+        config = meshbot.config(adapters_config(adapter.url))
+        deployed = meshbot("deploy", EXAMPLE, "--config", config, "--workers", "2")
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        lines = deployed.stdout.splitlines()
+        assert "validated; running 3 task(s)" in lines
+        ledger = next(line for line in lines if LEDGER in line)
+        assert ledger.startswith("✓ storage ") and " s  storage component " in ledger
+        assert sum(line.startswith("✓ ") for line in lines) == 3
+        assert lines[-2] == "DEPLOYED: 3 completed"
+        deployment_id = lines[-1].removeprefix("deployment ")
+        assert sqlite_objects(database) == {"table transactions", "table daily_cashflow",
+                                            "view daily_cashflow_v", "view transactions_v"}
+
+        # A new process: the embedded server was stopped with the deploy and comes back from its files.
+        status = meshbot("status", PRODUCT, "--env", "development", "--format", "json")
+        assert status.returncode == 0, status.stderr
+        document = json.loads(status.stdout)
+        assert list(document) == ["dataProduct", "environment", "status", "version", "deployment", "components"]
+        assert (document["dataProduct"], document["environment"], document["status"], document["version"]) == (
+            PRODUCT, "development", "DEPLOYED", "1.0.0")
+        assert document["deployment"]["id"] == deployment_id
+        assert document["deployment"]["state"] == "DEPLOYED"
+        assert document["deployment"]["operation"] == "deploy"
+        assert document["deployment"]["startedBy"].startswith("cli:")
+        assert {"createdAt", "startedAt", "finishedAt", "message"} <= set(document["deployment"])
+        assert {component["id"]: component["status"] for component in document["components"]} == {
+            f"urn:dmb:cmp:finance:cashflow:1:{name}": "DEPLOYED" for name in ("daily-cashflow", "ledger",
+                                                                             "transactions")}
+        every = meshbot("status", PRODUCT, "--format", "json")
+        assert [entry["environment"] for entry in json.loads(every.stdout)] == ["development"]
+
+        undeployed = meshbot("undeploy", EXAMPLE, "--config", config, "--remove-data", "--workers", "2",
+                             "--format", "json")
+        assert undeployed.returncode == 0, undeployed.stdout + undeployed.stderr
+        outcome = json.loads(undeployed.stdout)
+        assert (outcome["state"], outcome["operation"], outcome["message"]) == ("NOT_DEPLOYED", "undeploy",
+                                                                                "3 completed")
+        assert [set(task) for task in outcome["tasks"]] == [
+            {"id", "kind", "state", "message", "startedAt", "finishedAt", "attempts"}] * 3
+        assert sqlite_objects(database) == set()
+
+        text = meshbot("status", PRODUCT, "--env", "development")
+        assert text.stdout.splitlines()[0] == f"{PRODUCT} 1.0.0 in development: NOT_DEPLOYED"
+
+
+def test_undeploy_says_it_removes_data_and_never_deployed_status(meshbot, tmp_path):
+    with running_adapter(tmp_path / "adapter.db") as adapter:
+        config = meshbot.config(adapters_config(adapter.url))
+        never = meshbot("status", PRODUCT, "--env", "production", "--format", "json")
+        assert json.loads(never.stdout)["status"] == "NOT_DEPLOYED"
+        assert json.loads(never.stdout)["deployment"] is None
+        undeployed = meshbot("undeploy", EXAMPLE, "--config", config, "--remove-data", "--workers", "1")
+        assert undeployed.returncode == 0, undeployed.stdout + undeployed.stderr
+        assert any(line.startswith("removing data") for line in undeployed.stdout.splitlines())
+        assert undeployed.stdout.splitlines()[-2] == "NOT_DEPLOYED: 3 completed"
+
+
+def test_a_blocking_policy_deploys_nothing(meshbot, tmp_path):
+    policies = tmp_path / "governance"
+    policies.mkdir()
+    (policies / "needs-sla.yaml").write_text(
+        "id: needs-sla\ndescription: every data product states its SLA\ntarget: dataproduct\n"
+        "severity: error\nstatus: enabled\nschema:\n  type: object\n  required: [sla]\n")
+    config = meshbot.config(adapters_config("http://127.0.0.1:9/x", extra="policies: [governance]\n"))
+    result = meshbot("deploy", EXAMPLE, "--config", config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "needs-sla" in result.stdout and "Result: BLOCKED" in result.stdout
+    assert not (meshbot.home / "redis").exists()  # Redis was never even started
+
+
+def test_an_unresolved_adapter_is_an_input_error_with_its_position(meshbot):
+    config = meshbot.config(adapters_config("http://127.0.0.1:9/x", outputport=False))
+    result = meshbot("deploy", EXAMPLE, "--config", config)
+    assert result.returncode == 2
+    errors = result.stderr.splitlines()
+    assert errors == [
+        f"{EXAMPLE}/components/{name}/catalog-info.yaml:14:31: no tech adapter serves infrastructureTemplateId "
+        f"'{OUTPUT_PORT_TEMPLATE_ID}' in environment 'development' (of 'urn:dmb:cmp:finance:cashflow:1:{name}'); "
+        f"the server configuration has adapters for: {STORAGE_TEMPLATE_ID}"
+        for name in ("daily-cashflow", "transactions")
+    ]
+    undeploy = meshbot("undeploy", EXAMPLE, "--config", config)
+    assert undeploy.returncode == 2 and len(undeploy.stderr.splitlines()) == 2
+
+
+def test_an_unknown_environment_is_an_input_error(meshbot):
+    config = meshbot.config(adapters_config("http://127.0.0.1:9/x", extra="environments: [development, production]\n"))
+    result = meshbot("deploy", EXAMPLE, "--env", "staging", "--config", config)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("meshbot: environment 'staging' is not in the server configuration "
+                                     "(known: development, production)")
+    assert meshbot("status", PRODUCT, "--env", "staging", "--config", config).returncode == 2
+
+
+def test_a_failing_adapter_leaves_the_product_corrupt(meshbot):
+    with adapter_server() as adapter:
+        adapter.reply("POST", "/v1/validate", Reply(200, {"valid": True, "error": {"errors": []}}))
+        adapter.reply("POST", "/v1/provision", Reply(200, {"status": "FAILED", "result": "disk full"}))
+        config = meshbot.config(adapters_config(adapter.url))
+        result = meshbot("deploy", EXAMPLE, "--config", config, "--workers", "2", "--format", "json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["state"] == "CORRUPT"
+    states = {task["id"]: task["state"] for task in outcome["tasks"]}
+    assert states[LEDGER] == "FAILED"
+    assert set(states.values()) == {"FAILED", "SKIPPED"}
+    assert next(task for task in outcome["tasks"] if task["id"] == LEDGER)["message"] == "disk full"
+
+
+def test_worker_burst_says_where_it_connects(meshbot):
+    result = meshbot("worker", "--burst", "--name", "probe")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("meshbot worker probe: working on the embedded Redis unix://") for line in lines)
+    assert any(" INFO bot.engine.redis_connection [" in line and "started the embedded Redis server" in line
+               for line in lines)  # meshbot's log, on by default
+
+
+def test_ctrl_c_stops_the_local_workers_but_not_the_deployment(meshbot):
+    with adapter_server() as adapter:
+        adapter.reply("POST", "/v1/validate", Reply(200, {"valid": True, "error": {"errors": []}}))
+        adapter.reply("POST", "/v1/provision", Reply(200, {"status": "COMPLETED", "result": "ok"}, delay=1.0))
+        config = meshbot.config(adapters_config(adapter.url))
+        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "deploy", EXAMPLE, "--config", config,
+                                    "--workers", "1"], cwd=ROOT, env=meshbot.environment(), text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("validated"):
+                break
+        # SIGTERM takes the same path as Ctrl-C; SIGINT itself may be ignored when the test runner was started
+        # in the background by a non-interactive shell (the child inherits that), SIGTERM never is.
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+        assert process.returncode == 130, stdout + stderr
+        assert "is not cancelled" in stderr and f"meshbot status {PRODUCT} --env development" in stderr
+        assert not [p for p in _processes_of(meshbot.home) if "bot worker" in " ".join(p.cmdline())]
+
+        # The deployment waits in Redis for a worker: one in burst mode takes it to its end.
+        worker = meshbot("worker", "--burst")
+        assert worker.returncode == 0, worker.stderr
+        status = json.loads(meshbot("status", PRODUCT, "--env", "development", "--format", "json").stdout)
+        assert (status["status"], status["deployment"]["state"]) == ("DEPLOYED", "DEPLOYED")

@@ -1,0 +1,179 @@
+"""`meshbot serve` for real: gunicorn and RQ workers on the embedded Redis, a first-run secret, a clean stop."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from bot.cli.serve import load_application, missing_forge_credentials
+from tests.cli.test_deploy import _processes_of
+from tests.deploy_harness import ROOT, wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Service:
+    """A `python -m bot.cli serve` process with its own MESHBOT_HOME."""
+
+    def __init__(self, home: Path, extra: dict[str, str] | None = None) -> None:
+        self.home, self.port = home, free_port()
+        environment = {key: value for key, value in os.environ.items()
+                       if key not in ("REDIS_URL", "MESHBOT_CONFIG") and not key.endswith("_WEBHOOK_SECRET")}
+        environment.update({"MESHBOT_HOME": str(home), **(extra or {})})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--port", str(self.port),
+             "--workers", "1", "--web-workers", "1"],
+            cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.lines: list[str] = []
+        self.rest = ""
+        wait_for(self._healthy, 30, f"meshbot serve to answer on {self.url}")
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"meshbot serve exited {self.process.returncode}: {self.process.stdout.read()}")
+        try:
+            return requests.get(self.url + "/healthz", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def banner(self) -> str:
+        """The lines printed before gunicorn's own log."""
+        while not any("Listening at" in line for line in self.lines):
+            self.lines.append(self.process.stdout.readline())
+        return "".join(line for line in self.lines if not line.startswith("["))
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        self.rest, _ = self.process.communicate(timeout=30)  # everything printed after the banner
+        return self.process.returncode
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "home"
+    yield folder
+    deadline = time.monotonic() + 10
+    while _processes_of(folder) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = _processes_of(folder)
+    for process in left:
+        process.send_signal(signal.SIGKILL)
+    assert [process.cmdline() for process in left] == [], "processes left behind"
+
+
+def signed(secret: str, event: str, payload: dict, delivery: str) -> dict:
+    body = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"data": body, "headers": {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
+                                      "X-Hub-Signature-256": signature, "Content-Type": "application/json"}}
+
+
+PULL_REQUEST = {
+    "action": "opened", "number": 7,
+    "pull_request": {"number": 7, "title": "Change", "user": {"login": "jane"},
+                     "head": {"sha": "a" * 40, "ref": "change", "repo": {"full_name": "acme/cashflow"}},
+                     "base": {"sha": "b" * 40, "ref": "main", "repo": {"full_name": "acme/cashflow"}}},
+    "repository": {"full_name": "acme/cashflow"}, "sender": {"login": "jane"},
+}
+
+
+def test_a_first_run_generates_a_private_secret_serves_and_stops_cleanly(home):
+    service = Service(home)
+    banner = service.banner()
+    secret_file = home / "webhook-secret"
+    secret = secret_file.read_text().strip()
+    assert oct(secret_file.stat().st_mode & 0o777) == "0o600" and len(secret) >= 40
+    assert f"GitHub webhook: {service.url}/webhooks/github" in banner
+    assert f"GitLab webhook: {service.url}/webhooks/gitlab" in banner
+    assert "generated now" in banner and secret in banner
+    assert f"worker log:     {home / 'logs' / 'workers.log'}" in banner
+    assert "no GitHub credentials (MESHBOT_GITHUB_TOKEN" in banner and "no GitLab credentials" in banner
+
+    ping = requests.post(service.url + "/webhooks/github", timeout=5,
+                         **signed(secret, "ping", {"zen": "hi", "hook_id": 1}, "d-1"))
+    assert ping.status_code == 200
+    accepted = requests.post(service.url + "/webhooks/github", timeout=5,
+                             **signed(secret, "pull_request", PULL_REQUEST, "d-2"))
+    assert accepted.status_code == 202 and accepted.json()["jobs"]
+    forged = requests.post(service.url + "/webhooks/github", timeout=5,
+                           **signed("not-the-secret", "pull_request", PULL_REQUEST, "d-3"))
+    assert forged.status_code == 401
+    gitlab = requests.post(service.url + "/webhooks/gitlab", timeout=5, json={"object_kind": "push"},
+                           headers={"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": secret})
+    assert gitlab.status_code != 401  # the same generated secret closes both endpoints
+    assert service.stop() == 0
+    log = "".join(service.lines) + service.rest
+    assert " INFO app [" in log and f"github delivery 'd-2' queued jobs {accepted.json()['jobs'][0]}" in log
+    assert "could not" not in log
+
+    again = Service(home)
+    assert "generated on an earlier run" in again.banner() and (home / "webhook-secret").read_text().strip() == secret
+    assert again.stop() == 0
+
+
+def test_secrets_from_the_environment_are_used_and_never_printed(home):
+    service = Service(home, {"MESHBOT_GITHUB_WEBHOOK_SECRET": "s3cret-from-env", "MESHBOT_GITHUB_TOKEN": "t0ken"})
+    banner = service.banner()
+    assert "s3cret-from-env" not in banner and "webhook secret" not in banner and "t0ken" not in banner
+    assert "no GitHub credentials" not in banner and "no GitLab credentials" in banner
+    assert not (home / "webhook-secret").exists()
+    ok = requests.post(service.url + "/webhooks/github", timeout=5,
+                       **signed("s3cret-from-env", "ping", {"zen": "hi"}, "d-1"))
+    assert ok.status_code == 200
+    closed = requests.post(service.url + "/webhooks/gitlab", timeout=5, json={"object_kind": "push"},
+                           headers={"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "s3cret-from-env"})
+    assert closed.status_code == 401  # GitLab has no secret configured: it stays closed
+    assert service.stop() == 0
+
+
+def test_a_broken_configuration_stops_at_start_with_the_place(home, tmp_path):
+    config = tmp_path / "meshbot.yaml"
+    config.write_text("releases:\n  tag: release\n")
+    environment = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--config", str(config)], cwd=ROOT,
+                            env={**environment, "MESHBOT_HOME": str(home)}, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert f"{config}:2:8: releases.tag: 'release' must contain {{version}} once" in result.stderr
+
+
+def test_the_web_application_is_loaded_with_its_startup_objects_frozen():
+    """Frozen objects are never walked by the garbage collector: no long pause in the middle of a request."""
+    gc.unfreeze()
+    try:
+        application = load_application()
+        assert application.name == "meshbot" and gc.get_freeze_count() > 10_000
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize(("environment", "missing"), [
+    ({}, ["GitHub", "GitLab"]),
+    ({"MESHBOT_GITHUB_TOKEN": "t", "MESHBOT_GITLAB_TOKEN": "t"}, []),
+    ({"MESHBOT_GITHUB_APP_ID": "1", "MESHBOT_GITHUB_APP_PRIVATE_KEY": "/k.pem"}, ["GitLab"]),
+    ({"MESHBOT_GITHUB_APP_ID": "1", "MESHBOT_GITLAB_TOKEN": "t"}, ["GitHub"]),  # an App needs its key too
+    ({"MESHBOT_GITHUB_TOKEN": "", "MESHBOT_GITLAB_TOKEN": "t"}, ["GitHub"]),
+])
+def test_serve_says_which_forges_it_has_no_credentials_for(environment, missing):
+    lines = missing_forge_credentials(environment)
+    assert [line.split()[1] for line in lines] == missing
+    assert all("deliveries are accepted, but their jobs fail" in line for line in lines)

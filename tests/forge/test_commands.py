@@ -1,0 +1,87 @@
+"""Commands read from merge request comments: words, shell-like arguments, usage errors, typos, what is not one."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.forge.commands import MAX_COMMANDS, Deploy, Help, Import, Malformed, Typo, Undeploy, read_commands
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("/deploy", [Deploy(None, False, 1)]),
+    ("/deploy staging", [Deploy("staging", False, 1)]),
+    ("/deploy staging --dry-run", [Deploy("staging", True, 1)]),
+    ("/deploy --dry-run", [Deploy(None, True, 1)]),
+    ("  /DEPLOY qa  ", [Deploy("qa", False, 1)]),
+    ("/undeploy staging --remove-data", [Undeploy("staging", True, 1)]),
+    ("/undeploy staging", [Undeploy("staging", False, 1)]),
+    ("/import ledger", [Import("ledger", {}, 1)]),
+    ("/import ledger table=cash 'where=a = 1' empty=", [Import("ledger", {"table": "cash", "where": "a = 1",
+                                                                           "empty": ""}, 1)]),
+    ('/import urn:dmb:cmp:finance:cashflow:1:ledger schema.name="My Schema"',
+     [Import("urn:dmb:cmp:finance:cashflow:1:ledger", {"schema.name": "My Schema"}, 1)]),
+    ("/help", [Help(1)]),
+])
+def test_commands_and_their_arguments(body, expected):
+    assert read_commands(body) == expected
+
+
+def test_several_commands_run_in_order_and_prose_is_ignored():
+    body = "Looks good.\n/deploy staging\nthen\n/import ledger table=cash\n/help\n"
+    assert read_commands(body) == [Deploy("staging", False, 2), Import("ledger", {"table": "cash"}, 4), Help(5)]
+
+
+@pytest.mark.parametrize(("body", "word", "problem"), [
+    ("/deploy staging production", "deploy", "one environment at most, got 2: staging, production"),
+    ("/deploy --force", "deploy", "unknown option --force"),
+    ("/deploy 'prod env'", "deploy", "'prod env' is not an environment name"),
+    ("/undeploy", "undeploy", "name exactly one environment"),
+    ("/undeploy --remove-data", "undeploy", "name exactly one environment"),
+    ("/undeploy staging --delete", "undeploy", "unknown option --delete"),
+    ("/import", "import", "name the component first (its name or id)"),
+    ("/import table=cash", "import", "name the component first (its name or id)"),
+    ("/import ledger cash", "import", "'cash' is not key=value"),
+    ("/import ledger a=1 a=2", "import", "'a' is given twice"),
+    ("/import ledger 'unclosed", "import", "cannot split the arguments: No closing quotation"),
+    ("/help me", "help", "/help takes no arguments"),
+    ("/deploy, please", "deploy", "unknown command '/deploy,'"),
+])
+def test_malformed_commands_say_what_is_wrong_and_their_usage(body, word, problem):
+    [reading] = read_commands(body)
+    assert reading == Malformed(word, problem, 1)
+    assert reading.usage.startswith(f"/{word}")
+
+
+@pytest.mark.parametrize(("body", "suggestion"), [
+    ("/deplyo staging", "/deploy"), ("/depoly", "/deploy"), ("/improt ledger", "/import"),
+    ("/undeplo prod", "/undeploy"), ("/hlep", "/help"), ("/deployment", "/deploy"),
+])
+def test_a_typo_of_ours_gets_a_did_you_mean(body, suggestion):
+    [reading] = read_commands(body)
+    assert isinstance(reading, Typo) and reading.suggestion == suggestion
+
+
+@pytest.mark.parametrize("body", [
+    "/assign @jane", "/cc @team", "/lgtm", "/approve", "please /deploy it",  # other bots' words, prose
+    "> /deploy staging",  # a reply quoting an earlier command
+    "```\n/deploy staging\n```", "~~~sh\n/undeploy prod\n~~~",  # code
+    "/usr/bin/env python", "/ deploy", "/", "//deploy", "/1deploy",
+])
+def test_what_is_not_a_command_of_ours(body):
+    assert read_commands(body) == []
+
+
+def test_a_command_after_a_code_block_counts():
+    assert read_commands("```\n/deploy a\n```\n/deploy b") == [Deploy("b", False, 4)]
+
+
+def test_at_most_ten_commands_per_comment():
+    readings = read_commands("\n".join(["/help"] * (MAX_COMMANDS + 2)))
+    assert readings[:MAX_COMMANDS] == [Help(line) for line in range(1, MAX_COMMANDS + 1)]
+    assert [type(reading) for reading in readings[MAX_COMMANDS:]] == [Malformed, Malformed]
+    assert "at most 10 commands" in readings[-1].problem
+
+
+def test_an_overlong_line_is_refused():
+    [reading] = read_commands("/import ledger " + "a=" + "x" * 2000)
+    assert isinstance(reading, Malformed) and "longer than 1000" in reading.problem

@@ -1,0 +1,114 @@
+"""Merge request comments with commands, on the in-memory forge: acknowledgement, replies, refusals, help."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import ServerConfig
+from bot.forge.comment_commands import REPLY_MARKER, run_comment
+from vcs.base import Permission
+from vcs.memory import MemoryForge, MemoryRepository
+
+CONFIG = ServerConfig(environments={"development": {}, "staging": {}, "production": {}})
+
+
+@pytest.fixture
+def repository() -> MemoryRepository:
+    repository = MemoryForge().add("acme/cashflow", {"catalog-info.yaml": b"kind: System\n"})
+    repository.create_branch("change", repository.branch_head("main"))
+    repository.add_merge_request("change")
+    repository.permissions.update({"writer": Permission.WRITE, "reader": Permission.READ,
+                                   "owner": Permission.ADMIN})
+    return repository
+
+
+def replies(repository: MemoryRepository) -> list[str]:
+    return [comment.body.removeprefix(REPLY_MARKER + "\n") for comment in repository.comment_threads[1]]
+
+
+def test_a_comment_without_commands_gets_no_reply_and_no_reaction(repository):
+    assert run_comment(repository, CONFIG, "github", 1, "c1", "Looks good!", "writer") == []
+    assert repository.reactions == [] and repository.comment_threads[1] == []
+
+
+def test_each_command_is_acknowledged_once_and_answered_in_order(repository):
+    run_comment(repository, CONFIG, "github", 1, "c1", "/help\n/deplyo staging\n/undeploy", "writer")
+    assert repository.reactions == [(1, "c1", "eyes")]
+    help_reply, typo, usage = replies(repository)
+    assert help_reply.startswith("**meshbot commands**")
+    assert typo == "@writer `/deplyo` is not a meshbot command: did you mean `/deploy`? (`/help` lists them)"
+    assert usage == "@writer `/undeploy`: name exactly one environment.\n\nUsage: `/undeploy ENV [--remove-data]`"
+
+
+def test_rights_refusals_say_which_rule_and_what_would_allow_it(repository):
+    run_comment(repository, CONFIG, "gitlab", 1, "c1", "/deploy staging", "reader")
+    run_comment(repository, CONFIG, "github", 1, "c2", "/deploy production", "owner")
+    run_comment(repository, CONFIG, "github", 1, "c3", "/deploy qa", "writer")
+    reader, production, unknown = replies(repository)
+    assert reader.startswith("@reader `/deploy` refused: /deploy in `staging` needs the Developer role or higher")
+    assert "`production` takes no deploys from merge requests" in production
+    assert unknown == ("@writer `/deploy` refused: environment 'qa' is not in the server configuration "
+                       "\\(known: development, staging, production\\)")  # Markdown-escaped
+
+
+def test_a_fork_can_never_deploy(repository):
+    repository.create_branch("fork-change", repository.branch_head("main"))
+    repository.add_merge_request("fork-change", from_fork=True)
+    run_comment(repository, CONFIG, "github", 2, "c1", "/deploy", "owner")
+    [reply] = [comment.body for comment in repository.comment_threads[2]]
+    assert "merge requests from forks can never deploy or import" in reply
+
+
+def test_help_lists_what_the_commenter_may_run_here(repository):
+    run_comment(repository, CONFIG, "github", 1, "c1", "/help", "writer")
+    [text] = replies(repository)
+    for usage in ("/deploy [ENV] [--dry-run]", "/import COMPONENT [key=value ...]", "/undeploy ENV [--remove-data]"):
+        assert usage in text
+    assert "(role: write)" in text
+    assert "- `development`: `/deploy`\n" in text and "- `production`: nothing\n" in text
+    assert text.endswith("- `/import`: yes")
+
+
+def test_user_text_is_escaped_in_replies(repository):
+    run_comment(repository, CONFIG, "github", 1, "c1", "/import <script>alert(1)</script> 'a=@everyone'", "reader")
+    [reply] = replies(repository)
+    assert "<script>" not in reply
+
+
+def test_an_approval_is_asked_of_the_forge_only_where_required(repository, redis_engine):
+    config = ServerConfig(environments={"development": {}, "staging": {"approval_required": True}})
+    run_comment(repository, config, "github", 1, "c1", "/deploy staging", "writer", connection=redis_engine.redis)
+    assert "requires an approved merge request" in replies(repository)[-1]
+    repository.approvals[1] = True
+    run_comment(repository, config, "github", 1, "c2", "/deploy staging", "writer", connection=redis_engine.redis)
+    # past the rights checks: the deploy itself now runs (and stops at this repository's broken descriptor)
+    assert "cannot be assembled" in replies(repository)[-1]
+    calls = repository.api_calls
+    run_comment(repository, config, "github", 1, "c3", "/deploy development", "writer", connection=redis_engine.redis)
+    assert "approved" not in replies(repository)[-1]
+    assert repository.api_calls - calls < 10
+
+
+def test_a_deploy_queued_behind_another_says_so(redis_engine):
+    from adapters.reference import OUTPUT_PORT_TEMPLATE_ID, STORAGE_TEMPLATE_ID
+    from bot.config import AdapterSettings
+    from tests.vcs.test_reader import example_files
+
+    repository = MemoryForge().add("acme/cashflow", example_files())
+    repository.create_branch("change", repository.branch_head("main"))
+    repository.add_merge_request("change")
+    repository.permissions["writer"] = Permission.WRITE
+    product = "urn:dmb:dp:finance:cashflow:1"
+    redis_engine.locks.enqueue(product, "development", "another-deployment")
+    assert redis_engine.locks.take_next(product, "development") == "another-deployment"
+    config = ServerConfig(adapters=[AdapterSettings(STORAGE_TEMPLATE_ID, "http://127.0.0.1:9/a"),
+                                    AdapterSettings(OUTPUT_PORT_TEMPLATE_ID, "http://127.0.0.1:9/a")],
+                          public_url="https://meshbot.example.com")
+    [reply] = run_comment(repository, config, "github", 1, "c1", "/deploy", "writer", project="acme/cashflow",
+                          connection=redis_engine.redis)
+    assert "queued behind 1 other deployment(s) of `urn:dmb:dp:finance:cashflow:1` in `development`" in reply
+    [deployment_id] = [item for item in redis_engine.store.history(product, "development")]
+    deployment = redis_engine.store.load(deployment_id)
+    assert deployment.report_to["comment"] == {"number": "1", "id": repository.comment_threads[1][-1].id}
+    assert deployment.report_to["statusUrl"] == (
+        "https://meshbot.example.com/status/urn:dmb:dp:finance:cashflow:1?env=development")

@@ -1,0 +1,63 @@
+"""Routing events to the jobs they start."""
+
+from __future__ import annotations
+
+from bot.forge.events import CommentEvent, Ignored, MergeRequestEvent, Push, TagPush
+from bot.forge.router import JobRequest, route
+
+SHA = "9c1e4f0b0d7a3e5c2b8f6a4d1e0c9b8a7f6e5d4c"
+
+
+def comment(author: str = "alice-dev", edited: bool = False) -> CommentEvent:
+    return CommentEvent(forge="github", project="acme/shop", number=42, comment_id="2091234567",
+                        body="/deploy development", author=author, edited=edited)
+
+
+def test_merge_request_is_reviewed():
+    event = MergeRequestEvent(forge="gitlab", project="data/shop", number=7, action="updated", head_sha=SHA,
+                              source_branch="feature", target_branch="main", from_fork=True, author="carla", title="")
+    [job] = route(event)
+    assert job == JobRequest("handlers.merge_request.review", ("gitlab", "data/shop", 7, SHA),
+                             "review gitlab data/shop merge request 7 (updated) at 9c1e4f0b0d7a")
+
+
+def test_branch_push_is_checked_and_its_deletion_ignored():
+    push = Push(forge="github", project="acme/shop", branch="main", before="0" * 40, after=SHA, deleted=False,
+                pusher="alice")
+    [job] = route(push)
+    assert (job.function, job.args) == ("handlers.push.check", ("github", "acme/shop", "main", SHA))
+    deleted = Push(forge="github", project="acme/shop", branch="old", before=SHA, after="0" * 40, deleted=True,
+                   pusher="alice")
+    assert route(deleted) == Ignored("branch 'old' was deleted: nothing to check")
+
+
+def test_tag_is_released_and_its_deletion_never_undeploys():
+    tag = TagPush(forge="gitlab", project="data/shop", tag="v1.0.0", sha=SHA, deleted=False, pusher="carla")
+    [job] = route(tag)
+    assert (job.function, job.args) == ("handlers.tag.release", ("gitlab", "data/shop", "v1.0.0", SHA))
+    deleted = TagPush(forge="gitlab", project="data/shop", tag="v1.0.0", sha=SHA, deleted=True, pusher="carla")
+    assert route(deleted) == Ignored("tag 'v1.0.0' was deleted: deleting a tag never undeploys")
+
+
+def test_comment_runs_commands():
+    [job] = route(comment(), bot_usernames=["meshbot"])
+    assert job.function == "handlers.comment.commands"
+    assert job.args == ("github", "acme/shop", 42, "2091234567", "/deploy development", "alice-dev")
+
+
+def test_own_and_edited_comments_are_ignored():
+    assert route(comment(author="meshbot[bot]"), bot_usernames=["meshbot"]) == Ignored(
+        "comment 2091234567 was written by meshbot itself (meshbot[bot])")
+    assert isinstance(route(comment(author="MeshBot"), bot_usernames=["meshbot"]), Ignored)
+    assert route(comment(edited=True)) == Ignored(
+        "comment 2091234567 was edited: commands run only from new comments")
+
+
+def test_ignored_stays_ignored():
+    assert route(Ignored("ping")) == Ignored("ping")
+
+
+def test_a_comment_without_a_command_starts_nothing():
+    event = CommentEvent(forge="github", project="acme/shop", number=42, comment_id="7", body="Looks good to me!",
+                         author="alice-dev", edited=False)
+    assert route(event) == Ignored("comment 7 holds no meshbot command")

@@ -1,0 +1,172 @@
+"""Policy files: loading, and invalid files reported with file, field and line."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.descriptor.errors import InputErrors
+from policies.loader import BUILTIN_DIRECTORY, load_policies, load_policy_file
+from policies.model import Selector, Severity, Status, Target
+
+VALID = """\
+id: needs-specific
+description: Components carry a specific section
+target: component
+selector:
+  kind: outputport
+  infrastructureTemplateId: [urn:dmb:itm:a:*, urn:dmb:itm:b:1]
+severity: error
+status: grace
+schema:
+  type: object
+  required: [specific]
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def errors_of(path: Path) -> list[str]:
+    with pytest.raises(InputErrors) as raised:
+        load_policy_file(path)
+    return [str(error) for error in raised.value.errors]
+
+
+def test_valid_policy_file_is_loaded_with_its_selector_and_compiled_schema(tmp_path):
+    policy = load_policy_file(write(tmp_path, "p.yaml", VALID))
+    assert policy.id == "needs-specific"
+    assert policy.target is Target.COMPONENT
+    assert policy.severity is Severity.ERROR
+    assert policy.status is Status.GRACE
+    assert policy.selector == Selector(kind=("outputport",),
+                                       infrastructureTemplateId=("urn:dmb:itm:a:*", "urn:dmb:itm:b:1"))
+    assert policy.validator.is_valid({"specific": {}})
+    assert not policy.validator.is_valid({})
+
+
+def test_unknown_severity_names_file_field_and_line(tmp_path):
+    path = write(tmp_path, "p.yaml", VALID.replace("severity: error", "severity: fatal"))
+    assert errors_of(path) == [f"{path}:7:11: field 'severity': 'fatal' is not one of info, warning, error"]
+
+
+def test_missing_field_is_named(tmp_path):
+    path = write(tmp_path, "p.yaml", VALID.replace("description: Components carry a specific section\n", ""))
+    assert errors_of(path) == [f"{path}:1:1: field 'description' is required"]
+
+
+def test_unknown_field_is_named(tmp_path):
+    path = write(tmp_path, "p.yaml", VALID + "sevrity: error\n")
+    assert errors_of(path) == [
+        f"{path}:1:1: policy: Additional properties are not allowed ('sevrity' was unexpected)"
+    ]
+
+
+def test_bad_id_pattern(tmp_path):
+    path = write(tmp_path, "p.yaml", VALID.replace("id: needs-specific", "id: Needs Specific"))
+    assert errors_of(path) == [f"{path}:1:5: field 'id': 'Needs Specific' must match ^[a-z0-9][a-z0-9._-]*$"]
+
+
+def test_schema_and_builtin_together_are_refused(tmp_path):
+    path = write(tmp_path, "p.yaml", VALID + "builtin: urn-ids\n")
+    assert errors_of(path) == [
+        f"{path}:12:10: a policy needs exactly one check: 'schema' (JSON Schema) or 'builtin' (a built-in check name)"
+    ]
+
+
+def test_neither_schema_nor_builtin_is_refused(tmp_path):
+    path = write(tmp_path, "p.yaml", VALID.split("schema:")[0])
+    assert "needs exactly one check" in errors_of(path)[0]
+
+
+def test_unknown_builtin(tmp_path):
+    text = VALID.split("schema:")[0] + "builtin: urn-idz\n"
+    path = write(tmp_path, "p.yaml", text)
+    assert errors_of(path) == [
+        f"{path}:9:10: field 'builtin': unknown built-in check 'urn-idz' (known: no-breaking-changes, urn-ids)"
+    ]
+
+
+def test_invalid_json_schema_points_inside_the_schema(tmp_path):
+    path = write(tmp_path, "p.yaml", VALID.replace("required: [specific]", "required: specific"))
+    assert errors_of(path) == [
+        f"{path}:11:13: field 'schema.required': not valid JSON Schema: 'specific' is not of type 'array'"
+    ]
+
+
+def test_regex_that_does_not_compile_is_reported(tmp_path):
+    path = write(tmp_path, "p.yaml", VALID + "  properties:\n    id: {pattern: '(unclosed'}\n")
+    errors = errors_of(path)
+    assert len(errors) == 1 and errors[0].startswith(f"{path}:")
+    assert errors[0].endswith("field 'schema': cannot be compiled: \"(unclosed\" is not a \"regex\"")
+
+
+def test_remote_ref_is_never_fetched(tmp_path):
+    path = write(tmp_path, "p.yaml", VALID + "  $ref: https://example.invalid/schema.json\n")
+    errors = errors_of(path)
+    assert errors[0].startswith(f"{path}:9:1: field 'schema': cannot be compiled:")
+    assert "remote $ref 'https://example.invalid/schema.json' is not allowed" in errors[0]
+
+
+def test_kind_selector_on_a_data_product_policy_is_refused(tmp_path):
+    path = write(tmp_path, "p.yaml", VALID.replace("target: component", "target: dataproduct"))
+    assert errors_of(path) == [f"{path}:5:9: field 'selector.kind': only component policies select by kind"]
+
+
+def test_malformed_yaml_policy(tmp_path):
+    path = write(tmp_path, "p.yaml", "id: [unclosed\n")
+    assert errors_of(path)[0].startswith(f"{path}:2:1: malformed YAML")
+
+
+def test_not_a_mapping(tmp_path):
+    path = write(tmp_path, "p.yaml", "- a\n- b\n")
+    assert errors_of(path) == [f"{path}:1:1: a policy file must be a mapping (id, description, target, ...)"]
+
+
+def test_builtin_folder_loads_and_every_builtin_compiles():
+    policies = load_policies()
+    ids = {policy.id for policy in policies}
+    assert {"data-product-specification", "data-product-id", "component-ids", "no-breaking-changes"} <= ids
+    assert all(policy.file.startswith(str(BUILTIN_DIRECTORY)) for policy in policies)
+
+
+def test_extra_folders_are_added_and_errors_from_all_files_are_collected(tmp_path):
+    write(tmp_path, "a.yaml", VALID)
+    write(tmp_path, "b.yaml", VALID.replace("severity: error", "severity: loud"))
+    write(tmp_path, "c.yaml", VALID.replace("status: grace", "status: on"))
+    write(tmp_path, "notes.md", "not a policy")
+    with pytest.raises(InputErrors) as raised:
+        load_policies([tmp_path])
+    messages = [error.message for error in raised.value.errors]
+    assert messages == [
+        "field 'severity': 'loud' is not one of info, warning, error",
+        "field 'status': 'on' is not one of draft, grace, enabled",
+    ]
+
+
+def test_duplicate_policy_ids_across_files(tmp_path):
+    write(tmp_path, "a.yaml", VALID)
+    write(tmp_path, "b.yaml", VALID)
+    with pytest.raises(InputErrors) as raised:
+        load_policies([tmp_path], include_builtin=False)
+    assert [str(e) for e in raised.value.errors] == [
+        f"{tmp_path / 'b.yaml'}: field 'id': policy id 'needs-specific' is already used by {tmp_path / 'a.yaml'}"
+    ]
+
+
+def test_missing_policy_folder(tmp_path):
+    with pytest.raises(InputErrors) as raised:
+        load_policies([tmp_path / "nope"], include_builtin=False)
+    assert str(raised.value.errors[0]) == f"{tmp_path / 'nope'}: policy folder not found"
+
+
+def test_policy_alias_bomb_is_refused_quickly(tmp_path):
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        previous = chr(ord("a") + level - 1)
+        name = chr(ord("a") + level)
+        lines.append(f"{name}: &{name} [{', '.join(['*' + previous] * 10)}]")
+    path = write(tmp_path, "p.yaml", "\n".join(lines) + "\n")
+    assert "alias bomb" in errors_of(path)[0]

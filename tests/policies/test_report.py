@@ -1,0 +1,98 @@
+"""Reports: text for terminals, json for machines, markdown for merge request comments."""
+
+from bot.descriptor.errors import SourcePosition
+from bot.descriptor.model import Descriptor
+from policies.model import Failure, PolicyResult, Severity, Status
+from policies.report import CheckReport, category_of, code_span, escape_markdown, to_json, to_markdown, to_text
+
+DESCRIPTOR = Descriptor(data={"id": "urn:dmb:dp:finance:cashflow:1", "components": [{}, {}]},
+                        environment="development")
+
+
+def result(policy, severity="error", status="enabled", errors=(), resource="urn:dmb:cmp:finance:cashflow:1:op"):
+    return PolicyResult(policy=policy, description=f"{policy} description", resource=resource,
+                        severity=Severity(severity), status=Status(status), errors=list(errors))
+
+
+FAILURE = Failure("missing required field 'specific'", "components[0].specific",
+                  SourcePosition("components/op/catalog-info.yaml", 8, 3))
+
+
+def report(*results):
+    return CheckReport(descriptor=DESCRIPTOR, results=list(results), policy_count=len(results))
+
+
+def test_categories():
+    assert category_of(result("a", errors=[FAILURE])) == "blocking"
+    assert category_of(result("a", status="grace", errors=[FAILURE])) == "grace"
+    assert category_of(result("a", severity="warning", errors=[FAILURE])) == "warning"
+    assert category_of(result("a", severity="error", status="grace", errors=[FAILURE])) == "grace"
+    assert category_of(result("a", severity="info", errors=[FAILURE])) == "info"
+
+
+def test_json_report():
+    document = to_json(report(result("a", errors=[FAILURE]), result("b")))
+    assert document["passed"] is False
+    assert document["dataProduct"] == "urn:dmb:dp:finance:cashflow:1"
+    assert [r["outcome"] for r in document["results"]] == ["failed", "passed"]
+
+
+def test_text_report_lists_failures_by_category_with_clickable_positions():
+    text = to_text(
+        report(result("warn", severity="warning", errors=[FAILURE]), result("block", errors=[FAILURE]), result("ok")),
+        show_file=lambda file: "repo/" + file,
+    )
+    lines = text.splitlines()
+    assert lines[0] == "meshbot check: urn:dmb:dp:finance:cashflow:1 (development), 2 components, 3 policies"
+    assert lines[2].startswith("BLOCKING  block on urn:dmb:cmp:finance:cashflow:1:op")
+    assert lines[3] == ("    repo/components/op/catalog-info.yaml:8:3: components[0].specific: "
+                        "missing required field 'specific'")
+    assert lines[5].startswith("WARNING   warn on")
+    assert lines[-2] == "1 passed, 1 blocking, 0 in grace, 1 warnings, 0 info"
+    assert lines[-1] == "Result: BLOCKED"
+    assert "\x1b[" not in text
+
+
+def test_text_report_in_colour():
+    assert "\x1b[31;1mBLOCKING" in to_text(report(result("block", errors=[FAILURE])), color=True)
+
+
+def test_markdown_blocking_first_and_passed_folded():
+    body = to_markdown(report(result("ok"), result("warn", severity="warning", errors=[FAILURE]),
+                              result("block", errors=[FAILURE])))
+    assert body.startswith("### meshbot governance: ❌ blocked\n")
+    assert body.index("#### ❌ Blocking failures") < body.index("#### ⚠️ Warnings")
+    assert ("- `components/op/catalog-info.yaml` line 8, column 3 · `components[0].specific`: "
+            "missing required field 'specific'") in body
+    assert "<details><summary>✅ 1 passed checks</summary>" in body
+    assert "| `ok` | `urn:dmb:cmp:finance:cashflow:1:op` |" in body
+
+
+def test_markdown_headline_with_warnings_only():
+    body = to_markdown(report(result("warn", severity="warning", errors=[FAILURE])))
+    assert body.startswith("### meshbot governance: ⚠️ passed with warnings\n")
+
+
+def test_user_text_cannot_inject_markdown_html_or_mentions():
+    hostile = Failure("column '<img src=x onerror=alert(1)>' [link](http://evil) **bold** @admin", "a|b", None)
+    body = to_markdown(report(result("p", errors=[hostile], resource="urn:x|`y`")))
+    assert "<img" not in body
+    assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in body
+    assert "\\[link\\]\\(http://evil\\)" in body
+    assert "\\*\\*bold\\*\\*" in body
+    assert "@admin" not in body and "@\u200badmin" in body
+    assert "`` urn:x|`y` ``" in body
+
+
+def test_escape_helpers():
+    assert escape_markdown("a_b\nc") == "a\\_b c"
+    assert code_span("plain") == "`plain`"
+    assert code_span("has `tick`") == "`` has `tick` ``"
+
+
+def test_markdown_is_cut_to_the_limit_and_says_so():
+    many = [Failure(f"problem number {i} " + "x" * 200, f"components[{i}]", None) for i in range(50)]
+    results = [result(f"p{i}", errors=many) for i in range(40)]
+    body = to_markdown(report(*results), limit=20_000)
+    assert len(body) <= 20_000
+    assert "more failures were left out to fit the comment size limit" in body
