@@ -30,17 +30,12 @@ from bot.cli.main import main
 from bot.descriptor.assembly import assemble
 from bot.descriptor.files import DirectoryReader
 from bot.engine.plan import build_plan
-from tests.adapters.test_reference_adapter_openapi import (
-    Recorder,
-    RunningAdapter,
-    assert_conform,
-    running_adapter,
-    spec_or_none,
-)
+from tests.servers.reference_adapter import Recorder, RunningAdapter, running_adapter
+from tests.tech_adapter_api import api_or_none, assert_conform
 
 ROOT = Path(__file__).resolve().parents[2]
 DP = "urn:dmb:dp:finance:cashflow:1"
-SPEC = spec_or_none()
+SPEC = api_or_none()
 
 
 # ---------------------------------------------------------------------- descriptors

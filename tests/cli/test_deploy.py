@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from adapters.reference import OUTPUT_PORT_TEMPLATE_ID, STORAGE_TEMPLATE_ID
-from tests.adapters.test_reference_adapter_openapi import running_adapter
+from tests.servers.reference_adapter import running_adapter
 from tests.servers.tech_adapter import Reply, adapter_server
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
@@ -11,8 +10,9 @@ from ruamel.yaml import YAML
 from bot.descriptor.assembly import assemble
 from bot.descriptor.errors import InputErrors, SourcePosition
 from bot.descriptor.files import MAX_FILE_BYTES, DirectoryReader, FileReader, MemoryReader
+from tests.paths import SHARED_REFERENCE
 
-REFERENCE_EXAMPLE = Path("/work/shared/reference/witboost/dps-example.yaml")
+REFERENCE_EXAMPLE = SHARED_REFERENCE / "witboost" / "dps-example.yaml"
 DP = "urn:dmb:dp:finance:cashflow:1"
 PRODUCTION = "environments/production/configurations.yaml"
 
@@ -31,7 +31,8 @@ def where(descriptor, *path) -> str:
 @pytest.fixture
 def reference_example() -> dict:
     if not REFERENCE_EXAMPLE.exists():
-        pytest.skip(f"{REFERENCE_EXAMPLE} is not available here")
+        pytest.skip(f"the Data Product Specification example is not at {REFERENCE_EXAMPLE} (the shared reference "
+                    "folder beside the repository is absent)")
     yaml = YAML(typ="safe", pure=True)
     yaml.allow_duplicate_keys = True  # the example repeats ownerGroup and devGroup (with equal values)
     return yaml.load(REFERENCE_EXAMPLE.read_text())

@@ -8,9 +8,9 @@ from typing import Any
 
 from bot.engine.deployment import DeploymentState
 from bot.engine.status import product_status
-from tests.adapters.test_reference_adapter_openapi import running_adapter
 from tests.cli.test_deploy import adapters_config, sqlite_objects
 from tests.e2e.test_github import PROJECT, BotFactory, bot, github  # noqa: F401  (fixtures)
+from tests.servers.reference_adapter import running_adapter
 
 PRODUCT = "urn:dmb:dp:finance:cashflow:1"
 REPLY_MARKER = "<!-- meshbot:command -->"

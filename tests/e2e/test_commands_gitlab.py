@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from bot.engine.status import product_status
-from tests.adapters.test_reference_adapter_openapi import running_adapter
 from tests.cli.test_deploy import adapters_config, sqlite_objects
 from tests.deploy_harness import Start
 from tests.e2e.test_gitlab import PATH, PRODUCT, Bot, example_files, gitlab_bot, open_merge_request
 from tests.forge.test_events import fixture
 from tests.servers.gitlab import gitlab_server
+from tests.servers.reference_adapter import running_adapter
 
 REPLY_MARKER = "<!-- meshbot:command -->"
 

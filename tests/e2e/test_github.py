@@ -28,11 +28,11 @@ from bot.engine.deployment import DeploymentState
 from bot.engine.runner import QUEUE_NAME
 from bot.engine.status import product_status
 from bot.forge.review import MARKER, STATUS_CONTEXT
-from tests.adapters.test_reference_adapter_openapi import running_adapter
 from tests.cli.test_deploy import adapters_config, sqlite_objects
 from tests.deploy_harness import EXAMPLE, Engine, Start, wait_for
 from tests.forge.test_events import fixture
 from tests.servers.github import FakeRepository, GitHubServer, github_server
+from tests.servers.reference_adapter import running_adapter
 
 SECRET = "e2e-github-webhook-secret"
 PROJECT = "acme-data/finance-cashflow"

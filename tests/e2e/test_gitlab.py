@@ -23,11 +23,11 @@ from app import create_app
 from bot.engine.runner import QUEUE_NAME
 from bot.engine.status import product_status
 from bot.forge.review import MARKER, STATUS_CONTEXT
-from tests.adapters.test_reference_adapter_openapi import running_adapter
 from tests.cli.test_deploy import adapters_config
 from tests.deploy_harness import EXAMPLE, Engine, Start, wait_for
 from tests.forge.test_events import fixture
 from tests.servers.gitlab import GitLabServer, MergeRequestRecord, Project, gitlab_server
+from tests.servers.reference_adapter import running_adapter
 
 SECRET = "gl-e2e-webhook-token"
 PATH = "data/finance/cashflow"

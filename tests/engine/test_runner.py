@@ -18,7 +18,6 @@ from adapters.registry import AdapterRegistry
 from bot.config import AdapterSettings
 from bot.descriptor.model import Descriptor
 from bot.engine.deployment import DeploymentState, Operation
-from tests.adapters.test_reference_adapter_openapi import running_adapter
 from tests.deploy_harness import (
     ENVIRONMENT,
     Call,
@@ -31,6 +30,7 @@ from tests.deploy_harness import (
     generated_descriptor,
     scripted_adapter,
 )
+from tests.servers.reference_adapter import running_adapter
 from tests.servers.tech_adapter import AdapterServer, Reply, adapter_server
 
 

@@ -19,7 +19,7 @@ from bot.engine.plan import build_plan
 from bot.forge.importing import ImportOutcome, ImportStatus, import_component, recorded_head
 from policies.loader import load_policies
 from policies.model import Policy
-from tests.adapters.test_reference_adapter_openapi import running_adapter
+from tests.servers.reference_adapter import running_adapter
 from tests.servers.tech_adapter import AdapterServer, Reply, adapter_server
 from vcs.base import MergeRequest
 from vcs.memory import MemoryForge, MemoryRepository

@@ -14,7 +14,8 @@ from bot.descriptor.files import DirectoryReader
 from bot.engine.plan import build_plan
 from policies.engine import evaluate
 from policies.loader import load_policies
-from tests.adapters.test_reference_adapter_openapi import SPEC_PATH, OpenApiSpec, assert_conform, running_adapter
+from tests.servers.reference_adapter import running_adapter
+from tests.tech_adapter_api import api_or_none, assert_conform
 
 
 def render_example_data_product(folder: Path) -> None:
@@ -49,7 +50,7 @@ def test_rendered_data_product_passes_every_builtin_policy(product):
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
 def test_rendered_components_provision_and_reverse_provision_without_spurious_changes(product, tmp_path, asynchronous):
     descriptor = assemble(DirectoryReader(product), "development")
-    spec = OpenApiSpec.load() if SPEC_PATH.is_file() else None
+    api = api_or_none()
     with running_adapter(tmp_path / "mesh.db", asynchronous=asynchronous) as adapter:
         client = adapter.client()
         for stage in build_plan(descriptor).stages:
@@ -67,4 +68,4 @@ def test_rendered_components_provision_and_reverse_provision_without_spurious_ch
             assert reverse.updates, "reverse provisioning proposed nothing to compare"
             for dotted, proposed in reverse.updates.items():
                 assert proposed == value_at(catalog_info, dotted), (component["id"], dotted)
-    assert_conform(adapter.recorder, spec)
+    assert_conform(adapter.recorder, api)
