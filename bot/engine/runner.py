@@ -24,6 +24,7 @@ from adapters.model import AdapterResult, Request
 from adapters.payloads import ComponentRequests, data_product_request
 from bot.descriptor.model import Descriptor
 from bot.descriptor.yamldump import dump_yaml
+from bot.engine.deployed import DEPLOYED_FIELD, SUCCESSFUL, deployed_record
 from bot.engine.deployment import (
     DeploymentState,
     Operation,
@@ -381,9 +382,12 @@ def finish(deployment_id: str) -> str:
     outcome = deployment_outcome(deployment.operation, status)
     fields: dict[str, Any] = {"status": str(status), "version": deployment.version, "deployment": deployment_id,
                               "components": components, "updatedAt": now_iso()}
-    if deployment.operation is Operation.DEPLOY and outcome is DeploymentState.DEPLOYED:
-        fields["descriptor"] = deployment.descriptor
+    if deployment.operation is Operation.DEPLOY and str(outcome) in SUCCESSFUL:
+        fields[DEPLOYED_FIELD] = deployed_record(deployment.descriptor, deployment.version, deployment_id,
+                                                 fields["updatedAt"], str(status))
     store.set_product(deployment.data_product, deployment.environment, **fields)
+    if deployment.operation is Operation.UNDEPLOY and outcome is DeploymentState.NOT_DEPLOYED:
+        store.drop_product_fields(deployment.data_product, deployment.environment, DEPLOYED_FIELD, "descriptor")
     store.set_state(deployment_id, outcome, message)
     _release(connection, deployment)
     return str(outcome)

@@ -248,6 +248,10 @@ class Store:
         self.redis.hset(product_key(data_product, environment),
                         mapping={key: json.dumps(value) for key, value in values.items()})
 
+    def drop_product_fields(self, data_product: str, environment: str, *names: str) -> None:
+        """Remove fields of a data product's status record."""
+        self.redis.hdel(product_key(data_product, environment), *names)
+
     def history(self, data_product: str, environment: str) -> list[str]:
         """Deployment ids of a data product in an environment, newest first."""
         return [as_text(item) for item in self.redis.lrange(history_key(data_product, environment), 0, -1)]

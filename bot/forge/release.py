@@ -20,6 +20,7 @@ from bot.descriptor.assembly import assemble
 from bot.descriptor.discovery import RemoteLocations
 from bot.descriptor.errors import InputErrors
 from bot.descriptor.files import FileTooLarge
+from bot.engine.deployed import RedisDeployedStates
 from bot.engine.deployment import DeploymentState, Operation
 from bot.engine.runner import request_deployment
 from bot.engine.store import Deployment, Store
@@ -109,8 +110,9 @@ def _release_to(
     if declared != version:
         return ReleaseStep(environment, CommitState.ERROR,
                            f"nothing deployed: tag {tag} names version {version}, the descriptor says {declared!r}")
-    previous = Store(connection).product(descriptor.id, environment).get("descriptor")
-    blocking = [result for result in evaluate(descriptor, policies, previous) if result.blocking]
+    deployed = RedisDeployedStates(connection).deployed(descriptor.id, environment)
+    blocking = [result for result in evaluate(descriptor, policies, deployed.descriptor if deployed else None)
+                if result.blocking]
     if blocking:
         names = ", ".join(sorted({result.policy for result in blocking}))
         return ReleaseStep(environment, CommitState.FAILURE,

@@ -17,6 +17,7 @@ from adapters.reference import OUTPUT_PORT_TEMPLATE_ID, STORAGE_TEMPLATE_ID
 from adapters.registry import AdapterRegistry
 from bot.config import AdapterSettings
 from bot.descriptor.model import Descriptor
+from bot.engine.deployed import RedisDeployedStates
 from bot.engine.deployment import DeploymentState, Operation
 from tests.deploy_harness import (
     ENVIRONMENT,
@@ -108,8 +109,11 @@ def test_the_example_deploys_and_undeploys_against_the_reference_adapter(start, 
                                                     "view daily_cashflow_v", "view transactions_v"}
         product = running.store.product(descriptor.id, ENVIRONMENT)
         assert product["status"] == "DEPLOYED"
-        assert (product["version"], product["deployment"], product["descriptor"]) == (
-            "1.0.0", deployment_id, descriptor.data)
+        assert (product["version"], product["deployment"]) == ("1.0.0", deployment_id)
+        deployed = RedisDeployedStates(running.redis).deployed(descriptor.id, ENVIRONMENT)
+        assert deployed is not None
+        assert (deployed.descriptor, deployed.version, deployed.deployment, deployed.status) == (
+            descriptor.data, "1.0.0", deployment_id, "DEPLOYED")
         assert product["components"] == {task: {"status": "DEPLOYED", "message": tasks[task]["message"]}
                                          for task in (daily, ledger, transactions)}
         running.assert_clean((descriptor.id, ENVIRONMENT))
@@ -127,6 +131,7 @@ def test_the_example_deploys_and_undeploys_against_the_reference_adapter(start, 
         product = running.store.product(descriptor.id, ENVIRONMENT)
         assert product["status"] == "NOT_DEPLOYED"
         assert {entry["status"] for entry in product["components"].values()} == {"NOT_DEPLOYED"}
+        assert RedisDeployedStates(running.redis).deployed(descriptor.id, ENVIRONMENT) is None
         assert running.store.history(descriptor.id, ENVIRONMENT) == [undeploy_id, deployment_id]
         running.assert_clean((descriptor.id, ENVIRONMENT))
 
