@@ -27,12 +27,36 @@ PRODUCTION_NAMES = frozenset({"production", "prod", "prd"})
 
 ENVIRONMENT_SETTINGS_SCHEMA: dict[str, Any] = {
     "type": ["object", "null"],
+    "description": "Who may run merge request commands in this environment; an empty entry keeps the defaults. "
+                   "Environments named `production`, `prod` or `prd` (any case) are strict by default.",
     "additionalProperties": False,
     "properties": {
-        "deploy_permission": {"enum": list(PERMISSIONS)},
-        "undeploy_permission": {"enum": list(PERMISSIONS)},
-        "merge_request_deploys": {"type": "boolean"},
-        "approval_required": {"type": "boolean"},
+        "deploy_permission": {
+            "enum": list(PERMISSIONS),
+            "description": "The least role on the repository that may run `/deploy` (and `/import`, in the "
+                           "`merge_requests` environment) here: read, write, maintain or admin (on GitLab: "
+                           "Reporter, Developer, Maintainer, Owner). Default: write; maintain for production, "
+                           "prod and prd.",
+            "examples": ["maintain"],
+        },
+        "undeploy_permission": {
+            "enum": list(PERMISSIONS),
+            "description": "The least role that may run `/undeploy` here, the most destructive command; never "
+                           "below `deploy_permission` (the higher of the two applies).",
+            "default": "admin",
+        },
+        "merge_request_deploys": {
+            "type": "boolean",
+            "description": "Whether `/deploy` (and `/import`) from a merge request may target this environment; "
+                           "when false, only release tags deploy here. Default: true; false for production, prod "
+                           "and prd.",
+        },
+        "approval_required": {
+            "type": "boolean",
+            "description": "Whether `/deploy` here needs the merge request to be approved first (GitHub: the "
+                           "reviewers' latest verdicts; GitLab: its approval rules). Default: false; true for "
+                           "production, prod and prd.",
+        },
     },
 }
 
@@ -63,28 +87,70 @@ def rules_for(name: str, settings: dict[str, Any] | None) -> EnvironmentRules:
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "meshbot server configuration",
+    "description": "The platform team's settings for meshbot: tech adapters, policy folders, environments, "
+                   "releases. Secrets never go here: they come from environment variables.",
     "type": "object",
     "additionalProperties": False,
     "properties": {
         "adapters": {
             "type": "array",
+            "description": "Which tech adapter serves which infrastructure template. Before anything is "
+                           "provisioned, every component must resolve to an adapter for its "
+                           "`infrastructureTemplateId` in the target environment; each one that does not is "
+                           "reported with the line of its `infrastructureTemplateId`. A repository can never "
+                           "choose an adapter URL. Default: none, so nothing can be deployed.",
             "items": {
                 "type": "object",
+                "description": "One tech adapter, for one infrastructure template.",
                 "additionalProperties": False,
                 "required": ["infrastructureTemplateId", "url"],
                 "properties": {
-                    "infrastructureTemplateId": {"type": "string", "minLength": 1},
-                    "url": {"type": "string", "pattern": "^https?://[^\\s/$.?#][^\\s]*$"},
+                    "infrastructureTemplateId": {
+                        "type": "string", "minLength": 1,
+                        "description": "The infrastructure template this adapter provisions: components whose "
+                                       "`infrastructureTemplateId` is this value are deployed through it.",
+                        "examples": ["urn:dmb:itm:sqlite-storage-provisioner:0"],
+                    },
+                    "url": {
+                        "type": "string", "pattern": "^https?://[^\\s/$.?#][^\\s]*$", "title": "http(s) URL",
+                        "description": "The adapter's base URL (Tech Adapter API 2.2.0), usually ending in "
+                                       "`/datamesh.specificprovisioner`.",
+                        "examples": ["http://127.0.0.1:8091/datamesh.specificprovisioner"],
+                    },
                     "environments": {
                         "type": "array", "minItems": 1, "uniqueItems": True,
-                        "items": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+                        "items": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                                  "title": "environment name"},
+                        "description": "The environments this adapter serves. Default: every environment. An "
+                                       "adapter for named environments wins over one for every environment; two "
+                                       "adapters for the same template may not share an environment.",
+                        "examples": [["production"]],
                     },
-                    "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
+                    "timeout": {
+                        "type": "number", "exclusiveMinimum": 0, "maximum": 86400,
+                        "description": "Seconds one call of this adapter may take (validate, provision, unprovision, "
+                                       "...), polling of asynchronous answers included.",
+                        "default": DEFAULT_ADAPTER_TIMEOUT,
+                        "examples": [120],
+                    },
                 },
             },
         },
-        "policies": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "policies": {
+            "type": "array", "items": {"type": "string", "minLength": 1, "title": "folder"},
+            "description": "Folders of governance policy files, relative to this file, added to the built-in "
+                           "policies; a repository can never switch a policy off. Default: none (the built-in "
+                           "policies only).",
+            "examples": [["governance"]],
+        },
         "environments": {
+            "description": "The environments that exist: a list of names, or a mapping of each name to the "
+                           "rules of merge request commands in it. Deploys and merge request commands for "
+                           "any other environment are refused. Default: any name (letters, digits, '_', '.', "
+                           "'-'), each with the default rules.",
+            "examples": [["development", "production"],
+                         {"development": None, "staging": {"deploy_permission": "maintain"}, "production": None}],
             "oneOf": [
                 {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"$ref": "#/$defs/environment"}},
                 {"type": "object", "minProperties": 1,
@@ -94,33 +160,79 @@ CONFIG_SCHEMA: dict[str, Any] = {
         },
         "marketplace": {
             "type": "object",
+            "description": "Who is told of deployments.",
             "additionalProperties": False,
-            "properties": {"notify": {"type": "array", "items": {"$ref": "#/$defs/url"}}},
+            "properties": {"notify": {
+                "type": "array", "items": {"$ref": "#/$defs/url"},
+                "description": "URLs that receive a POST (JSON: `dataProduct`, `environment`, `version`, "
+                               "`deployment`, `descriptor`, `results`) after every successful deploy; an answer "
+                               "other than 2xx, or none within 10 s, makes the deployment `CORRUPT`. Default: none.",
+                "examples": [["https://marketplace.internal/hooks/meshbot"]],
+            }},
         },
-        "redis_url": {"type": "string", "pattern": "^(redis|rediss|unix)://"},
+        "redis_url": {
+            "type": "string", "pattern": "^(redis|rediss|unix)://",
+            "description": "The Redis server of the deploy queue and records, shared by every meshbot process "
+                           "and worker. `REDIS_URL` in the environment wins (it may carry credentials, which this "
+                           "file may not). Default: the embedded Redis in meshbot's state folder (`MESHBOT_HOME`), "
+                           "for one machine.",
+            "examples": ["redis://redis.internal:6379/0"],
+        },
         "deployments": {
             "type": "object",
+            "description": "What the engine keeps.",
             "additionalProperties": False,
-            "properties": {"history": {"type": "integer", "minimum": 1, "maximum": 10000}},
+            "properties": {"history": {
+                "type": "integer", "minimum": 1, "maximum": 10000,
+                "description": "Deployments kept per data product and environment (older records are dropped).",
+                "default": DEFAULT_HISTORY,
+            }},
         },
         "merge_requests": {
             "type": "object",
+            "description": "How merge requests and pushes are reviewed.",
             "additionalProperties": False,
-            "properties": {"environment": {"$ref": "#/$defs/environment"}},
+            "properties": {"environment": {
+                "$ref": "#/$defs/environment",
+                "description": "The environment governance uses on merge requests and pushes, the default "
+                               "target of `/deploy`, and the environment of `/import`.",
+                "default": DEFAULT_MERGE_REQUEST_ENVIRONMENT,
+            }},
         },
         "releases": {
             "type": "object",
+            "description": "How release tags deploy.",
             "additionalProperties": False,
             "properties": {
-                "tag": {"type": "string", "pattern": "^[^{}]*\\{version\\}[^{}]*$"},
-                "environments": {"type": "array", "uniqueItems": True, "items": {"$ref": "#/$defs/environment"}},
+                "tag": {
+                    "type": "string", "pattern": "^[^{}]*\\{version\\}[^{}]*$",
+                    "description": "What a release tag looks like: `{version}`, once, stands for the descriptor's "
+                                   "semantic version; other tags are ignored.",
+                    "default": DEFAULT_RELEASE_TAG,
+                    "examples": ["release-{version}"],
+                },
+                "environments": {
+                    "type": "array", "uniqueItems": True, "items": {"$ref": "#/$defs/environment"},
+                    "description": "Where a release tag deploys; an empty list: nowhere.",
+                    "default": list(DEFAULT_RELEASE_ENVIRONMENTS),
+                    "examples": [["staging", "production"]],
+                },
             },
         },
-        "public_url": {"$ref": "#/$defs/url"},
+        "public_url": {
+            "$ref": "#/$defs/url",
+            "description": "Where meshbot's web service is reached, for links: from the commit statuses of release "
+                           "deploys (`meshbot/deploy/ENV`) and, as `PUBLIC_URL/status/DATA_PRODUCT?env=ENV`, from "
+                           "`/deploy` replies. Default: none (no links).",
+            "examples": ["https://meshbot.example.com"],
+        },
     },
     "$defs": {
-        "environment": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
-        "url": {"type": "string", "pattern": "^https?://[^\\s/$.?#][^\\s]*$"},
+        "environment": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$", "title": "environment name",
+                        "description": "An environment name: a letter or digit, then letters, digits, '_', '.', "
+                                       "'-'."},
+        "url": {"type": "string", "pattern": "^https?://[^\\s/$.?#][^\\s]*$", "title": "http(s) URL",
+                "description": "An http or https URL."},
     },
 }
 

@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     # Commands whose code lives beside what they drive (adapters, use-case templates) register here;
     # they import web frameworks only when they run, so the domain never depends on them.
     from adapters.cli import register as register_adapter_commands
+    from bot.cli.config import register as register_config_commands
     from bot.cli.deploy import register as register_deploy_commands
     from bot.cli.serve import register as register_serve_command
     from bot.cli.usecases import register as register_usecase_commands
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     register_usecase_commands(commands)
     register_deploy_commands(commands)
     register_serve_command(commands)
+    register_config_commands(commands)
     return parser
 
 
