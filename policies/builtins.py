@@ -21,6 +21,7 @@ class CheckContext:
     descriptor: Descriptor
     resource_path: DataPath
     previous: dict[str, Any] | None = None
+    previous_missing: str = "no previous descriptor to compare with"  # why previous is None, for the result
 
 
 @dataclass(slots=True)
@@ -29,6 +30,7 @@ class CheckOutcome:
 
     failures: list[Failure]
     note: str | None = None
+    evaluated: bool = True
 
 
 BuiltinCheck = Callable[[CheckContext], CheckOutcome]
@@ -129,7 +131,7 @@ def no_breaking_changes(context: CheckContext) -> CheckOutcome:
     """Against the previously deployed descriptor: output ports and their columns are neither removed nor retyped."""
     previous, descriptor = context.previous, context.descriptor
     if previous is None:
-        return CheckOutcome([], note="no previous descriptor to compare with")
+        return CheckOutcome([], note=context.previous_missing, evaluated=False)
     old_major, new_major = major_version(previous.get("version")), major_version(descriptor.data.get("version"))
     if old_major != new_major:
         return CheckOutcome([], note=f"major version changed ({old_major} -> {new_major}): breaking changes allowed")

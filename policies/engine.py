@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from bot.descriptor.model import Descriptor, format_path
@@ -15,9 +16,15 @@ MAX_MESSAGE_LENGTH = 300
 
 
 def evaluate(
-    descriptor: Descriptor, policies: Iterable[Policy], previous: dict[str, Any] | None = None
+    descriptor: Descriptor, policies: Iterable[Policy], previous: dict[str, Any] | None = None,
+    previous_missing: str = "no previous descriptor to compare with",
 ) -> list[PolicyResult]:
-    """One result per (policy, selected resource), draft policies skipped; policy order, then resource order."""
+    """One result per (policy, selected resource), draft policies skipped; policy order, then resource order.
+
+    `previous` is the deployed descriptor that breaking-change checks compare with; without it they report
+    "not evaluated" with `previous_missing` as the reason (e.g. "nothing deployed in production").
+    """
+    context = _Previous(previous, previous_missing)
     active = [policy for policy in policies if policy.status is not Status.DRAFT]
     component_policies = [policy for policy in active if policy.target is Target.COMPONENT]
     selected = _select_components(descriptor, component_policies)
@@ -25,11 +32,11 @@ def evaluate(
     for policy in active:
         if policy.target is Target.DATA_PRODUCT:
             if policy.selector.matches(descriptor.data, descriptor.environment):
-                results.append(_run(policy, descriptor, (), descriptor.data, previous))
+                results.append(_run(policy, descriptor, (), descriptor.data, context))
         else:
             for index in selected[policy.id]:
                 results.append(
-                    _run(policy, descriptor, ("components", index), descriptor.components[index], previous)
+                    _run(policy, descriptor, ("components", index), descriptor.components[index], context)
                 )
     return results
 
@@ -55,9 +62,13 @@ def _select_components(descriptor: Descriptor, policies: list[Policy]) -> dict[s
     return selected
 
 
-def _run(
-    policy: Policy, descriptor: Descriptor, path: DataPath, instance: Any, previous: dict[str, Any] | None
-) -> PolicyResult:
+@dataclass(frozen=True, slots=True)
+class _Previous:
+    descriptor: dict[str, Any] | None
+    missing: str
+
+
+def _run(policy: Policy, descriptor: Descriptor, path: DataPath, instance: Any, previous: _Previous) -> PolicyResult:
     resource = str(instance.get("id", "")) if isinstance(instance, dict) else ""
     result = PolicyResult(
         policy=policy.id,
@@ -70,8 +81,9 @@ def _run(
         if not policy.validator.is_valid(instance):
             result.errors = _schema_failures(policy, descriptor, path, instance)
     elif policy.builtin is not None:
-        outcome = BUILTINS[policy.builtin](CheckContext(descriptor, path, previous))
+        outcome = BUILTINS[policy.builtin](CheckContext(descriptor, path, previous.descriptor, previous.missing))
         result.errors, result.note = outcome.failures[:MAX_FAILURES_PER_RESULT], outcome.note
+        result.evaluated = outcome.evaluated
     return result
 
 

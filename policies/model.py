@@ -113,10 +113,13 @@ class PolicyResult:
     status: Status
     errors: list[Failure] = field(default_factory=list)
     note: str | None = None
+    evaluated: bool = True  # False when there was nothing to evaluate against (e.g. nothing deployed yet)
 
     @property
     def outcome(self) -> str:
-        """`passed` or `failed`."""
+        """`passed`, `failed` or `not_evaluated` (never passed when nothing was compared)."""
+        if not self.evaluated:
+            return "not_evaluated"
         return "failed" if self.errors else "passed"
 
     @property

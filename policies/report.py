@@ -37,8 +37,13 @@ class CheckReport:
 
     @property
     def passed_results(self) -> list[PolicyResult]:
-        """Results without failures."""
-        return [result for result in self.results if not result.errors]
+        """Results that were evaluated and found nothing wrong."""
+        return [result for result in self.results if result.evaluated and not result.errors]
+
+    @property
+    def not_evaluated(self) -> list[PolicyResult]:
+        """Results with nothing to evaluate against (never counted as passed)."""
+        return [result for result in self.results if not result.evaluated]
 
 
 CATEGORIES = ("blocking", "grace", "warning", "info")
@@ -94,6 +99,11 @@ def to_text(report: CheckReport, color: bool = False, show_file: Callable[[str],
         f"{paint('blocking', str(counts['blocking']) + ' blocking')}, "
         f"{counts['grace']} in grace, {counts['warning']} warnings, {counts['info']} info"
     )
+    if report.not_evaluated:
+        summary += f", {len(report.not_evaluated)} not evaluated"
+        lines.extend(f"NOT EVALUATED  {result.policy} on {result.resource}: not evaluated: {result.note}"
+                     for result in report.not_evaluated)
+        lines.append("")
     lines.append(summary)
     lines.append("Result: " + (paint("passed", "PASSED") if report.passed else paint("blocking", "BLOCKED")))
     return "\n".join(lines) + "\n"
@@ -180,6 +190,7 @@ def to_markdown(report: CheckReport, limit: int = MARKDOWN_LIMIT) -> str:
         counts=counts,
         passed=passed,
         passed_shown=passed_shown,
+        not_evaluated=report.not_evaluated,
         left_out=left_out,
     )
     return body if len(body) <= limit else body[: limit - 80] + "\n\n…(report cut at the comment size limit)\n"

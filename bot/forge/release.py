@@ -111,8 +111,9 @@ def _release_to(
         return ReleaseStep(environment, CommitState.ERROR,
                            f"nothing deployed: tag {tag} names version {version}, the descriptor says {declared!r}")
     deployed = RedisDeployedStates(connection).deployed(descriptor.id, environment)
-    blocking = [result for result in evaluate(descriptor, policies, deployed.descriptor if deployed else None)
-                if result.blocking]
+    results = evaluate(descriptor, policies, deployed.descriptor if deployed else None,
+                       previous_missing=f"nothing deployed in {environment}")
+    blocking = [result for result in results if result.blocking]
     if blocking:
         names = ", ".join(sorted({result.policy for result in blocking}))
         return ReleaseStep(environment, CommitState.FAILURE,

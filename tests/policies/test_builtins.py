@@ -95,6 +95,7 @@ def test_no_previous_descriptor_means_nothing_to_compare():
     descriptor = descriptor_of({"daily": component("daily", mesh=PORT)})
     outcome = no_breaking_changes(CheckContext(descriptor, (), None))
     assert outcome.failures == [] and outcome.note == "no previous descriptor to compare with"
+    assert not outcome.evaluated
 
 
 def test_unchanged_and_added_columns_pass():
@@ -147,3 +148,16 @@ def test_a_new_major_version_allows_breaking_changes():
     outcome = no_breaking_changes(CheckContext(descriptor, (), previous))
     assert outcome.failures == []
     assert outcome.note == "major version changed (0 -> 1): breaking changes allowed"
+
+
+def test_the_engine_reports_a_breaking_change_check_without_previous_as_not_evaluated_with_the_reason():
+    from policies.engine import evaluate
+    from policies.loader import load_policies
+
+    descriptor = descriptor_of({"daily": component("daily", mesh=PORT)})
+    breaking = [policy for policy in load_policies() if policy.builtin == "no-breaking-changes"]
+    assert breaking, "the built-in no-breaking-changes policy is shipped"
+    results = evaluate(descriptor, breaking, None, previous_missing="nothing deployed in production")
+    assert {(r.outcome, r.note) for r in results} == {("not_evaluated", "nothing deployed in production")}
+    compared = evaluate(descriptor, breaking, descriptor.data)
+    assert {r.outcome for r in compared} == {"passed"}

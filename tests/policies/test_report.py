@@ -96,3 +96,28 @@ def test_markdown_is_cut_to_the_limit_and_says_so():
     body = to_markdown(report(*results), limit=20_000)
     assert len(body) <= 20_000
     assert "more failures were left out to fit the comment size limit" in body
+
+
+def not_evaluated(policy="no-breaking-changes", reason="nothing deployed in production"):
+    return PolicyResult(policy=policy, description="compares with what is deployed", resource=DESCRIPTOR.id,
+                        severity=Severity.ERROR, status=Status.ENABLED, note=reason, evaluated=False)
+
+
+def test_a_result_with_nothing_to_compare_is_not_evaluated_never_passed():
+    checked = report(result("ok"), not_evaluated())
+    assert [r["outcome"] for r in to_json(checked)["results"]] == ["passed", "not_evaluated"]
+    assert to_json(checked)["results"][1]["note"] == "nothing deployed in production"
+    assert checked.passed and [r.policy for r in checked.passed_results] == ["ok"]
+    lines = to_text(checked).splitlines()
+    assert ("NOT EVALUATED  no-breaking-changes on urn:dmb:dp:finance:cashflow:1: not evaluated: nothing deployed "
+            "in production") in lines
+    assert lines[-2] == "1 passed, 0 blocking, 0 in grace, 0 warnings, 0 info, 1 not evaluated"
+    body = to_markdown(checked)
+    assert "| ➖ not evaluated | 1 |" in body
+    assert ("- **`no-breaking-changes`** on `urn:dmb:dp:finance:cashflow:1`: not evaluated: nothing deployed in "
+            "production") in body
+    assert "<details><summary>✅ 1 passed checks</summary>" in body
+
+
+def test_markdown_without_unevaluated_results_has_no_such_row():
+    assert "not evaluated" not in to_markdown(report(result("ok")))
