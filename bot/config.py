@@ -192,12 +192,38 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "type": "object",
             "description": "How merge requests and pushes are reviewed.",
             "additionalProperties": False,
-            "properties": {"environment": {
-                "$ref": "#/$defs/environment",
-                "description": "The environment governance uses on merge requests and pushes, the default "
-                               "target of `/deploy`, and the environment of `/import`.",
-                "default": DEFAULT_MERGE_REQUEST_ENVIRONMENT,
-            }},
+            "properties": {
+                "environment": {
+                    "$ref": "#/$defs/environment",
+                    "description": "The default target of `/deploy`, the environment of `/import`, and the first "
+                                   "environment a review checks.",
+                    "default": DEFAULT_MERGE_REQUEST_ENVIRONMENT,
+                },
+                "environments": {
+                    "type": "array", "minItems": 1, "uniqueItems": True,
+                    "items": {"$ref": "#/$defs/environment"},
+                    "description": "The environments every merge request and push is reviewed for: each gets the "
+                                   "descriptor assembled for it, the policies with what is deployed there as the "
+                                   "previous descriptor, and a plan against what is deployed there. Default: "
+                                   "`merge_requests.environment` followed by `releases.environments`.",
+                    "examples": [["development", "qa", "production"]],
+                },
+                "gating_environments": {
+                    "type": "array", "uniqueItems": True,
+                    "items": {"$ref": "#/$defs/environment"},
+                    "description": "The reviewed environments whose blocking failures fail the merge request: each "
+                                   "gets its own commit status `meshbot/governance/<env>`, and `meshbot/governance` "
+                                   "aggregates them (require it in branch protection). Other reviewed environments "
+                                   "are shown in the comment only. Default: every reviewed environment.",
+                    "examples": [["production"]],
+                },
+                "validate_with_adapters": {
+                    "type": "boolean",
+                    "description": "Also ask each tech adapter's read-only `/v1/validate` about the merge request "
+                                   "head, per reviewed environment, and show its answers in the comment.",
+                    "default": False,
+                },
+            },
         },
         "releases": {
             "type": "object",
@@ -266,6 +292,20 @@ class ServerConfig:
     release_environments: list[str] = field(default_factory=lambda: list(DEFAULT_RELEASE_ENVIRONMENTS))
     public_url: str | None = None  # where meshbot's web service is reached, for links in comments and statuses
     file: str | None = None
+    merge_request_environments: list[str] | None = None  # None: the merge request environment, then the releases'
+    gating_environments: list[str] | None = None  # None: every reviewed environment
+    validate_with_adapters: bool = False
+
+    @property
+    def review_environments(self) -> list[str]:
+        """The environments a merge request or push is reviewed for, in order."""
+        if self.merge_request_environments:
+            return list(self.merge_request_environments)
+        return list(dict.fromkeys([self.merge_request_environment, *self.release_environments]))
+
+    def gates(self, environment: str) -> bool:
+        """Whether blocking failures in environment fail a merge request."""
+        return self.gating_environments is None or environment in self.gating_environments
 
     def rules(self, environment: str) -> EnvironmentRules:
         """Who may run merge request commands in environment (its settings, else the defaults)."""
@@ -323,6 +363,10 @@ def load_config(path: str | None) -> ServerConfig:
             "redis_url: credentials do not belong in the configuration file; set REDIS_URL in the environment",
             document.position(("redis_url",)),
         )])
+    reviews = value.get("merge_requests") or {}
+    errors = _review_environment_errors(document, reviews, environments)
+    if errors:
+        raise InputErrors(errors)
     return ServerConfig(
         adapters=adapters, policy_folders=folders, environments=environments,
         marketplace=list((value.get("marketplace") or {}).get("notify", [])), redis_url=redis_url,
@@ -332,7 +376,27 @@ def load_config(path: str | None) -> ServerConfig:
         release_tag=(value.get("releases") or {}).get("tag", DEFAULT_RELEASE_TAG),
         release_environments=list((value.get("releases") or {}).get("environments", DEFAULT_RELEASE_ENVIRONMENTS)),
         public_url=value.get("public_url"), file=path,
+        merge_request_environments=reviews.get("environments"), gating_environments=reviews.get("gating_environments"),
+        validate_with_adapters=bool(reviews.get("validate_with_adapters", False)),
     )
+
+
+def _review_environment_errors(document: YamlDocument, reviews: dict[str, Any],
+                               known: dict[str, Any] | None) -> list[InputError]:
+    """Reviewed environments the configuration does not know, and gating environments that are not reviewed."""
+    errors = []
+    reviewed = reviews.get("environments")
+    for index, name in enumerate(reviewed or []):
+        if known is not None and name not in known:
+            errors.append(InputError(f"merge_requests.environments: '{name}' is not in `environments` "
+                                     f"(known: {', '.join(known)})",
+                                     document.position(("merge_requests", "environments", index))))
+    for index, name in enumerate(reviews.get("gating_environments") or []):
+        if reviewed is not None and name not in reviewed:
+            errors.append(InputError(f"merge_requests.gating_environments: '{name}' is not reviewed (add it to "
+                                     "merge_requests.environments)",
+                                     document.position(("merge_requests", "gating_environments", index))))
+    return errors
 
 
 def _schema_errors(document: YamlDocument) -> list[InputError]:

@@ -162,3 +162,36 @@ def test_a_release_tag_pattern_needs_the_version(tmp_path):
     path = write(tmp_path, "releases:\n  tag: release\n")
     assert errors_of(path) == [
         f"{path}:2:8: releases.tag: 'release' must contain {{version}} once, e.g. 'v{{version}}'"]
+
+
+def test_reviewed_environments_default_to_the_merge_request_then_the_release_environments(tmp_path):
+    defaults = load_config(None)
+    assert (defaults.review_environments, defaults.validate_with_adapters) == (["development", "production"], False)
+    assert defaults.gates("development") and defaults.gates("production")
+    config = load_config(write(tmp_path, "merge_requests: {environment: qa}\n"
+                                         "releases: {environments: [qa, production]}\n"))
+    assert config.review_environments == ["qa", "production"]
+
+
+def test_reviewed_and_gating_environments(tmp_path):
+    config = load_config(write(tmp_path, "environments: [development, qa, production]\n"
+                                         "merge_requests:\n"
+                                         "  environments: [development, qa, production]\n"
+                                         "  gating_environments: [production]\n"
+                                         "  validate_with_adapters: true\n"))
+    assert config.review_environments == ["development", "qa", "production"]
+    assert [name for name in config.review_environments if config.gates(name)] == ["production"]
+    assert config.validate_with_adapters
+
+
+def test_reviewed_environments_must_be_known_and_gating_ones_reviewed(tmp_path):
+    path = write(tmp_path, "environments: [development, production]\n"
+                           "merge_requests:\n"
+                           "  environments: [development, staging]\n"
+                           "  gating_environments: [production]\n")
+    assert errors_of(path) == [
+        f"{path}:3:31: merge_requests.environments: 'staging' is not in `environments` (known: development, "
+        "production)",
+        f"{path}:4:25: merge_requests.gating_environments: 'production' is not reviewed (add it to "
+        "merge_requests.environments)",
+    ]
