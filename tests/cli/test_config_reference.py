@@ -31,8 +31,8 @@ def test_docs_configuration_md_is_up_to_date():
 
 def test_every_property_has_a_description():
     found = dict(properties(CONFIG_SCHEMA))
-    assert ".environments.<name>.approval_required" in found and ".adapters[].timeout" in found
-    assert len(found) == 22
+    assert {".adapters[].timeout", ".environments.<name>.approval_required", ".marketplace.notify",
+            ".deployments.history", ".releases.tag", ".public_url"} <= set(found)
     assert [path for path, schema in found.items() if not schema.get("description")] == []
     assert all(schema.get("description") for schema in ENVIRONMENT_SETTINGS_SCHEMA["properties"].values())
 
