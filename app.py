@@ -66,7 +66,8 @@ def create_app(
     bot_usernames: Iterable[str] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Flask:
-    """meshbot's web application: `/healthz`, the two webhook endpoints, `/status/<data product>` and `/metrics`."""
+    """meshbot's web application: `/healthz`, the two webhook endpoints, `/status/<data product>`, `/metrics`
+    and the deployed descriptors (`/api/v1/products/<id>/environments/<env>/descriptor`)."""
     app = Flask("meshbot")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     connection = _Redis(redis_connection)
@@ -104,6 +105,19 @@ def create_app(
             return jsonify({**document, "waiting": waiting})
         return jsonify([{**document, "waiting": waiting} for document, waiting in
                         (product_status(client, data_product, name) for name in environments(client, data_product))])
+
+    @app.get("/api/v1/products/<data_product>/environments/<environment>/descriptor")
+    def deployed_descriptor(data_product: str, environment: str) -> ResponseReturnValue:
+        refused = _api_refusal()
+        if refused is not None:
+            return refused
+        from bot.engine.deployed import RedisDeployedStates
+
+        found = RedisDeployedStates(connection.get()).deployed(data_product, environment)
+        if found is None:
+            return jsonify(error=f"nothing deployed in {environment}", dataProduct=data_product,
+                           environment=environment), 404
+        return jsonify(found.as_json())
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_error: RequestEntityTooLarge) -> ResponseReturnValue:

@@ -333,3 +333,24 @@ def test_the_status_api_answers_with_the_token(redis_engine, monkeypatch):
     metrics = client.get("/metrics", headers={"Authorization": "Bearer t0ken"})
     assert metrics.status_code == 200 and metrics.mimetype == "text/plain"
     assert 'meshbot_forge_api_calls_total{event="merge_request",forge="gitlab"} 5.0' in metrics.get_data(as_text=True)
+
+
+def test_the_deployed_descriptor_api(redis_engine, monkeypatch):
+    from bot.engine.deployed import DEPLOYED_FIELD, deployed_record
+    from tests.engine.test_store import DP
+
+    monkeypatch.setenv("MESHBOT_API_TOKEN", "t0ken")
+    client = create_app(redis_connection=redis_engine.redis).test_client()
+    path = f"/api/v1/products/{DP}/environments/production/descriptor"
+    descriptor = {"id": DP, "version": "1.0.0", "components": []}
+    redis_engine.store.set_product(DP, "production", status="DEPLOYED", **{
+        DEPLOYED_FIELD: deployed_record(descriptor, "1.0.0", "d1", "2026-12-05T10:00:00Z", "DEPLOYED")})
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    answer = client.get(path, headers={"Authorization": "Bearer t0ken"})
+    assert answer.status_code == 200
+    assert answer.get_json() == {"dataProduct": DP, "environment": "production", "version": "1.0.0",
+                                 "deployment": "d1", "deployedAt": "2026-12-05T10:00:00Z", "status": "DEPLOYED",
+                                 "descriptor": descriptor}
+    missing = client.get(f"/api/v1/products/{DP}/environments/qa/descriptor", headers={"Authorization": "Bearer t0ken"})
+    assert missing.status_code == 404 and missing.get_json()["error"] == "nothing deployed in qa"
