@@ -47,12 +47,12 @@ def _schema_command(arguments: argparse.Namespace) -> int:
 
 
 def _check_command(arguments: argparse.Namespace) -> int:
-    from bot.cli.main import _print_errors
+    from bot.cli.common import print_errors
 
     try:
         load_config(arguments.file)
     except InputErrors as invalid:
-        _print_errors(invalid.errors, None)
+        print_errors(invalid.errors, None)
         return EXIT_MISTAKES
     print(f"{arguments.file}: ok")
     return EXIT_OK

@@ -76,12 +76,12 @@ def _positive(text: str) -> int:
 
 def _config(arguments: argparse.Namespace) -> ServerConfig | None:
     """The server configuration, or None after printing its errors (without a data product root)."""
-    from bot.cli.main import _print_errors
+    from bot.cli.common import print_errors
 
     try:
         return load_config(config_path(arguments.config))
     except InputErrors as invalid:
-        _print_errors(invalid.errors, None)
+        print_errors(invalid.errors, None)
         return None
 
 
@@ -95,7 +95,7 @@ def _error(message: str) -> int:
 
 def _deploy_command(arguments: argparse.Namespace) -> int:
     from adapters.registry import AdapterRegistry
-    from bot.cli.main import _assemble, _print_errors
+    from bot.cli.common import assemble_folder, print_errors
 
     operation: Operation = arguments.operation
     config = _config(arguments)
@@ -104,15 +104,15 @@ def _deploy_command(arguments: argparse.Namespace) -> int:
     problem = config.environment_error(arguments.env)
     if problem:
         return _error(problem)
-    descriptor = _assemble(arguments.path, arguments.env)  # InputErrors: printed by main, exit 2
+    descriptor = assemble_folder(arguments.path, arguments.env)  # InputErrors: printed by main, exit 2
     text = arguments.format == "text"
     if operation is Operation.DEPLOY:
         report = _governance(descriptor, config)
         if not report.passed:
-            from bot.cli.main import _display_file
+            from bot.cli.common import display_file
             from policies.report import to_text
 
-            sys.stdout.write(to_text(report, show_file=_display_file(arguments.path)))
+            sys.stdout.write(to_text(report, show_file=display_file(arguments.path)))
             print("nothing was deployed: a governance policy blocks", file=sys.stderr)
             return EXIT_FAILED
         if text:
@@ -123,16 +123,16 @@ def _deploy_command(arguments: argparse.Namespace) -> int:
     registry = AdapterRegistry(config.adapters)
     unresolved = registry.unresolved(descriptor)
     if unresolved:
-        _print_errors(unresolved, arguments.path)
+        print_errors(unresolved, arguments.path)
         return EXIT_INPUT
     return _run(arguments, config, descriptor, operation, registry.resolve_all(descriptor))
 
 
 def _governance(descriptor: Any, config: ServerConfig) -> Any:
-    from bot.cli.main import _run_policies
+    from bot.cli.common import run_policies
     from policies.loader import load_policies
 
-    return _run_policies(descriptor, load_policies(config.policy_folders), None)
+    return run_policies(descriptor, load_policies(config.policy_folders), None)
 
 
 def _run(arguments: argparse.Namespace, config: ServerConfig, descriptor: Any, operation: Operation,

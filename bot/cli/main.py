@@ -6,22 +6,30 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from bot import __version__
+from bot.cli.common import (
+    EXIT_BLOCKED,
+    EXIT_INPUT,
+    EXIT_OK,
+    assemble_folder,
+    display_file,
+    print_errors,
+    run_policies,
+    use_color,
+)
 from bot.config import config_path, load_config
 from bot.descriptor.assembly import DEFAULT_ENVIRONMENT, assemble
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
 from bot.descriptor.files import MAX_FILE_BYTES, DirectoryReader
-from bot.descriptor.model import Descriptor
 from bot.descriptor.yamldump import dump_yaml
 from bot.descriptor.yamlsafe import load_single
 from bot.engine.plan import Plan, build_plan
 from policies.report import CheckReport, to_json, to_markdown, to_text
 
-EXIT_OK, EXIT_BLOCKED, EXIT_INPUT = 0, 1, 2
 EXAMPLE_DATA_PRODUCT = Path(__file__).resolve().parents[2] / "examples" / "finance-cashflow"
 
 
@@ -35,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(arguments.handler(arguments))
     except InputErrors as invalid:
-        _print_errors(invalid.errors, getattr(arguments, "path", None))
+        print_errors(invalid.errors, getattr(arguments, "path", None))
         return EXIT_INPUT
     except BrokenPipeError:
         # `meshbot check | head`: the reader went away; that is not an error of ours.
@@ -67,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="the server configuration (default: $MESHBOT_CONFIG); its policy folders are added")
     check.add_argument("--previous", metavar="FILE",
                        help="the previously deployed descriptor (YAML or JSON), for breaking-change checks")
+    check.add_argument("--against-deployed", action="store_true",
+                       help="compare with what is deployed in --env (the local engine, or --server URL), as a "
+                            "merge request review does")
+    check.add_argument("--server", metavar="URL",
+                       help="with --against-deployed: a meshbot service to ask (MESHBOT_API_TOKEN holds its token)")
     check.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     check.set_defaults(handler=_check_command)
 
@@ -83,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     from adapters.cli import register as register_adapter_commands
     from bot.cli.config import register as register_config_commands
     from bot.cli.deploy import register as register_deploy_commands
+    from bot.cli.diff import register as register_diff_command
     from bot.cli.serve import register as register_serve_command
     from bot.cli.usecases import register as register_usecase_commands
 
@@ -91,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     register_deploy_commands(commands)
     register_serve_command(commands)
     register_config_commands(commands)
+    register_diff_command(commands)
     return parser
 
 
@@ -100,15 +115,8 @@ def _add_path_and_env(parser: argparse.ArgumentParser) -> None:
                         help=f"the environment to assemble for (default: {DEFAULT_ENVIRONMENT})")
 
 
-def _assemble(path: str, environment: str) -> Descriptor:
-    folder = Path(path)
-    if not folder.is_dir():
-        raise InputErrors([InputError(f"'{path}' is not a folder (expected a data product repository)")])
-    return assemble(DirectoryReader(folder), environment)
-
-
 def _descriptor_command(arguments: argparse.Namespace) -> int:
-    descriptor = _assemble(arguments.path, arguments.env)
+    descriptor = assemble_folder(arguments.path, arguments.env)
     sys.stdout.write(dump_yaml(descriptor.data))
     return EXIT_OK
 
@@ -123,29 +131,35 @@ def _check_command(arguments: argparse.Namespace) -> int:
         policies = load_policies([*config.policy_folders, *arguments.policies])
     except InputErrors as invalid:
         errors.extend(invalid.errors)
+    missing = "no deployed descriptor given (--previous FILE or --against-deployed)"
     try:
         previous = _load_previous(arguments.previous) if arguments.previous else None
     except InputErrors as invalid:
         errors.extend(invalid.errors)
+    if arguments.previous and arguments.against_deployed:
+        errors.append(InputError("--previous and --against-deployed both name the deployed descriptor: use one"))
+    if arguments.server and not arguments.against_deployed:
+        errors.append(InputError("--server goes with --against-deployed"))
     try:
-        descriptor = _assemble(arguments.path, arguments.env)
+        descriptor = assemble_folder(arguments.path, arguments.env)
     except InputErrors as invalid:
-        _print_errors(invalid.errors, arguments.path)
+        print_errors(invalid.errors, arguments.path)
+    if descriptor is not None and arguments.against_deployed and not errors:
+        from bot.cli.deployed_source import deployed_source
+
+        try:
+            deployed = deployed_source(arguments).deployed(descriptor.id, arguments.env)
+            previous = deployed.descriptor if deployed else None
+            missing = f"nothing deployed in {arguments.env}"
+        except InputErrors as invalid:
+            errors.extend(invalid.errors)
     if errors:
-        _print_errors(errors, None)
+        print_errors(errors, None)
     if errors or descriptor is None:
         return EXIT_INPUT
-    report = _run_policies(descriptor, policies, previous)
+    report = run_policies(descriptor, policies, previous, missing)
     _write_report(report, arguments.format, arguments.path, sys.stdout)
     return EXIT_OK if report.passed else EXIT_BLOCKED
-
-
-def _run_policies(descriptor: Descriptor, policies: list[Any], previous: dict[str, Any] | None) -> CheckReport:
-    from policies.engine import evaluate
-
-    results = evaluate(descriptor, policies, previous)
-    active = sum(1 for policy in policies if policy.status != "draft")
-    return CheckReport(descriptor=descriptor, results=results, policy_count=active)
 
 
 def _write_report(report: CheckReport, output_format: str, path: str, stream: TextIO) -> None:
@@ -154,7 +168,7 @@ def _write_report(report: CheckReport, output_format: str, path: str, stream: Te
     elif output_format == "markdown":
         stream.write(to_markdown(report))
     else:
-        stream.write(to_text(report, color=_use_color(stream), show_file=_display_file(path)))
+        stream.write(to_text(report, color=use_color(stream), show_file=display_file(path)))
 
 
 def _load_previous(path: str) -> dict[str, Any]:
@@ -170,7 +184,7 @@ def _load_previous(path: str) -> dict[str, Any]:
 
 
 def _plan_command(arguments: argparse.Namespace) -> int:
-    plan = build_plan(_assemble(arguments.path, arguments.env))
+    plan = build_plan(assemble_folder(arguments.path, arguments.env))
     if arguments.format == "json":
         sys.stdout.write(json.dumps(plan.as_json(), indent=2) + "\n")
     else:
@@ -194,7 +208,7 @@ def _run_command(arguments: argparse.Namespace) -> int:
 
     print(f"meshbot {__version__}: checking the bundled example data product in {path}\n")
     descriptor = assemble(DirectoryReader(EXAMPLE_DATA_PRODUCT), DEFAULT_ENVIRONMENT)
-    report = _run_policies(descriptor, load_policies(), None)
+    report = run_policies(descriptor, load_policies(), None)
     _write_report(report, "text", path, sys.stdout)
     print()
     sys.stdout.write(plan_text(build_plan(descriptor)))
@@ -208,30 +222,3 @@ def _run_command(arguments: argparse.Namespace) -> int:
     return code
 
 
-def _use_color(stream: TextIO) -> bool:
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    return hasattr(stream, "isatty") and stream.isatty()
-
-
-def _display_file(root: str | None) -> Callable[[str], str]:
-    """Show repository files relative to where the user stands, so terminals and editors can open them."""
-    def show(file: str) -> str:
-        if root is None or "://" in file or os.path.isabs(file):
-            return file
-        return os.path.normpath(os.path.join(root, file))
-
-    return show
-
-
-def _print_errors(errors: list[InputError], root: str | None) -> None:
-    show = _display_file(root)
-    for error in errors:
-        position = error.position
-        if position is None:
-            print(f"meshbot: {error.message}", file=sys.stderr)
-            continue
-        shown = SourcePosition(show(position.file), position.line, position.column)
-        print(f"{shown}: {error.message}", file=sys.stderr)

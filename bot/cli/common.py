@@ -1,0 +1,68 @@
+"""What the `meshbot` commands share: reading a repository folder, running policies, printing errors.
+
+The command modules import this, never each other (the import contracts in pyproject.toml hold them to it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.descriptor.assembly import assemble
+from bot.descriptor.errors import InputError, InputErrors, SourcePosition
+from bot.descriptor.files import DirectoryReader
+from bot.descriptor.model import Descriptor
+from policies.report import CheckReport
+
+EXIT_OK, EXIT_BLOCKED, EXIT_INPUT = 0, 1, 2
+
+
+def assemble_folder(path: str, environment: str) -> Descriptor:
+    """The descriptor of the data product repository at path; InputErrors when it is not one."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InputErrors([InputError(f"'{path}' is not a folder (expected a data product repository)")])
+    return assemble(DirectoryReader(folder), environment)
+
+
+def run_policies(descriptor: Descriptor, policies: list[Any], previous: dict[str, Any] | None,
+                 previous_missing: str = "no deployed descriptor given") -> CheckReport:
+    from policies.engine import evaluate
+
+    results = evaluate(descriptor, policies, previous, previous_missing=previous_missing)
+    active = sum(1 for policy in policies if policy.status != "draft")
+    return CheckReport(descriptor=descriptor, results=results, policy_count=active)
+
+
+def use_color(stream: TextIO) -> bool:
+    """Whether to colour output on stream (NO_COLOR and FORCE_COLOR win over the terminal check)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def display_file(root: str | None) -> Callable[[str], str]:
+    """Show repository files relative to where the user stands, so terminals and editors can open them."""
+    def show(file: str) -> str:
+        if root is None or "://" in file or os.path.isabs(file):
+            return file
+        return os.path.normpath(os.path.join(root, file))
+
+    return show
+
+
+def print_errors(errors: list[InputError], root: str | None) -> None:
+    """Each error on stderr as file:line:col: message, files shown relative to where the user stands."""
+    show = display_file(root)
+    for error in errors:
+        position = error.position
+        if position is None:
+            print(f"meshbot: {error.message}", file=sys.stderr)
+            continue
+        shown = SourcePosition(show(position.file), position.line, position.column)
+        print(f"{shown}: {error.message}", file=sys.stderr)
