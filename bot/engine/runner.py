@@ -36,6 +36,7 @@ from bot.engine.deployment import (
 from bot.engine.locks import Locks
 from bot.engine.plan import build_plan
 from bot.engine.store import Deployment, PlannedTask, Store, new_deployment_id, now_iso
+from bot.engine.undeploy_target import undeploy_target
 
 QUEUE_NAME = "meshbot"
 JOB_MARGIN_SECONDS = 60  # an RQ job may run this much longer than its adapter's own deadline
@@ -144,6 +145,11 @@ def prepare(deployment_id: str) -> str:
     prepared = _prepared(store, deployment_id)
     if prepared is None:
         return "unknown deployment"
+    changed = _undeploy_target_changed(store, deployment)
+    if changed:
+        store.set_state(deployment_id, DeploymentState.REFUSED, changed)
+        _release(connection, deployment)
+        return "refused"
     problems = _validation_problems(prepared)
     if problems:
         store.set_state(deployment_id, DeploymentState.REFUSED,
@@ -156,6 +162,25 @@ def prepare(deployment_id: str) -> str:
                       deployment=deployment_id)
     enqueue_tasks(connection, deployment)
     return "started"
+
+
+def _undeploy_target_changed(store: Store, deployment: Deployment) -> str | None:
+    """Why an undeploy may not start: what is deployed changed while it waited behind another deployment.
+
+    It was planned from what was deployed when it was requested; the adapters it resolved serve that descriptor.
+    """
+    if deployment.operation is not Operation.UNDEPLOY:
+        return None
+    if store.product(deployment.data_product, deployment.environment).get("deployment") == deployment.id:
+        return None  # a retried validation job: this undeploy had started
+    target = undeploy_target(store.redis, deployment.data_product, deployment.environment)
+    if target is None:
+        return (f"nothing is deployed in {deployment.environment} any more (a deployment that ended before this "
+                "one started removed it); nothing was unprovisioned")
+    if target.descriptor != deployment.descriptor:
+        return (f"what is deployed in {deployment.environment} changed while this undeploy waited (now version "
+                f"{target.version or '?'}, deployment {target.deployment}); nothing was unprovisioned: undeploy again")
+    return None
 
 
 def _validation_problems(prepared: _Prepared) -> list[str]:
