@@ -9,10 +9,13 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from redis import RedisError
+from redis import Redis, RedisError
 
 from bot.config import ServerConfig, config_path, load_config
 from bot.descriptor.assembly import DEFAULT_ENVIRONMENT
@@ -20,6 +23,15 @@ from bot.descriptor.errors import InputErrors
 from bot.engine.deployment import DeploymentState, Operation
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+UNDEPLOY_DESCRIPTION = (
+    "Remove what is deployed of a data product in ENV: the tech adapters get the descriptor of its latest "
+    "successful deployment there (after a first deploy that failed: the descriptor it sent), and its plan in "
+    "reverse, whatever the working tree holds now; a component removed from the repository since is still "
+    "unprovisioned. PATH_OR_ID names the data product: a repository "
+    "folder (e.g. `meshbot undeploy . --env qa`) or its id (e.g. `meshbot undeploy urn:dmb:dp:finance:cashflow:1 "
+    "--env qa`, no repository needed). When nothing is deployed there it prints 'nothing deployed in ENV', "
+    "records no deployment and exits 0."
+)
 
 
 def register(commands: Any) -> None:
@@ -29,9 +41,16 @@ def register(commands: Any) -> None:
         parser = commands.add_parser(
             str(operation),
             help="check governance, then deploy the data product through its tech adapters (exit 0: DEPLOYED)"
-            if deploying else "remove the data product through its tech adapters (exit 0: NOT_DEPLOYED)",
+            if deploying else "remove what is deployed of a data product in ENV through its tech adapters "
+                              "(exit 0: NOT_DEPLOYED, or nothing deployed)",
+            description=None if deploying else UNDEPLOY_DESCRIPTION,
         )
-        parser.add_argument("path", metavar="PATH", help="the data product repository folder")
+        if deploying:
+            parser.add_argument("path", metavar="PATH", help="the data product repository folder")
+        else:
+            parser.add_argument("path", metavar="PATH_OR_ID",
+                                help="the data product: its repository folder (read only to learn its id), or its id "
+                                     "(urn:...), which needs no repository")
         parser.add_argument("--env", default=DEFAULT_ENVIRONMENT,
                             help=f"the target environment (default: {DEFAULT_ENVIRONMENT})")
         if not deploying:
@@ -42,7 +61,7 @@ def register(commands: Any) -> None:
         parser.add_argument("--workers", type=_positive, default=None, metavar="N",
                             help="local workers to start on the embedded Redis (default: the CPU count); "
                                  "ignored with REDIS_URL or redis_url, where running workers are used")
-        parser.set_defaults(handler=_deploy_command, operation=operation)
+        parser.set_defaults(handler=_deploy_command if deploying else _undeploy_command, operation=operation)
 
     status = commands.add_parser("status", help="the deployment status of a data product, from Redis")
     status.add_argument("data_product", metavar="DATA_PRODUCT_ID", help="e.g. urn:dmb:dp:finance:cashflow:1")
@@ -125,7 +144,69 @@ def _deploy_command(arguments: argparse.Namespace) -> int:
     if unresolved:
         print_errors(unresolved, arguments.path)
         return EXIT_INPUT
-    return _run(arguments, config, descriptor, operation, registry.resolve_all(descriptor))
+    adapters = registry.resolve_all(descriptor)
+
+    def request(connection: Redis) -> _Started:
+        from bot.engine.runner import request_deployment
+
+        deployment_id, ahead = request_deployment(connection, descriptor, operation, adapters, _started_by(),
+                                                  marketplace=config.marketplace, history=config.history)
+        return _Started(deployment_id, ahead, str(descriptor.data.get("version") or ""))
+
+    return _run(arguments, config, descriptor.id, descriptor.environment, operation, request)
+
+
+def _undeploy_command(arguments: argparse.Namespace) -> int:
+    from adapters.registry import AdapterRegistry
+
+    config = _config(arguments)
+    if config is None:
+        return EXIT_INPUT
+    problem = config.environment_error(arguments.env)
+    if problem:
+        return _error(problem)
+    data_product = _data_product_of(arguments.path, arguments.env)  # InputErrors: printed by main, exit 2
+    if data_product is None:
+        return _error(f"'{arguments.path}' is neither a data product repository folder nor a data product id "
+                      "(urn:...)")
+    registry = AdapterRegistry(config.adapters)
+
+    def request(connection: Redis) -> _Started | int:
+        from bot.cli.common import print_errors
+        from bot.engine.undeploy import request_undeploy
+
+        requested = request_undeploy(connection, data_product, arguments.env, registry, _started_by(),
+                                     remove_data=arguments.remove_data, history=config.history)
+        if requested.target is None:
+            _say_nothing_deployed(arguments.format, data_product, arguments.env)
+            return EXIT_OK
+        if requested.unresolved:
+            print(f"meshbot: cannot undeploy {data_product} from {arguments.env}: the descriptor of deployment "
+                  f"{requested.target.deployment} has tasks no configured tech adapter serves", file=sys.stderr)
+            print_errors(list(requested.unresolved), None)
+            return EXIT_INPUT
+        return _Started(requested.deployment_id, requested.ahead, requested.target.version,
+                        f" (the descriptor of deployment {requested.target.deployment})")
+
+    return _run(arguments, config, data_product, arguments.env, Operation.UNDEPLOY, request)
+
+
+def _data_product_of(path_or_id: str, environment: str) -> str | None:
+    """The data product id a repository folder assembles to, the id itself (urn:...), or None."""
+    from bot.cli.common import assemble_folder
+
+    if Path(path_or_id).is_dir():
+        return assemble_folder(path_or_id, environment).id
+    return path_or_id if path_or_id.startswith("urn:") else None
+
+
+def _say_nothing_deployed(output: str, data_product: str, environment: str) -> None:
+    message = f"nothing deployed in {environment}"
+    if output == "json":
+        print(json.dumps({"dataProduct": data_product, "environment": environment, "status": "NOT_DEPLOYED",
+                          "deployment": None, "message": message}, indent=2))
+    else:
+        print(f"{data_product}: {message}")
 
 
 def _governance(descriptor: Any, config: ServerConfig) -> Any:
@@ -135,12 +216,25 @@ def _governance(descriptor: Any, config: ServerConfig) -> Any:
     return run_policies(descriptor, load_policies(config.policy_folders), None)
 
 
-def _run(arguments: argparse.Namespace, config: ServerConfig, descriptor: Any, operation: Operation,
-         adapters: dict[str, tuple[str, float]]) -> int:
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """A deployment the command requested: its id, how many wait before it, and what its headline adds."""
+
+    deployment_id: str
+    ahead: int
+    version: str
+    note: str = ""
+
+
+def _run(arguments: argparse.Namespace, config: ServerConfig, data_product: str, environment: str,
+         operation: Operation, request: Callable[[Redis], _Started | int]) -> int:
+    """Request the deployment (request's int: nothing was requested, the exit code), then follow it to its end.
+
+    The request comes before the local workers start: a request that starts nothing starts no worker.
+    """
     from bot.engine.local_workers import LocalWorkers, choose_redis, shown_url
     from bot.engine.progress import WorkersGone, deployment_json, follow
     from bot.engine.redis_connection import EmbeddedRedisError
-    from bot.engine.runner import request_deployment
     from bot.engine.store import Store
 
     text = arguments.format == "text"
@@ -153,6 +247,10 @@ def _run(arguments: argparse.Namespace, config: ServerConfig, descriptor: Any, o
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     deployment_id = ""
     try:
+        started = request(choice.connection)
+        if isinstance(started, int):
+            return started
+        deployment_id = started.deployment_id
         if choice.embedded:
             workers = LocalWorkers(choice.url, arguments.workers or os.cpu_count() or 1)
             workers.start()
@@ -162,29 +260,23 @@ def _run(arguments: argparse.Namespace, config: ServerConfig, descriptor: Any, o
             _hint_without_workers(choice.connection)
         if arguments.format == "text" and getattr(arguments, "remove_data", False):
             print("removing data: the tech adapters are asked to delete it")
-        deployment_id, ahead = request_deployment(
-            choice.connection, descriptor, operation, adapters, _started_by(),
-            remove_data=bool(getattr(arguments, "remove_data", False)), marketplace=config.marketplace,
-            history=config.history,
-        )
-        version = descriptor.data.get("version")
-        _say(out, f"{operation} of {descriptor.id}{f' {version}' if version else ''} in {descriptor.environment}: "
-                  f"deployment {deployment_id}")
-        if ahead:
-            print(f"queued behind {ahead} deployment(s) of {descriptor.id} in {descriptor.environment}",
+        version = f" {started.version}" if started.version else ""
+        _say(out, f"{operation} of {data_product}{version} in {environment}{started.note}: deployment {deployment_id}")
+        if started.ahead:
+            print(f"queued behind {started.ahead} deployment(s) of {data_product} in {environment}",
                   file=sys.stdout if text else sys.stderr)
         store = Store(choice.connection)
         alive = (lambda: workers.alive() > 0) if workers else (lambda: True)
         deployment = follow(store, deployment_id, out, alive)
     except KeyboardInterrupt:
-        _interrupted(deployment_id, descriptor)
+        _interrupted(deployment_id, data_product, environment)
         return EXIT_INTERRUPTED
     except RedisError as error:
         return _redis_error(choice.url, error)
     except WorkersGone as gone:
         log = f" (their log: {workers.log_path})" if workers and workers.log_path else ""
         print(f"meshbot: {gone}{log}; deployment {deployment_id} continues when a worker runs "
-              f"(`meshbot worker`); check it with `meshbot status {descriptor.id} --env {descriptor.environment}`",
+              f"(`meshbot worker`); check it with `meshbot status {data_product} --env {environment}`",
               file=sys.stderr)
         return EXIT_FAILED
     finally:
@@ -216,13 +308,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _interrupted(deployment_id: str, descriptor: Any) -> None:
+def _interrupted(deployment_id: str, data_product: str, environment: str) -> None:
     if not deployment_id:
         print("\nmeshbot: interrupted before the deployment was requested; nothing was deployed", file=sys.stderr)
         return
     print(f"\nmeshbot: interrupted; deployment {deployment_id} is not cancelled: it continues when workers run "
           f"(`meshbot worker`, or the next deploy). Check it with "
-          f"`meshbot status {descriptor.id} --env {descriptor.environment}`", file=sys.stderr)
+          f"`meshbot status {data_product} --env {environment}`", file=sys.stderr)
 
 
 def _started_by() -> str:

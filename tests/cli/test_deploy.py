@@ -144,7 +144,8 @@ def test_deploy_then_status_in_a_new_process_then_undeploy(meshbot, tmp_path):
         every = meshbot("status", PRODUCT, "--format", "json")
         assert [entry["environment"] for entry in json.loads(every.stdout)] == ["development"]
 
-        undeployed = meshbot("undeploy", EXAMPLE, "--config", config, "--remove-data", "--workers", "2",
+        # the data product's id alone: no repository is read
+        undeployed = meshbot("undeploy", PRODUCT, "--config", config, "--remove-data", "--workers", "2",
                              "--format", "json")
         assert undeployed.returncode == 0, undeployed.stdout + undeployed.stderr
         outcome = json.loads(undeployed.stdout)
@@ -158,16 +159,69 @@ def test_deploy_then_status_in_a_new_process_then_undeploy(meshbot, tmp_path):
         assert text.stdout.splitlines()[0] == f"{PRODUCT} 1.0.0 in development: NOT_DEPLOYED"
 
 
-def test_undeploy_says_it_removes_data_and_never_deployed_status(meshbot, tmp_path):
-    with running_adapter(tmp_path / "adapter.db") as adapter:
-        config = meshbot.config(adapters_config(adapter.url))
+def test_undeploying_what_was_never_deployed_says_so_and_records_nothing(meshbot):
+    with adapter_server() as adapter:  # answers nothing: no adapter may be called
+        config = meshbot.config(adapters_config(adapter.url, extra="environments: [development, production]\n"))
         never = meshbot("status", PRODUCT, "--env", "production", "--format", "json")
         assert json.loads(never.stdout)["status"] == "NOT_DEPLOYED"
         assert json.loads(never.stdout)["deployment"] is None
-        undeployed = meshbot("undeploy", EXAMPLE, "--config", config, "--remove-data", "--workers", "1")
+        by_path = meshbot("undeploy", EXAMPLE, "--env", "production", "--config", config, "--remove-data")
+        assert (by_path.returncode, by_path.stdout, by_path.stderr) == (
+            0, f"{PRODUCT}: nothing deployed in production\n", "")
+        by_id = meshbot("undeploy", PRODUCT, "--config", config, "--format", "json")
+        assert by_id.returncode == 0, by_id.stdout + by_id.stderr
+        assert json.loads(by_id.stdout) == {"dataProduct": PRODUCT, "environment": "development",
+                                            "status": "NOT_DEPLOYED", "deployment": None,
+                                            "message": "nothing deployed in development"}
+        assert adapter.requests() == []
+    for environment in ("production", "development"):
+        status = json.loads(meshbot("status", PRODUCT, "--env", environment, "--format", "json").stdout)
+        assert (status["status"], status["deployment"]) == ("NOT_DEPLOYED", None)  # no deployment recorded
+    neither = meshbot("undeploy", "no/such/folder", "--config", config)
+    assert (neither.returncode, neither.stderr) == (2, "meshbot: 'no/such/folder' is neither a data product "
+                                                       "repository folder nor a data product id (urn:...)\n")
+
+
+def test_undeploy_after_a_working_tree_edit_removes_what_was_deployed(meshbot, tmp_path):
+    import shutil
+
+    repository = tmp_path / "cashflow"
+    shutil.copytree(ROOT / EXAMPLE, repository)
+    database = tmp_path / "adapter.db"
+    with running_adapter(database) as adapter:
+        config = meshbot.config(adapters_config(adapter.url))
+        deployed = meshbot("deploy", str(repository), "--config", config, "--workers", "2")
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        deployment_id = deployed.stdout.splitlines()[-1].removeprefix("deployment ")
+        assert sqlite_objects(database) == {"table transactions", "table daily_cashflow",
+                                            "view daily_cashflow_v", "view transactions_v"}
+        # The working tree moves on: an output port removed, the other's view renamed and a column changed.
+        shutil.rmtree(repository / "components" / "transactions")
+        port = repository / "components" / "daily-cashflow" / "catalog-info.yaml"
+        port.write_text(port.read_text().replace("viewName: daily_cashflow_v", "viewName: cashflow_by_day")
+                        .replace("- name: net_amount", "- name: net_cash"))
+
+        # The deployed descriptor's output ports need their adapter, whatever the working tree holds.
+        storage_only = meshbot.config(adapters_config(adapter.url, outputport=False), name="storage-only.yaml")
+        refused = meshbot("undeploy", str(repository), "--config", storage_only)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stderr.splitlines()[0] == (
+            f"meshbot: cannot undeploy {PRODUCT} from development: the descriptor of deployment {deployment_id} "
+            "has tasks no configured tech adapter serves")
+        assert sum(f"'{OUTPUT_PORT_TEMPLATE_ID}'" in line for line in refused.stderr.splitlines()) == 2
+
+        undeployed = meshbot("undeploy", str(repository), "--config", config, "--remove-data", "--workers", "2")
         assert undeployed.returncode == 0, undeployed.stdout + undeployed.stderr
-        assert any(line.startswith("removing data") for line in undeployed.stdout.splitlines())
-        assert undeployed.stdout.splitlines()[-2] == "NOT_DEPLOYED: 3 completed"
+        lines = undeployed.stdout.splitlines()
+        assert "removing data: the tech adapters are asked to delete it" in lines
+        assert (f"undeploy of {PRODUCT} 1.0.0 in development (the descriptor of deployment {deployment_id}): "
+                "deployment ") in undeployed.stdout
+        assert lines[-2] == "NOT_DEPLOYED: 3 completed"
+        assert sqlite_objects(database) == set()  # the working tree's descriptor would have left views behind
+    status = json.loads(meshbot("status", PRODUCT, "--env", "development", "--format", "json").stdout)
+    assert (status["status"], status["deployment"]["operation"]) == ("NOT_DEPLOYED", "undeploy")
+    again = meshbot("undeploy", PRODUCT, "--config", config)
+    assert (again.returncode, again.stdout) == (0, f"{PRODUCT}: nothing deployed in development\n")
 
 
 def test_a_blocking_policy_deploys_nothing(meshbot, tmp_path):
@@ -194,8 +248,8 @@ def test_an_unresolved_adapter_is_an_input_error_with_its_position(meshbot):
         f"the server configuration has adapters for: {STORAGE_TEMPLATE_ID}"
         for name in ("daily-cashflow", "transactions")
     ]
-    undeploy = meshbot("undeploy", EXAMPLE, "--config", config)
-    assert undeploy.returncode == 2 and len(undeploy.stderr.splitlines()) == 2
+    undeploy = meshbot("undeploy", EXAMPLE, "--config", config)  # nothing deployed: no adapter is needed
+    assert (undeploy.returncode, undeploy.stdout) == (0, f"{PRODUCT}: nothing deployed in development\n")
 
 
 def test_an_unknown_environment_is_an_input_error(meshbot):
