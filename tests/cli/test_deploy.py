@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,8 @@ import psutil
 import pytest
 
 from adapters.reference import OUTPUT_PORT_TEMPLATE_ID, STORAGE_TEMPLATE_ID
+from bot.engine.local_workers import LocalWorkers
+from bot.engine.redis_connection import connect, embedded_url, stop_embedded
 from tests.servers.reference_adapter import running_adapter
 from tests.servers.tech_adapter import Reply, adapter_server
 
@@ -310,3 +312,76 @@ def test_ctrl_c_stops_the_local_workers_but_not_the_deployment(meshbot):
         assert worker.returncode == 0, worker.stderr
         status = json.loads(meshbot("status", PRODUCT, "--env", "development", "--format", "json").stdout)
         assert (status["status"], status["deployment"]["state"]) == ("DEPLOYED", "DEPLOYED")
+
+
+# ---------------------------------------------------------------------- the local workers' stop
+
+STOP_DEADLINE = 2.0  # seconds from SIGTERM to exit; process managers give 10-30 s before they SIGKILL
+
+
+@pytest.fixture
+def local_workers(meshbot, monkeypatch) -> Iterator[Callable[[int], LocalWorkers]]:
+    """Start LocalWorkers (`meshbot worker` processes, as `meshbot run` and `serve` start them) on the embedded
+    Redis, which this process holds as those commands do; each is idle when returned."""
+    monkeypatch.setenv("MESHBOT_HOME", str(meshbot.home))
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    started: list[LocalWorkers] = []
+
+    def start(count: int) -> LocalWorkers:
+        url = embedded_url()
+        workers = LocalWorkers(url, count)
+        started.append(workers)
+        workers.start()
+        deadline = time.monotonic() + 30
+        while worker_fields(workers, "state") != [b"idle"] * count:  # by then RQ's signal handlers are set
+            assert time.monotonic() < deadline and workers.alive() == count, (workers.log_path or Path()).read_text()
+            time.sleep(0.05)
+        return workers
+
+    try:
+        yield start
+    finally:
+        for workers in started:
+            workers.stop(grace=0)
+        stop_embedded()
+
+
+def worker_fields(workers: LocalWorkers, name: str) -> list[bytes | None]:
+    """A field of each local worker's hash in Redis (RQ's record of it)."""
+    with connect(workers.url) as client:  # closed: a connection left open would keep the embedded server up
+        return [client.hget(f"rq:worker:local-{os.getpid()}-{index}", name) for index in range(workers.count)]
+
+
+def stop_seconds(workers: LocalWorkers) -> float:
+    """SIGTERM the workers as `meshbot run` and `serve` do, SIGKILLing those still running after STOP_DEADLINE."""
+    began = time.monotonic()
+    workers.stop(grace=STOP_DEADLINE)
+    return time.monotonic() - began
+
+
+def test_idle_local_workers_stop_within_two_seconds_of_sigterm(local_workers):
+    workers = local_workers(3)
+    seconds = stop_seconds(workers)
+    log = (workers.log_path or Path()).read_text()
+    assert [process.returncode for process in workers.processes] == [0, 0, 0], log  # -9: killed at the deadline
+    assert seconds < STOP_DEADLINE
+
+
+def test_local_workers_stop_within_two_seconds_of_sigterm_between_jobs(meshbot, local_workers, tmp_path):
+    workers = local_workers(3)
+
+    def jobs_done() -> list[int]:
+        return [int(count or 0) for count in worker_fields(workers, "successful_job_count")]
+
+    with running_adapter(tmp_path / "adapter.db") as adapter:
+        # redis_url: the deploy uses these workers (no local ones of its own); its five jobs rarely all go to two.
+        config = meshbot.config(adapters_config(adapter.url, extra=f"redis_url: {workers.url}\n"))
+        for operation in ("deploy", "undeploy", "deploy", "undeploy"):
+            result = meshbot(operation, EXAMPLE, "--config", config)
+            assert result.returncode == 0, result.stdout + result.stderr
+            if all(jobs_done()):
+                break
+    assert all(jobs_done()), jobs_done()
+    seconds = stop_seconds(workers)
+    assert [process.returncode for process in workers.processes] == [0, 0, 0], (workers.log_path or Path()).read_text()
+    assert seconds < STOP_DEADLINE

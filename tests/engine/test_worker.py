@@ -292,3 +292,28 @@ def test_a_retry_whose_interval_has_passed_is_enqueued_by_the_reaper(redis_engin
     enqueue_due_retries(rq_queue)
     assert rq_queue.job_ids == [due.id]
     assert later.id in rq_queue.scheduled_job_registry.get_job_ids()
+
+
+def test_a_stopping_workers_command_thread_ends_within_its_poll_time_whatever_it_read_first(redis_engine):
+    # RQ's stop unsubscribes, then stops and joins the thread reading the command channel. This is the order that
+    # made a SIGTERMed worker wait up to a minute: the thread reads the unsubscribe reply before it is told to stop.
+    import threading
+
+    from rq.serializers import JSONSerializer
+
+    from bot.engine.worker import COMMAND_POLL_SECONDS, MeshbotWorker
+
+    worker = MeshbotWorker([queue(redis_engine.redis)], connection=redis_engine.redis, serializer=JSONSerializer)
+    worker.subscribe()
+    assert worker.pubsub is not None and worker.pubsub_thread is not None
+    wait_for(lambda: redis_engine.redis.pubsub_numsub(worker.pubsub_channel_name)[0][1] == 1, 5, "the subscription")
+    worker.pubsub.unsubscribe()
+    wait_for(lambda: not worker.pubsub.subscribed, 5, "the thread to read the unsubscribe reply")
+
+    stopping = threading.Thread(target=worker.unsubscribe, daemon=True)  # RQ's own teardown step
+    began = time.monotonic()
+    stopping.start()
+    stopping.join(2.0)
+    took = time.monotonic() - began
+    assert not stopping.is_alive() and not worker.pubsub_thread.is_alive(), f"still stopping after {took:.1f} s"
+    assert took < COMMAND_POLL_SECONDS + 0.5
