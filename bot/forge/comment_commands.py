@@ -28,7 +28,8 @@ DESCRIPTIONS = {
               "shows the plan and what each adapter's validate says, and provisions nothing",
     "import": "reverse provisioning: ask COMPONENT's tech adapter for its real state and open a merge request "
               "that updates its catalog-info.yaml (never merged by meshbot)",
-    "undeploy": "remove the data product from ENV (`--remove-data` deletes the data too)",
+    "undeploy": "remove the data product from ENV as its latest successful deployment there deployed it, "
+                "whatever this merge request holds (`--remove-data` deletes the data too)",
     "help": "this list",
 }
 

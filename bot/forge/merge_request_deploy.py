@@ -26,6 +26,7 @@ from bot.engine.deployment import Operation
 from bot.engine.plan import build_plan
 from bot.engine.runner import request_deployment
 from bot.engine.store import Deployment
+from bot.engine.undeploy import request_undeploy
 from bot.forge.commands import Deploy, Undeploy
 from policies.engine import evaluate
 from policies.report import CheckReport, code_span, escape_markdown, to_markdown
@@ -42,10 +43,9 @@ def run_deploy_command(
     forge: str, project: str, merge_request: MergeRequest, command: Deploy | Undeploy, author: str,
     reply: dict[str, str], remote: RemoteLocations | None = None,
 ) -> str:
-    """Check and start a deploy or undeploy of the merge request's head; the reply's text (edited later)."""
-    undeploy = isinstance(command, Undeploy)
+    """Check and start a deploy of the head, or an undeploy of what is deployed; the reply's text (edited later)."""
     environment = command.environment or config.merge_request_environment
-    word = "/undeploy" if undeploy else "/deploy"
+    word = "/undeploy" if isinstance(command, Undeploy) else "/deploy"
     sha = merge_request.head_sha
     try:
         descriptor = assemble(RevisionReader(repository, sha), environment, remote)
@@ -56,36 +56,59 @@ def run_deploy_command(
     except (ForgeError, FileTooLarge) as error:
         return (f"`{word}` to {code_span(environment)} refused: the repository cannot be read "
                 f"({escape_markdown(str(error))})")
-    if not undeploy:
-        results = evaluate(descriptor, policies)
-        active = sum(1 for policy in policies if str(getattr(policy, "status", "")) != "draft")
-        report = CheckReport(descriptor=descriptor, results=results, policy_count=active)
-        if not report.passed:
-            return (f"`{word}` to {code_span(environment)} refused: governance blocks at {sha[:8]}.\n\n"
-                    + to_markdown(report, limit=REPLY_LIMIT // 2))
+    started_by = f"{forge}:{project}!{merge_request.number} by @{author}"
+    report_to = {"forge": forge, "project": project, "sha": sha, "context": f"meshbot/deploy/{environment}",
+                 "statusUrl": _status_url(config, descriptor.id, environment), "comment": reply, "command": word}
+    if isinstance(command, Undeploy):  # the head only names the data product: what is deployed is removed
+        return undeploy_reply(connection, config, descriptor.id, environment, command, started_by, report_to)
+    results = evaluate(descriptor, policies)
+    active = sum(1 for policy in policies if str(getattr(policy, "status", "")) != "draft")
+    report = CheckReport(descriptor=descriptor, results=results, policy_count=active)
+    if not report.passed:
+        return (f"`{word}` to {code_span(environment)} refused: governance blocks at {sha[:8]}.\n\n"
+                + to_markdown(report, limit=REPLY_LIMIT // 2))
     registry = AdapterRegistry(config.adapters)
     unresolved = registry.unresolved(descriptor)
     if unresolved:
         listed = "\n".join(f"- {escape_markdown(str(error))}" for error in unresolved[:20])
         return f"`{word}` to {code_span(environment)} refused: no tech adapter for:\n{listed}"
     adapters = registry.resolve_all(descriptor)
-    if isinstance(command, Deploy) and command.dry_run:
+    if command.dry_run:
         return dry_run_reply(descriptor, adapters, sha)
-    status_url = _status_url(config, descriptor.id, environment)
     deployment_id, ahead = request_deployment(
-        connection, descriptor, Operation.UNDEPLOY if undeploy else Operation.DEPLOY, adapters,
-        f"{forge}:{project}!{merge_request.number} by @{author}",
-        remove_data=isinstance(command, Undeploy) and command.remove_data, marketplace=config.marketplace,
-        history=config.history,
-        report_to={"forge": forge, "project": project, "sha": sha, "context": f"meshbot/deploy/{environment}",
-                   "statusUrl": status_url, "comment": reply, "command": word},
+        connection, descriptor, Operation.DEPLOY, adapters, started_by, marketplace=config.marketplace,
+        history=config.history, report_to=report_to,
     )
-    queued = f"queued behind {ahead} other deployment(s) of {code_span(descriptor.id)} in {code_span(environment)}" \
-        if ahead else "started"
-    removing = "\n\nremoving data: the tech adapters are asked to delete it (`--remove-data`)" \
-        if isinstance(command, Undeploy) and command.remove_data else ""
     return (f"`{word}` of {code_span(descriptor.id)} {escape_markdown(str(descriptor.data.get('version', '')))} "
-            f"at {sha[:8]} to {code_span(environment)}: deployment `{deployment_id}` {queued}.{removing}")
+            f"at {sha[:8]} to {code_span(environment)}: deployment `{deployment_id}` "
+            f"{_queued(ahead, descriptor.id, environment)}.")
+
+
+def undeploy_reply(connection: redis.Redis, config: ServerConfig, data_product: str, environment: str,
+                   command: Undeploy, started_by: str, report_to: dict[str, Any]) -> str:
+    """Start the undeploy of what is deployed in environment (never the merge request's descriptor); the reply."""
+    requested = request_undeploy(connection, data_product, environment, AdapterRegistry(config.adapters), started_by,
+                                 remove_data=command.remove_data, history=config.history, report_to=report_to)
+    if requested.target is None:
+        return (f"`/undeploy` of {code_span(data_product)}: nothing deployed in {code_span(environment)}, "
+                "so nothing was undeployed.")
+    deployed_by = f"deployment `{escape_markdown(requested.target.deployment)}`"
+    if requested.unresolved:
+        listed = "\n".join(f"- {escape_markdown(str(error))}" for error in requested.unresolved[:20])
+        return (f"`/undeploy` from {code_span(environment)} refused: the descriptor {deployed_by} deployed has "
+                f"tasks no tech adapter serves:\n{listed}")
+    removing = "\n\nremoving data: the tech adapters are asked to delete it (`--remove-data`)" \
+        if command.remove_data else ""
+    return (f"`/undeploy` of {code_span(data_product)} {escape_markdown(requested.target.version)} from "
+            f"{code_span(environment)}, as {deployed_by} deployed it (whatever this merge request holds): "
+            f"deployment `{requested.deployment_id}` {_queued(requested.ahead, data_product, environment)}."
+            f"{removing}")
+
+
+def _queued(ahead: int, data_product: str, environment: str) -> str:
+    if not ahead:
+        return "started"
+    return f"queued behind {ahead} other deployment(s) of {code_span(data_product)} in {code_span(environment)}"
 
 
 def dry_run_reply(descriptor: Descriptor, adapters: dict[str, tuple[str, float]], sha: str) -> str:

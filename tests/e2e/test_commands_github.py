@@ -61,6 +61,14 @@ def test_deploy_dry_run_then_deploy_then_undeploy_with_remove_data(bot: BotFacto
         assert document["status"] == "DEPLOYED"
         assert meshbot.statuses(head, "meshbot/deploy/development")[-1]["state"] == "success"
         assert {"table transactions", "view transactions_v"} <= sqlite_objects(tmp_path / "adapter.db")
+        deploy_id = meshbot.engine.store.history(PRODUCT, "development")[0]
+
+        # the branch moves on: an output port removed, the other's view renamed; the undeploy ignores both
+        port = "components/daily-cashflow/catalog-info.yaml"
+        renamed = meshbot.repository.files_at("change")[port].replace(b"viewName: daily_cashflow_v",
+                                                                      b"viewName: cashflow_by_day")
+        meshbot.repository.push("change", {port: renamed}, deleted=("components/transactions/catalog-info.yaml",),
+                                message="Drop the transactions port")
 
         # a writer may not undeploy (admin by default); the owner may, and says --remove-data
         say(meshbot, number, "/undeploy development --remove-data", "writer")
@@ -69,7 +77,7 @@ def test_deploy_dry_run_then_deploy_then_undeploy_with_remove_data(bot: BotFacto
         say(meshbot, number, "/undeploy development --remove-data", "owner")
         gone = meshbot.until(lambda: next((text for text in replies(meshbot, number)
                                            if "**NOT_DEPLOYED**" in text), None), "the undeploy reply to end")
-        assert "`/undeploy`" in gone
+        assert "`/undeploy`" in gone and gone.count("✅ COMPLETED") == 3
         meshbot.idle()
     assert meshbot.engine.store.product(PRODUCT, "development")["status"] == "NOT_DEPLOYED"
     assert sqlite_objects(tmp_path / "adapter.db") == set()
@@ -77,6 +85,8 @@ def test_deploy_dry_run_then_deploy_then_undeploy_with_remove_data(bot: BotFacto
     assert len(reactions) == 4
     latest = meshbot.engine.store.load(meshbot.engine.store.history(PRODUCT, "development")[0])
     assert latest is not None and latest.state is DeploymentState.NOT_DEPLOYED and latest.remove_data
+    deployed = meshbot.engine.store.load(deploy_id)
+    assert deployed is not None and latest.descriptor == deployed.descriptor  # not the branch's head
 
 
 def test_import_after_a_table_changed_opens_one_pull_request_with_exactly_the_change(
@@ -129,17 +139,19 @@ def test_a_reader_and_a_fork_are_refused_and_typos_answered(bot: BotFactory) -> 
     meshbot.repository.set_permission("owner", "admin")
     number, _ = meshbot.open_pull_request("change", {"README.md": b"a change\n"})
     say(meshbot, number, "/deploy", "reader")
-    say(meshbot, number, "/improt ledger\n/undeploy", "owner")
+    say(meshbot, number, "/improt ledger\n/undeploy\n/undeploy development", "owner")
     fork = meshbot.github.create_fork(meshbot.repository, "outsider")
     fork.push("fork-change", {"README.md": b"from a fork\n"}, start="main", message="fork work")
     fork_number = meshbot.repository.open_pull_request("fork-change", head_repository=fork, author="outsider")
     say(meshbot, fork_number, "/deploy", "owner")
-    meshbot.until(lambda: len(replies(meshbot, number)) == 3 and replies(meshbot, fork_number), "the replies")
+    meshbot.until(lambda: len(replies(meshbot, number)) == 4 and replies(meshbot, fork_number)
+                  and not any("checking …" in text for text in replies(meshbot, number)), "the replies")
     meshbot.idle()
     answered = "\n".join(replies(meshbot, number))  # two comments' jobs may run in either order
     assert "needs the write role or higher on this repository; @reader has read" in answered
     assert "did you mean `/import`?" in answered
     assert "Usage: `/undeploy ENV [--remove-data]`" in answered
+    assert f"`/undeploy` of `{PRODUCT}`: nothing deployed in `development`, so nothing was undeployed." in answered
     [fork_reply] = replies(meshbot, fork_number)
     assert "merge requests from forks can never deploy or import" in fork_reply
     assert meshbot.engine.store.history(PRODUCT, "development") == []

@@ -47,6 +47,13 @@ def test_deploy_then_undeploy_from_a_merge_request(start: Start, monkeypatch: py
         server.set_member(project, "lead", 50)  # Owner
         record = open_merge_request(bot)
 
+        say(bot, record, "/undeploy development", "lead")  # nothing deployed yet: nothing recorded
+        never = bot.until(lambda: next((text for text in replies(bot, record) if "nothing deployed" in text), None),
+                          "the reply that nothing is deployed")
+        assert never.endswith(f"`/undeploy` of `{PRODUCT}`: nothing deployed in `development`, so nothing was "
+                              "undeployed.")
+        assert engine.store.history(PRODUCT, "development") == []
+
         say(bot, record, "/deploy", "dev")
         final = bot.until(lambda: next((text for text in replies(bot, record) if "**DEPLOYED**" in text), None),
                           "the deploy reply to end DEPLOYED")
@@ -54,14 +61,27 @@ def test_deploy_then_undeploy_from_a_merge_request(start: Start, monkeypatch: py
         assert product_status(engine.redis, PRODUCT, "development")[0]["status"] == "DEPLOYED"
         head = project.branches[record.source_branch]
         bot.status(head, "meshbot/deploy/development", "success")
+        deploy_id = engine.store.history(PRODUCT, "development")[0]
+
+        # the branch moves on (an output port removed, the other's view renamed): the undeploy ignores it
+        port = "components/daily-cashflow/catalog-info.yaml"
+        renamed = server.files_at(project, record.source_branch)[port].replace(b"viewName: daily_cashflow_v",
+                                                                               b"viewName: cashflow_by_day")
+        server.push(project, record.source_branch, {port: renamed},
+                    deleted=("components/transactions/catalog-info.yaml",), message="Drop the transactions port")
 
         say(bot, record, "/undeploy development", "dev")
         bot.until(lambda: any("needs the Owner role" in text for text in replies(bot, record)),
                   "the refusal for a Developer")
         say(bot, record, "/undeploy development --remove-data", "lead")
-        bot.until(lambda: any("**NOT_DEPLOYED**" in text for text in replies(bot, record)), "the undeploy to end")
+        gone = bot.until(lambda: next((text for text in replies(bot, record) if "**NOT_DEPLOYED**" in text), None),
+                         "the undeploy to end")
+        assert gone.count("✅ COMPLETED") == 3
         bot.settle()
     assert sqlite_objects(tmp_path / "adapter.db") == set()
+    undeployed, deployed = (engine.store.load(item) for item in engine.store.history(PRODUCT, "development")[:2])
+    assert deployed is not None and deployed.id == deploy_id
+    assert undeployed is not None and undeployed.descriptor == deployed.descriptor  # not the branch's head
     assert ["eyes"] in [note.award_emoji for note in record.notes]  # each command note acknowledged
 
 

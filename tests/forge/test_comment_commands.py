@@ -8,6 +8,7 @@ from bot.config import ServerConfig
 from bot.forge.comment_commands import REPLY_MARKER, run_comment
 from vcs.base import Permission
 from vcs.memory import MemoryForge, MemoryRepository
+from vcs.reader import RevisionReader
 
 CONFIG = ServerConfig(environments={"development": {}, "staging": {}, "production": {}})
 
@@ -112,3 +113,65 @@ def test_a_deploy_queued_behind_another_says_so(redis_engine):
     assert deployment.report_to["comment"] == {"number": "1", "id": repository.comment_threads[1][-1].id}
     assert deployment.report_to["statusUrl"] == (
         "https://meshbot.example.com/status/urn:dmb:dp:finance:cashflow:1?env=development")
+
+
+def _example_merge_request(files_changed: dict[str, bytes], removed: tuple[str, ...] = ()) -> MemoryRepository:
+    """The example data product on main, and merge request 1 whose head changes it so."""
+    from tests.vcs.test_reader import example_files
+
+    repository = MemoryForge().add("acme/cashflow", example_files())
+    main = repository.commits[repository.branches["main"]]
+    repository.commits["head"] = {path: content for path, content in {**main, **files_changed}.items()
+                                  if path not in removed}  # a commit whose files the test chose (some removed)
+    repository.create_branch("change", "head")
+    repository.add_merge_request("change")
+    repository.permissions["owner"] = Permission.ADMIN
+    return repository
+
+
+def _adapters_config() -> ServerConfig:
+    from adapters.reference import OUTPUT_PORT_TEMPLATE_ID, STORAGE_TEMPLATE_ID
+    from bot.config import AdapterSettings
+
+    return ServerConfig(adapters=[AdapterSettings(STORAGE_TEMPLATE_ID, "http://127.0.0.1:9/a"),
+                                  AdapterSettings(OUTPUT_PORT_TEMPLATE_ID, "http://127.0.0.1:9/a")])
+
+
+def test_undeploy_of_what_was_never_deployed_says_so_and_records_nothing(redis_engine):
+    repository = _example_merge_request({})
+    product = "urn:dmb:dp:finance:cashflow:1"
+    [reply] = run_comment(repository, _adapters_config(), "github", 1, "c1", "/undeploy development --remove-data",
+                          "owner", project="acme/cashflow", connection=redis_engine.redis)
+    assert reply == f"`/undeploy` of `{product}`: nothing deployed in `development`, so nothing was undeployed."
+    assert replies(repository) == [reply]
+    assert redis_engine.store.history(product, "development") == []
+    assert redis_engine.store.product(product, "development") == {}
+
+
+def test_undeploy_sends_the_deployed_descriptor_not_the_merge_requests(redis_engine):
+    from bot.descriptor.assembly import assemble
+    from bot.engine.deployed import DEPLOYED_FIELD, deployed_record
+    from tests.vcs.test_reader import example_files
+
+    # The head removes an output port and renames the other's view: neither may change what is undeployed.
+    port = "components/daily-cashflow/catalog-info.yaml"
+    renamed = example_files()[port].replace(b"viewName: daily_cashflow_v", b"viewName: cashflow_by_day")
+    repository = _example_merge_request({port: renamed}, removed=("components/transactions/catalog-info.yaml",))
+    head = assemble(RevisionReader(repository, "change"), "development")
+    deployed = assemble(RevisionReader(repository, "main"), "development")
+    assert [component["id"] for component in head.components] != [c["id"] for c in deployed.components]
+    redis_engine.store.set_product(deployed.id, "development", status="DEPLOYED", deployment="d1", **{
+        DEPLOYED_FIELD: deployed_record(deployed.data, "1.0.0", "d1", "2026-12-05T10:00:00Z", "DEPLOYED")})
+
+    [reply] = run_comment(repository, _adapters_config(), "github", 1, "c1", "/undeploy development --remove-data",
+                          "owner", project="acme/cashflow", connection=redis_engine.redis)
+    [undeploy_id] = redis_engine.store.history(deployed.id, "development")
+    assert reply == (f"`/undeploy` of `{deployed.id}` 1.0.0 from `development`, as deployment `d1` deployed it "
+                     f"(whatever this merge request holds): deployment `{undeploy_id}` started.\n\n"
+                     "removing data: the tech adapters are asked to delete it (`--remove-data`)")
+    undeployment = redis_engine.store.load(undeploy_id)
+    assert undeployment is not None and undeployment.descriptor == deployed.data
+    assert sorted(task.id for task in undeployment.tasks) == sorted(c["id"] for c in deployed.components)
+    assert all(task.adapter_url == "http://127.0.0.1:9/a" for task in undeployment.tasks)
+    assert undeployment.remove_data and undeployment.report_to["command"] == "/undeploy"
+    assert undeployment.report_to["comment"] == {"number": "1", "id": repository.comment_threads[1][-1].id}
