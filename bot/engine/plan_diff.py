@@ -261,8 +261,10 @@ def _plan_graph(components: dict[str, tuple[int, dict[str, Any]]], environment: 
         ] if isinstance(component.get("dependsOn"), list) else []}
         for identifier, (_, component) in components.items()
     ]
-    graph = build_plan(Descriptor(data={"components": cleaned}, environment=environment)).graph
-    return graph if nx.is_directed_acyclic_graph(graph) else None
+    try:
+        return build_plan(Descriptor(data={"components": cleaned}, environment=environment)).graph
+    except nx.NetworkXUnfeasible:  # a cycle: only a deployed descriptor from before cycles were refused
+        return None
 
 
 def _plan_order(components: dict[str, tuple[int, dict[str, Any]]], environment: str) -> list[str]:
