@@ -59,8 +59,8 @@ def plan_markdown(diff: PlanDiff, limit: int = MARKDOWN_LIMIT) -> str:
             else:
                 left_out += 1 + len(entry.lines)
     for entry in [product, *sections[Action.CHANGE]]:
-        for number, line in enumerate(entry.lines):
-            if not entry.shown or len(line) + 1 > budget:
+        for number, line in enumerate(entry.lines if entry.shown else []):
+            if len(line) + 1 > budget:
                 left_out += len(entry.lines) - number
                 break
             entry.shown_lines.append(line)
@@ -91,7 +91,8 @@ def _environment() -> jinja2.Environment:
 
 def _head(component: ComponentDiff) -> str:
     where = markdown_position(component.position)
-    name = escape_markdown(component.name)
+    # the name only when it says more than the id's last part (the default name)
+    name = escape_markdown(component.name) if component.name != component.id.rsplit(":", 1)[-1] else ""
     return (f"- {code_span(component.id)}{' ' + name if name else ''} ({escape_markdown(component.kind)})"
             + (f" · {where}" if where else ""))
 
