@@ -12,6 +12,18 @@ Decisions the comparison makes:
 - Other lists of mappings with a unique `name`, `tableName` or `id` are matched by it; lists of scalars
   (`dependsOn`, `tags`) are compared as multisets, then by order; any other list position by position.
 - A component is "change" exactly when at least one field change is found.
+- Positions are in the desired descriptor: where the value is written, or, for something removed, where the
+  enclosing mapping or list is; a removed component has none.
+
+`PlanDiff.as_json()` (`meshbot diff --format json`), version 1:
+    {"version": 1, "dataProduct": URN, "environment": str, "nothingDeployed": bool, "summary": str,
+     "counts": {"add": int, "change": int, "remove": int, "unchanged": int},
+     "product": ENTRY,            # the data product's own fields, kind "dataproduct", never "remove"
+     "components": [ENTRY, ...]}  # desired components in plan order, then removals dependents first
+    ENTRY = {"id", "kind", "name", "action": "add|change|remove|unchanged", "position": POSITION|null,
+             "changes": [{"path", "kind": "added|removed|changed|retyped", "column": str|null,
+                          "before": any, "after": any, "summary": str, "position": POSITION|null}]}
+    POSITION = {"file": str, "line": int|null, "column": int|null}
 """
 
 from __future__ import annotations
@@ -142,7 +154,7 @@ class PlanDiff:
         return ("data product changed; " + text) if self.product.action is Action.CHANGE else text
 
     def as_json(self) -> dict[str, Any]:
-        """The `meshbot diff --format json` document (shape in the module's README section of the report)."""
+        """The `meshbot diff --format json` document (its shape is in this module's docstring)."""
         return {
             "version": JSON_VERSION,
             "dataProduct": self.data_product,
