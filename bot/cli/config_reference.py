@@ -17,11 +17,12 @@ descriptions there, then run that command. -->
 # Server configuration
 
 The platform team owns one YAML file, given with `--config FILE` or the `MESHBOT_CONFIG` environment variable,
-and read by `meshbot check`, `deploy`, `undeploy`, `status`, `worker` and `serve` (whose web and RQ workers read
-the same file). It is checked against a JSON Schema when it is read: every mistake is reported with its file, line
-and key. A repository can never choose adapter URLs or switch policies off: those live here. Secrets never do: they
-come from environment variables only (see [the webhook service](webhooks.md#secrets-and-tokens) and
-[operations](operations.md)). Without a file, or with an empty one, every key has its default.
+and read by `meshbot check`, `diff`, `deploy`, `undeploy`, `status`, `worker` and `serve` (whose web and RQ
+workers read the same file, webhook jobs each time they run). It is checked against a JSON Schema when it is read:
+every mistake is reported with its file, line and key. A repository can never choose adapter URLs or switch
+policies off: those live here. Secrets never do: they come from environment variables only (see
+[the webhook service](webhooks.md#secrets-and-tokens) and [operations](operations.md)). Without a file, or with an
+empty one, every key has its default.
 
 ```sh
 meshbot config check meshbot.yaml           # "meshbot.yaml: ok" (exit 0), or each mistake on stderr (exit 1)
@@ -40,7 +41,8 @@ descriptions as you type when the file's first line points at the schema:
 `# yaml-language-server: $schema=meshbot.schema.json`.
 
 Beyond the schema, reading the file also refuses two adapters for the same infrastructure template that share an
-environment, and a `redis_url` with credentials in it.
+environment, a `redis_url` with credentials in it, a reviewed environment (`merge_requests.environments`) that
+`environments` does not list, and a gating environment that is not reviewed.
 
 A worked example, for the bundled example data product and the reference SQLite tech adapter:
 [`examples/meshbot.yaml`](../examples/meshbot.yaml).
