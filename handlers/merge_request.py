@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from bot.engine.deployed import RedisDeployedStates
 from bot.engine.store import PREFIX
 from bot.forge.review import review_merge_request
 from bot.metrics import count_event
@@ -22,6 +23,7 @@ def review(forge: str, project: str, number: int, head_sha: str) -> str:
     lock = job.connection.lock(f"{PREFIX}:review:{forge}:{project}:{number}", timeout=LOCK_SECONDS,
                                blocking_timeout=LOCK_SECONDS)
     try:
-        return review_merge_request(client, project, number, head_sha, lock=lock)
+        return review_merge_request(client, project, number, head_sha, lock=lock,
+                                    deployed=RedisDeployedStates(job.connection))
     finally:
         count_event(job.connection, forge, "merge_request", client.api_calls)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from bot.engine.deployed import RedisDeployedStates
 from bot.forge.review import review_push
 from bot.metrics import count_event
 
@@ -17,6 +18,6 @@ def check(forge: str, project: str, branch: str, sha: str) -> str:
     assert job is not None, "meshbot jobs run on RQ workers"
     client = CallTally(forge_client(forge))
     try:
-        return review_push(client, project, branch, sha)
+        return review_push(client, project, branch, sha, deployed=RedisDeployedStates(job.connection))
     finally:
         count_event(job.connection, forge, "push", client.api_calls)

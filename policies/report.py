@@ -143,7 +143,8 @@ def code_span(text: str) -> str:
     return f"{fence}{padding}{text}{padding}{fence}"
 
 
-def _markdown_environment() -> jinja2.Environment:
+def markdown_environment() -> jinja2.Environment:
+    """The jinja2 environment of the comment templates, with the markdown escaping filters."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES / "comments"),
         autoescape=False,
@@ -158,9 +159,12 @@ def _markdown_environment() -> jinja2.Environment:
     return environment
 
 
-def to_markdown(report: CheckReport, limit: int = MARKDOWN_LIMIT) -> str:
-    """The merge request comment body: blocking failures first, passed checks folded, at most limit characters."""
-    template = _markdown_environment().get_template("governance.md.j2")
+def to_markdown(report: CheckReport, limit: int = MARKDOWN_LIMIT, headline: bool = True) -> str:
+    """The merge request comment body: blocking failures first, passed checks folded, at most limit characters.
+
+    Without the headline (a review of several environments has its own) the body starts at the summary line.
+    """
+    template = markdown_environment().get_template("governance.md.j2")
     budget = limit - 4_000  # room for the header, summary table and closing notes
     sections, left_out = [], 0
     for category in CATEGORIES:
@@ -185,6 +189,7 @@ def to_markdown(report: CheckReport, limit: int = MARKDOWN_LIMIT) -> str:
         passed_shown.append(result)
     counts = {category: len(report.failed(category)) for category in CATEGORIES}
     body = template.render(
+        headline=headline,
         report=report,
         sections=sections,
         counts=counts,

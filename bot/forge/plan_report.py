@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import jinja2
-
 from bot.engine.plan_diff import Action, ComponentDiff, FieldChange, PlanDiff
-from policies.report import TEMPLATES, code_span, escape_markdown, markdown_position
+from policies.report import code_span, escape_markdown, markdown_environment, markdown_position
 
 MARKDOWN_LIMIT = 60_000
 UNCHANGED_LISTED = 10  # more unchanged components than this are counted, not listed
@@ -28,7 +26,7 @@ class _Entry:
 
 def plan_markdown(diff: PlanDiff, limit: int = MARKDOWN_LIMIT) -> str:
     """The comment body: components to add, change and remove with their field changes, at most limit characters."""
-    template = _environment().get_template("plan_diff.md.j2")
+    template = markdown_environment().get_template("plan_diff.md.j2")
     product = _Entry(head="", lines=[_change_line(change, "- ") for change in diff.product.changes], shown=True)
     sections = {action: [_Entry(head=_head(component), lines=[_change_line(change, "  - ")
                                                                 for change in component.changes])
@@ -73,20 +71,6 @@ def plan_markdown(diff: PlanDiff, limit: int = MARKDOWN_LIMIT) -> str:
     if limit <= len(CUT_NOTE):
         return body[: max(limit, 0)]
     return body[: limit - len(CUT_NOTE)] + CUT_NOTE
-
-
-def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES / "comments"),
-        autoescape=False,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    environment.filters["md"] = escape_markdown
-    environment.filters["code"] = code_span
-    return environment
 
 
 def _head(component: ComponentDiff) -> str:

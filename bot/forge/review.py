@@ -17,10 +17,13 @@ from bot.descriptor.assembly import assemble
 from bot.descriptor.discovery import RemoteLocations
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
 from bot.descriptor.files import FileTooLarge
+from bot.engine.deployed import Deployed, DeployedStates, NothingDeployed
+from bot.engine.plan_diff import PlanDiff, plan_diff
+from bot.forge.review_comment import markdown_error, review_comment
 from policies.engine import evaluate
 from policies.loader import load_policies
 from policies.model import Policy, Status
-from policies.report import CATEGORIES, CheckReport, escape_markdown, markdown_position, to_markdown
+from policies.report import CATEGORIES, CheckReport, escape_markdown
 from vcs.base import CommitState, Forge, ForgeError, Repository
 from vcs.locations import ForgeLocations
 from vcs.reader import RevisionReader
@@ -32,19 +35,45 @@ STATUS_CONTEXT = "meshbot/governance"
 COMMENT_LIMIT = 60_000  # GitHub holds 65,536 characters; the rest is margin
 DESCRIPTION_LIMIT = 140  # GitHub's limit for a commit status description
 SHORT_SHA = 8
+_BODY_LIMIT = COMMENT_LIMIT - 600  # marker, footer and margin
 _CUT_NOTE = "\n\n…(comment cut at the {limit:,} character limit; run `meshbot check` on this commit for the rest)\n"
 
 
 @dataclass(frozen=True, slots=True)
+class EnvironmentReview:
+    """One environment of a review: governance against what is deployed there, and the plan to get there."""
+
+    environment: str
+    gating: bool
+    state: CommitState
+    description: str
+    report: CheckReport | None = None
+    diff: PlanDiff | None = None
+    deployed: Deployed | None = None
+    errors: list[InputError] = field(default_factory=list)
+    reason: str = ""  # why errors stopped this environment's review
+
+    @property
+    def context(self) -> str:
+        """Its commit status context."""
+        return f"{STATUS_CONTEXT}/{self.environment}"
+
+
+@dataclass(frozen=True, slots=True)
 class Review:
-    """What one governance run on one commit publishes: a commit status and a merge request comment."""
+    """What one governance run on one commit publishes: commit statuses and a merge request comment."""
 
     sha: str
     state: CommitState
     description: str
     comment: str
-    report: CheckReport | None = None
+    environments: list[EnvironmentReview] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
+
+    @property
+    def report(self) -> CheckReport | None:
+        """The first environment's governance report (the merge request environment's by default)."""
+        return self.environments[0].report if self.environments else None
 
 
 # ---------------------------------------------------------------- review
@@ -56,27 +85,73 @@ def review(
     config: ServerConfig,
     policies: Sequence[Policy],
     remote: RemoteLocations | None = None,
+    deployed: DeployedStates | None = None,
 ) -> Review:
-    """Assemble the descriptor at sha for the merge request environment and run the policies on it."""
-    environment = config.merge_request_environment
+    """Review sha for every environment merge requests are reviewed for, each against what is deployed there."""
+    reader = RevisionReader(repository, sha)  # one snapshot of the repository, shared by every environment
+    states = deployed or NothingDeployed()
+    environments = [_review_environment(reader, environment, config, policies, remote, states)
+                    for environment in config.review_environments]
+    errored = [item for item in environments if item.errors]
+    if errored and len(errored) == len(environments) and all(item.errors == errored[0].errors for item in errored):
+        # The same mistake everywhere (a malformed file, say): one list of problems, not one per environment.
+        single = _error_review(sha, ", ".join(config.review_environments), errored[0].reason, errored[0].errors)
+        return Review(sha=sha, state=single.state, description=single.description, comment=single.comment,
+                      environments=environments, errors=single.errors)
+    state, description = aggregate(environments)
+    body = review_comment(sha, environments, _BODY_LIMIT, SHORT_SHA)
+    return Review(sha=sha, state=state, description=description, comment=_fit(_header() + body + _footer(sha, None)),
+                  environments=environments)
+
+
+def _review_environment(reader: RevisionReader, environment: str, config: ServerConfig, policies: Sequence[Policy],
+                        remote: RemoteLocations | None, states: DeployedStates) -> EnvironmentReview:
+    gating = config.gates(environment)
     try:
-        descriptor = assemble(RevisionReader(repository, sha), environment, remote)
+        descriptor = assemble(reader, environment, remote)
     except InputErrors as invalid:
-        return _error_review(sha, environment, "the data product could not be assembled", invalid.errors)
+        return _environment_error(environment, gating, "the data product could not be assembled", invalid.errors)
     except FileTooLarge as too_large:
         error = InputError(f"file is {too_large.size} bytes, over the {too_large.limit} byte limit",
                            SourcePosition(too_large.path))
-        return _error_review(sha, environment, "a file could not be read", [error])
+        return _environment_error(environment, gating, "a file could not be read", [error])
     except ForgeError as failure:
-        return _error_review(sha, environment, "the repository could not be read", [InputError(failure.message)])
-    results = evaluate(descriptor, policies)
+        return _environment_error(environment, gating, "the repository could not be read",
+                                  [InputError(failure.message)])
+    deployed = states.deployed(descriptor.id, environment)
+    previous = deployed.descriptor if deployed else None
+    results = evaluate(descriptor, policies, previous, previous_missing=f"nothing deployed in {environment}")
     active = sum(1 for policy in policies if policy.status is not Status.DRAFT)
     report = CheckReport(descriptor=descriptor, results=results, policy_count=active)
+    diff = plan_diff(descriptor, previous)
     state = CommitState.SUCCESS if report.passed else CommitState.FAILURE
-    header, footer = _header(), _footer(sha, environment)
-    body = to_markdown(report, limit=COMMENT_LIMIT - len(header) - len(footer))
-    return Review(sha=sha, state=state, description=_report_description(report),
-                  comment=_fit(header + body + footer), report=report)
+    return EnvironmentReview(environment=environment, gating=gating, state=state,
+                             description=_clip(f"{_report_description(report)}; plan: {diff.summary()}",
+                                               DESCRIPTION_LIMIT),
+                             report=report, diff=diff, deployed=deployed)
+
+
+def _environment_error(environment: str, gating: bool, reason: str, errors: list[InputError]) -> EnvironmentReview:
+    errors = list(dict.fromkeys(errors)) or [InputError(reason)]
+    description = _one_line(str(errors[0]))
+    if len(errors) > 1:
+        description = _clip(description, DESCRIPTION_LIMIT - 12) + f" (+{len(errors) - 1} more)"
+    return EnvironmentReview(environment=environment, gating=gating, state=CommitState.ERROR,
+                             description=_clip(description, DESCRIPTION_LIMIT), errors=errors, reason=reason)
+
+
+def aggregate(environments: Sequence[EnvironmentReview]) -> tuple[CommitState, str]:
+    """The `meshbot/governance` state and description: the worst of the gating environments, grouped by outcome."""
+    gating = [item for item in environments if item.gating]
+    if not gating:
+        return CommitState.SUCCESS, "no environment gates merge requests (merge_requests.gating_environments)"
+    state = next((state for state in (CommitState.ERROR, CommitState.FAILURE)
+                  if any(item.state is state for item in gating)), CommitState.SUCCESS)
+    outcomes: dict[str, list[str]] = {}
+    for item in gating:
+        if item.state is state:
+            outcomes.setdefault(item.description.split("; plan:")[0], []).append(item.environment)
+    return state, _one_line("; ".join(f"{', '.join(names)}: {outcome}" for outcome, names in outcomes.items()))
 
 
 def unavailable(sha: str, reason: str) -> Review:
@@ -94,17 +169,7 @@ def _error_review(sha: str, environment: str, reason: str, errors: list[InputErr
     lines = [f"### meshbot governance: ❗ error\n\n{escape_markdown(reason)}, so no policy was run. "
              f"{len(errors)} {'problem' if len(errors) == 1 else 'problems'} to fix:\n"]
     budget = COMMENT_LIMIT - len(header) - len(footer) - 600  # room for the left-out note and the closing line
-    shown = 0
-    for error in errors:
-        line = _markdown_error(error)
-        if len(line) + 1 > budget:
-            break
-        budget -= len(line) + 1
-        lines.append(line)
-        shown += 1
-    if shown < len(errors):
-        lines.append(f"\n> {len(errors) - shown} more problems were left out to fit the comment size limit; "
-                     "run `meshbot check` on this commit for all of them.")
+    lines.extend(_error_lines(errors, budget))
     lines.append("\nFix these and push again: meshbot checks every push.")
     description = _one_line(str(errors[0]))
     if len(errors) > 1:
@@ -113,9 +178,20 @@ def _error_review(sha: str, environment: str, reason: str, errors: list[InputErr
                   comment=_fit(header + "\n".join(lines) + "\n" + footer), errors=errors)
 
 
-def _markdown_error(error: InputError) -> str:
-    where = markdown_position(error.position)
-    return f"- {where + ': ' if where else ''}{escape_markdown(error.message)}"
+def _error_lines(errors: list[InputError], budget: int) -> list[str]:
+    """One markdown line per error while they fit in budget characters, then a note on those left out."""
+    lines, shown = [], 0
+    for error in errors:
+        line = markdown_error(error)
+        if len(line) + 1 > budget:
+            break
+        budget -= len(line) + 1
+        lines.append(line)
+        shown += 1
+    if shown < len(errors):
+        lines.append(f"\n> {len(errors) - shown} more problems were left out to fit the comment size limit; "
+                     "run `meshbot check` on this commit for all of them.")
+    return lines
 
 
 def _header() -> str:
@@ -129,7 +205,7 @@ def _footer(sha: str, environment: str | None) -> str:
 
 
 def _fit(comment: str) -> str:
-    """The comment cut to COMMENT_LIMIT, saying so (the report renderer already fits; this is the last guard)."""
+    """The comment cut to COMMENT_LIMIT, saying so (the renderers already fit; this is the last guard)."""
     if len(comment) <= COMMENT_LIMIT:
         return comment
     note = _CUT_NOTE.format(limit=COMMENT_LIMIT)
@@ -147,6 +223,10 @@ def _report_description(report: CheckReport) -> str:
         parts.append(_plural(counts["warning"], "warning"))
     if counts["info"]:
         parts.append(f"{counts['info']} info")
+    if not parts and report.not_evaluated:
+        evaluated = report.policy_count - len({result.policy for result in report.not_evaluated})
+        return _clip(f"{evaluated} of {_plural(report.policy_count, 'policy', 'policies')} pass, "
+                     f"{len(report.not_evaluated)} not evaluated", DESCRIPTION_LIMIT)
     if not parts:
         return _clip(f"all {_plural(report.policy_count, 'policy', 'policies')} pass", DESCRIPTION_LIMIT)
     text = ", ".join(parts)
@@ -169,7 +249,10 @@ def _clip(text: str, limit: int) -> str:
 
 
 def publish_commit_status(repository: Repository, review: Review, target_url: str | None = None) -> None:
-    """Set the `meshbot/governance` commit status of the reviewed commit."""
+    """Set `meshbot/governance/<env>` for each gating environment, then their aggregate `meshbot/governance`."""
+    for item in review.environments:
+        if item.gating:
+            repository.set_commit_status(review.sha, item.context, item.state, item.description, target_url)
     repository.set_commit_status(review.sha, STATUS_CONTEXT, review.state, review.description, target_url)
 
 
@@ -207,18 +290,19 @@ def load_governance() -> Governance:
 
 def review_merge_request(forge: Forge, project: str, number: int, head_sha: str,
                          load: Callable[[], Governance] = load_governance,
-                         lock: AbstractContextManager[Any] | None = None) -> str:
+                         lock: AbstractContextManager[Any] | None = None,
+                         deployed: DeployedStates | None = None) -> str:
     """Review a merge request's newest head and publish the comment and status; a one-line summary.
 
     `lock` (one per merge request, held across reading and publishing) keeps two reviews of the same merge
     request from both creating the comment, or an older review from overwriting a newer one.
     """
     with lock or nullcontext():
-        return _review_merge_request(forge, project, number, head_sha, load)
+        return _review_merge_request(forge, project, number, head_sha, load, deployed)
 
 
 def _review_merge_request(forge: Forge, project: str, number: int, head_sha: str,
-                          load: Callable[[], Governance]) -> str:
+                          load: Callable[[], Governance], deployed: DeployedStates | None) -> str:
     repository = forge.repository(project)
     request = repository.merge_request(number)
     if request.state != "open":
@@ -233,13 +317,13 @@ def _review_merge_request(forge: Forge, project: str, number: int, head_sha: str
         raise
     # No second look at the head afterwards: a push during this review sends its own event, whose review runs
     # after this one (one review per merge request at a time) and reads the head anew.
-    result = review(repository, sha, config, policies, ForgeLocations(forge, forge.web_url))
+    result = review(repository, sha, config, policies, ForgeLocations(forge, forge.web_url), deployed)
     comment_id = publish_merge_request_review(repository, number, result, forge.bot_username(), request.url)
     return f"{project}!{number} at {sha[:SHORT_SHA]}: {result.state} ({result.description}), comment {comment_id}"
 
 
 def review_push(forge: Forge, project: str, branch: str, sha: str,
-                load: Callable[[], Governance] = load_governance) -> str:
+                load: Callable[[], Governance] = load_governance, deployed: DeployedStates | None = None) -> str:
     """Review a pushed branch head and set its commit status (no comment); a one-line summary."""
     repository = forge.repository(project)
     try:
@@ -248,6 +332,6 @@ def review_push(forge: Forge, project: str, branch: str, sha: str,
         log.error("%s; %s@%s not reviewed:\n%s", CONFIG_PROBLEM, project, branch, invalid)
         publish_commit_status(repository, unavailable(sha, CONFIG_PROBLEM))
         raise
-    result = review(repository, sha, config, policies, ForgeLocations(forge, forge.web_url))
+    result = review(repository, sha, config, policies, ForgeLocations(forge, forge.web_url), deployed)
     publish_commit_status(repository, result)
     return f"{project}@{branch} {sha[:SHORT_SHA]}: {result.state} ({result.description})"

@@ -214,12 +214,16 @@ def test_opened_pull_request_gets_one_comment_and_a_success_status(bot: BotFacto
     [status] = meshbot.until(lambda: meshbot.statuses(head, STATUS_CONTEXT), f"a {STATUS_CONTEXT} status on {head}")
     meshbot.idle()
     assert status["state"] == "success", status
-    assert status["description"].startswith("all ") and status["description"].endswith(" pass"), status
+    assert status["description"] == "development, production: 3 of 4 policies pass, 1 not evaluated", status
     assert status["target_url"] == f"https://github.com/{PROJECT}/pull/{number}"
     [comment] = meshbot.comments(number)
     assert comment["user"] == "meshbot"
     assert comment["body"].startswith(MARKER + "\n")
-    assert f"meshbot checked commit {head[:8]} for environment `development`" in comment["body"]
+    assert f"meshbot checked commit {head[:8]};" in comment["body"]
+    assert "| `production` 🔒 | ✅ passed, 1 not evaluated | nothing deployed: 3 to add |" in comment["body"]
+    for environment in ("development", "production"):
+        [gate] = meshbot.statuses(head, f"{STATUS_CONTEXT}/{environment}")
+        assert gate["state"] == "success", gate
     assert meshbot.comment_posts() == 1
 
 
@@ -245,7 +249,7 @@ def test_ten_pushes_keep_one_comment_edited_in_place(bot: BotFactory) -> None:
 
     [comment] = meshbot.comments(number)
     assert comment["user"] == "meshbot" and comment["body"].startswith(MARKER), comment
-    assert f"meshbot checked commit {last[:8]} for environment `development`" in comment["body"]
+    assert f"meshbot checked commit {last[:8]};" in comment["body"]
     assert meshbot.comment_posts() == 1
     edits = meshbot.github.requests_to("PATCH", f"/repos/{PROJECT}/issues/comments/{comment['id']}")
     assert len(edits) == 10  # each push moved the footer's commit: one edit per push, of the one comment
@@ -330,7 +334,7 @@ def test_a_branch_push_gets_only_a_status(bot: BotFactory) -> None:
     assert status["state"] == "success", status
     assert meshbot.repository.comments == {}
     assert meshbot.comment_posts() == 0
-    assert [status["sha"] for status in meshbot.repository.statuses] == [after]
+    assert [status["sha"] for status in meshbot.repository.statuses] == [after] * 3  # two environments, aggregate
 
 
 def test_a_tag_naming_another_version_is_refused(bot: BotFactory) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from dataclasses import replace
@@ -12,6 +13,7 @@ import pytest
 from bot.config import ServerConfig
 from bot.descriptor.errors import InputError, InputErrors
 from bot.descriptor.files import MAX_FILE_BYTES
+from bot.engine.deployed import Deployed
 from bot.forge.review import (
     COMMENT_LIMIT,
     MARKER,
@@ -110,10 +112,18 @@ def test_passing_data_product_gets_success_and_one_comment():
 
     status = repository.status(sha, STATUS_CONTEXT)
     assert status is not None and status.state is CommitState.SUCCESS
-    assert re.fullmatch(r"all \d+ policies pass", status.description)
+    # Nothing is deployed anywhere: the breaking-change check is not evaluated, never "passed".
+    assert status.description == "development, production: 3 of 4 policies pass, 1 not evaluated"
     assert status.target_url == repository.merge_requests[number].url
+    for environment in ("development", "production"):
+        gate = repository.status(sha, f"{STATUS_CONTEXT}/{environment}")
+        assert gate is not None and gate.state is CommitState.SUCCESS
+        assert gate.description == "3 of 4 policies pass, 1 not evaluated; plan: nothing deployed: 3 to add"
     [comment] = repository.comment_threads[number]
-    assert comment.body.startswith(MARKER + "\n### meshbot governance: ✅ passed")
+    assert comment.body.startswith(MARKER + "\n### meshbot review: ✅ passed")
+    assert "| `development` 🔒 | ✅ passed, 1 not evaluated | nothing deployed: 3 to add |" in comment.body
+    assert "| `production` 🔒 | ✅ passed, 1 not evaluated | nothing deployed: 3 to add |" in comment.body
+    assert "not evaluated: nothing deployed in production" in comment.body
     assert sha[:8] in comment.body and "urn:dmb:dp:finance:cashflow:1" in comment.body
     assert summary.startswith(f"{PROJECT}!{number} at {sha[:8]}: success")
 
@@ -185,9 +195,9 @@ def test_blocking_policy_failure_names_file_and_line(tmp_path):
 
     status = repository.status(sha, STATUS_CONTEXT)
     assert status is not None and status.state is CommitState.FAILURE
-    assert status.description == "1 blocking failure"
+    assert status.description == "development, production: 1 blocking failure"
     body = repository.comment_threads[number][0].body
-    assert "### meshbot governance: ❌ blocked" in body
+    assert "### meshbot review: ❌ blocked in development, production" in body
     assert "`platform-sqlite-only`" in body
     assert f"`{LEDGER}` line 18" in body and "storage components must use PostgreSQL" in body
 
@@ -256,7 +266,9 @@ def test_a_huge_report_is_cut_under_the_limit_and_says_so(tmp_path):
     assert re.search(r"\d+ more failures were left out to fit the comment size limit", body)
     assert f"commit {sha[:8]}" in body
     description = assert_one_line_description(repository, sha)
-    assert description.startswith("300 blocking failures")
+    assert description.startswith("development, production: 300 blocking failures")
+    summary = body[:body.index("<details>")]
+    assert "| `development` 🔒 | ❌ 300 blocking" in summary and "| `production` 🔒 | ❌ 300 blocking" in summary
 
 
 def test_user_text_is_escaped_in_the_comment(tmp_path):
@@ -285,7 +297,7 @@ def test_user_text_is_escaped_in_the_comment(tmp_path):
     assert "<script" not in body and "@everyone" not in body and "](http" not in body
     status = repository.status(sha, STATUS_CONTEXT)
     assert status is not None and status.state is CommitState.SUCCESS
-    assert re.fullmatch(r"passed with \d+ warnings?", status.description)
+    assert re.fullmatch(r"development, production: passed with \d+ warnings?", status.description)
 
 
 def test_status_description_is_one_line_and_short_even_for_long_errors():
@@ -323,6 +335,140 @@ def test_a_closed_merge_request_is_not_reviewed():
     assert repository.statuses == [] and repository.comment_threads[number] == []
 
 
+# ---------------------------------------------------------------- against what is deployed, per environment
+
+PORT = "components/daily-cashflow/catalog-info.yaml"
+DP = "urn:dmb:dp:finance:cashflow:1"
+
+
+class DeployedIn:
+    """Deployed descriptors by environment: an in-memory DeployedStates."""
+
+    def __init__(self, **descriptors: dict) -> None:
+        self.descriptors = descriptors
+
+    def deployed(self, data_product: str, environment: str) -> Deployed | None:
+        found = self.descriptors.get(environment)
+        return None if found is None else Deployed(data_product, environment, found, str(found.get("version")))
+
+
+def deployed_example(environment: str) -> dict:
+    from bot.descriptor.assembly import assemble
+    from bot.descriptor.files import DirectoryReader
+
+    return json.loads(json.dumps(assemble(DirectoryReader(EXAMPLE), environment).data))
+
+
+def dropping_a_column() -> dict[str, bytes]:
+    text = (EXAMPLE / PORT).read_text()
+    dropped = text.replace("        - name: net_amount\n          dataType: DECIMAL\n", "")
+    assert dropped != text
+    return {PORT: dropped.encode()}
+
+
+def test_a_dropped_column_is_blocked_where_it_is_deployed_with_file_and_line():
+    forge, repository = setup_forge()
+    number, sha = open_merge_request(repository, dropping_a_column())
+    deployed = DeployedIn(production=deployed_example("production"))
+
+    review_merge_request(forge, PROJECT, number, sha, load=builtin, deployed=deployed)
+
+    production = repository.status(sha, f"{STATUS_CONTEXT}/production")
+    development = repository.status(sha, f"{STATUS_CONTEXT}/development")
+    assert production is not None and production.state is CommitState.FAILURE
+    assert production.description == "1 blocking failure; plan: 0 to add, 1 to change, 0 to remove, 2 unchanged"
+    assert development is not None and development.state is CommitState.SUCCESS
+    aggregate = repository.status(sha, STATUS_CONTEXT)
+    assert aggregate is not None and aggregate.state is CommitState.FAILURE
+    assert aggregate.description == "production: 1 blocking failure"
+    body = repository.comment_threads[number][0].body
+    assert body.startswith(MARKER + "\n### meshbot review: ❌ blocked in production")
+    assert ("| `production` 🔒 | ❌ 1 blocking | 0 to add, 1 to change, 0 to remove, 2 unchanged (deployed: `1.0.0`) |"
+            in body)
+    assert "| `development` 🔒 | ✅ passed, 1 not evaluated | nothing deployed: 3 to add |" in body
+    details = body[body.index("<details><summary>production"):]
+    assert "`no-breaking-changes`" in details and f"`{PORT}` line " in details
+    assert "column `net_amount` removed" in details
+    assert "not evaluated: nothing deployed in development" in body
+
+
+def test_a_new_component_is_one_to_add_in_every_environment():
+    forge, repository = setup_forge()
+    extra = component("extra").encode()
+    number, sha = open_merge_request(repository, {"components/extra/catalog-info.yaml": extra})
+    deployed = DeployedIn(development=deployed_example("development"), production=deployed_example("production"))
+
+    review_merge_request(forge, PROJECT, number, sha, load=builtin, deployed=deployed)
+
+    body = repository.comment_threads[number][0].body
+    for environment in ("development", "production"):
+        row = (f"| `{environment}` 🔒 | ⚠️ 1 warning | 1 to add, 0 to change, 0 to remove, 3 unchanged "
+               "(deployed: `1.0.0`) |")
+        assert row in body
+        status = repository.status(sha, f"{STATUS_CONTEXT}/{environment}")
+        assert status is not None and status.state is CommitState.SUCCESS
+
+
+def test_a_production_only_policy_blocks_only_the_production_row(tmp_path):
+    forge, repository = setup_forge()
+    number, sha = open_merge_request(repository, {"README.md": b"x\n"})
+    policy = """\
+        id: production-needs-an-sla
+        description: Output ports in production promise an uptime above 99.9%
+        target: component
+        severity: error
+        status: enabled
+        selector: {kind: [outputport], environment: [production]}
+        schema:
+          properties:
+            dataContract:
+              properties:
+                SLA:
+                  properties:
+                    upTime: {const: "99.9%"}
+    """
+
+    review_merge_request(forge, PROJECT, number, sha, load=lambda: with_policy(tmp_path, policy))
+
+    assert repository.status(sha, f"{STATUS_CONTEXT}/development").state is CommitState.SUCCESS
+    assert repository.status(sha, f"{STATUS_CONTEXT}/production").state is CommitState.FAILURE
+    body = repository.comment_threads[number][0].body
+    assert "### meshbot review: ❌ blocked in production" in body
+    assert "| `production` 🔒 | ❌ 2 blocking, 1 not evaluated |" in body
+    assert "| `development` 🔒 | ✅ passed, 1 not evaluated |" in body
+
+
+def test_only_gating_environments_get_a_status_and_decide_the_aggregate(tmp_path):
+    forge, repository = setup_forge()
+    number, sha = open_merge_request(repository, dropping_a_column())
+    config = ServerConfig(merge_request_environments=["development", "qa", "production"],
+                          gating_environments=["qa"])
+    deployed = DeployedIn(production=deployed_example("production"))
+
+    review_merge_request(forge, PROJECT, number, sha, load=lambda: (config, load_policies()), deployed=deployed)
+
+    contexts = {status.context for status in repository.statuses if status.sha == sha}
+    assert contexts == {STATUS_CONTEXT, f"{STATUS_CONTEXT}/qa"}
+    aggregate = repository.status(sha, STATUS_CONTEXT)
+    assert aggregate is not None and aggregate.state is CommitState.SUCCESS  # production is shown, not gating
+    body = repository.comment_threads[number][0].body
+    assert "| `production` | ❌ 1 blocking |" in body and "| `qa` 🔒 |" in body
+    assert body.index("`development`") < body.index("`qa`") < body.index("`production`")
+
+
+def test_the_same_error_in_every_environment_is_listed_once():
+    forge, repository = setup_forge()
+    number, sha = open_merge_request(repository, {LEDGER: b"kind: [\n"})
+
+    review_merge_request(forge, PROJECT, number, sha, load=builtin)
+
+    body = repository.comment_threads[number][0].body
+    assert len(re.findall(rf"`{re.escape(LEDGER)}` line \d+, column \d+", body)) == 1
+    assert "for environment `development, production`" in body
+    for environment in ("development", "production"):
+        assert repository.status(sha, f"{STATUS_CONTEXT}/{environment}").state is CommitState.ERROR
+
+
 # ---------------------------------------------------------------- pushes
 
 
@@ -334,7 +480,8 @@ def test_push_sets_only_the_commit_status(tmp_path):
 
     status = repository.status(sha, STATUS_CONTEXT)
     assert status is not None and status.state is CommitState.FAILURE
-    assert summary == f"{PROJECT}@main {sha[:8]}: failure (1 blocking failure)"
+    assert summary == f"{PROJECT}@main {sha[:8]}: failure (development, production: 1 blocking failure)"
+    assert repository.status(sha, f"{STATUS_CONTEXT}/production").state is CommitState.FAILURE
     assert repository.comment_threads == {}
 
 
