@@ -156,6 +156,7 @@ def markdown_environment() -> jinja2.Environment:
     environment.filters["md"] = escape_markdown
     environment.filters["code"] = code_span
     environment.filters["cell"] = lambda text: code_span(text).replace("|", "\\|")
+    environment.filters["position"] = markdown_position
     return environment
 
 

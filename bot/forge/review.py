@@ -19,6 +19,7 @@ from bot.descriptor.errors import InputError, InputErrors, SourcePosition
 from bot.descriptor.files import FileTooLarge
 from bot.engine.deployed import Deployed, DeployedStates, NothingDeployed
 from bot.engine.plan_diff import PlanDiff, plan_diff
+from bot.forge.adapter_validation import AdapterVerdict, validate_with_adapters
 from bot.forge.review_comment import markdown_error, review_comment
 from policies.engine import evaluate
 from policies.loader import load_policies
@@ -52,6 +53,7 @@ class EnvironmentReview:
     deployed: Deployed | None = None
     errors: list[InputError] = field(default_factory=list)
     reason: str = ""  # why errors stopped this environment's review
+    validation: list[AdapterVerdict] | None = None  # each adapter's validate, when the configuration asks for it
 
     @property
     def context(self) -> str:
@@ -124,11 +126,13 @@ def _review_environment(reader: RevisionReader, environment: str, config: Server
     active = sum(1 for policy in policies if policy.status is not Status.DRAFT)
     report = CheckReport(descriptor=descriptor, results=results, policy_count=active)
     diff = plan_diff(descriptor, previous)
-    state = CommitState.SUCCESS if report.passed else CommitState.FAILURE
+    validation = validate_with_adapters(descriptor, config.adapters) if config.validate_with_adapters else None
+    refused = sum(1 for verdict in validation or [] if verdict.refused)
+    state = CommitState.SUCCESS if report.passed and not refused else CommitState.FAILURE
+    governance = _report_description(report) + (f"; adapters refused {refused}" if refused else "")
     return EnvironmentReview(environment=environment, gating=gating, state=state,
-                             description=_clip(f"{_report_description(report)}; plan: {diff.summary()}",
-                                               DESCRIPTION_LIMIT),
-                             report=report, diff=diff, deployed=deployed)
+                             description=_clip(f"{governance}; plan: {diff.summary()}", DESCRIPTION_LIMIT),
+                             report=report, diff=diff, deployed=deployed, validation=validation)
 
 
 def _environment_error(environment: str, gating: bool, reason: str, errors: list[InputError]) -> EnvironmentReview:

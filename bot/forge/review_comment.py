@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from bot.descriptor.errors import InputError
 from bot.forge.plan_report import plan_markdown
 from policies.report import CATEGORIES, code_span, escape_markdown, markdown_environment, markdown_position, to_markdown
+from vcs.base import CommitState
 
 if TYPE_CHECKING:
     from bot.forge.review import EnvironmentReview
@@ -39,7 +40,7 @@ def headline(environments: Sequence[EnvironmentReview]) -> str:
     errored = [item.environment for item in gating if item.errors]
     if errored:
         return f"❗ error in {', '.join(errored)}"
-    blocked = [item.environment for item in gating if item.report is not None and not item.report.passed]
+    blocked = [item.environment for item in gating if item.state is CommitState.FAILURE]
     if blocked:
         return f"❌ blocked in {', '.join(blocked)}"
     warned = any(item.report is not None and (item.report.failed("grace") or item.report.failed("warning"))
@@ -58,10 +59,12 @@ def governance_text(item: EnvironmentReview) -> str:
     parts = [f"{counts['blocking']} blocking"] if counts["blocking"] else []
     parts += [f"{counts['grace']} in grace"] if counts["grace"] else []
     parts += [f"{counts['warning']} warning{'s' if counts['warning'] != 1 else ''}"] if counts["warning"] else []
+    refused = sum(1 for verdict in item.validation or [] if verdict.refused)
+    parts += [f"{refused} refused by adapters"] if refused else []
     if not parts:
         parts = ["passed"]
     parts += [f"{len(report.not_evaluated)} not evaluated"] if report.not_evaluated else []
-    mark = "❌" if counts["blocking"] else "⚠️" if counts["grace"] or counts["warning"] else "✅"
+    mark = "❌" if counts["blocking"] or refused else "⚠️" if counts["grace"] or counts["warning"] else "✅"
     return f"{mark} {', '.join(parts)}"
 
 
@@ -101,7 +104,13 @@ def _detail_body(item: EnvironmentReview, budget: int) -> str:
     governance_budget = max(budget * 2 // 3, 2_000)
     governance = to_markdown(item.report, limit=governance_budget, headline=False)
     plan = plan_markdown(item.diff, limit=max(budget - len(governance), 1_000))
-    return f"{governance.rstrip()}\n\n{plan.rstrip()}"
+    body = f"{governance.rstrip()}\n\n{plan.rstrip()}"
+    if item.validation is not None:
+        adapters = markdown_environment().get_template("adapter_validation.md.j2").render(
+            environment=item.environment, verdicts=item.validation)
+        body += "\n\n" + (adapters.rstrip() if len(adapters) < budget // 3 else
+                           "#### Tech adapters' validate\n\n…too long for the comment; run `/deploy --dry-run`.")
+    return body
 
 
 def markdown_error(error: InputError) -> str:
