@@ -49,7 +49,7 @@ class AdapterVerdict:
 
 
 def validate_with_adapters(descriptor: Descriptor, adapters: list[AdapterSettings]) -> list[AdapterVerdict]:
-    """Every task's verdict in plan (stage) order; tasks no adapter serves in this environment are refused, saying so."""
+    """Every task's verdict in stage order; a task no adapter serves in this environment is refused, saying so."""
     registry = AdapterRegistry(adapters)
     resolved = registry.resolve_all(descriptor)
     plan = build_plan(descriptor)
