@@ -125,20 +125,8 @@ def _deploy_command(arguments: argparse.Namespace) -> int:
         return _error(problem)
     descriptor = assemble_folder(arguments.path, arguments.env)  # InputErrors: printed by main, exit 2
     text = arguments.format == "text"
-    if operation is Operation.DEPLOY:
-        report = _governance(descriptor, config)
-        if not report.passed:
-            from bot.cli.common import display_file
-            from policies.report import to_text
-
-            sys.stdout.write(to_text(report, show_file=display_file(arguments.path)))
-            print("nothing was deployed: a governance policy blocks", file=sys.stderr)
-            return EXIT_FAILED
-        if text:
-            counts = f"{len(report.passed_results)} passed"
-            warnings = sum(1 for result in report.results if result.errors)
-            print(f"governance: {counts}" + (f", {warnings} non-blocking finding(s) (see `meshbot check`)"
-                                             if warnings else ""))
+    if operation is Operation.DEPLOY and not _governance_passes(_governance(descriptor, config, None), arguments):
+        return EXIT_FAILED  # what blocks without comparing with the deployed state blocks before Redis starts
     registry = AdapterRegistry(config.adapters)
     unresolved = registry.unresolved(descriptor)
     if unresolved:
@@ -146,9 +134,18 @@ def _deploy_command(arguments: argparse.Namespace) -> int:
         return EXIT_INPUT
     adapters = registry.resolve_all(descriptor)
 
-    def request(connection: Redis) -> _Started:
+    def request(connection: Redis) -> _Started | int:
         from bot.engine.runner import request_deployment
 
+        # Governance against what is deployed in this environment, as a merge request review checks it.
+        report = _governance(descriptor, config, connection)
+        if not _governance_passes(report, arguments):
+            return EXIT_FAILED
+        if text:
+            counts = f"{len(report.passed_results)} passed"
+            warnings = sum(1 for result in report.results if result.errors)
+            print(f"governance: {counts}" + (f", {warnings} non-blocking finding(s) (see `meshbot check`)"
+                                             if warnings else ""))
         deployment_id, ahead = request_deployment(connection, descriptor, operation, adapters, _started_by(),
                                                   marketplace=config.marketplace, history=config.history)
         return _Started(deployment_id, ahead, str(descriptor.data.get("version") or ""))
@@ -209,11 +206,29 @@ def _say_nothing_deployed(output: str, data_product: str, environment: str) -> N
         print(f"{data_product}: {message}")
 
 
-def _governance(descriptor: Any, config: ServerConfig) -> Any:
+def _governance_passes(report: Any, arguments: argparse.Namespace) -> bool:
+    """True when nothing blocks; else the report on stdout and the refusal on stderr."""
+    if report.passed:
+        return True
+    from bot.cli.common import display_file
+    from policies.report import to_text
+
+    sys.stdout.write(to_text(report, show_file=display_file(arguments.path)))
+    print("nothing was deployed: a governance policy blocks", file=sys.stderr)
+    return False
+
+
+def _governance(descriptor: Any, config: ServerConfig, connection: Redis | None) -> Any:
+    """The governance report, against what is deployed in the descriptor's environment when connection is given."""
     from bot.cli.common import run_policies
+    from bot.engine.deployed import RedisDeployedStates
     from policies.loader import load_policies
 
-    return run_policies(descriptor, load_policies(config.policy_folders), None)
+    if connection is None:
+        return run_policies(descriptor, load_policies(config.policy_folders), None, "not compared yet")
+    deployed = RedisDeployedStates(connection).deployed(descriptor.id, descriptor.environment)
+    return run_policies(descriptor, load_policies(config.policy_folders), deployed.descriptor if deployed else None,
+                        f"nothing deployed in {descriptor.environment}")
 
 
 @dataclass(frozen=True, slots=True)

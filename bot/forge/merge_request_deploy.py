@@ -22,6 +22,7 @@ from bot.descriptor.discovery import RemoteLocations
 from bot.descriptor.errors import InputErrors
 from bot.descriptor.files import FileTooLarge
 from bot.descriptor.model import Descriptor
+from bot.engine.deployed import RedisDeployedStates
 from bot.engine.deployment import Operation
 from bot.engine.plan import build_plan
 from bot.engine.runner import request_deployment
@@ -61,7 +62,9 @@ def run_deploy_command(
                  "statusUrl": _status_url(config, descriptor.id, environment), "comment": reply, "command": word}
     if isinstance(command, Undeploy):  # the head only names the data product: what is deployed is removed
         return undeploy_reply(connection, config, descriptor.id, environment, command, started_by, report_to)
-    results = evaluate(descriptor, policies)
+    deployed = RedisDeployedStates(connection).deployed(descriptor.id, environment)
+    results = evaluate(descriptor, policies, deployed.descriptor if deployed else None,
+                       previous_missing=f"nothing deployed in {environment}")
     active = sum(1 for policy in policies if str(getattr(policy, "status", "")) != "draft")
     report = CheckReport(descriptor=descriptor, results=results, policy_count=active)
     if not report.passed:

@@ -226,6 +226,25 @@ def test_undeploy_after_a_working_tree_edit_removes_what_was_deployed(meshbot, t
     assert (again.returncode, again.stdout) == (0, f"{PRODUCT}: nothing deployed in development\n")
 
 
+def test_a_deploy_that_drops_a_deployed_column_is_blocked_against_what_is_deployed(meshbot, tmp_path):
+    import shutil
+
+    repository = tmp_path / "cashflow"
+    shutil.copytree(ROOT / EXAMPLE, repository)
+    with running_adapter(tmp_path / "adapter.db") as adapter:
+        config = meshbot.config(adapters_config(adapter.url))
+        first = meshbot("deploy", str(repository), "--config", config, "--workers", "1")
+        assert first.returncode == 0, first.stdout + first.stderr
+        port = repository / "components" / "daily-cashflow" / "catalog-info.yaml"
+        port.write_text(port.read_text().replace("        - name: net_amount\n          dataType: DECIMAL\n", ""))
+        second = meshbot("deploy", str(repository), "--config", config, "--workers", "1")
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "BLOCKING  no-breaking-changes" in second.stdout and "'net_amount' was dropped" in second.stdout
+    assert "nothing was deployed: a governance policy blocks" in second.stderr
+    status = json.loads(meshbot("status", PRODUCT, "--env", "development", "--format", "json").stdout)
+    assert status["deployment"]["id"] == first.stdout.splitlines()[-1].removeprefix("deployment ")
+
+
 def test_a_blocking_policy_deploys_nothing(meshbot, tmp_path):
     policies = tmp_path / "governance"
     policies.mkdir()

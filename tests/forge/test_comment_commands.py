@@ -175,3 +175,25 @@ def test_undeploy_sends_the_deployed_descriptor_not_the_merge_requests(redis_eng
     assert all(task.adapter_url == "http://127.0.0.1:9/a" for task in undeployment.tasks)
     assert undeployment.remove_data and undeployment.report_to["command"] == "/undeploy"
     assert undeployment.report_to["comment"] == {"number": "1", "id": repository.comment_threads[1][-1].id}
+
+
+def test_deploy_is_governed_against_what_is_deployed_in_its_environment(redis_engine):
+    from bot.descriptor.assembly import assemble
+    from bot.engine.deployed import DEPLOYED_FIELD, deployed_record
+    from tests.vcs.test_reader import example_files
+
+    port = "components/daily-cashflow/catalog-info.yaml"
+    dropped = example_files()[port].replace(b"        - name: net_amount\n          dataType: DECIMAL\n", b"")
+    repository = _example_merge_request({port: dropped})
+    repository.permissions["writer"] = Permission.WRITE
+    deployed = assemble(RevisionReader(repository, "main"), "development")
+    redis_engine.store.set_product(deployed.id, "development", status="DEPLOYED", deployment="d1", **{
+        DEPLOYED_FIELD: deployed_record(deployed.data, "1.0.0", "d1", "2026-12-05T10:00:00Z", "DEPLOYED")})
+
+    from policies.loader import load_policies
+
+    [reply] = run_comment(repository, _adapters_config(), "github", 1, "c1", "/deploy development", "writer",
+                          project="acme/cashflow", connection=redis_engine.redis, policies=load_policies())
+
+    assert "no-breaking-changes" in reply and "net\\_amount" in reply, reply
+    assert redis_engine.store.history(deployed.id, "development") == []  # nothing was deployed
