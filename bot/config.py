@@ -211,11 +211,19 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "gating_environments": {
                     "type": "array", "uniqueItems": True,
                     "items": {"$ref": "#/$defs/environment"},
-                    "description": "The reviewed environments whose blocking failures fail the merge request: each "
-                                   "gets its own commit status `meshbot/governance/<env>`, and `meshbot/governance` "
-                                   "aggregates them (require it in branch protection). Other reviewed environments "
-                                   "are shown in the comment only. Default: every reviewed environment.",
+                    "description": "The reviewed environments whose blocking failures fail the merge request: the "
+                                   "commit status `meshbot/governance` aggregates them (require it in branch "
+                                   "protection). Other reviewed environments are shown in the comment only. "
+                                   "Default: every reviewed environment.",
                     "examples": [["production"]],
+                },
+                "environment_statuses": {
+                    "type": "boolean",
+                    "description": "Also set one commit status `meshbot/governance/<env>` per gating environment, so "
+                                   "branch protection can require single environments. Each costs one more forge "
+                                   "API call per review (GitHub allows about 80 content-creating requests a "
+                                   "minute), so it is off unless asked for.",
+                    "default": False,
                 },
                 "validate_with_adapters": {
                     "type": "boolean",
@@ -295,6 +303,7 @@ class ServerConfig:
     merge_request_environments: list[str] | None = None  # None: the merge request environment, then the releases'
     gating_environments: list[str] | None = None  # None: every reviewed environment
     validate_with_adapters: bool = False
+    environment_statuses: bool = False  # a meshbot/governance/<env> status per gating environment
 
     @property
     def review_environments(self) -> list[str]:
@@ -378,6 +387,7 @@ def load_config(path: str | None) -> ServerConfig:
         public_url=value.get("public_url"), file=path,
         merge_request_environments=reviews.get("environments"), gating_environments=reviews.get("gating_environments"),
         validate_with_adapters=bool(reviews.get("validate_with_adapters", False)),
+        environment_statuses=bool(reviews.get("environment_statuses", False)),
     )
 
 

@@ -71,6 +71,7 @@ class Review:
     comment: str
     environments: list[EnvironmentReview] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
+    environment_statuses: bool = False  # also a status per gating environment (merge_requests.environment_statuses)
 
     @property
     def report(self) -> CheckReport | None:
@@ -99,11 +100,12 @@ def review(
         # The same mistake everywhere (a malformed file, say): one list of problems, not one per environment.
         single = _error_review(sha, ", ".join(config.review_environments), errored[0].reason, errored[0].errors)
         return Review(sha=sha, state=single.state, description=single.description, comment=single.comment,
-                      environments=environments, errors=single.errors)
+                      environments=environments, errors=single.errors,
+                      environment_statuses=config.environment_statuses)
     state, description = aggregate(environments)
-    body = review_comment(sha, environments, _BODY_LIMIT, SHORT_SHA)
+    body = review_comment(sha, environments, _BODY_LIMIT, SHORT_SHA, config.environment_statuses)
     return Review(sha=sha, state=state, description=description, comment=_fit(_header() + body + _footer(sha, None)),
-                  environments=environments)
+                  environments=environments, environment_statuses=config.environment_statuses)
 
 
 def _review_environment(reader: RevisionReader, environment: str, config: ServerConfig, policies: Sequence[Policy],
@@ -253,8 +255,8 @@ def _clip(text: str, limit: int) -> str:
 
 
 def publish_commit_status(repository: Repository, review: Review, target_url: str | None = None) -> None:
-    """Set `meshbot/governance/<env>` for each gating environment, then their aggregate `meshbot/governance`."""
-    for item in review.environments:
+    """Set `meshbot/governance/<env>` for each gating environment when configured, then `meshbot/governance`."""
+    for item in review.environments if review.environment_statuses else []:
         if item.gating:
             repository.set_commit_status(review.sha, item.context, item.state, item.description, target_url)
     repository.set_commit_status(review.sha, STATUS_CONTEXT, review.state, review.description, target_url)

@@ -18,14 +18,16 @@ SUMMARY_RESERVE = 6_000  # the summary table is rendered first and always kept w
 DETAIL_OVERHEAD = 200  # <details>, its summary line and blank lines
 
 
-def review_comment(sha: str, environments: Sequence[EnvironmentReview], limit: int, short_sha: int = 8) -> str:
+def review_comment(sha: str, environments: Sequence[EnvironmentReview], limit: int, short_sha: int = 8,
+                   environment_statuses: bool = False) -> str:
     """The comment body (without marker and footer) in at most limit characters; the summary is never cut."""
     template = markdown_environment().get_template("review.md.j2")
     rows = [{"environment": item.environment, "gating": item.gating, "governance": governance_cell(item),
              "plan": plan_cell(item)} for item in environments]
     data_product = next((item.report.descriptor.id for item in environments if item.report is not None), "")
     context = {"headline": headline(environments), "data_product": data_product, "sha": sha[:short_sha],
-               "rows": rows, "any_gating": any(item.gating for item in environments)}
+               "rows": rows, "any_gating": any(item.gating for item in environments),
+               "environment_statuses": environment_statuses}
     summary = template.render(**context, details=[])
     budget = max(limit - len(summary) - DETAIL_OVERHEAD * len(environments), 0)
     share = budget // max(len(environments), 1)

@@ -221,9 +221,7 @@ def test_opened_pull_request_gets_one_comment_and_a_success_status(bot: BotFacto
     assert comment["body"].startswith(MARKER + "\n")
     assert f"meshbot checked commit {head[:8]};" in comment["body"]
     assert "| `production` 🔒 | ✅ passed, 1 not evaluated | nothing deployed: 3 to add |" in comment["body"]
-    for environment in ("development", "production"):
-        [gate] = meshbot.statuses(head, f"{STATUS_CONTEXT}/{environment}")
-        assert gate["state"] == "success", gate
+    assert {item["context"] for item in meshbot.repository.statuses} == {STATUS_CONTEXT}  # no per-environment ones
     assert meshbot.comment_posts() == 1
 
 
@@ -334,7 +332,7 @@ def test_a_branch_push_gets_only_a_status(bot: BotFactory) -> None:
     assert status["state"] == "success", status
     assert meshbot.repository.comments == {}
     assert meshbot.comment_posts() == 0
-    assert [status["sha"] for status in meshbot.repository.statuses] == [after] * 3  # two environments, aggregate
+    assert [status["sha"] for status in meshbot.repository.statuses] == [after]
 
 
 def test_a_tag_naming_another_version_is_refused(bot: BotFactory) -> None:

@@ -229,7 +229,7 @@ def test_the_same_delivery_twice_acts_once(bot: Bot) -> None:
     assert len(bot.engine.jobs()) == 1
     assert len(bot.notes(record)) == 1
     assert len(bot.server.requests_matching("POST", "/notes")) == 1
-    assert len(bot.server.requests_matching("POST", "/statuses/")) == 3  # development, production, their aggregate
+    assert len(bot.server.requests_matching("POST", "/statuses/")) == 1
 
 
 def test_a_wrong_token_is_refused_and_nothing_happens(bot: Bot) -> None:
@@ -246,7 +246,7 @@ def test_a_wrong_token_is_refused_and_nothing_happens(bot: Bot) -> None:
     bot.status(head, STATUS_CONTEXT, "success")
     bot.settle()
     assert len(bot.engine.jobs()) == 1
-    assert len(bot.server.requests_matching("POST", "/statuses/")) == 3  # development, production, their aggregate
+    assert len(bot.server.requests_matching("POST", "/statuses/")) == 1
 
 
 def test_a_malformed_catalog_info_fails_and_the_note_names_file_line_and_column(bot: Bot) -> None:
@@ -283,8 +283,7 @@ def test_a_branch_push_gets_a_status_and_no_note(bot: Bot) -> None:
     bot.settle()
     assert record.notes == []
     assert bot.server.requests_matching("POST", "/notes") == []
-    assert [s["name"] for s in bot.project.statuses] == [f"{STATUS_CONTEXT}/development",
-                                                         f"{STATUS_CONTEXT}/production", STATUS_CONTEXT]
+    assert [s["name"] for s in bot.project.statuses] == [STATUS_CONTEXT]
 
 
 def test_a_tag_naming_another_version_fails_and_deploys_nothing(bot: Bot) -> None:

@@ -61,7 +61,8 @@ def test_a_review_shows_the_adapters_answers_and_a_refusal_fails_the_environment
     with adapter_server() as storage, adapter_server() as ports:
         storage.reply("POST", "/v1/validate", Reply(200, REFUSAL))
         ports.reply("POST", "/v1/validate", Reply(200, {"valid": True}))
-        config = ServerConfig(adapters=settings(storage.url, ports.url), validate_with_adapters=True)
+        config = ServerConfig(adapters=settings(storage.url, ports.url), validate_with_adapters=True,
+                              environment_statuses=True)
         review_merge_request(forge, PROJECT, number, sha, load=lambda: (config, load_policies()))
         asked = len(storage.requests("POST", "/v1/validate")) + len(ports.requests("POST", "/v1/validate"))
     assert asked == 6  # three tasks in each of the two reviewed environments

@@ -60,12 +60,13 @@ def setup_forge(files: dict[str, bytes] | None = None) -> tuple[MemoryForge, Cou
 
 
 def builtin() -> Governance:
-    return ServerConfig(), load_policies()
+    """The built-in policies, with a commit status per environment as well as the aggregate."""
+    return ServerConfig(environment_statuses=True), load_policies()
 
 
 def with_policy(folder: Path, text: str) -> Governance:
     (folder / "policy.yaml").write_text(textwrap.dedent(text))
-    return ServerConfig(policy_folders=[folder]), load_policies([folder])
+    return ServerConfig(policy_folders=[folder], environment_statuses=True), load_policies([folder])
 
 
 def open_merge_request(repository: MemoryRepository, change: dict[str, bytes]) -> tuple[int, str]:
@@ -442,7 +443,7 @@ def test_only_gating_environments_get_a_status_and_decide_the_aggregate(tmp_path
     forge, repository = setup_forge()
     number, sha = open_merge_request(repository, dropping_a_column())
     config = ServerConfig(merge_request_environments=["development", "qa", "production"],
-                          gating_environments=["qa"])
+                          gating_environments=["qa"], environment_statuses=True)
     deployed = DeployedIn(production=deployed_example("production"))
 
     review_merge_request(forge, PROJECT, number, sha, load=lambda: (config, load_policies()), deployed=deployed)
@@ -454,6 +455,20 @@ def test_only_gating_environments_get_a_status_and_decide_the_aggregate(tmp_path
     body = repository.comment_threads[number][0].body
     assert "| `production` | ❌ 1 blocking |" in body and "| `qa` 🔒 |" in body
     assert body.index("`development`") < body.index("`qa`") < body.index("`production`")
+
+
+def test_by_default_only_the_aggregate_status_is_set():
+    forge, repository = setup_forge()
+    number, sha = open_merge_request(repository, dropping_a_column())
+    deployed = DeployedIn(production=deployed_example("production"))
+
+    review_merge_request(forge, PROJECT, number, sha, load=lambda: (ServerConfig(), load_policies()),
+                         deployed=deployed)
+
+    assert [(status.context, status.state) for status in repository.statuses] == [
+        (STATUS_CONTEXT, CommitState.FAILURE)]
+    body = repository.comment_threads[number][0].body
+    assert "🔒 gates this merge request (commit status `meshbot/governance`)." in body
 
 
 def test_the_same_error_in_every_environment_is_listed_once():
