@@ -55,17 +55,15 @@ schema:
 """
 
 
-def platform_files(directory: Path, adapter_url: str) -> Path:
-    """The server configuration (both adapters, releases to production, a policy folder, a commit status per
-    reviewed environment) and its policy; its path."""
+def server_config(directory: Path, adapter_url: str) -> str:
+    """The server configuration's text (both adapters, releases to production, a commit status per reviewed
+    environment, and the policy folder `policies` beside it, written into directory with its one policy)."""
     (directory / "policies").mkdir()
     (directory / "policies" / f"{POLICY_ID}.yaml").write_text(PRODUCTION_POLICY)
-    config = directory / "meshbot.yaml"
-    config.write_text(adapters_config(adapter_url, extra="environments: [development, production]\n"
-                                                         "releases:\n  environments: [production]\n"
-                                                         "policies: [policies]\n"
-                                                         "merge_requests:\n  environment_statuses: true\n"))
-    return config
+    return adapters_config(adapter_url, extra="environments: [development, production]\n"
+                                              "releases:\n  environments: [production]\n"
+                                              "policies: [policies]\n"
+                                              "merge_requests:\n  environment_statuses: true\n")
 
 
 # ---------------------------------------------------------------------- the merge requests' changes

@@ -58,7 +58,9 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Released]:
         adapter = stack.enter_context(running_adapter(directory / "adapter.db"))
         repository = github.create_repository(PROJECT, example_files())
         # As tests/e2e/test_github.py's `bot` fixture sets it up, plus the API token; before the workers start.
-        monkeypatch.setenv("MESHBOT_CONFIG", str(reviews.platform_files(directory, adapter.url)))
+        config = directory / "meshbot.yaml"
+        config.write_text(reviews.server_config(directory, adapter.url))
+        monkeypatch.setenv("MESHBOT_CONFIG", str(config))
         monkeypatch.setenv("MESHBOT_GITHUB_WEBHOOK_SECRET", SECRET)
         monkeypatch.setenv("MESHBOT_GITHUB_TOKEN", github.token)
         monkeypatch.setenv("MESHBOT_GITHUB_API_URL", github.api_url)
