@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,8 +144,10 @@ def code_span(text: str) -> str:
     return f"{fence}{padding}{text}{padding}{fence}"
 
 
+@functools.cache
 def markdown_environment() -> jinja2.Environment:
-    """The jinja2 environment of the comment templates, with the markdown escaping filters."""
+    """The jinja2 environment of the comment templates, with the markdown escaping filters (one per process, so
+    each template is compiled once)."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES / "comments"),
         autoescape=False,
