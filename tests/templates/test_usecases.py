@@ -365,7 +365,7 @@ def test_data_product_storage_and_output_port_examples_pass_every_builtin_policy
     policies = load_policies()
     for environment in ("development", "production"):
         descriptor = assemble(DirectoryReader(product), environment)
-        results = evaluate(descriptor, policies, None)
+        results = evaluate(descriptor, policies, descriptor.data)  # as if deployed: breaking changes evaluated too
         assert len(results) == 5 and all(result.outcome == "passed" for result in results), [
             (result.policy, [failure.message for failure in result.errors]) for result in results
         ]
