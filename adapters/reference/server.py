@@ -45,7 +45,7 @@ def serve(database: Path, host: str, port: int, *, asynchronous: bool = False, a
     print(f"meshbot reference tech adapter listening on {base_url(server)} (database {database}, {mode})",
           file=out, flush=True)
     try:
-        server.serve_forever()
+        server.serve_forever(poll_interval=0.05)  # stops within 50 ms of SIGTERM (the default polls every 0.5 s)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)

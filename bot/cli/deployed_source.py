@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import requests
-from redis.exceptions import RedisError
-
-from bot.config import config_path, load_config
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
 from bot.descriptor.files import MAX_FILE_BYTES
 from bot.descriptor.yamlsafe import load_single
-from bot.engine.deployed import Deployed, DeployedStates, FixedDeployed
+
+if TYPE_CHECKING:  # the command line registers this module's arguments on every start: keep its imports light
+    import requests
+
+    from bot.engine.deployed import Deployed, DeployedStates
 
 API_TOKEN_VARIABLE = "MESHBOT_API_TOKEN"
 REMOTE_TIMEOUT = 15.0
@@ -35,6 +35,8 @@ def add_deployed_arguments(parser: argparse.ArgumentParser, flag_help: str) -> N
 
 def deployed_source(arguments: argparse.Namespace) -> DeployedStates:
     """The source the arguments name; InputErrors when it cannot be read."""
+    from bot.engine.deployed import FixedDeployed
+
     if getattr(arguments, "against", None):
         return FixedDeployed(load_deployed_file(arguments.against))
     if getattr(arguments, "server", None):
@@ -62,11 +64,17 @@ class RemoteDeployedStates:
     """A meshbot service's `GET /api/v1/products/<id>/environments/<env>/descriptor`."""
 
     def __init__(self, server: str, token: str | None, session: requests.Session | None = None) -> None:
+        import requests
+
         self.server, self.token = server.rstrip("/"), token
         self.session = session or requests.Session()
 
     def deployed(self, data_product: str, environment: str) -> Deployed | None:
         """What the service says is deployed; InputErrors when it cannot be asked or refuses."""
+        import requests
+
+        from bot.engine.deployed import Deployed
+
         url = (f"{self.server}/api/v1/products/{quote(data_product, safe=':')}/environments/"
                f"{quote(environment, safe='')}/descriptor")
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -95,6 +103,9 @@ class _LocalDeployedStates:
 
     def deployed(self, data_product: str, environment: str) -> Deployed | None:
         """What the local engine recorded; InputErrors when its Redis cannot be reached."""
+        from redis.exceptions import RedisError
+
+        from bot.config import config_path, load_config
         from bot.engine.deployed import RedisDeployedStates
         from bot.engine.local_workers import choose_redis, shown_url
         from bot.engine.redis_connection import EmbeddedRedisError
