@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from bot.descriptor.discovery import RemoteLocations, discover
+from bot.descriptor.discovery import Discovery, RemoteLocations, discover
 from bot.descriptor.entities import COMPONENT_TYPES, Entity, mesh_positions, parse_reference, reference_name
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
 from bot.descriptor.files import MAX_FILE_BYTES, FileReader, FileTooLarge
@@ -43,11 +43,16 @@ def assemble(
     reader: FileReader,
     environment: str = DEFAULT_ENVIRONMENT,
     remote: RemoteLocations | None = None,
+    discovered: Discovery | None = None,
 ) -> Descriptor:
-    """The descriptor of the repository's data product for environment; InputErrors lists every problem."""
+    """The descriptor of the repository's data product for environment; InputErrors lists every problem.
+
+    `discovered` is the repository's entities as `discover(reader, remote)` found them: they are the same in every
+    environment, so assembling several environments of one revision reads and parses the files once.
+    """
     if not ENVIRONMENT_NAME.match(environment):
         raise InputErrors([InputError(f"invalid environment name '{environment}'")])
-    found = discover(reader, remote)
+    found = discovered if discovered is not None else discover(reader, remote)
     errors = list(found.errors)
     systems = [e for e in found.entities if e.is_kind("System")]
     system = _the_system(systems, errors)

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.config import ServerConfig, config_path, load_config
 from bot.descriptor.assembly import assemble
-from bot.descriptor.discovery import RemoteLocations
+from bot.descriptor.discovery import Discovery, RemoteLocations, discover
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
 from bot.descriptor.files import FileTooLarge
 from bot.engine.deployed import Deployed, DeployedStates, NothingDeployed
@@ -93,7 +93,11 @@ def review(
     """Review sha for every environment merge requests are reviewed for, each against what is deployed there."""
     reader = RevisionReader(repository, sha)  # one snapshot of the repository, shared by every environment
     states = deployed or NothingDeployed()
-    environments = [_review_environment(reader, environment, config, policies, remote, states)
+    try:
+        discovered: Discovery | None = discover(reader, remote)  # the entities, parsed once for every environment
+    except (FileTooLarge, ForgeError):
+        discovered = None  # each environment's assembly meets the same problem and reports it
+    environments = [_review_environment(reader, environment, config, policies, remote, states, discovered)
                     for environment in config.review_environments]
     errored = [item for item in environments if item.errors]
     if errored and len(errored) == len(environments) and all(item.errors == errored[0].errors for item in errored):
@@ -109,10 +113,11 @@ def review(
 
 
 def _review_environment(reader: RevisionReader, environment: str, config: ServerConfig, policies: Sequence[Policy],
-                        remote: RemoteLocations | None, states: DeployedStates) -> EnvironmentReview:
+                        remote: RemoteLocations | None, states: DeployedStates,
+                        discovered: Discovery | None) -> EnvironmentReview:
     gating = config.gates(environment)
     try:
-        descriptor = assemble(reader, environment, remote)
+        descriptor = assemble(reader, environment, remote, discovered)
     except InputErrors as invalid:
         return _environment_error(environment, gating, "the data product could not be assembled", invalid.errors)
     except FileTooLarge as too_large:

@@ -795,3 +795,18 @@ def test_component_in_another_namespace_is_not_linked():
         "components/a/catalog-info.yaml:7:11: Component 'finance.cashflow.1.a' points at unknown System "
         "'system:other/finance.cashflow.1'; this repository's data product is 'finance.cashflow.1'"
     ]
+
+
+def test_one_discovery_assembles_every_environment_as_a_fresh_assembly_does():
+    from bot.cli.main import EXAMPLE_DATA_PRODUCT
+    from bot.descriptor.discovery import discover
+
+    reader = DirectoryReader(EXAMPLE_DATA_PRODUCT)
+    shared = discover(reader)
+    environments = ("development", "production", "qa", "development")
+    together = [assemble(reader, environment, discovered=shared) for environment in environments]
+    for environment, descriptor in zip(environments, together, strict=True):
+        fresh = assemble(DirectoryReader(EXAMPLE_DATA_PRODUCT), environment)
+        assert (descriptor.data, descriptor.sources, descriptor.component_files) == (
+            fresh.data, fresh.sources, fresh.component_files)
+    assert together[0].data != together[1].data  # production's overrides really differ
