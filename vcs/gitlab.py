@@ -1,19 +1,27 @@
 """meshbot's forge interface on GitLab (gitlab.com or self-managed), through python-gitlab.
 
 Every repository object has its own HTTP session, which counts each request actually sent (retries
-included) and backs off on rate limits (429, or 403 with Retry-After) and on 502/503/504, so that
-`api_calls` is exact and every retry is visible. python-gitlab's own retries are therefore switched off.
+included), so that `api_calls` is exact. Retrying is python-gitlab's own (`obey_rate_limit`,
+`retry_transient_errors`, `max_retries`), the way the GitHub side relies on urllib3's `Retry`:
+
+- a 429 is retried for every method after the wait GitLab asks for (Retry-After, else RateLimit-Reset, else
+  python-gitlab's exponential backoff): GitLab refused the request, so sending it again cannot do it twice. A
+  wait longer than `max_retry_wait` fails at once instead of sleeping;
+- a transient failure (500, 502, 503, 504, a timeout, a dropped connection) is retried for GET and HEAD only.
+  A POST or PUT answered that way may have been carried out (a gateway timed out after GitLab created the
+  note), so it is not sent again: the caller gets the error, never a duplicate comment.
 """
 
 from __future__ import annotations
 
 import base64
 import email.utils
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 import gitlab
 import requests
@@ -25,7 +33,8 @@ from vcs.base import Comment, CommitState, DeploymentState, ForgeError, MergeReq
 
 DEFAULT_URL = "https://gitlab.com"
 STATUS_DESCRIPTION_LIMIT = 255  # GitLab's commit status description column
-TRANSIENT_STATUSES = frozenset({502, 503, 504})
+# Methods that change nothing on GitLab: the only ones retried after a transient failure.
+SAFE_METHODS = frozenset({"get", "head"})
 
 COMMIT_STATES = {
     CommitState.PENDING: "pending",
@@ -59,7 +68,7 @@ def permission_for_access_level(access_level: int) -> Permission:
 
 
 class RateLimited(Exception):
-    """GitLab still refused for rate limiting after every retry (or asked for a wait too long to make)."""
+    """GitLab asked for a wait longer than meshbot makes before retrying."""
 
     def __init__(self, status: int, wait: float | None) -> None:
         super().__init__(f"rate limited by GitLab (HTTP {status})" + (f", retry in {wait:.0f}s" if wait else ""))
@@ -72,7 +81,10 @@ def retry_wait(response: requests.Response, now: float) -> float | None:
     if retry_after:
         if retry_after.strip().isdigit():
             return float(retry_after)
-        parsed = email.utils.parsedate_to_datetime(retry_after) if retry_after else None
+        try:
+            parsed = email.utils.parsedate_to_datetime(retry_after)
+        except (TypeError, ValueError):
+            parsed = None
         if parsed is not None:
             return max(0.0, parsed.timestamp() - now)
     reset = response.headers.get("RateLimit-Reset")
@@ -82,40 +94,54 @@ def retry_wait(response: requests.Response, now: float) -> float | None:
 
 
 class CountingSession(requests.Session):
-    """A requests session that counts every request sent and retries rate-limited and transient failures."""
+    """A requests session that counts every request sent and bounds the waits python-gitlab makes before a retry."""
 
-    def __init__(self, max_retries: int = 5, max_wait: float = 60.0, backoff: float = 0.5,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, max_wait: float = 60.0) -> None:
         super().__init__()
         self.requests_sent = 0
-        self.max_retries, self.max_wait, self.backoff, self.sleep = max_retries, max_wait, backoff, sleep
+        self.max_wait = max_wait
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        """Send, counting the request; wait and resend while GitLab rate-limits or is briefly unavailable."""
-        attempt = 0
-        while True:
-            response = super().send(request, **kwargs)
-            self.requests_sent += 1
-            rate_limited = response.status_code == 429 or (
-                response.status_code == 403 and "Retry-After" in response.headers)
-            if not rate_limited and response.status_code not in TRANSIENT_STATUSES:
-                return response
+        """Send, counting the request; a 429 asking for too long a wait raises RateLimited instead of sleeping."""
+        response = super().send(request, **kwargs)
+        self.requests_sent += 1
+        status = response.status_code
+        if status == 429 or status >= 500:
             wait = retry_wait(response, time.time())
-            if wait is None:
-                wait = self.backoff * 2 ** attempt
-            if attempt >= self.max_retries or wait > self.max_wait:
-                if rate_limited:
-                    # Raised rather than returned: python-gitlab would otherwise start its own 429 retries.
-                    raise RateLimited(response.status_code, wait)
-                return response
-            response.close()
-            attempt += 1
-            self.sleep(wait)
+            if status == 429 and wait is not None and wait > self.max_wait:
+                response.close()
+                raise RateLimited(status, wait)
+            # python-gitlab sleeps for whatever these headers say and reads them as whole numbers (a date or an
+            # empty value would raise): it is given the wait in seconds, or nothing (it then backs off
+            # exponentially), never more than max_wait.
+            for header in ("Retry-After", "RateLimit-Reset"):
+                response.headers.pop(header, None)
+            if wait is not None and wait <= self.max_wait:
+                response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
 
 
-def _gitlab_client(url: str, token: str, session: requests.Session, timeout: float) -> gitlab.Gitlab:
-    return gitlab.Gitlab(url, private_token=token, session=session, timeout=timeout, retry_transient_errors=False,
+class _Gitlab(gitlab.Gitlab):
+    """python-gitlab's client whose own retries resend after a transient failure only what changes nothing."""
+
+    def __init__(self, url: str, token: str, session: requests.Session, timeout: float, max_retries: int) -> None:
+        super().__init__(url, private_token=token, session=session, timeout=timeout, retry_transient_errors=False,
                          per_page=100)
+        self.meshbot_max_retries = max_retries
+
+    def http_request(self, verb: str, path: str, query_data: dict[str, Any] | None = None,
+                     post_data: dict[str, Any] | bytes | BinaryIO | None = None, raw: bool = False,
+                     streamed: bool = False, files: dict[str, Any] | None = None, timeout: float | None = None,
+                     obey_rate_limit: bool = True, retry_transient_errors: bool | None = None,
+                     max_retries: int | None = None, extra_headers: dict[str, Any] | None = None,
+                     **kwargs: Any) -> requests.Response:
+        """python-gitlab's request, retrying 429s for every method and transient failures for GET and HEAD."""
+        if retry_transient_errors is None:
+            retry_transient_errors = verb.lower() in SAFE_METHODS
+        return super().http_request(verb, path, query_data, post_data, raw, streamed, files, timeout,
+                                    obey_rate_limit=obey_rate_limit, retry_transient_errors=retry_transient_errors,
+                                    max_retries=self.meshbot_max_retries if max_retries is None else max_retries,
+                                    extra_headers=extra_headers, **kwargs)
 
 
 def _username(user: Any) -> str:
@@ -129,10 +155,10 @@ class GitLabRepository:
     ARCHIVE_LIMIT = 20 * 1024 * 1024
 
     def __init__(self, url: str, token: str, project: str, *, max_retries: int = 5, max_retry_wait: float = 60.0,
-                 backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep, timeout: float = 30.0) -> None:
+                 timeout: float = 30.0) -> None:
         self.project_path = project.strip("/")
-        self.session = CountingSession(max_retries, max_retry_wait, backoff, sleep)
-        self.client = _gitlab_client(url, token, self.session, timeout)
+        self.session = CountingSession(max_retry_wait)
+        self.client = _Gitlab(url, token, self.session, timeout, max_retries)
         # Lazy: no request; python-gitlab URL-encodes the path (group%2Fsubgroup%2Fproject) in every call.
         self.project = self.client.projects.get(self.project_path, lazy=True)
         self._trees: dict[str, dict[str, str]] = {}  # ref -> path -> blob id
@@ -419,11 +445,11 @@ class GitLabForge:
     name = "gitlab"
 
     def __init__(self, token: str, url: str = DEFAULT_URL, *, max_retries: int = 5, max_retry_wait: float = 60.0,
-                 backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep, timeout: float = 30.0) -> None:
+                 timeout: float = 30.0) -> None:
         self.url, self.token = url.rstrip("/"), token
         self.web_url = self.url
         self.options: dict[str, Any] = {"max_retries": max_retries, "max_retry_wait": max_retry_wait,
-                                        "backoff": backoff, "sleep": sleep, "timeout": timeout}
+                                        "timeout": timeout}
         self._username: str | None = None
 
     @classmethod
@@ -441,9 +467,8 @@ class GitLabForge:
     def bot_username(self) -> str:
         """The username of the token's user (asked once)."""
         if self._username is None:
-            session = CountingSession(self.options["max_retries"], self.options["max_retry_wait"],
-                                      self.options["backoff"], self.options["sleep"])
-            client = _gitlab_client(self.url, self.token, session, self.options["timeout"])
+            client = _Gitlab(self.url, self.token, CountingSession(self.options["max_retry_wait"]),
+                             self.options["timeout"], self.options["max_retries"])
             try:
                 data = client.http_get("/user")
             except (GitlabError, RateLimited, requests.RequestException) as error:

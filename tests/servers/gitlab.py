@@ -137,11 +137,16 @@ class Project:
 
 @dataclass
 class Scripted:
-    """An answer given instead of the real one (e.g. Scripted(429, headers={"Retry-After": "1"}))."""
+    """An answer given instead of the real one (e.g. Scripted(429, headers={"Retry-After": "1"})).
+
+    With `applied=True` the request is carried out first and only its answer replaced: a gateway that timed out
+    after GitLab did the work (the note exists, the caller sees a 502).
+    """
 
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    applied: bool = False
 
 
 @dataclass
@@ -328,6 +333,11 @@ class GitLabServer:
             self.requests.append(RecordedRequest(request.method, "/" + "/".join(segments), "/" + raw_path, query,
                                                  dict(request.headers), body))
             scripted = self._scripted(request.method, "/" + "/".join(segments))
+            if scripted is not None and scripted.applied and self._authorized():
+                try:
+                    self._route(request.method, segments, query, body or {})
+                except HttpError:
+                    pass  # the scripted answer is given whatever GitLab would have said
             if scripted is not None:
                 payload = b"" if scripted.body is None else json.dumps(scripted.body).encode()
                 return Response(payload, scripted.status, scripted.headers, content_type="application/json")

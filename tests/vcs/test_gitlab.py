@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -25,13 +26,8 @@ def server() -> Iterator[GitLabServer]:
 
 
 @pytest.fixture
-def waits() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def forge(server: GitLabServer, waits: list[float]) -> GitLabForge:
-    return GitLabForge(server.token, server.url, sleep=waits.append, backoff=0.0)
+def forge(server: GitLabServer) -> GitLabForge:
+    return GitLabForge(server.token, server.url)
 
 
 def make_repository(server: GitLabServer, forge: GitLabForge, files: dict[str, bytes] | None = None,
@@ -231,17 +227,49 @@ def test_gitlab_refuses_update_of_a_changed_file(server, forge):
     assert project.branches["main"] == head.id
 
 
-def test_retry_after_429_is_honoured_and_counted(server, forge, waits):
+def test_retry_after_429_is_honoured_and_counted(server, forge):
     repository = make_repository(server, forge)
-    server.script("GET", "/repository/branches/main", [Scripted(429, {"message": "Too many"}, {"Retry-After": "7"}),
-                                                       Scripted(403, {"message": "slow"}, {"Retry-After": "2"})])
+    server.script("GET", "/repository/branches/main", [Scripted(429, {"message": "Too many"}, {"Retry-After": "1"})])
+    started = time.monotonic()
     assert repository.branch_head("main") == server.project(PATH).branches["main"]
-    assert waits == [7.0, 2.0]
-    assert repository.api_calls == 3 == len(server.requests)
+    assert time.monotonic() - started >= 1.0
+    assert repository.api_calls == 2 == len(server.requests)
 
 
-def test_rate_limit_reset_and_giving_up(server, waits):
-    forge = GitLabForge(server.token, server.url, sleep=waits.append, max_retries=2, backoff=0.0)
+def test_a_429_on_a_post_is_sent_again_after_the_wait(server, forge):
+    """GitLab refused the request, so sending it again cannot make a second note."""
+    repository = make_repository(server, forge)
+    project = server.project(PATH)
+    server.push(project, "feature", {"a.yaml": b"a"})
+    request = server.open_merge_request(project, "feature")
+    server.script("POST", "/notes", [Scripted(429, {"message": "Too many"}, {"Retry-After": "1"})])
+    started = time.monotonic()
+    repository.create_comment(request.iid, "working on it")
+    assert time.monotonic() - started >= 1.0
+    assert [note.body for note in request.notes] == ["working on it"]
+    assert len(server.requests_matching("POST", "/notes")) == 2
+
+
+def test_a_retry_after_as_a_date_is_obeyed_and_a_wait_too_long_fails_at_once(server):
+    forge = GitLabForge(server.token, server.url, max_retry_wait=5)
+    repository = make_repository(server, forge)
+    in_the_past = "Wed, 21 Oct 2015 07:28:00 GMT"
+    server.script("GET", "/repository/branches/main", [Scripted(429, {"message": "Too many"},
+                                                                {"Retry-After": in_the_past})])
+    assert repository.branch_head("main") == server.project(PATH).branches["main"]
+    assert repository.api_calls == 2
+
+    server.script("GET", "/repository/branches/main", [Scripted(429, {"message": "Too many"},
+                                                                {"Retry-After": "3600"})])
+    started = time.monotonic()
+    with pytest.raises(ForgeError, match="retry in 3600s") as limited:
+        repository.branch_head("main")
+    assert time.monotonic() - started < 5 and limited.value.status == 429
+    assert repository.api_calls == 3
+
+
+def test_rate_limit_reset_and_giving_up(server):
+    forge = GitLabForge(server.token, server.url, max_retries=2)
     repository = make_repository(server, forge)
     server.script("GET", "/repository/branches/", [Scripted(429, {"message": "Too many"})] * 3)
     with pytest.raises(ForgeError) as limited:
@@ -250,13 +278,46 @@ def test_rate_limit_reset_and_giving_up(server, waits):
     assert repository.api_calls == 3 == len(server.requests)
 
 
-def test_server_error_becomes_forge_error_with_message(server, forge):
+def test_a_get_answered_502_once_is_retried(server, forge):
     repository = make_repository(server, forge)
-    server.script("GET", "/merge_requests/1", [Scripted(500, {"message": "500 Internal Server Error"})])
+    server.script("GET", "/repository/branches/main", [Scripted(502, {"message": "502 Bad Gateway"})])
+    assert repository.branch_head("main") == server.project(PATH).branches["main"]
+    assert repository.api_calls == 2 == len(server.requests_matching("GET", "/repository/branches/main"))
+
+
+def test_a_note_answered_502_after_gitlab_made_it_is_not_sent_again(server, forge):
+    """The gateway timed out after GitLab created the note: sending the POST again would make a duplicate."""
+    repository = make_repository(server, forge)
+    project = server.project(PATH)
+    server.push(project, "feature", {"a.yaml": b"a"})
+    request = server.open_merge_request(project, "feature")
+    server.script("POST", "/notes", [Scripted(502, {"message": "502 Bad Gateway"}, applied=True)])
+    with pytest.raises(ForgeError) as failed:
+        repository.create_comment(request.iid, "working on it")
+    assert failed.value.status == 502
+    assert [note.body for note in request.notes] == ["working on it"]
+    assert len(server.requests_matching("POST", "/notes")) == 1 and repository.api_calls == 1
+
+
+def test_a_put_answered_503_is_not_sent_again(server, forge):
+    repository = make_repository(server, forge)
+    project = server.project(PATH)
+    server.push(project, "feature", {"a.yaml": b"a"})
+    request = server.open_merge_request(project, "feature")
+    server.script("PUT", f"/merge_requests/{request.iid}", [Scripted(503, {"message": "503"}, applied=True)])
+    with pytest.raises(ForgeError) as failed:
+        repository.update_merge_request(request.iid, "Renamed", "body")
+    assert failed.value.status == 503 and request.title == "Renamed"
+    assert len(server.requests_matching("PUT", f"/merge_requests/{request.iid}")) == 1
+
+
+def test_server_error_becomes_forge_error_with_message_after_the_retries(server):
+    repository = make_repository(server, GitLabForge(server.token, server.url, max_retries=1))
+    server.script("GET", "/merge_requests/1", [Scripted(500, {"message": "500 Internal Server Error"})] * 2)
     with pytest.raises(ForgeError, match="500 Internal Server Error") as failed:
         repository.merge_request(1)
     assert failed.value.status == 500
-    assert repository.api_calls == 1
+    assert repository.api_calls == 2
 
 
 def test_missing_project_gives_clear_error(server, forge):
