@@ -8,6 +8,8 @@ the request), and status polls, which are reads.
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +46,7 @@ class TechAdapterClient:
         poll_interval: float = 0.05,
         poll_max_interval: float = 2.0,
         session: requests.Session | None = None,
+        ca_bundle: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -54,7 +57,7 @@ class TechAdapterClient:
         self.backoff = backoff
         self.poll_interval = poll_interval
         self.poll_max_interval = poll_max_interval
-        self.session = session or _session_for(self.base_url)
+        self.session = session or _session_for(self.base_url, ca_bundle)
         self._clock, self._sleep = clock, sleep
 
     # ------------------------------------------------------------------ operations
@@ -167,6 +170,8 @@ class TechAdapterClient:
             read_timeout = self._remaining(deadline, url)
             try:
                 response = self.session.post(url, timeout=(min(5.0, read_timeout), read_timeout), **content)
+            except requests.exceptions.SSLError as error:  # no request was sent, and retrying cannot help
+                raise _Failed(_tls_failure(url, error)) from None
             except requests.ConnectionError as error:
                 if error.args and isinstance(error.args[0], ReadTimeoutError):  # the body stalled: requests says so
                     raise _Failed(f"the tech adapter at {url} did not answer within {read_timeout:.3g} s") from None
@@ -238,19 +243,38 @@ class TechAdapterClient:
         return self._clock() + seconds < deadline
 
 
-def _session_for(base_url: str) -> requests.Session:
-    """A session with the environment's proxy for this adapter resolved once, not on every request.
+def _session_for(base_url: str, ca_bundle: str | None = None) -> requests.Session:
+    """A session with the environment's proxy and CA bundle for this adapter resolved once, not on every request.
 
     requests re-reads the proxy variables and ~/.netrc for every request when trust_env is on: a third
-    of the client's CPU per call. Adapters take no .netrc credentials; proxies from the environment still apply.
+    of the client's CPU per call. Adapters take no .netrc credentials; proxies from the environment still apply,
+    and so do the certificate authorities (ca_bundle, else the environment's, else certifi's).
     """
     session = requests.Session()
     session.trust_env = False
+    session.verify = ca_bundle or environment_ca_bundle() or True
     try:
         session.proxies.update(requests.utils.get_environ_proxies(base_url))
     except ValueError:
         pass  # a malformed URL: the first request reports it
     return session
+
+
+def environment_ca_bundle() -> str | None:
+    """The CA bundle the environment names, as requests reads it with trust_env (then OpenSSL's SSL_CERT_FILE)."""
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    return None
+
+
+def _tls_failure(url: str, error: requests.exceptions.SSLError) -> str:
+    found = re.search(r"certificate verify failed: ([^(')]+)", str(error))
+    if found:
+        return (f"cannot connect to the tech adapter at {url}: its TLS certificate could not be verified "
+                f"({found.group(1).strip()}); if a company certificate authority signed it, give that authority as "
+                "this adapter's `ca_bundle` in the server configuration, or in REQUESTS_CA_BUNDLE")
+    return f"cannot connect to the tech adapter at {url}: the TLS handshake failed ({_reason(error)})"
 
 
 # ---------------------------------------------------------------------- answers

@@ -32,7 +32,8 @@ class AdapterRegistry:
     def client(self, adapter: AdapterSettings) -> TechAdapterClient:
         """The client for an adapter, created once."""
         if adapter not in self._clients:
-            self._clients[adapter] = TechAdapterClient(adapter.url, timeout=adapter.timeout)
+            self._clients[adapter] = TechAdapterClient(adapter.url, timeout=adapter.timeout,
+                                                       ca_bundle=adapter.ca_bundle)
         return self._clients[adapter]
 
     def resolve_all(self, descriptor: Descriptor) -> dict[str, tuple[str, float]]:

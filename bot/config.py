@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,17 @@ CONFIG_SCHEMA: dict[str, Any] = {
                                        "...), polling of asynchronous answers included.",
                         "default": DEFAULT_ADAPTER_TIMEOUT,
                         "examples": [120],
+                    },
+                    "ca_bundle": {
+                        "type": "string", "minLength": 1, "title": "file",
+                        "description": "A PEM file of the certificate authorities trusted for this adapter's https "
+                                       "URL (a company CA), relative to this file; checked when the configuration "
+                                       "is read. It applies to `/import` so far: deploys and their validation run "
+                                       "in workers that know an adapter by its URL only and trust what the "
+                                       "environment names, so set `REQUESTS_CA_BUNDLE` for them too. Default: the "
+                                       "file `REQUESTS_CA_BUNDLE` (else `CURL_CA_BUNDLE`, else `SSL_CERT_FILE`) "
+                                       "names in the environment, else the public authorities of certifi.",
+                        "examples": ["certificates/company-ca.pem"],
                     },
                 },
             },
@@ -279,6 +291,7 @@ class AdapterSettings:
     url: str
     environments: tuple[str, ...] | None = None
     timeout: float = DEFAULT_ADAPTER_TIMEOUT
+    ca_bundle: str | None = None  # an absolute path; None: the environment's CA bundle, else certifi's
 
     def serves(self, environment: str) -> bool:
         """Whether this adapter is used in environment."""
@@ -354,10 +367,11 @@ def load_config(path: str | None) -> ServerConfig:
             url=entry["url"],
             environments=tuple(entry["environments"]) if "environments" in entry else None,
             timeout=float(entry.get("timeout", DEFAULT_ADAPTER_TIMEOUT)),
+            ca_bundle=str((file.parent / entry["ca_bundle"]).resolve()) if "ca_bundle" in entry else None,
         )
         for entry in value.get("adapters", [])
     ]
-    errors = _overlap_errors(document, adapters)
+    errors = _overlap_errors(document, adapters) + _ca_bundle_errors(document, adapters)
     if errors:
         raise InputErrors(errors)
     folders = [(file.parent / folder).resolve() for folder in value.get("policies", [])]
@@ -434,6 +448,26 @@ def _schema_errors(document: YamlDocument) -> list[InputError]:
         else:
             message = f"{where}: {error.message}"
         errors.append(InputError(message, document.position(path)))
+    return errors
+
+
+def _ca_bundle_errors(document: YamlDocument, adapters: list[AdapterSettings]) -> list[InputError]:
+    """Each adapter's ca_bundle that is not a readable PEM file of certificates."""
+    errors = []
+    for index, adapter in enumerate(adapters):
+        if adapter.ca_bundle is None:
+            continue
+        problem = None
+        if not Path(adapter.ca_bundle).is_file():
+            problem = f"file not found: {adapter.ca_bundle}"
+        else:
+            try:
+                ssl.create_default_context(cafile=adapter.ca_bundle)
+            except OSError as error:  # ssl.SSLError among them
+                problem = f"{adapter.ca_bundle} is not a PEM file of certificates ({error})"
+        if problem:
+            errors.append(InputError(f"adapters.{index}.ca_bundle: {problem}",
+                                     document.position(("adapters", index, "ca_bundle"))))
     return errors
 
 
