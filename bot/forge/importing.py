@@ -6,6 +6,8 @@ updates to the component's catalog-info.yaml at the merge request's head, commit
 branch `meshbot/import/<number>/<component>` and opens (or updates) a merge request from it into the merge
 request's source branch. A person reviews and merges it; meshbot never does, and never commits over a push that
 is not its own: the sha it last pushed is kept in a hidden marker in the import merge request's description.
+Only updates below `spec.mesh` are applied, never the component's identity, ownership, kind, data product or
+adapter (`bot.descriptor.update_scope`); the refused ones are named in the merge request and the reply.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from bot.descriptor.discovery import RemoteLocations
 from bot.descriptor.errors import InputError, InputErrors
 from bot.descriptor.files import MAX_FILE_BYTES, FileReader, FileTooLarge
 from bot.descriptor.model import Descriptor
+from bot.descriptor.update_scope import RefusedUpdate, screen_updates
 from bot.descriptor.yamlsafe import load_documents
 from policies.engine import evaluate
 from policies.model import Policy, Status
-from policies.report import CheckReport, code_span, escape_markdown, to_markdown
+from policies.report import CheckReport, code_span, escape_markdown, markdown_environment, to_markdown
 from vcs.base import ForgeError, MergeRequest, Repository
 from vcs.reader import RevisionReader
 
@@ -42,6 +45,7 @@ VALIDATION_LIMIT = 15_000
 LOG_LIMIT = 50
 LOG_MESSAGE_LIMIT = 500
 DETAIL_LIMIT = 20
+PATH_LIMIT = 200  # characters of a refused update's path shown
 SHORT_SHA = 8
 
 ClientFor = Callable[[AdapterSettings], TechAdapterClient]
@@ -53,7 +57,7 @@ class ImportStatus(StrEnum):
     OPENED = "opened"  # a new import merge request
     UPDATED = "updated"  # the existing import merge request and its branch
     UP_TO_DATE = "up to date"  # the catalog-info.yaml already says what the adapter reads: nothing opened
-    REFUSED = "refused"  # meshbot will not act (someone else's commit on the branch, a fork, a closed request)
+    REFUSED = "refused"  # meshbot will not act (someone else's commit on the branch, a fork, every update refused)
     FAILED = "failed"  # the component, its adapter or the repository stood in the way
 
 
@@ -67,6 +71,7 @@ class ImportOutcome:
     details: list[str] = field(default_factory=list)
     known_components: list[str] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[RefusedUpdate] = field(default_factory=list)  # updates of the adapter meshbot did not apply
     merge_request: MergeRequest | None = None
     branch: str | None = None
     path: str | None = None
@@ -76,29 +81,18 @@ class ImportOutcome:
     forge: str = "github"
 
     def reply(self) -> str:
-        """The markdown of the reply comment."""
-        term = _term(self.forge)
+        """The markdown of the reply comment (templates/comments/import.md.j2)."""
         icon = {ImportStatus.OPENED: "✅", ImportStatus.UPDATED: "✅", ImportStatus.UP_TO_DATE: "✔️",
                 ImportStatus.REFUSED: "✋", ImportStatus.FAILED: "❗"}[self.status]
-        lines = [f"### meshbot /import {code_span(self.component)}: {icon} {self.status}", "",
-                 escape_markdown(self.message)]
-        if self.merge_request is not None:
-            lines += ["", f"{term.capitalize()}: [{_reference(self.forge, self.merge_request.number)}]"
-                          f"({self.merge_request.url}) · {self.added} lines added, {self.removed} removed in "
-                          f"{code_span(self.path or '')}"]
-            if self.validation_passed is not None:
-                lines.append("Governance on the result: " + ("✅ passes" if self.validation_passed else
-                                                            f"❌ fails (see the {term})"))
-        if self.details:
-            lines += ["", *(f"- {escape_markdown(detail)}" for detail in self.details[:DETAIL_LIMIT])]
-            if len(self.details) > DETAIL_LIMIT:
-                lines.append(f"- … {len(self.details) - DETAIL_LIMIT} more")
-        if self.known_components:
-            lines += ["", "Components of this data product: "
-                      + ", ".join(code_span(name) for name in self.known_components)]
-        if self.logs and self.merge_request is None:
-            lines += ["", "<details><summary>Adapter logs</summary>", "", *_log_lines(self.logs), "", "</details>"]
-        return "\n".join(lines) + "\n"
+        return markdown_environment().get_template("import.md.j2").render(
+            component=self.component, icon=icon, status=str(self.status), message=self.message,
+            term=_term(self.forge), merge_request=self.merge_request,
+            reference=_reference(self.forge, self.merge_request.number) if self.merge_request else "",
+            added=self.added, removed=self.removed, path=self.path or "", validation_passed=self.validation_passed,
+            details=self.details[:DETAIL_LIMIT], more_details=max(0, len(self.details) - DETAIL_LIMIT),
+            refused=[_shown(update) for update in self.refused[:DETAIL_LIMIT]],
+            more_refused=max(0, len(self.refused) - DETAIL_LIMIT), known_components=self.known_components,
+            log_lines=_log_lines(self.logs) if self.merge_request is None else [])
 
 
 def import_component(
@@ -172,23 +166,29 @@ def import_component(
     if not result.ok:
         return outcome(ImportStatus.FAILED, f"the tech adapter's reverse provisioning failed: {result.message}",
                        details=result.details, logs=result.logs, path=path)
+    screened = screen_updates(result.updates)
+    refused = screened.refused
+    if refused and not screened.allowed:
+        return outcome(ImportStatus.REFUSED, f"every update the tech adapter proposed is one it may not make, so "
+                                             f"nothing was imported and no {term} was opened",
+                       refused=refused, logs=result.logs, path=path)
     try:
-        updated = apply_updates(text, result.updates)
+        updated = apply_updates(text, screened.allowed)
     except UpdateError as wrong:
         return outcome(ImportStatus.FAILED, f"the adapter's updates cannot be applied to {path}: {wrong}",
-                       logs=result.logs, path=path)
+                       refused=refused, logs=result.logs, path=path)
     if updated == text:
         return outcome(ImportStatus.UP_TO_DATE, f"{path} already matches what the adapter reads: nothing to import",
-                       logs=result.logs, path=path)
+                       refused=refused, logs=result.logs, path=path)
     diff = unified_diff(path, text, updated)
     added, removed = diff_size(diff)
     report, errors = validate(reader, path, updated, environment, policies, remote)
     passed = report is not None and report.passed and not errors
     proposal = _Proposal(forge=forge, parent=merge_request, component_id=component_id, name=name, path=path,
                          use_case=use_case, environment=environment, parameters=dict(parameters), diff=diff,
-                         report=report, errors=errors, logs=result.logs)
+                         report=report, errors=errors, logs=result.logs, refused=refused)
     common: dict[str, Any] = {"logs": result.logs, "path": path, "added": added, "removed": removed,
-                              "validation_passed": passed}
+                              "validation_passed": passed, "refused": refused}
     branch = import_branch(merge_request.number, name)
     try:
         return _publish(repository, proposal, branch, updated, outcome, common)
@@ -302,6 +302,7 @@ class _Proposal:
     report: CheckReport | None
     errors: list[InputError]
     logs: list[dict[str, Any]]
+    refused: list[RefusedUpdate] = field(default_factory=list)
 
 
 def _publish(repository: Repository, proposal: _Proposal, branch: str, updated: str,
@@ -357,6 +358,7 @@ def describe(proposal: _Proposal, sha: str) -> str:
         f"{code_span(proposal.use_case)}, environment {code_span(proposal.environment)}, parameters {parameters}); "
         f"this {term} changes {code_span(proposal.path)} to match.",
         "",
+        *_refused_markdown(proposal.refused),
         f"#### The change: {added} lines added, {removed} removed",
         "",
         *_fenced("diff", proposal.diff, DIFF_LIMIT),
@@ -378,6 +380,26 @@ def describe(proposal: _Proposal, sha: str) -> str:
         f"this {term} in place.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _refused_markdown(refused: list[RefusedUpdate]) -> list[str]:
+    """The section naming the adapter's updates meshbot did not apply, with a blank line after it (none if none)."""
+    if not refused:
+        return []
+    shown = [f"- {code_span(update.path)}: {escape_markdown(update.reason)}"
+             for update in map(_shown, refused[:DETAIL_LIMIT])]
+    more = [f"- … {len(refused) - DETAIL_LIMIT} more"] if len(refused) > DETAIL_LIMIT else []
+    return ["#### Updates not applied", "",
+            "The tech adapter also proposed these; a tech adapter may change what is below `spec.mesh`, never a "
+            "component's identity, ownership, kind, data product or adapter, so meshbot left them out:", "",
+            *shown, *more, ""]
+
+
+def _shown(update: RefusedUpdate) -> RefusedUpdate:
+    """A refused update with its path (the adapter's text) cut to a length a comment can show."""
+    if len(update.path) <= PATH_LIMIT:
+        return update
+    return RefusedUpdate(update.path[:PATH_LIMIT - 1] + "…", update.reason)
 
 
 def _validation_markdown(report: CheckReport | None, errors: list[InputError]) -> str:

@@ -15,6 +15,7 @@ from bot.cli.main import main
 from bot.config import AdapterSettings, ServerConfig
 from bot.descriptor.assembly import assemble
 from bot.descriptor.files import MemoryReader
+from bot.descriptor.update_scope import screen_updates
 from bot.engine.plan import build_plan
 from bot.forge.importing import ImportOutcome, ImportStatus, import_component, recorded_head
 from policies.loader import load_policies
@@ -254,3 +255,88 @@ def test_a_change_that_breaks_the_data_product_is_still_proposed_with_the_failur
     assert "does not assemble with this change" in outcome.merge_request.description
     assert "urn:dmb:cmp:sales:orders:0:gone" in outcome.merge_request.description
     assert "❌ fails" in outcome.reply()
+
+
+# ---------------------------------------------------------------- updates an adapter may not make
+
+REFUSED_ANSWER = {"metadata.name": "sales.orders.0.stolen", "spec.owner": "group:someone-else", "kind": "Resource",
+                  "spec.mesh.description": "Orders as the view reads them"}
+
+
+def test_only_the_updates_below_spec_mesh_are_applied_and_the_others_are_named(repository, server, policies):
+    original = repository.read_file("feature", PORT).decode()
+    server.reply("POST", REVERSE, completed(REFUSED_ANSWER))
+
+    outcome = run_import(repository, config_for(server.url), policies)
+
+    assert outcome.status is ImportStatus.OPENED, outcome.message
+    assert repository.read_file(BRANCH, PORT).decode() == original + "    description: Orders as the view reads them\n"
+    assert [(update.path, update.reason) for update in outcome.refused] == [
+        ("metadata.name", "not below spec.mesh: the component's identity, which its ids derive from"),
+        ("spec.owner", "not below spec.mesh: the component's ownership"),
+        ("kind", "not below spec.mesh: the entity's kind")]
+    assert outcome.merge_request is not None
+    description = outcome.merge_request.description
+    assert "#### Updates not applied" in description
+    for line in ["- `metadata.name`: not below spec.mesh: the component's identity, which its ids derive from",
+                 "- `spec.owner`: not below spec.mesh: the component's ownership",
+                 "- `kind`: not below spec.mesh: the entity's kind"]:
+        assert line in description and line in outcome.reply()
+    assert "stolen" not in description.split("#### The change")[1] and "someone-else" not in description
+    assert outcome.validation_passed is True and (outcome.added, outcome.removed) == (1, 0)
+
+
+def test_when_every_update_is_refused_nothing_is_opened_and_the_reply_says_so(repository, server, policies):
+    server.reply("POST", REVERSE, completed({key: value for key, value in REFUSED_ANSWER.items()
+                                             if not key.startswith("spec.mesh.")} | {"spec.mesh.id": "urn:x"},
+                                            [{"level": "INFO", "message": "read the view"}]))
+
+    outcome = run_import(repository, config_for(server.url), policies)
+
+    assert outcome.status is ImportStatus.REFUSED
+    assert BRANCH not in repository.branches and import_requests(repository) == []
+    reply = outcome.reply()
+    assert "no pull request was opened" in reply and "nothing was imported" in reply
+    assert "- `spec.mesh.id`: the component's URN, not the tech adapter's to change" in reply
+    assert "- `metadata.name`: not below spec.mesh" in reply and "read the view" in reply
+
+
+def test_refused_updates_are_named_even_when_the_allowed_ones_change_nothing(repository, server, policies):
+    server.reply("POST", REVERSE, completed(with_columns() | {"spec.system": "system:other.product.1"}))
+
+    outcome = run_import(repository, config_for(server.url), policies)
+
+    assert outcome.status is ImportStatus.UP_TO_DATE
+    assert "- `spec.system`: not below spec.mesh: the data product the component belongs to" in outcome.reply()
+    assert import_requests(repository) == []
+
+
+IMPORT_REPLY_GOLDEN = """\
+### meshbot /import `orders`: ✅ opened
+
+opened a merge request that updates components/orders/catalog-info.yaml from the tech adapter; review and merge it \
+\\(meshbot never does\\)
+
+Merge request: [!4](http://forge/mr/4) · 1 lines added, 0 removed in `components/orders/catalog-info.yaml`
+Governance on the result: ✅ passes
+
+Not applied: a tech adapter may change what is below `spec.mesh`, never a component's identity, ownership, kind, \
+data product or adapter.
+
+- `metadata.name`: not below spec.mesh: the component's identity, which its ids derive from
+- `spec.mesh.infrastructureTemplateId`: which tech adapter deploys the component, not the tech adapter's to change
+"""
+
+
+def test_golden_reply_with_refused_updates():
+    request = MergeRequest(number=4, title="t", description="", source_branch=BRANCH, target_branch="feature",
+                           head_sha="0" * 40, author="meshbot", state="open", url="http://forge/mr/4", from_fork=False)
+    refused = screen_updates({"metadata.name": "x", "spec.mesh.infrastructureTemplateId": "y",
+                              "spec.mesh.specific.viewName": "z"}).refused
+    outcome = ImportOutcome(status=ImportStatus.OPENED, component="orders", forge="gitlab", merge_request=request,
+                            message="opened a merge request that updates components/orders/catalog-info.yaml from the "
+                                    "tech adapter; review and merge it (meshbot never does)",
+                            path=PORT, added=1, removed=0, validation_passed=True, refused=refused,
+                            logs=[{"level": "INFO", "message": "shown in the merge request, not here"}])
+
+    assert outcome.reply() == IMPORT_REPLY_GOLDEN
