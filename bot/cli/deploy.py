@@ -117,12 +117,9 @@ def _deploy_command(arguments: argparse.Namespace) -> int:
     from bot.cli.common import assemble_folder, print_errors
 
     operation: Operation = arguments.operation
-    config = _config(arguments)
-    if config is None:
-        return EXIT_INPUT
-    problem = config.environment_error(arguments.env)
-    if problem:
-        return _error(problem)
+    config = _config_for_environment(arguments)
+    if isinstance(config, int):
+        return config
     descriptor = assemble_folder(arguments.path, arguments.env)  # InputErrors: printed by main, exit 2
     text = arguments.format == "text"
     if operation is Operation.DEPLOY and not _governance_passes(_governance(descriptor, config, None), arguments):
@@ -153,15 +150,21 @@ def _deploy_command(arguments: argparse.Namespace) -> int:
     return _run(arguments, config, descriptor.id, descriptor.environment, operation, request)
 
 
-def _undeploy_command(arguments: argparse.Namespace) -> int:
-    from adapters.registry import AdapterRegistry
-
+def _config_for_environment(arguments: argparse.Namespace) -> ServerConfig | int:
+    """The server configuration, or the exit code after saying why it is unusable or does not know --env."""
     config = _config(arguments)
     if config is None:
         return EXIT_INPUT
     problem = config.environment_error(arguments.env)
-    if problem:
-        return _error(problem)
+    return _error(problem) if problem else config
+
+
+def _undeploy_command(arguments: argparse.Namespace) -> int:
+    from adapters.registry import AdapterRegistry
+
+    config = _config_for_environment(arguments)
+    if isinstance(config, int):
+        return config
     data_product = _data_product_of(arguments.path, arguments.env)  # InputErrors: printed by main, exit 2
     if data_product is None:
         return _error(f"'{arguments.path}' is neither a data product repository folder nor a data product id "

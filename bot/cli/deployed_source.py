@@ -44,16 +44,16 @@ def deployed_source(arguments: argparse.Namespace) -> DeployedStates:
     return _LocalDeployedStates(getattr(arguments, "config", None))
 
 
-def load_deployed_file(path: str) -> dict[str, Any]:
+def load_deployed_file(path: str, noun: str = "deployed descriptor") -> dict[str, Any]:
     """A deployed descriptor from a file: the descriptor itself, or the API's document holding it."""
     file = Path(path)
     if not file.is_file():
-        raise InputErrors([InputError("deployed descriptor not found", SourcePosition(path))])
+        raise InputErrors([InputError(f"{noun} not found", SourcePosition(path))])
     if file.stat().st_size > MAX_FILE_BYTES:
         raise InputErrors([InputError("file is over the 1 MiB limit", SourcePosition(path))])
     document = load_single(file.read_bytes(), path)  # JSON is YAML, so both formats load here
     if document is None or not isinstance(document.value, dict):
-        raise InputErrors([InputError("the deployed descriptor must be a mapping", SourcePosition(path, 1, 1))])
+        raise InputErrors([InputError(f"the {noun} must be a mapping", SourcePosition(path, 1, 1))])
     value = document.value
     if isinstance(value.get("descriptor"), dict) and "components" not in value:
         return value["descriptor"]

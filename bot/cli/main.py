@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from bot import __version__
 from bot.cli.common import (
@@ -21,12 +21,12 @@ from bot.cli.common import (
     run_policies,
     use_color,
 )
+from bot.cli.deployed_source import load_deployed_file
 from bot.config import config_path, load_config
 from bot.descriptor.assembly import DEFAULT_ENVIRONMENT, assemble
-from bot.descriptor.errors import InputError, InputErrors, SourcePosition
-from bot.descriptor.files import MAX_FILE_BYTES, DirectoryReader
+from bot.descriptor.errors import InputError, InputErrors
+from bot.descriptor.files import DirectoryReader
 from bot.descriptor.yamldump import dump_yaml
-from bot.descriptor.yamlsafe import load_single
 from bot.engine.plan import Plan, build_plan
 from policies.report import CheckReport, to_json, to_markdown, to_text
 
@@ -133,7 +133,7 @@ def _check_command(arguments: argparse.Namespace) -> int:
         errors.extend(invalid.errors)
     missing = "no deployed descriptor given (--previous FILE or --against-deployed)"
     try:
-        previous = _load_previous(arguments.previous) if arguments.previous else None
+        previous = load_deployed_file(arguments.previous, "previous descriptor") if arguments.previous else None
     except InputErrors as invalid:
         errors.extend(invalid.errors)
     if arguments.previous and arguments.against_deployed:
@@ -169,18 +169,6 @@ def _write_report(report: CheckReport, output_format: str, path: str, stream: Te
         stream.write(to_markdown(report))
     else:
         stream.write(to_text(report, color=use_color(stream), show_file=display_file(path)))
-
-
-def _load_previous(path: str) -> dict[str, Any]:
-    file = Path(path)
-    if not file.is_file():
-        raise InputErrors([InputError("previous descriptor not found", SourcePosition(path))])
-    if file.stat().st_size > MAX_FILE_BYTES:
-        raise InputErrors([InputError("file is over the 1 MiB limit", SourcePosition(path))])
-    document = load_single(file.read_bytes(), path)  # JSON is YAML, so both formats load here
-    if document is None or not isinstance(document.value, dict):
-        raise InputErrors([InputError("the previous descriptor must be a mapping", SourcePosition(path, 1, 1))])
-    return document.value
 
 
 def _plan_command(arguments: argparse.Namespace) -> int:
