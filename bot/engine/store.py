@@ -11,6 +11,7 @@ from typing import Any
 
 import redis
 
+from bot.engine.answer_bounds import bounded_answer
 from bot.engine.deployment import DeploymentState, Operation, TaskState
 
 PREFIX = "meshbot"
@@ -224,6 +225,9 @@ class Store:
     ) -> dict[str, Any]:
         """Merge changes into one task's record (a worker owns its task, so read-modify-write is safe).
 
+        The adapter's answer in changes is bounded first: the last MAX_LOG_ENTRIES log entries, and each of
+        message, info, logs and details within answer_bounds.MAX_PART_BYTES (what was cut is noted in the part).
+
         `known` is the record as the caller last read or wrote it, which saves reading it again.
         """
         if known is None:
@@ -232,6 +236,7 @@ class Store:
         record = dict(known)
         if "logs" in changes and isinstance(changes["logs"], list):
             changes["logs"] = changes["logs"][-MAX_LOG_ENTRIES:]
+        changes = bounded_answer(changes)  # an adapter's answer: message, info, logs, details at 256 KiB each
         record.update({key: str(value) if isinstance(value, TaskState) else value for key, value in changes.items()})
         self.redis.hset(tasks_key(deployment_id), task_id, json.dumps(record))
         return record
