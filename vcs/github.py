@@ -76,6 +76,9 @@ class _CallCounter:
             self.value += 1
 
 
+SAFE_TO_REPEAT = frozenset({"GET", "HEAD", "OPTIONS"})  # reads; a 429 or 403 rate limit refused any method
+
+
 class CountingRetry(GithubRetry):
     """PyGithub's rate-limit aware retry that also counts every response and bounds every wait.
 
@@ -98,14 +101,21 @@ class CountingRetry(GithubRetry):
         return super().new(**kwargs)  # type: ignore[return-value]
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        """Count the response, then decide as GithubRetry does."""
+        """Count the response, then decide as GithubRetry does, except that a write answered 5xx is never resent."""
         self.counter.add()
+        if status_code >= 500 and method.upper() not in SAFE_TO_REPEAT:
+            return False  # a gateway error may follow the write: resending could post a second comment
         return super().is_retry(method, status_code, has_retry_after)
 
     def increment(self, method: str | None = None, url: str | None = None,
                   response: BaseHTTPResponse | None = None, error: Exception | None = None,
                   _pool: ConnectionPool | None = None, _stacktrace: TracebackType | None = None) -> CountingRetry:
-        """Wait for the rate limit reset when GitHub says none are left; otherwise as GithubRetry."""
+        """Wait for the rate limit reset when GitHub says none are left; otherwise as GithubRetry.
+
+        A write whose answer was lost (a read error: the request reached GitHub) is not resent either.
+        """
+        if error is not None and self._is_read_error(error) and (method or "").upper() not in SAFE_TO_REPEAT:
+            raise error.with_traceback(_stacktrace)
         if (response is not None and response.status in (403, 429) and not response.headers.get("Retry-After")
                 and response.headers.get("X-RateLimit-Remaining") == "0"
                 and (response.headers.get("X-RateLimit-Reset") or "").isdigit()):

@@ -489,3 +489,32 @@ def test_approved_of_a_missing_pull_request_is_a_forge_error(server, origin):
     with pytest.raises(ForgeError, match=r"listing reviews of #999.*HTTP 404") as raised:
         repository.approved(999)
     assert raised.value.status == 404
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_post_answered_with_a_gateway_error_is_not_sent_again(server, origin, status):
+    # A gateway error may come after GitHub applied the request: sending it again could post a second comment.
+    server.script("POST", f"/repos/{origin.full_name}/statuses/*", ScriptedReply(status, {"message": "Bad Gateway"}))
+    repository = repository_for(server, origin)
+    with pytest.raises(ForgeError, match=f"HTTP {status}"):
+        repository.set_commit_status(origin.branch_head("main") or "", "c", CommitState.PENDING, "d")
+    assert repository.api_calls == 1
+
+
+def test_a_get_answered_with_a_gateway_error_is_retried(server, origin):
+    server.script("GET", f"/repos/{origin.full_name}/git/trees/*", ScriptedReply(502, {"message": "Bad Gateway"}))
+    repository = repository_for(server, origin)
+    assert repository.list_files("main")
+    assert repository.api_calls == 2
+
+
+def test_a_post_whose_answer_times_out_is_not_sent_again(server, origin):
+    # The request reached GitHub (it may have been applied); only the answer was lost.
+    server.hold("POST", f"/repos/{origin.full_name}/statuses/*", until=lambda: False, timeout=3.0)
+    repository = GitHubForge(token=server.token, api_url=server.api_url, seconds_between_writes=None,
+                             timeout=1).repository(origin.full_name)
+    with pytest.raises(ForgeError):
+        repository.set_commit_status(origin.branch_head("main") or "", "c", CommitState.PENDING, "d")
+    posts = [item for item in server.requests if item.method == "POST" and "/statuses/" in item.path]
+    assert len(posts) <= 1  # the held one (recorded once it is answered, if at all before the assertion)
+    assert repository.api_calls <= 1
