@@ -22,6 +22,8 @@ from adapters.model import AdapterResult, JsonBody, Outcome, Request, ReversePro
 
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
 EXCERPT_LENGTH = 200
+MAX_ANSWER_BYTES = 64 * 1024 * 1024  # of one answer's body, decoded: past it the call fails, the rest unread
+_READ_CHUNK = 256 * 1024
 
 
 class _Failed(Exception):
@@ -47,6 +49,7 @@ class TechAdapterClient:
         poll_max_interval: float = 2.0,
         session: requests.Session | None = None,
         ca_bundle: str | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -57,6 +60,7 @@ class TechAdapterClient:
         self.backoff = backoff
         self.poll_interval = poll_interval
         self.poll_max_interval = poll_max_interval
+        self.max_answer_bytes = max_answer_bytes
         self.session = session or _session_for(self.base_url, ca_bundle)
         self._clock, self._sleep = clock, sleep
 
@@ -169,7 +173,9 @@ class TechAdapterClient:
         while True:
             read_timeout = self._remaining(deadline, url)
             try:
-                response = self.session.post(url, timeout=(min(5.0, read_timeout), read_timeout), **content)
+                response = self.session.post(url, timeout=(min(5.0, read_timeout), read_timeout), stream=True,
+                                             **content)
+                _read_body(response, url, self.max_answer_bytes)  # its errors are those requests raised reading it
             except requests.exceptions.SSLError as error:  # no request was sent, and retrying cannot help
                 raise _Failed(_tls_failure(url, error)) from None
             except requests.ConnectionError as error:
@@ -208,7 +214,8 @@ class TechAdapterClient:
         while True:
             read_timeout = self._remaining(deadline, url, token=token, last=last_problem)
             try:
-                response = self.session.get(url, timeout=(min(5.0, read_timeout), read_timeout))
+                response = self.session.get(url, timeout=(min(5.0, read_timeout), read_timeout), stream=True)
+                _read_body(response, url, self.max_answer_bytes)
             except requests.RequestException as error:
                 if self._clock() < deadline:  # a poll the deadline cut short says nothing new about the adapter
                     last_problem = f"last poll failed: {_reason(error)}"
@@ -278,6 +285,29 @@ def _tls_failure(url: str, error: requests.exceptions.SSLError) -> str:
 
 
 # ---------------------------------------------------------------------- answers
+
+
+def _read_body(response: requests.Response, url: str, limit: int) -> None:
+    """Read a streamed answer's body into the response, as requests does, but fail past limit bytes, unread."""
+    declared = response.headers.get("Content-Length", "")
+    chunks, size = [], 0
+    if not (declared.isdigit() and int(declared) > limit):
+        for chunk in response.iter_content(_READ_CHUNK):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                break
+        else:
+            response._content = b"".join(chunks)  # where requests keeps a body it read: .json() and .text use it
+            return
+    response.close()  # the rest stays unread: the connection is not reused
+    raise _Failed(f"the tech adapter at {url} answered HTTP {response.status_code} with a body over "
+                  f"{_size_text(limit)}, more than meshbot reads of one answer; it was not read",
+                  http_status=response.status_code)
+
+
+def _size_text(size: int) -> str:
+    return f"{size // (1024 * 1024)} MiB" if size % (1024 * 1024) == 0 else f"{size} bytes"
 
 
 def _never_connected(error: requests.ConnectionError) -> bool:
