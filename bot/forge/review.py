@@ -24,7 +24,7 @@ from bot.forge.review_comment import markdown_error, review_comment
 from policies.engine import evaluate
 from policies.loader import load_policies
 from policies.model import Policy, Status
-from policies.report import CATEGORIES, CheckReport, escape_markdown
+from policies.report import CATEGORIES, CheckReport, markdown_environment
 from vcs.base import CommitState, Forge, ForgeError, Repository
 from vcs.locations import ForgeLocations
 from vcs.reader import RevisionReader
@@ -102,13 +102,13 @@ def review(
     errored = [item for item in environments if item.errors]
     if errored and len(errored) == len(environments) and all(item.errors == errored[0].errors for item in errored):
         # The same mistake everywhere (a malformed file, say): one list of problems, not one per environment.
-        single = _error_review(sha, ", ".join(config.review_environments), errored[0].reason, errored[0].errors)
+        single = _error_review(sha, config.review_environments, errored[0].reason, errored[0].errors)
         return Review(sha=sha, state=single.state, description=single.description, comment=single.comment,
                       environments=environments, errors=single.errors,
                       environment_statuses=config.environment_statuses)
     state, description = aggregate(environments)
     body = review_comment(sha, environments, _BODY_LIMIT, SHORT_SHA, config.environment_statuses)
-    return Review(sha=sha, state=state, description=description, comment=_fit(_header() + body + _footer(sha, None)),
+    return Review(sha=sha, state=state, description=description, comment=_fit(_header() + body + _footer(sha, ())),
                   environments=environments, environment_statuses=config.environment_statuses)
 
 
@@ -167,41 +167,34 @@ def aggregate(environments: Sequence[EnvironmentReview]) -> tuple[CommitState, s
 
 def unavailable(sha: str, reason: str) -> Review:
     """An error review for a commit meshbot could not check for a reason of its own (e.g. its configuration)."""
-    comment = (f"{_header()}### meshbot governance: ❗ not checked\n\n{escape_markdown(reason)}\n\n"
-               "This is a problem on meshbot's side, not in this repository; the platform team has been told. "
-               f"Push again once it is fixed.{_footer(sha, None)}")
+    body = markdown_environment().get_template("review_unavailable.md.j2").render(reason=reason)
     return Review(sha=sha, state=CommitState.ERROR, description=_one_line(f"not checked: {reason}"),
-                  comment=_fit(comment))
+                  comment=_fit(_header() + body.rstrip("\n") + _footer(sha, ())))
 
 
-def _error_review(sha: str, environment: str, reason: str, errors: list[InputError]) -> Review:
+def _error_review(sha: str, environments: Sequence[str], reason: str, errors: list[InputError]) -> Review:
     errors = list(dict.fromkeys(errors)) or [InputError(reason)]
-    header, footer = _header(), _footer(sha, environment)
-    lines = [f"### meshbot governance: ❗ error\n\n{escape_markdown(reason)}, so no policy was run. "
-             f"{len(errors)} {'problem' if len(errors) == 1 else 'problems'} to fix:\n"]
-    budget = COMMENT_LIMIT - len(header) - len(footer) - 600  # room for the left-out note and the closing line
-    lines.extend(_error_lines(errors, budget))
-    lines.append("\nFix these and push again: meshbot checks every push.")
+    header, footer = _header(), _footer(sha, environments)
+    budget = COMMENT_LIMIT - len(header) - len(footer) - 1_000  # room for the text around the list
+    lines = _error_lines(errors, budget)
+    body = markdown_environment().get_template("review_error.md.j2").render(
+        reason=reason, total=len(errors), lines=lines, left_out=len(errors) - len(lines))
     description = _one_line(str(errors[0]))
     if len(errors) > 1:
         description = _clip(description, DESCRIPTION_LIMIT - 12) + f" (+{len(errors) - 1} more)"
     return Review(sha=sha, state=CommitState.ERROR, description=_clip(description, DESCRIPTION_LIMIT),
-                  comment=_fit(header + "\n".join(lines) + "\n" + footer), errors=errors)
+                  comment=_fit(header + body.rstrip("\n") + footer), errors=errors)
 
 
 def _error_lines(errors: list[InputError], budget: int) -> list[str]:
-    """One markdown line per error while they fit in budget characters, then a note on those left out."""
-    lines, shown = [], 0
+    """One markdown line per error while they fit in budget characters."""
+    lines = []
     for error in errors:
         line = markdown_error(error)
         if len(line) + 1 > budget:
             break
         budget -= len(line) + 1
         lines.append(line)
-        shown += 1
-    if shown < len(errors):
-        lines.append(f"\n> {len(errors) - shown} more problems were left out to fit the comment size limit; "
-                     "run `meshbot check` on this commit for all of them.")
     return lines
 
 
@@ -209,10 +202,9 @@ def _header() -> str:
     return MARKER + "\n"
 
 
-def _footer(sha: str, environment: str | None) -> str:
-    where = f" for environment `{environment}`" if environment else ""
-    return (f"\n\n---\n<sub>meshbot checked commit {sha[:SHORT_SHA]}{where}; "
-            "this comment is updated on every push.</sub>\n")
+def _footer(sha: str, environments: Sequence[str]) -> str:
+    return markdown_environment().get_template("review_footer.md.j2").render(sha=sha[:SHORT_SHA],
+                                                                             environments=list(environments))
 
 
 def _fit(comment: str) -> str:

@@ -479,7 +479,7 @@ def test_the_same_error_in_every_environment_is_listed_once():
 
     body = repository.comment_threads[number][0].body
     assert len(re.findall(rf"`{re.escape(LEDGER)}` line \d+, column \d+", body)) == 1
-    assert "for environment `development, production`" in body
+    assert "for environments `development`, `production`" in body
     for environment in ("development", "production"):
         assert repository.status(sha, f"{STATUS_CONTEXT}/{environment}").state is CommitState.ERROR
 
