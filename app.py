@@ -123,9 +123,19 @@ def create_app(
     def too_large(_error: RequestEntityTooLarge) -> ResponseReturnValue:
         return jsonify(error=f"the body is larger than {max_body_bytes} bytes"), 413
 
+    def whole_body() -> bytes:
+        """The request body, all of it: past max_body_bytes, RequestEntityTooLarge (413), whatever its framing."""
+        body = request.get_data(cache=True)  # a Content-Length past the limit is refused before anything is read
+        # A chunked body has no length to check first: werkzeug stops reading it at the limit and returns that
+        # much as if it were all. Whether the client sent more is one byte further (the WSGI server ends the
+        # stream where the chunked body ends, so this read never waits for a next request).
+        if len(body) >= max_body_bytes and request.content_length is None and request.input_stream.read(1):
+            raise RequestEntityTooLarge()
+        return body
+
     @app.post("/webhooks/github")
     def github() -> ResponseReturnValue:
-        body = request.get_data(cache=True)  # past max_body_bytes: RequestEntityTooLarge, answered 413
+        body = whole_body()  # never a signature over part of a body
         secret = _secret(GITHUB_SECRET_VARIABLE)
         if secret is None:
             return _no_secret(GITHUB_SECRET_VARIABLE)
@@ -137,7 +147,7 @@ def create_app(
 
     @app.post("/webhooks/gitlab")
     def gitlab() -> ResponseReturnValue:
-        body = request.get_data(cache=True)
+        body = whole_body()
         secret = _secret(GITLAB_SECRET_VARIABLE)
         if secret is None:
             return _no_secret(GITLAB_SECRET_VARIABLE)
@@ -188,12 +198,18 @@ def _api_refusal() -> Response | None:
     if token is None:
         response = jsonify(error=f"the status and metrics API is closed: set {API_TOKEN_VARIABLE} on meshbot and send "
                                  "it as 'Authorization: Bearer <token>'")
-    elif gitlab_token_valid(token, request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or None):
+    elif gitlab_token_valid(token, bearer_token(request.headers.get("Authorization", ""))):
         return None  # the same constant-time comparison as a GitLab webhook token
     else:
         response = jsonify(error="missing or wrong 'Authorization: Bearer <token>'")
     response.status_code = 401
     return response
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (the scheme in any case, RFC 7235); None otherwise."""
+    scheme, space, token = authorization.partition(" ")
+    return token if space and scheme.lower() == "bearer" and token else None
 
 
 def _secret(variable: str) -> str | None:

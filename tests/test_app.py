@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import random
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -16,7 +20,7 @@ from redis.retry import Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from app import create_app
+from app import bearer_token, create_app
 from bot import __version__
 from bot.engine.runner import queue
 from tests.forge.test_events import (
@@ -354,3 +358,85 @@ def test_the_deployed_descriptor_api(redis_engine, monkeypatch):
                                  "descriptor": descriptor}
     missing = client.get(f"/api/v1/products/{DP}/environments/qa/descriptor", headers={"Authorization": "Bearer t0ken"})
     assert missing.status_code == 404 and missing.get_json()["error"] == "nothing deployed in qa"
+
+
+def test_the_api_token_counts_only_as_a_bearer_credential(redis_engine, monkeypatch):
+    monkeypatch.setenv("MESHBOT_API_TOKEN", "t0ken")
+    client = create_app(redis_connection=redis_engine.redis).test_client()
+    for path in ("/status/urn:dmb:dp:finance:cashflow:1", "/metrics"):
+        for header, status in [("t0ken", 401), ("Basic t0ken", 401), ("Token t0ken", 401), ("Bearer", 401),
+                               ("Bearer  t0ken", 401), ("Bearert0ken", 401), ("Bearer t0ken", 200),
+                               ("bearer t0ken", 200), ("BEARER t0ken", 200)]:
+            assert client.get(path, headers={"Authorization": header}).status_code == status, (path, header)
+    assert [bearer_token(header) for header in ("Bearer a b", "bEaReR x", "Bearer ", "", "Basic x")] == [
+        "a b", "x", None, None, None]
+
+
+# ---------------------------------------------------------------------- chunked bodies, over real HTTP
+
+
+@contextmanager
+def served(app) -> Iterator[int]:
+    """The application behind werkzeug's server on 127.0.0.1 (the test client cannot send a chunked body)."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def post_chunked(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    """POST body with Transfer-Encoding: chunked (no Content-Length), in chunks of 64 KiB; the status and JSON."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        chunks = (body[start:start + 65536] for start in range(0, len(body), 65536))
+        connection.request("POST", path, body=chunks, headers=headers, encode_chunked=True)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def github_headers(event: str, signed_body: bytes) -> dict[str, str]:
+    return {"X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()), "Content-Type": "application/json",
+            "X-Hub-Signature-256": signature(signed_body)}
+
+
+def test_a_chunked_body_past_the_limit_is_413_and_never_verified_on_a_part(redis_engine, secrets):
+    payload = fixture_bytes("github", "pull_request_opened")
+    limit = len(payload) + 100
+    signed_prefix = payload + b" " * 100  # exactly the limit, valid JSON, signed
+    app = create_app(redis_connection=redis_engine.redis, bot_usernames=["meshbot"], max_body_bytes=limit)
+    with served(app) as port:
+        status, answer = post_chunked(port, "/webhooks/github", signed_prefix + b"garbage" * 1000,
+                                      github_headers("pull_request", signed_prefix))
+        assert (status, answer) == (413, {"error": f"the body is larger than {limit} bytes"})
+        status, _ = post_chunked(port, "/webhooks/github", signed_prefix + b"}",  # one byte more is enough
+                                 github_headers("pull_request", signed_prefix))
+        assert status == 413
+        status, _ = post_gitlab_chunked(port, fixture_bytes("gitlab", "push") + b" " * limit)
+        assert status == 413
+        assert queued(redis_engine.redis) == []
+
+        status, answer = post_chunked(port, "/webhooks/github", signed_prefix,  # all of it, at the limit
+                                      github_headers("pull_request", signed_prefix))
+        assert status == 202 and len(answer["jobs"]) == 1
+        status, answer = post_chunked(port, "/webhooks/github", payload, github_headers("pull_request", payload))
+        assert status == 202 and len(answer["jobs"]) == 1
+        status, _ = post_gitlab_chunked(port, fixture_bytes("gitlab", "push"))
+        assert status == 202
+        status, _ = post_chunked(port, "/webhooks/github", payload, github_headers("pull_request", payload[:-1]))
+        assert status == 401
+    assert len(queued(redis_engine.redis)) == 3
+
+
+def post_gitlab_chunked(port: int, body: bytes) -> tuple[int, Any]:
+    return post_chunked(port, "/webhooks/gitlab", body, {
+        "X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": GITLAB_SECRET, "Content-Type": "application/json",
+        "Idempotency-Key": str(uuid.uuid4())})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import signal
@@ -87,6 +88,19 @@ def signed(secret: str, event: str, payload: dict, delivery: str) -> dict:
                                       "X-Hub-Signature-256": signature, "Content-Type": "application/json"}}
 
 
+def chunked_github(port: int, secret: str, body: bytes, signed: bytes) -> int:
+    """POST body to /webhooks/github with Transfer-Encoding: chunked, signed over `signed`; the status."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d-chunked", "Content-Type": "application/json",
+                   "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()}
+        connection.request("POST", "/webhooks/github", headers=headers, encode_chunked=True,
+                           body=(body[start:start + 65536] for start in range(0, len(body), 65536)))
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
 PULL_REQUEST = {
     "action": "opened", "number": 7,
     "pull_request": {"number": 7, "title": "Change", "user": {"login": "jane"},
@@ -142,6 +156,10 @@ def test_secrets_from_the_environment_are_used_and_never_printed(home):
     closed = requests.post(service.url + "/webhooks/gitlab", timeout=5, json={"object_kind": "push"},
                            headers={"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "s3cret-from-env"})
     assert closed.status_code == 401  # GitLab has no secret configured: it stays closed
+    ping = json.dumps({"zen": "hi"}).encode()
+    assert chunked_github(service.port, "s3cret-from-env", ping, ping) == 200  # gunicorn's chunked input
+    prefix = ping + b" " * (25 * 1024 * 1024 - len(ping))  # at the limit, and signed
+    assert chunked_github(service.port, "s3cret-from-env", prefix + b"garbage" * 100, prefix) == 413
     assert service.stop() == 0
 
 
