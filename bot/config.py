@@ -21,6 +21,7 @@ DEFAULT_HISTORY = 50
 DEFAULT_MERGE_REQUEST_ENVIRONMENT = "development"
 DEFAULT_RELEASE_TAG = "v{version}"
 DEFAULT_RELEASE_ENVIRONMENTS = ("production",)
+DEFAULT_CATCH_UP_INTERVAL = 600  # seconds between catch-up sweeps
 
 PERMISSIONS = {"read": Permission.READ, "write": Permission.WRITE, "maintain": Permission.MAINTAIN,
                "admin": Permission.ADMIN}
@@ -265,6 +266,56 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "catch_up": {
+            "type": "object",
+            "description": "The catch-up sweep: forges do not redeliver a delivery meshbot missed (Redis or meshbot "
+                           "down), so on start and every `interval_seconds` meshbot looks at the repositories it "
+                           "serves and queues what is missing: a review of each open merge request whose head has no "
+                           "`meshbot/governance` status, the release of the newest release tag whose commit has no "
+                           "`meshbot/deploy/<env>` status, and (GitHub) a redelivery of failed deliveries of "
+                           "meshbot's webhooks. Default: no repositories, so no sweep.",
+            "additionalProperties": False,
+            "properties": {
+                "interval_seconds": {
+                    "type": "integer", "minimum": 0, "maximum": 86400,
+                    "description": "Seconds between two sweeps (one sweep at a time across every replica); 0 turns "
+                                   "the sweep off.",
+                    "default": DEFAULT_CATCH_UP_INTERVAL,
+                },
+                "repositories": {
+                    "type": "object",
+                    "description": "The repositories meshbot serves, per forge. Each costs about 2 + (its open "
+                                   "merge requests) forge API calls per sweep.",
+                    "additionalProperties": False,
+                    "properties": {
+                        "github": {"type": "array", "uniqueItems": True,
+                                   "items": {"type": "string", "pattern": "^[\\w.-]+/[\\w.-]+$",
+                                             "title": "owner/name"},
+                                   "description": "GitHub repositories, `owner/name`.",
+                                   "examples": [["acme-data/finance-cashflow"]]},
+                        "gitlab": {"type": "array", "uniqueItems": True,
+                                   "items": {"type": "string", "pattern": "^[\\w.-]+(/[\\w.-]+)+$",
+                                             "title": "group/project"},
+                                   "description": "GitLab projects, `group/subgroup/project`.",
+                                   "examples": [["data/finance/cashflow"]]},
+                    },
+                },
+                "github_app_installations": {
+                    "type": "boolean",
+                    "description": "Also sweep every repository the GitHub App is installed on (when meshbot is a "
+                                   "GitHub App; one more call per installation and 100 repositories).",
+                    "default": False,
+                },
+                "redeliver": {
+                    "type": "boolean",
+                    "description": "On GitHub, redeliver failed deliveries of meshbot's webhooks (repository hooks "
+                                   "pointing at `/webhooks/github`, and the App's hook) since the last sweep. Reading "
+                                   "repository hooks needs admin rights or the App's Webhooks permission: without them "
+                                   "meshbot logs it once per sweep and goes on.",
+                    "default": True,
+                },
+            },
+        },
         "public_url": {
             "$ref": "#/$defs/url",
             "description": "Where meshbot's web service is reached, for links: from the commit statuses of release "
@@ -298,6 +349,21 @@ class AdapterSettings:
         return self.environments is None or environment in self.environments
 
 
+@dataclass(frozen=True, slots=True)
+class CatchUpSettings:
+    """What the catch-up sweep looks at, and how often."""
+
+    interval_seconds: int = DEFAULT_CATCH_UP_INTERVAL
+    repositories: dict[str, tuple[str, ...]] = field(default_factory=dict)  # forge name -> repository paths
+    github_app_installations: bool = False
+    redeliver: bool = True
+
+    @property
+    def enabled(self) -> bool:
+        """Whether sweeps run: an interval, and repositories to look at."""
+        return self.interval_seconds > 0 and (any(self.repositories.values()) or self.github_app_installations)
+
+
 @dataclass(slots=True)
 class ServerConfig:
     """The platform's settings; the defaults describe a meshbot with no adapters and the built-in policies."""
@@ -317,6 +383,7 @@ class ServerConfig:
     gating_environments: list[str] | None = None  # None: every reviewed environment
     validate_with_adapters: bool = False
     environment_statuses: bool = False  # a meshbot/governance/<env> status per gating environment
+    catch_up: CatchUpSettings = field(default_factory=CatchUpSettings)
 
     @property
     def review_environments(self) -> list[str]:
@@ -402,6 +469,17 @@ def load_config(path: str | None) -> ServerConfig:
         merge_request_environments=reviews.get("environments"), gating_environments=reviews.get("gating_environments"),
         validate_with_adapters=bool(reviews.get("validate_with_adapters", False)),
         environment_statuses=bool(reviews.get("environment_statuses", False)),
+        catch_up=_catch_up(value.get("catch_up") or {}),
+    )
+
+
+def _catch_up(value: dict[str, Any]) -> CatchUpSettings:
+    """The catch_up section (already checked against the schema)."""
+    return CatchUpSettings(
+        interval_seconds=int(value.get("interval_seconds", DEFAULT_CATCH_UP_INTERVAL)),
+        repositories={forge: tuple(names) for forge, names in (value.get("repositories") or {}).items()},
+        github_app_installations=bool(value.get("github_app_installations", False)),
+        redeliver=bool(value.get("redeliver", True)),
     )
 
 

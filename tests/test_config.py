@@ -60,7 +60,7 @@ def test_unknown_key_is_named_with_the_known_ones(tmp_path):
     path = write(tmp_path, GOOD + "adaptors: []\n")
     assert errors_of(path) == [
         f"{path}:1:1: configuration: unknown key 'adaptors' (known keys: adapters, policies, environments, "
-        "marketplace, redis_url, deployments, merge_requests, releases, public_url)"
+        "marketplace, redis_url, deployments, merge_requests, releases, catch_up, public_url)"
     ]
 
 

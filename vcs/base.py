@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.descriptor.files import MAX_FILE_BYTES
 
@@ -75,6 +76,26 @@ class MergeRequest:
     state: str  # "open", "closed" or "merged"
     url: str
     from_fork: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """A git tag and the commit it names."""
+
+    name: str
+    sha: str
+
+
+@dataclass(frozen=True, slots=True)
+class HookDelivery:
+    """One attempt of a GitHub webhook delivery (repository hook or App hook), as its hook-deliveries API lists it."""
+
+    id: str  # this attempt; redelivering means posting an attempt of it
+    guid: str  # the X-GitHub-Delivery id, shared by a delivery and its redeliveries
+    delivered_at: datetime
+    status_code: int  # 0 when meshbot could not be reached at all
+    event: str
+    hook_id: str = ""  # the repository hook's id; "" for the App hook
 
 
 class Repository(Protocol):
@@ -184,6 +205,36 @@ class Repository(Protocol):
         """Change a merge request's title and description."""
         ...
 
+    # -- catching up (bot.forge.catch_up)
+    def open_merge_requests(self) -> list[MergeRequest]:
+        """Every open merge request, newest first (one call per 100)."""
+        ...
+
+    def commit_statuses(self, sha: str) -> dict[str, CommitState]:
+        """The latest state of each commit status context on sha (one call; GitHub: its combined status)."""
+        ...
+
+    def list_tags(self) -> list[Tag]:
+        """Every tag of the repository with its commit (one call per 100)."""
+        ...
+
+
+@runtime_checkable
+class HookDeliveries(Protocol):
+    """A repository whose webhook deliveries can be listed and redelivered (GitHub, with the rights for its hooks)."""
+
+    def hook_deliveries(self, since: datetime) -> list[HookDelivery]:
+        """Every delivery attempt of the repository's hooks since then, newest first.
+
+        ForgeError with status 403 or 404 when meshbot may not read the hooks (they need admin rights, or a GitHub
+        App's "Webhooks" permission).
+        """
+        ...
+
+    def redeliver(self, delivery: HookDelivery) -> None:
+        """Ask the forge to send a delivery again (a new attempt with the same guid)."""
+        ...
+
 
 class Forge(Protocol):
     """A forge account meshbot acts as."""
@@ -197,4 +248,31 @@ class Forge(Protocol):
 
     def bot_username(self) -> str:
         """The user meshbot acts as (its own comments and events are ignored)."""
+        ...
+
+
+@runtime_checkable
+class AppForge(Protocol):
+    """A GitHub account that may be a GitHub App: its installations' repositories and its own hook's deliveries."""
+
+    @property
+    def is_app(self) -> bool:
+        """Whether meshbot acts as a GitHub App (else every method below answers nothing)."""
+        ...
+
+    @property
+    def app_api_calls(self) -> int:
+        """HTTP requests made so far as the App itself (JWT) and for listing installations."""
+        ...
+
+    def installation_repositories(self) -> list[str]:
+        """Every repository (`owner/name`) of every installation of the App."""
+        ...
+
+    def app_hook_deliveries(self, since: datetime) -> list[HookDelivery]:
+        """Every delivery attempt of the App's webhook since then, newest first."""
+        ...
+
+    def redeliver_app_delivery(self, delivery: HookDelivery) -> None:
+        """Ask GitHub to send an App hook delivery again."""
         ...

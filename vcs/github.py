@@ -35,8 +35,10 @@ from vcs.base import (
     CommitState,
     DeploymentState,
     ForgeError,
+    HookDelivery,
     MergeRequest,
     Permission,
+    Tag,
 )
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -61,6 +63,24 @@ _ROLE_PERMISSIONS = {
     "read": Permission.READ,
     "none": Permission.NONE,
 }
+
+
+# GitHub's commit status states; its combined status also says "pending" while a context has no final state.
+_STATUS_STATES = {"pending": CommitState.PENDING, "success": CommitState.SUCCESS, "failure": CommitState.FAILURE,
+                  "error": CommitState.ERROR}
+WEBHOOK_PATH = "/webhooks/github"  # meshbot's intake: only hooks pointing there are meshbot's to redeliver
+
+
+def _timestamp(value: str) -> datetime:
+    """A GitHub ISO 8601 time (`2024-05-01T12:00:00Z`) as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _hook_delivery(data: dict[str, Any], hook_id: str) -> HookDelivery:
+    return HookDelivery(id=str(data["id"]), guid=str(data.get("guid") or data["id"]),
+                        delivered_at=_timestamp(str(data["delivered_at"])),
+                        status_code=int(data.get("status_code") or 0), event=str(data.get("event") or ""),
+                        hook_id=hook_id)
 
 
 class _CallCounter:
@@ -191,6 +211,7 @@ class GitHubForge:
         self._installation_tokens: dict[int, InstallationAuthorization] = {}
         self._integration: GithubIntegration | None = None
         self._bot_username: str | None = None
+        self._app_calls = _CallCounter()
 
     @classmethod
     def from_environment(cls) -> GitHubForge:
@@ -282,6 +303,68 @@ class GitHubForge:
             except requests.RequestException as error:
                 raise _transport_error(error, "finding meshbot's own GitHub user") from error
         return self._bot_username
+
+    # -- catching up: the App's installations and its own webhook (bot.forge.catch_up)
+
+    @property
+    def is_app(self) -> bool:
+        """Whether meshbot acts as a GitHub App."""
+        return self._app_auth is not None
+
+    @property
+    def app_api_calls(self) -> int:
+        """HTTP requests made as the App itself (JWT) and for listing installations' repositories."""
+        return self._app_calls.value
+
+    def _app_call(self, doing: str, verb: str, url: str, auth: Auth.Auth | None = None,
+                  parameters: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
+        assert self._app_auth is not None
+        requester = self._client(auth or self._app_auth, self._app_calls).requester
+        try:
+            return requester.requestJsonAndCheck(verb, url, parameters=parameters)
+        except GithubException as error:
+            raise _forge_error(error, doing) from error
+        except requests.RequestException as error:
+            raise _transport_error(error, doing) from error
+
+    def _app_pages(self, doing: str, url: str, auth: Auth.Auth | None = None, key: str | None = None,
+                   ) -> Iterator[dict[str, Any]]:
+        next_url: str | None = url
+        parameters: dict[str, Any] | None = {"per_page": PAGE_SIZE}
+        while next_url is not None:
+            headers, data = self._app_call(doing, "GET", next_url, auth, parameters)
+            yield from (data[key] if key else data)
+            match = re.search(r'<([^>]+)>;\s*rel="next"', headers.get("link", ""))
+            next_url, parameters = (match.group(1), None) if match else (None, None)
+
+    def installation_repositories(self) -> list[str]:
+        """Every repository of every installation of the App ([] for a token): one call per 100 of each."""
+        if self._app_auth is None:
+            return []
+        found: list[str] = []
+        for installation in list(self._app_pages("listing the App's installations", "/app/installations")):
+            auth = _InstallationTokenAuth(self, int(installation["id"]))
+            found += [str(repository["full_name"]) for repository in self._app_pages(
+                f"listing the repositories of installation {installation['id']}", "/installation/repositories",
+                auth, key="repositories")]
+        return sorted(set(found))
+
+    def app_hook_deliveries(self, since: datetime) -> list[HookDelivery]:
+        """The App webhook's delivery attempts since then, newest first ([] for a token)."""
+        if self._app_auth is None:
+            return []
+        found = []
+        for data in self._app_pages("listing the App's webhook deliveries", "/app/hook/deliveries"):
+            delivery = _hook_delivery(data, "")
+            if delivery.delivered_at < since:
+                break  # GitHub lists the newest first
+            found.append(delivery)
+        return found
+
+    def redeliver_app_delivery(self, delivery: HookDelivery) -> None:
+        """Ask GitHub to send an App webhook delivery again."""
+        self._app_call(f"redelivering App webhook delivery {delivery.id}", "POST",
+                       f"/app/hook/deliveries/{delivery.id}/attempts")
 
 
 def _message(error: GithubException) -> str:
@@ -629,3 +712,54 @@ class GitHubRepository:
         """Change a pull request's title and description."""
         self._call(f"updating pull request #{number}", "PATCH", f"/pulls/{number}",
                    body={"title": title, "body": description})
+
+    # -- catching up (bot.forge.catch_up)
+
+    def _listing(self, doing: str, path: str, parameters: dict[str, Any]) -> Iterator[Any]:
+        """Every item of a paged listing (pages of 100, following GitHub's Link rel="next")."""
+        url: str | None = path
+        query: dict[str, Any] | None = {**parameters, "per_page": PAGE_SIZE}
+        while url is not None:
+            headers, data = self._call(doing, "GET", url, parameters=query)
+            yield from data
+            match = re.search(r'<([^>]+)>;\s*rel="next"', headers.get("link", ""))
+            url, query = (match.group(1), None) if match else (None, None)
+
+    def open_merge_requests(self) -> list[MergeRequest]:
+        """Every open pull request, newest first (one call per 100)."""
+        return [self._merge_request(data) for data in self._listing("listing open pull requests", "/pulls",
+                                                                     {"state": "open"})]
+
+    def commit_statuses(self, sha: str) -> dict[str, CommitState]:
+        """The latest state of each status context on sha, from its combined status (one call)."""
+        _, data = self._call(f"reading the statuses of {sha}", "GET", f"/commits/{sha}/status",
+                             parameters={"per_page": PAGE_SIZE})
+        return {str(item["context"]): _STATUS_STATES.get(str(item["state"]), CommitState.ERROR)
+                for item in data.get("statuses") or []}
+
+    def list_tags(self) -> list[Tag]:
+        """Every tag with its commit (one call per 100)."""
+        return [Tag(str(item["name"]), str(item["commit"]["sha"])) for item in self._listing("listing tags", "/tags",
+                                                                                               {})]
+
+    def hook_deliveries(self, since: datetime) -> list[HookDelivery]:
+        """The delivery attempts since then of this repository's hooks that point at meshbot, newest first.
+
+        ForgeError 403/404 when meshbot may not read the hooks (admin rights, or the App's "Webhooks" permission).
+        """
+        found: list[HookDelivery] = []
+        for hook in list(self._listing("listing webhooks", "/hooks", {})):
+            if WEBHOOK_PATH not in str((hook.get("config") or {}).get("url") or ""):
+                continue  # another integration's hook: not meshbot's to redeliver
+            for data in self._listing(f"listing deliveries of webhook {hook['id']}",
+                                      f"/hooks/{hook['id']}/deliveries", {}):
+                delivery = _hook_delivery(data, str(hook["id"]))
+                if delivery.delivered_at < since:
+                    break  # GitHub lists the newest first
+                found.append(delivery)
+        return found
+
+    def redeliver(self, delivery: HookDelivery) -> None:
+        """Ask GitHub to send a repository hook delivery again."""
+        self._call(f"redelivering delivery {delivery.id} of webhook {delivery.hook_id}", "POST",
+                   f"/hooks/{delivery.hook_id}/deliveries/{delivery.id}/attempts")

@@ -29,7 +29,7 @@ from gitlab.exceptions import GitlabError
 
 from bot.descriptor.files import MAX_FILE_BYTES, FileTooLarge
 from vcs.archive import ArchiveTooLarge, extract_all, extract_files
-from vcs.base import Comment, CommitState, DeploymentState, ForgeError, MergeRequest, Permission
+from vcs.base import Comment, CommitState, DeploymentState, ForgeError, MergeRequest, Permission, Tag
 
 DEFAULT_URL = "https://gitlab.com"
 STATUS_DESCRIPTION_LIMIT = 255  # GitLab's commit status description column
@@ -52,6 +52,9 @@ DEPLOYMENT_STATES = {
     DeploymentState.ERROR: "failed",
 }
 MERGE_REQUEST_STATES = {"opened": "open", "locked": "open", "closed": "closed", "merged": "merged"}
+# GitLab's commit status states as meshbot's (a running or created status has no outcome yet)
+STATUS_STATES = {"pending": CommitState.PENDING, "created": CommitState.PENDING, "running": CommitState.PENDING,
+                 "success": CommitState.SUCCESS, "failed": CommitState.FAILURE}
 
 
 def permission_for_access_level(access_level: int) -> Permission:
@@ -437,6 +440,27 @@ class GitLabRepository:
         """Change a merge request's title and description."""
         with self._forge_errors(f"update merge request !{number}"):
             self.project.mergerequests.update(number, {"title": title, "description": description})
+
+    # ------------------------------------------------------------------ catching up (bot.forge.catch_up)
+
+    def open_merge_requests(self) -> list[MergeRequest]:
+        """Every open merge request, newest first (one call per 100; each carries its head sha)."""
+        with self._forge_errors("list open merge requests"):
+            return [self._merge_request(item.attributes)
+                    for item in self.project.mergerequests.list(state="opened", iterator=True, per_page=100)]
+
+    def commit_statuses(self, sha: str) -> dict[str, CommitState]:
+        """The latest state of each status name on sha (GitLab lists only the latest of each by default)."""
+        statuses = self.project.commits.get(sha, lazy=True).statuses
+        with self._forge_errors(f"read the statuses of {sha[:12]}"):
+            return {str(item.attributes["name"]): STATUS_STATES.get(str(item.attributes["status"]), CommitState.ERROR)
+                    for item in statuses.list(iterator=True, per_page=100)}
+
+    def list_tags(self) -> list[Tag]:
+        """Every tag with its commit (one call per 100)."""
+        with self._forge_errors("list tags"):
+            return [Tag(str(item.attributes["name"]), str(item.attributes["commit"]["id"]))
+                    for item in self.project.tags.list(iterator=True, per_page=100)]
 
 
 class GitLabForge:

@@ -20,6 +20,7 @@ from vcs.base import (
     ForgeError,
     MergeRequest,
     Permission,
+    Tag,
 )
 
 
@@ -248,6 +249,21 @@ class MemoryRepository:
         """Change a merge request's title and description."""
         self._call()
         self.merge_requests[number] = replace(self.merge_requests[number], title=title, description=description)
+
+    def open_merge_requests(self) -> list[MergeRequest]:
+        """Every open merge request, newest first."""
+        self._call()
+        return [request for request in reversed(self.merge_requests.values()) if request.state == "open"]
+
+    def commit_statuses(self, sha: str) -> dict[str, CommitState]:
+        """The latest state of each context on sha."""
+        self._call()
+        return {status.context: status.state for status in self.statuses if status.sha == sha}
+
+    def list_tags(self) -> list[Tag]:
+        """Every tag with its commit."""
+        self._call()
+        return [Tag(name, sha) for name, sha in self.tags.items()]
 
 
 class MemoryForge:

@@ -17,6 +17,7 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from bot.engine.locks import Locks
+from bot.engine.periodic import start_periodic_jobs
 from bot.engine.recovery import GRACE_SECONDS, Repair, repair
 from bot.engine.runner import QUEUE_NAME, start_next
 from bot.engine.store import ACTIVE_KEY, PREFIX, Store
@@ -147,6 +148,8 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
     worker = MeshbotWorker([queue], connection=connection, serializer=JSONSerializer, name=name)
     stop = threading.Event()
     start_reaper(connection, stop)
+    if not burst:  # a long-running worker starts the periodic jobs (the catch-up sweep, when configured)
+        start_periodic_jobs(queue)
     try:
         return bool(worker.work(burst=burst, logging_level="WARNING", with_scheduler=False))
     finally:

@@ -13,6 +13,7 @@ REVIEW = "handlers.merge_request.review"
 CHECK = "handlers.push.check"
 RELEASE = "handlers.tag.release"
 COMMANDS = "handlers.comment.commands"
+CATCH_UP = "handlers.catch_up.sweep"  # the periodic catch-up sweep (bot.forge.catch_up), not started by events
 
 
 @dataclass(frozen=True)

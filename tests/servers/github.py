@@ -30,6 +30,11 @@ Test API (all methods are thread-safe against the serving thread):
   tar.gz of the commit under `owner-repo-sha/`, as GitHub does. That URL carries its own token (private
   repositories included): a download that sends an `Authorization` header (the client's API token) is refused, 400.
 - `requests` (every request received, `Received`), `requests_to(method, path_glob)`.
+- Webhook deliveries: `FakeRepository.add_hook(url)` (returns the hook id) and
+  `add_delivery(hook_id, status_code, event="pull_request", guid=None, delivered_at=None)` (returns the delivery
+  id); `FakeApp.add_delivery(...)` the same for the App's own hook. `GET .../hooks`, `GET .../hooks/{id}/deliveries`
+  and `GET /app/hook/deliveries` list them newest first; `POST .../deliveries/{id}/attempts` records the request in
+  `redeliveries` (repository or App) and adds the new attempt (status 202, as GitHub answers).
 - Recorded state on `FakeRepository`: `comments`, `reviews`, `statuses`, `deployments` (each with its `statuses`),
   `reactions`, `refs`, `pulls`, `blobs`, `commits`.
 
@@ -137,6 +142,9 @@ class FakeRepository:
     permissions: dict[str, str] = field(default_factory=dict)  # login -> role name
     fork_of: FakeRepository | None = None
     archive: bytes | None = None  # served instead of the commit's tarball
+    hooks: dict[int, str] = field(default_factory=dict)  # hook id -> payload URL
+    deliveries: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # hook id -> attempts, oldest first
+    redeliveries: list[tuple[int, int]] = field(default_factory=list)  # (hook id, delivery id) redelivered
 
     @property
     def full_name(self) -> str:
@@ -224,6 +232,20 @@ class FakeRepository:
         """The sha of a branch."""
         return self.refs.get(f"refs/heads/{branch}")
 
+    def add_hook(self, url: str) -> int:
+        """A repository webhook sending to url; its id."""
+        with self.server.lock:
+            hook_id = next(self.server.ids)
+            self.hooks[hook_id] = url
+            self.deliveries[hook_id] = []
+            return hook_id
+
+    def add_delivery(self, hook_id: int, status_code: int, event: str = "pull_request", guid: str | None = None,
+                     delivered_at: datetime | None = None) -> int:
+        """A delivery attempt of a hook that the receiver answered with status_code (0: unreachable); its id."""
+        with self.server.lock:
+            return _add_delivery(self.server, self.deliveries[hook_id], status_code, event, guid, delivered_at)
+
     def files_at(self, ref: str) -> dict[str, bytes]:
         """path -> content at a branch, tag or sha."""
         sha = self.resolve(ref)
@@ -264,6 +286,32 @@ class FakeApp:
     public_key_pem: str
     slug: str
     installations: dict[int, list[str]] = field(default_factory=dict)
+    server: GitHubServer | None = None
+    deliveries: list[dict[str, Any]] = field(default_factory=list)  # the App hook's attempts, oldest first
+    redeliveries: list[int] = field(default_factory=list)  # delivery ids redelivered
+
+    def add_delivery(self, status_code: int, event: str = "pull_request", guid: str | None = None,
+                     delivered_at: datetime | None = None) -> int:
+        """A delivery attempt of the App's webhook answered with status_code (0: unreachable); its id."""
+        assert self.server is not None
+        with self.server.lock:
+            return _add_delivery(self.server, self.deliveries, status_code, event, guid, delivered_at)
+
+
+def _newest_first(attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Delivery attempts as GitHub lists them: newest first."""
+    return sorted(attempts, key=lambda attempt: (attempt["delivered_at"], attempt["id"]), reverse=True)
+
+
+def _add_delivery(server: GitHubServer, attempts: list[dict[str, Any]], status_code: int, event: str,
+                  guid: str | None, delivered_at: datetime | None) -> int:
+    delivery_id = next(server.ids)
+    attempts.append({"id": delivery_id, "guid": guid or f"guid-{delivery_id}", "redelivery": guid is not None,
+                     "delivered_at": (delivered_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     "duration": 0.1, "status": "OK" if 200 <= status_code < 300 else "failed",
+                     "status_code": status_code, "event": event, "action": "opened", "installation_id": None,
+                     "repository_id": None})
+    return delivery_id
 
 
 class GitHubServer:
@@ -331,7 +379,7 @@ class GitHubServer:
     def create_app(self, app_id: int, public_key_pem: str, slug: str = "meshbot") -> FakeApp:
         """Register a GitHub App verified with this public key."""
         with self.lock:
-            self.apps[app_id] = FakeApp(app_id, public_key_pem, slug)
+            self.apps[app_id] = FakeApp(app_id, public_key_pem, slug, server=self)
             return self.apps[app_id]
 
     def install_app(self, app_id: int, repositories: list[str]) -> int:
@@ -519,6 +567,42 @@ class GitHubServer:
             return self._json({"token": token, "expires_at": expires,
                                "permissions": {"contents": "write", "pull_requests": "write"},
                                "repository_selection": "selected"}, 201)
+
+        @app.get("/app/installations")
+        def list_installations() -> Response:
+            kind, value = self._caller()
+            if kind != "app":
+                return self._error(401, "A JSON web token could not be decoded")
+            return self._paged([{"id": installation_id, "app_id": value, "target_type": "Organization",
+                                 "repository_selection": "selected"}
+                                for installation_id in self.apps[value].installations])
+
+        @app.get("/installation/repositories")
+        def installation_repositories() -> Response:
+            kind, value = self._caller()
+            if kind != "installation":
+                return self._error(403, "This endpoint requires an installation access token")
+            app_id, installation_id = value
+            names = self.apps[app_id].installations.get(installation_id, [])
+            found = [self._repository_json(self.repositories[name]) for name in names if name in self.repositories]
+            response = self._paged(found)
+            response.set_data(json.dumps({"total_count": len(found), "repositories": json.loads(response.get_data())}))
+            return response
+
+        @app.get("/app/hook/deliveries")
+        def app_deliveries() -> Response:
+            kind, value = self._caller()
+            if kind != "app":
+                return self._error(401, "A JSON web token could not be decoded")
+            return self._paged(_newest_first(self.apps[value].deliveries))
+
+        @app.post("/app/hook/deliveries/<int:delivery_id>/attempts")
+        def app_redeliver(delivery_id: int) -> Response:
+            kind, value = self._caller()
+            if kind != "app":
+                return self._error(401, "A JSON web token could not be decoded")
+            fake = self.apps[value]
+            return self._redeliver(fake.deliveries, delivery_id, fake.redeliveries, delivery_id)
 
         # -- repositories and git data
 
@@ -766,6 +850,67 @@ class GitHubServer:
             return self._json({"permission": ROLE_TO_LEGACY.get(role, "read"), "role_name": role,
                                "user": self._user(username)})
 
+        # -- tags, combined statuses and webhooks (the catch-up sweep)
+
+        @app.get("/repos/<owner>/<name>/tags")
+        def list_tags(owner: str, name: str) -> Response:
+            repository = repo_or_404(owner, name)
+            base = f"{self.api_url}/repos/{repository.full_name}"
+            tags = sorted(((ref.removeprefix("refs/tags/"), sha) for ref, sha in repository.refs.items()
+                           if ref.startswith("refs/tags/")), reverse=True)
+            return self._paged([{"name": tag, "commit": {"sha": sha, "url": f"{base}/commits/{sha}"},
+                                 "zipball_url": f"{base}/zipball/refs/tags/{tag}",
+                                 "tarball_url": f"{base}/tarball/refs/tags/{tag}", "node_id": f"TAG_{tag}"}
+                                for tag, sha in tags])
+
+        @app.get("/repos/<owner>/<name>/commits/<path:ref>/status")
+        def combined_status(owner: str, name: str, ref: str) -> Response:
+            repository = repo_or_404(owner, name)
+            sha = repository.resolve(ref)
+            if sha is None:
+                return self._json({"message": f"No commit found for SHA: {ref}"}, 422)
+            latest: dict[str, dict[str, Any]] = {}
+            for status in repository.statuses:
+                if status["sha"] == sha:
+                    latest.pop(status["context"], None)
+                    latest[status["context"]] = status
+            statuses = [{"state": status["state"], "context": status["context"], "description": status["description"],
+                         "target_url": status["target_url"], "created_at": _now(), "updated_at": _now()}
+                        for status in reversed(latest.values())]
+            states = {status["state"] for status in statuses}
+            state = ("failure" if states & {"failure", "error"} else "pending" if "pending" in states or not states
+                     else "success")
+            return self._json({"state": state, "statuses": statuses, "sha": sha, "total_count": len(statuses),
+                               "repository": self._repository_json(repository),
+                               "commit_url": f"{self.api_url}/repos/{repository.full_name}/commits/{sha}",
+                               "url": f"{self.api_url}/repos/{repository.full_name}/commits/{sha}/status"})
+
+        @app.get("/repos/<owner>/<name>/hooks")
+        def list_hooks(owner: str, name: str) -> Response:
+            repository = repo_or_404(owner, name)
+            base = f"{self.api_url}/repos/{repository.full_name}/hooks"
+            return self._paged([{"type": "Repository", "id": hook_id, "name": "web", "active": True,
+                                 "events": ["push", "pull_request", "issue_comment"],
+                                 "config": {"url": url, "content_type": "json", "insecure_ssl": "0"},
+                                 "url": f"{base}/{hook_id}", "deliveries_url": f"{base}/{hook_id}/deliveries",
+                                 "created_at": _now(), "updated_at": _now()}
+                                for hook_id, url in repository.hooks.items()])
+
+        @app.get("/repos/<owner>/<name>/hooks/<int:hook_id>/deliveries")
+        def list_deliveries(owner: str, name: str, hook_id: int) -> Response:
+            repository = repo_or_404(owner, name)
+            if hook_id not in repository.hooks:
+                return self._error(404, "Not Found")
+            return self._paged(_newest_first(repository.deliveries[hook_id]))
+
+        @app.post("/repos/<owner>/<name>/hooks/<int:hook_id>/deliveries/<int:delivery_id>/attempts")
+        def redeliver(owner: str, name: str, hook_id: int, delivery_id: int) -> Response:
+            repository = repo_or_404(owner, name)
+            if hook_id not in repository.hooks:
+                return self._error(404, "Not Found")
+            return self._redeliver(repository.deliveries[hook_id], delivery_id, repository.redeliveries,
+                                   (hook_id, delivery_id))
+
         # -- statuses and deployments
 
         @app.post("/repos/<owner>/<name>/statuses/<sha>")
@@ -819,6 +964,27 @@ class GitHubServer:
                                "repository_url": f"{self.api_url}/repos/{repository.full_name}",
                                "creator": self._user(self._login()), "created_at": _now(), "updated_at": _now()},
                               201)
+
+    def _paged(self, items: list[Any]) -> Response:
+        """One page of items (`per_page`, at most 100, and `page`), with GitHub's Link rel="next"."""
+        per_page = min(int(request.args.get("per_page", "30")), 100)
+        page = int(request.args.get("page", "1"))
+        headers = {}
+        if page * per_page < len(items):
+            query = {**request.args.to_dict(), "page": str(page + 1), "per_page": str(per_page)}
+            headers["Link"] = f'<{self.api_url}{request.path}?{"&".join(f"{k}={v}" for k, v in query.items())}>; ' \
+                              'rel="next"'
+        return self._json(items[(page - 1) * per_page: page * per_page], headers=headers)
+
+    def _redeliver(self, attempts: list[dict[str, Any]], delivery_id: int, record: list[Any], entry: Any) -> Response:
+        """Redeliver an attempt: recorded, and a new attempt with its guid (answered 2xx: meshbot took it)."""
+        with self.lock:
+            original = next((attempt for attempt in attempts if attempt["id"] == delivery_id), None)
+            if original is None:
+                return self._error(404, "Not Found")
+            record.append(entry)
+            _add_delivery(self, attempts, 202, original["event"], original["guid"], None)
+        return self._json({}, 202)
 
     # -- response shapes
 

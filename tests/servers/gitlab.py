@@ -14,6 +14,9 @@ Usage::
         server.requests          # every request received, in order (RecordedRequest)
         project.statuses, project.deployments, project.branches, project.merge_requests, note.award_emoji
 
+`server.create_tag(project, tag, ref)` adds a lightweight tag, listed by `GET /projects/:id/repository/tags`;
+`GET /projects/:id/repository/commits/:sha/statuses` lists the latest status of each name (`?all=true`: all).
+
 `GET /projects/:id/repository/archive.tar.gz?sha=REF` serves a tar.gz of the commit under `project-sha-sha/`, as
 GitLab does, or `project.archive` when a test sets it (a crafted archive).
 
@@ -133,6 +136,7 @@ class Project:
     deployments: dict[int, dict[str, Any]] = field(default_factory=dict)
     forked_from: int | None = None
     archive: bytes | None = None  # served instead of the commit's archive
+    tags: dict[str, str] = field(default_factory=dict)  # tag -> commit sha
 
 
 @dataclass
@@ -213,6 +217,13 @@ class GitLabServer:
         parent = project.branches.get(branch) or project.branches[from_branch or project.default_branch]
         sha = self._commit(project, files, parent, message, author, deleted)
         project.branches[branch] = sha
+        return sha
+
+    def create_tag(self, project: Project, tag: str, ref: str) -> str:
+        """A lightweight tag on a branch or commit; the tagged sha."""
+        sha = project.branches.get(ref, ref)
+        assert sha in project.commits, ref
+        project.tags[tag] = sha
         return sha
 
     def open_merge_request(self, project: Project, source_branch: str, target_branch: str = "main", *,
@@ -397,6 +408,8 @@ class GitLabServer:
             (r"POST repository/branches", self._branch_create),
             (r"POST repository/commits", self._commit_create),
             (r"POST statuses/([0-9a-f]+)", self._status_create),
+            (r"GET repository/commits/([0-9a-f]+)/statuses", self._status_list),
+            (r"GET repository/tags", self._tag_list),
             (r"POST deployments", self._deployment_create),
             (r"PUT deployments/(\d+)", self._deployment_update),
             (r"GET members/all/(\d+)", self._member_get),
@@ -557,6 +570,24 @@ class GitLabServer:
             raise HttpError(400, "description is too long (maximum is 255 characters)")
         project.statuses.append(status)
         return self._json(status, 201)
+
+    def _status_list(self, project: Project, query: dict[str, str], body: dict[str, Any], sha: str) -> Response:
+        if sha not in project.commits:
+            raise HttpError(404, "404 Commit Not Found")
+        found = [status for status in project.statuses if status["sha"] == sha]
+        if query.get("all", "").lower() not in TRUE_VALUES:
+            latest: dict[str, dict[str, Any]] = {}
+            for status in found:
+                latest[status["name"]] = status
+            found = list(latest.values())
+        found = [status for status in reversed(found) if query.get("name") in (None, status["name"])]
+        return self._page(found, query, f"/projects/{project.id}/repository/commits/{sha}/statuses")
+
+    def _tag_list(self, project: Project, query: dict[str, str], body: dict[str, Any]) -> Response:
+        tags = [{"name": tag, "message": "", "target": sha, "commit": project.commits[sha].json(project.id),
+                 "release": None, "protected": False, "created_at": None}
+                for tag, sha in sorted(project.tags.items(), reverse=True)]
+        return self._page(tags, query, f"/projects/{project.id}/repository/tags")
 
     def _deployment_create(self, project: Project, query: dict[str, str], body: dict[str, Any]) -> Response:
         for required in ("environment", "sha", "ref", "tag", "status"):
