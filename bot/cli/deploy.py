@@ -258,7 +258,7 @@ def _run(arguments: argparse.Namespace, config: ServerConfig, data_product: str,
     text = arguments.format == "text"
     out = sys.stdout if text else None
     try:
-        choice = choose_redis(config.redis_url)
+        choice = choose_redis(config.redis_url, ride_out=True)
     except (EmbeddedRedisError, OSError) as error:
         return _error(str(error))
     workers: LocalWorkers | None = None
@@ -401,7 +401,7 @@ def _worker_command(arguments: argparse.Namespace) -> int:
     if config is None:
         return EXIT_INPUT
     try:
-        choice = choose_redis(config.redis_url)
+        choice = choose_redis(config.redis_url, ride_out=True)
     except (EmbeddedRedisError, OSError) as error:
         return _error(str(error))
     where = f"the embedded Redis {choice.url}" if choice.embedded else f"Redis {shown_url(choice.url)}"

@@ -33,12 +33,15 @@ class RedisChoice:
     connection: redis.Redis
 
 
-def choose_redis(configured: str | None) -> RedisChoice:
-    """REDIS_URL wins (it may carry credentials), then the configuration's redis_url, else the embedded server."""
+def choose_redis(configured: str | None, ride_out: bool = False) -> RedisChoice:
+    """REDIS_URL wins (it may carry credentials), then the configuration's redis_url, else the embedded server.
+
+    ride_out: the connection retries through a Redis outage (connect(ride_out=True)), for workers and deploys.
+    """
     url = redis_url() or configured
     if url:
-        return RedisChoice(url, False, connect(url))
-    connection = connect()  # starts (or joins) the embedded server; this process holds it until exit
+        return RedisChoice(url, False, connect(url, ride_out=ride_out))
+    connection = connect(ride_out=ride_out)  # starts (or joins) the embedded server; this process holds it until exit
     return RedisChoice(embedded_url(), True, connection)
 
 

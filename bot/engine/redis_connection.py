@@ -42,7 +42,9 @@ from urllib.parse import quote
 
 import psutil
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from bot.home import HomeError, check_private_folder, meshbot_home
@@ -64,6 +66,13 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "socket_timeout": 30.0,  # rq raises it for its own blocking reads (Worker.connection_timeout)
     "health_check_interval": 30,
 }
+
+# The engine's clients (workers, `meshbot deploy`) ride out a Redis outage: redis-py's own Retry waits 0.1, 0.2,
+# 0.4, 0.8, 1.6 s, then 2 s per attempt, ~41 s in all, before a command fails. The web service keeps redis-py's
+# default (~5 s at most), so that a delivery is answered 503 within the forge's 10 s.
+OUTAGE_BACKOFF_BASE = 0.05
+OUTAGE_BACKOFF_CAP = 2.0
+OUTAGE_RETRIES = 24
 
 # RDB snapshots on top of the AOF: after 15 min if 1 key changed, 5 min if 10, 1 min if 10,000 (Redis' defaults).
 SAVE_POINTS = ["900 1", "300 10", "60 10000"]
@@ -111,13 +120,58 @@ def redis_url() -> str | None:
     return value or None
 
 
-def connect(url: str | None = None) -> redis.Redis:
-    """A client for url, else REDIS_URL, else the embedded server (started if no process runs it)."""
+def connect(url: str | None = None, *, ride_out: bool = False) -> redis.Redis:
+    """A client for url, else REDIS_URL, else the embedded server (started if no process runs it).
+
+    ride_out: retry commands through a Redis outage of ~40 s (outage_retry()), for the engine's workers and
+    `meshbot deploy`; otherwise redis-py's default retries, a few seconds at most.
+    """
     url = url or redis_url()
+    options = {**CLIENT_OPTIONS, **(_ride_out_options() if ride_out else {})}
     if url:
-        return redis.Redis.from_url(url, **CLIENT_OPTIONS)
+        return redis.Redis.from_url(url, **options)
     server = embedded_server()
-    return redis.Redis.from_url(server.url, client_name=server.client_name, **CLIENT_OPTIONS)
+    return redis.Redis.from_url(server.url, client_name=server.client_name, **options)
+
+
+class _NotingBackoff(ExponentialBackoff):
+    """redis-py's ExponentialBackoff, noting when this process last failed to reach Redis (a retry backs off)."""
+
+    def compute(self, failures: int) -> float:
+        """The wait before the next attempt; the failure's time is noted for seconds_since_redis_failed()."""
+        global _last_failure
+        _last_failure = time.monotonic()
+        return float(super().compute(failures))
+
+
+_last_failure = float("-inf")
+
+
+def seconds_since_redis_failed() -> float:
+    """Seconds since a client made by outage_retry() last failed to reach Redis in this process (inf: never)."""
+    return time.monotonic() - _last_failure
+
+
+def outage_retry() -> Retry:
+    """redis-py's Retry for the engine: exponential back-off up to 2 s, ~41 s in all (outage_seconds())."""
+    return Retry(_NotingBackoff(cap=OUTAGE_BACKOFF_CAP, base=OUTAGE_BACKOFF_BASE), retries=OUTAGE_RETRIES,
+                 supported_errors=(RedisConnectionError, RedisTimeoutError))
+
+
+def outage_seconds() -> float:
+    """How long outage_retry() waits in all before a command fails (connection attempts not counted)."""
+    backoff = ExponentialBackoff(cap=OUTAGE_BACKOFF_CAP, base=OUTAGE_BACKOFF_BASE)
+    return sum(backoff.compute(failures) for failures in range(1, OUTAGE_RETRIES + 1))
+
+
+def ride_out_outages(client: redis.Redis) -> redis.Redis:
+    """client, its commands now retried through a Redis outage as connect(ride_out=True) does; returned."""
+    client.set_retry(outage_retry())
+    return client
+
+
+def _ride_out_options() -> dict[str, Any]:
+    return {"retry": outage_retry(), "retry_on_error": [RedisConnectionError, RedisTimeoutError]}
 
 
 def embedded_url() -> str:

@@ -1,13 +1,21 @@
 """meshbot's RQ worker: jobs run in the worker process, heartbeats come from a thread, and a reaper
-notices dead workers within seconds, keeps the leases of running deployments, and starts queued ones."""
+notices dead workers within seconds, keeps the leases of running deployments, and starts queued ones.
+
+The worker rides out Redis outages: its connection retries each command for ~40 s (redis-py's Retry, see
+redis_connection.outage_retry), and a connection error that still escapes never ends it (RQ's work loop quits on
+any exception): it logs, waits until Redis answers and goes on.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import SimpleWorker
 from rq.job import Job
 from rq.queue import Queue
@@ -19,6 +27,7 @@ from rq.timeouts import TimerDeathPenalty
 from bot.engine.locks import Locks
 from bot.engine.periodic import start_periodic_jobs
 from bot.engine.recovery import GRACE_SECONDS, Repair, repair
+from bot.engine.redis_connection import ride_out_outages, seconds_since_redis_failed
 from bot.engine.runner import QUEUE_NAME, start_next
 from bot.engine.store import ACTIVE_KEY, PREFIX, Store
 
@@ -28,6 +37,8 @@ REAPER_SECONDS = 1.0
 REAPER_LOCK = f"{PREFIX}:reaper"
 # How long RQ's command thread blocks before it checks whether to stop (RQ's own value is 60 s).
 COMMAND_POLL_SECONDS = 0.2
+WAIT_FOR_REDIS_SECONDS = 1.0
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)  # TimeoutError is a ConnectionError; named for clarity
 
 log = logging.getLogger("meshbot.worker")
 
@@ -53,17 +64,83 @@ class MeshbotWorker(SimpleWorker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run the job here, with a thread keeping its heartbeat and the worker's alive."""
-        execution = self.prepare_execution(job)
-        stop = threading.Event()
-        beat = threading.Thread(target=self._beat, args=(job, execution, stop), daemon=True)
-        beat.start()
         try:
-            self.perform_job(job, queue, execution)
+            execution = self.prepare_execution(job)
+            stop = threading.Event()
+            beat = threading.Thread(target=self._beat, args=(job, execution, stop), daemon=True)
+            beat.start()
+            try:
+                self.perform_job(job, queue, execution)
+            finally:
+                stop.set()
+                beat.join()
+            enqueue_ready_dependents(queue)
+            self.set_state("idle")  # type: ignore[arg-type]
+        except REDIS_ERRORS as error:
+            # Not run again here: it may have been carried out. Its heartbeat lapses and the reaper retries it.
+            log.error("worker %s lost Redis around job %s (%s); the reaper retries the job once Redis is back",
+                      self.name, job.id, error)
+            self.wait_for_redis()
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's suspension check; through a Redis outage, wait for Redis instead of quitting."""
+        try:
+            super().check_for_suspension(burst)
+        except REDIS_ERRORS as error:
+            log.error("worker %s cannot reach Redis (%s); waiting for it", self.name, error)
+            self.wait_for_redis()
+
+    def run_maintenance_tasks(self) -> None:
+        """RQ's registry clean-ups; skipped (tried again next round) when Redis does not answer."""
+        try:
+            super().run_maintenance_tasks()
+        except REDIS_ERRORS as error:
+            log.warning("worker %s skipped its maintenance round: %s", self.name, error)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ's worker heartbeat; a failed one is logged (the next one comes within seconds), never fatal."""
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline=pipeline)
+            return
+        try:
+            super().heartbeat(timeout)
+        except REDIS_ERRORS as error:
+            log.warning("worker %s: heartbeat failed: %s", self.name, error)
+
+    def set_state(self, state: Any, pipeline: Any = None) -> None:
+        """RQ's worker state; a failed update is logged, never fatal (RQ calls it outside its retry loop)."""
+        if pipeline is not None:
+            super().set_state(state, pipeline=pipeline)
+            return
+        try:
+            super().set_state(state)
+        except REDIS_ERRORS as error:
+            log.warning("worker %s: could not record its state %s: %s", self.name, state, error)
+
+    def teardown(self) -> None:
+        """RQ's teardown (its death recorded, its command channel closed), without riding out an outage: a worker
+        told to stop while Redis is away stops now; its registration then lapses with its key (RQ's worker TTL)."""
+        riding_out = self.connection.get_retry()
+        self.connection.set_retry(Retry(NoBackoff(), 1))
+        try:
+            super().teardown()
+        except REDIS_ERRORS as error:
+            log.warning("worker %s stops without recording it in Redis: %s", self.name, error)
         finally:
-            stop.set()
-            beat.join()
-        enqueue_ready_dependents(queue)
-        self.set_state("idle")  # type: ignore[arg-type]
+            if riding_out is not None:
+                self.connection.set_retry(riding_out)
+
+    def wait_for_redis(self) -> None:
+        """Return once Redis answers PING (each PING retries for ~40 s); a stop request (SIGTERM) ends the wait."""
+        while not self._stop_requested:
+            try:
+                self.connection.ping()
+            except REDIS_ERRORS as error:
+                log.error("worker %s: Redis still does not answer (%s); waiting", self.name, error)
+                time.sleep(WAIT_FOR_REDIS_SECONDS)  # in case PING failed at once (a client without retries)
+            else:
+                log.warning("worker %s: Redis answers again; resuming", self.name)
+                return
 
     def _beat(self, job: Job, execution: Any, stop: threading.Event) -> None:
         while not stop.wait(HEARTBEAT_SECONDS):
@@ -108,8 +185,11 @@ def reap_once(connection: redis.Redis, grace: float = GRACE_SECONDS) -> None:
     if not connection.set(REAPER_LOCK, "1", nx=True, px=int(REAPER_SECONDS * 900)):
         return  # another worker did this round
     queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
-    # The reaper is a thread: failure callbacks must not time out through SIGALRM, which needs the main thread.
-    StartedJobRegistry(queue=queue, death_penalty_class=TimerDeathPenalty).cleanup()
+    # Right after Redis comes back, running jobs' heartbeats (missed during the outage) look lapsed until their
+    # workers beat again: wait that long before counting any job as abandoned.
+    if seconds_since_redis_failed() > HEARTBEAT_TTL + HEARTBEAT_SECONDS:
+        # The reaper is a thread: failure callbacks must not time out through SIGALRM, which needs the main thread.
+        StartedJobRegistry(queue=queue, death_penalty_class=TimerDeathPenalty).cleanup()
     # RQ leaves a dependent whose enqueue lost a WATCH race in the ready registry, for a cleanup that workers
     # only run every 10 minutes: enqueue such jobs now, or a deployment would wait that long.
     ReadyJobRegistry(queue=queue).cleanup()
@@ -143,7 +223,11 @@ def start_reaper(connection: redis.Redis, stop: threading.Event) -> threading.Th
 
 
 def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = None) -> bool:
-    """Work on meshbot's queue (with the reaper alongside) until stopped; burst: until the queue is empty."""
+    """Work on meshbot's queue (with the reaper alongside) until stopped; burst: until the queue is empty.
+
+    connection is set to retry through Redis outages (ride_out_outages), whoever opened it.
+    """
+    ride_out_outages(connection)
     queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
     worker = MeshbotWorker([queue], connection=connection, serializer=JSONSerializer, name=name)
     stop = threading.Event()
