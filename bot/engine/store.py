@@ -61,18 +61,23 @@ class PlannedTask:
     depends_on: list[str]
     adapter_url: str | None = None
     adapter_timeout: float = 600.0
+    adapter_ca_bundle: str | None = None  # the adapter's CA bundle (server configuration), else the environment's
 
     def as_json(self) -> dict[str, Any]:
         """Plain data."""
+        adapter = {"url": self.adapter_url, "timeout": self.adapter_timeout}
+        if self.adapter_ca_bundle:
+            adapter["ca_bundle"] = self.adapter_ca_bundle
         return {"id": self.id, "kind": self.kind, "depends_on": self.depends_on,
-                "adapter": {"url": self.adapter_url, "timeout": self.adapter_timeout} if self.adapter_url else None}
+                "adapter": adapter if self.adapter_url else None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PlannedTask:
         """From plain data."""
         adapter = data.get("adapter") or {}
         return cls(id=data["id"], kind=data["kind"], depends_on=list(data["depends_on"]),
-                   adapter_url=adapter.get("url"), adapter_timeout=float(adapter.get("timeout", 600.0)))
+                   adapter_url=adapter.get("url"), adapter_timeout=float(adapter.get("timeout", 600.0)),
+                   adapter_ca_bundle=adapter.get("ca_bundle"))
 
 
 @dataclass(slots=True)

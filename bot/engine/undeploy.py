@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import redis
 
+from adapters.registry import AdapterTarget
 from bot.descriptor.errors import InputError
 from bot.descriptor.model import Descriptor
 from bot.engine.deployed import Deployed
@@ -22,8 +23,8 @@ from bot.engine.undeploy_target import undeploy_target
 class AdapterResolver(Protocol):
     """Which tech adapter runs each task of a descriptor (adapters.registry.AdapterRegistry)."""
 
-    def resolve_all(self, descriptor: Descriptor) -> dict[str, tuple[str, float]]:
-        """(url, timeout) by task id, for every task an adapter serves."""
+    def resolve_all(self, descriptor: Descriptor) -> dict[str, AdapterTarget]:
+        """The adapter of every task an adapter serves, by task id."""
         ...
 
     def unresolved(self, descriptor: Descriptor) -> list[InputError]:

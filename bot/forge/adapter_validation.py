@@ -6,7 +6,6 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from adapters.client import TechAdapterClient
 from adapters.payloads import component_request, data_product_request
 from adapters.registry import AdapterRegistry
 from bot.config import AdapterSettings
@@ -60,8 +59,7 @@ def validate_with_adapters(descriptor: Descriptor, adapters: list[AdapterSetting
         if task_id not in resolved:
             return AdapterVerdict(task_id, kind, valid=False, message=f"no tech adapter serves this task in "
                                   f"`{descriptor.environment}` (server configuration `adapters`)")
-        url, timeout = resolved[task_id]
-        client = TechAdapterClient(url, timeout=min(timeout, VALIDATE_TIMEOUT))
+        client = resolved[task_id].client(timeout=VALIDATE_TIMEOUT)
         request = data_product_request(descriptor.data) if kind == "dataproduct" else \
             component_request(descriptor.data, task_id)
         outcome = client.validate(request)

@@ -13,9 +13,8 @@ from typing import Any
 
 import redis
 
-from adapters.client import TechAdapterClient
 from adapters.payloads import component_request, data_product_request
-from adapters.registry import AdapterRegistry
+from adapters.registry import AdapterRegistry, AdapterTarget
 from bot.config import ServerConfig
 from bot.descriptor.assembly import assemble
 from bot.descriptor.discovery import RemoteLocations
@@ -114,7 +113,7 @@ def _queued(ahead: int, data_product: str, environment: str) -> str:
     return f"queued behind {ahead} other deployment(s) of {code_span(data_product)} in {code_span(environment)}"
 
 
-def dry_run_reply(descriptor: Descriptor, adapters: dict[str, tuple[str, float]], sha: str) -> str:
+def dry_run_reply(descriptor: Descriptor, adapters: dict[str, AdapterTarget], sha: str) -> str:
     """The plan and what each task's adapter says of it, provisioning nothing."""
     plan = build_plan(descriptor)
     lines = [f"`/deploy --dry-run` of {code_span(descriptor.id)} at {sha[:8]} to "
@@ -122,8 +121,7 @@ def dry_run_reply(descriptor: Descriptor, adapters: dict[str, tuple[str, float]]
              "| stage | task | kind | adapter validate |", "|---:|---|---|---|"]
     stage_of = {task_id: index + 1 for index, stage in enumerate(plan.stages) for task_id in stage}
     for task in plan.tasks:
-        url, timeout = adapters[task.id]
-        client = TechAdapterClient(url, timeout=min(timeout, 60.0))
+        client = adapters[task.id].client(timeout=60.0)
         request = data_product_request(descriptor.data) if task.kind == "dataproduct" else \
             component_request(descriptor.data, task.id)
         outcome = client.validate(request)

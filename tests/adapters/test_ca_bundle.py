@@ -80,14 +80,15 @@ def make_authority(folder: Path) -> Authority:
 
 
 class _Adapter(BaseHTTPRequestHandler):
-    """Answers every POST with a valid validation result and counts them."""
+    """Answers validate with valid, provision with COMPLETED, and keeps the paths it was asked."""
 
     received: list[str]
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.received.append(self.path)
-        body = json.dumps({"valid": True}).encode()
+        answer = {"status": "COMPLETED", "result": "done"} if self.path.endswith("/provision") else {"valid": True}
+        body = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -195,3 +196,25 @@ def test_a_missing_or_unreadable_ca_bundle_is_reported_where_it_is_configured(tm
     assert unreadable.message.startswith(f"adapters.1.ca_bundle: {(tmp_path / 'not-a-certificate.pem').resolve()} "
                                          "is not a PEM file of certificates")
     assert unreadable.position == SourcePosition(str(configuration), 7, 16)
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["ca_bundle", "no bundle"])
+def test_a_deployment_s_workers_use_the_adapter_s_ca_bundle(adapter, start, trusted):
+    from adapters.reference import OUTPUT_PORT_TEMPLATE_ID, STORAGE_TEMPLATE_ID
+    from bot.config import AdapterSettings
+    from bot.engine.deployment import DeploymentState
+    from tests.deploy_harness import example_descriptor
+
+    bundle = str(adapter.authority.ca) if trusted else None
+    registry = AdapterRegistry([AdapterSettings(template, adapter.url, timeout=10, ca_bundle=bundle)
+                                for template in (STORAGE_TEMPLATE_ID, OUTPUT_PORT_TEMPLATE_ID)])
+    descriptor = example_descriptor()
+    running = start(1)
+    deployment_id, _ = running.request(descriptor, registry.resolve_all(descriptor))
+    deployment = running.wait(deployment_id)
+    if trusted:
+        assert deployment.state is DeploymentState.DEPLOYED, deployment.message
+        assert sum(path.endswith("/v1/provision") for path in adapter.received) == 3
+    else:
+        assert deployment.state is DeploymentState.REFUSED
+        assert "certificate" in deployment.message and adapter.received == []

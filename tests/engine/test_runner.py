@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from adapters.reference import OUTPUT_PORT_TEMPLATE_ID, STORAGE_TEMPLATE_ID
-from adapters.registry import AdapterRegistry
+from adapters.registry import AdapterRegistry, AdapterTarget
 from bot.config import AdapterSettings
 from bot.descriptor.model import Descriptor
 from bot.engine.deployed import RedisDeployedStates
@@ -42,7 +42,7 @@ def scripted() -> Iterator[ScriptedAdapter]:
         yield adapter
 
 
-def reference_adapters(descriptor: Descriptor, url: str) -> dict[str, tuple[str, float]]:
+def reference_adapters(descriptor: Descriptor, url: str) -> dict[str, AdapterTarget]:
     registry = AdapterRegistry([AdapterSettings(STORAGE_TEMPLATE_ID, url, timeout=20),
                                 AdapterSettings(OUTPUT_PORT_TEMPLATE_ID, url, timeout=20)])
     return registry.resolve_all(descriptor)
