@@ -46,7 +46,7 @@ def test_a_typo_in_a_key_names_the_known_keys(tmp_path):
     assert completed.returncode == 1
     assert completed.stdout == ""
     assert completed.stderr == ("meshbot.yaml:2:5: adapters.0: unknown key 'timout' (known keys: "
-                                "infrastructureTemplateId, url, environments, timeout)\n")
+                                "infrastructureTemplateId, url, environments, timeout, ca_bundle)\n")
 
 
 def test_wrong_types_are_each_reported_with_their_position(tmp_path):
