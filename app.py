@@ -65,8 +65,10 @@ def create_app(
     redis_connection: redis.Redis | None = None,
     bot_usernames: Iterable[str] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    ready_heartbeat_window: float | None = None,
 ) -> Flask:
-    """meshbot's web application: `/healthz`, the two webhook endpoints, `/status/<data product>`, `/metrics`
+    """meshbot's web application: `/healthz`, `/readyz` (ready_heartbeat_window: how fresh a worker heartbeat must
+    be, 30 s by default), the two webhook endpoints, `/status/<data product>`, `/metrics`
     and the deployed descriptors (`/api/v1/products/<id>/environments/<env>/descriptor`)."""
     app = Flask("meshbot")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
@@ -81,6 +83,18 @@ def create_app(
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
         return jsonify(status="ok", version=__version__)
+
+    probes: list[redis.Redis] = []  # /readyz's own client: short timeouts, no retries, its own pool
+
+    @app.get("/readyz")
+    def readyz() -> ResponseReturnValue:
+        # No token: it says whether meshbot can work (Redis, worker count, queue depth), nothing secret.
+        from bot.engine.health import HEARTBEAT_WINDOW_SECONDS, probe_client, readiness
+
+        if not probes:
+            probes.append(probe_client(connection.get()))
+        found = readiness(probes[0], ready_heartbeat_window or HEARTBEAT_WINDOW_SECONDS)
+        return jsonify(found.as_json()), 200 if found.ready else 503
 
     @app.get("/metrics")
     def metrics() -> ResponseReturnValue:

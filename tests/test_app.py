@@ -8,6 +8,7 @@ import http.client
 import json
 import random
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from rq.serializers import JSONSerializer
 from app import bearer_token, create_app
 from bot import __version__
 from bot.engine.runner import queue
+from tests.deploy_harness import wait_for
+from tests.engine.redis_process import RedisProcess
 from tests.forge.test_events import (
     GITHUB_FIXTURES,
     GITLAB_FIXTURES,
@@ -440,3 +443,70 @@ def post_gitlab_chunked(port: int, body: bytes) -> tuple[int, Any]:
     return post_chunked(port, "/webhooks/gitlab", body, {
         "X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": GITLAB_SECRET, "Content-Type": "application/json",
         "Idempotency-Key": str(uuid.uuid4())})
+
+
+# ---------------------------------------------------------------------- readiness
+
+
+def readyz(client: Any) -> tuple[int, dict[str, Any]]:
+    response = client.get("/readyz")
+    return response.status_code, response.get_json()
+
+
+def readyz_answers(client: Any, status: int, timeout: float) -> dict[str, Any]:
+    """The body of the first /readyz answer with status, polled for up to timeout seconds."""
+    def answer() -> dict[str, Any] | None:
+        found, body = readyz(client)
+        return body if found == status else None
+
+    return wait_for(answer, timeout, f"/readyz to answer {status}")
+
+
+def test_readyz_needs_a_fresh_worker_heartbeat_and_names_the_queue(redis_engine):
+    """A killed worker makes it 503 within 5 s (heartbeat window lowered to 3 s), a new one 200 within 10 s."""
+    client = create_app(redis_connection=redis_engine.redis, ready_heartbeat_window=3.0).test_client()
+    queue(redis_engine.redis).enqueue_call("builtins.len", args=([],))  # waits: no worker yet
+    status, body = readyz(client)
+    assert status == 503 and body["status"] == "not ready" and body["redis"] == "ok"
+    assert body["workers"] == {"alive": 0, "registered": 0, "heartbeatWindowSeconds": 3.0}
+    assert body["queue"]["depth"] == 1 and body["queue"]["oldestQueuedSeconds"] >= 0
+    assert body["problems"] == ["no worker sent a heartbeat in the last 3 s (0 registered): start `meshbot worker`"]
+
+    (name,) = redis_engine.start_workers(1)
+    body = readyz_answers(client, 200, 10)
+    assert body["workers"]["alive"] == 1 and body["problems"] == [] and body["status"] == "ready"
+    wait_for(lambda: readyz(client)[1]["queue"]["depth"] == 0, 10, "the worker to take the queued job")
+
+    killed = time.monotonic()
+    redis_engine.kill(name)  # SIGKILL: nothing unregisters it
+    body = readyz_answers(client, 503, 5)
+    assert time.monotonic() - killed < 5
+    assert body["workers"]["alive"] == 0 and "no worker sent a heartbeat" in body["problems"][0]
+
+    started = time.monotonic()
+    redis_engine.start_workers(1)
+    readyz_answers(client, 200, 10)
+    assert time.monotonic() - started < 10
+
+
+def test_readyz_names_redis_when_it_does_not_answer(tmp_path):
+    server = RedisProcess(tmp_path / "redis")
+    server.start()
+    try:
+        client = create_app(redis_connection=redis.Redis.from_url(server.url)).test_client()
+        assert readyz(client)[1]["redis"] == "ok"
+        server.kill()
+        started = time.monotonic()
+        status, body = readyz(client)
+        assert time.monotonic() - started < 5
+        assert status == 503 and body["status"] == "not ready"
+        assert body["redis"].startswith("ConnectionError: ") and body["problems"][0].startswith("Redis does not answer")
+        server.start()
+        assert readyz(client)[1]["redis"] == "ok"
+    finally:
+        server.close()
+
+
+def test_readyz_needs_no_token(redis_engine, monkeypatch):
+    monkeypatch.setenv("MESHBOT_API_TOKEN", "t0ken")
+    assert create_app(redis_connection=redis_engine.redis).test_client().get("/readyz").status_code in (200, 503)

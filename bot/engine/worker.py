@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -37,6 +38,9 @@ REAPER_SECONDS = 1.0
 REAPER_LOCK = f"{PREFIX}:reaper"
 # How long RQ's command thread blocks before it checks whether to stop (RQ's own value is 60 s).
 COMMAND_POLL_SECONDS = 0.2
+# RQ's worker key lives WORKER_TTL + 60 s past the last heartbeat (RQ's default TTL is 420 s): a killed worker leaves
+# the registry (rq:workers) within 90 s. The reaper thread beats every round, so a live worker's beat is < 2 s old.
+WORKER_TTL = 30
 WAIT_FOR_REDIS_SECONDS = 1.0
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)  # TimeoutError is a ConnectionError; named for clarity
 
@@ -44,7 +48,27 @@ log = logging.getLogger("meshbot.worker")
 
 
 class MeshbotWorker(SimpleWorker):
-    """A SimpleWorker (no fork per job: low latency) that heartbeats while a job runs."""
+    """A SimpleWorker (no fork per job: low latency) that heartbeats while a job runs, and every reaper round."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._registered = False
+
+    def register_birth(self) -> None:
+        """RQ's registration; from now on beat() keeps the worker's heartbeat fresh."""
+        super().register_birth()
+        self._registered = True
+
+    def register_death(self) -> None:
+        """RQ's unregistration, beat() stopped first. A beat racing it only touches a key RQ's registry no longer
+        lists (and that holds the death), so no dead worker is ever counted."""
+        self._registered = False
+        super().register_death()
+
+    def beat(self) -> None:
+        """A heartbeat between registration and death (from the reaper thread): readiness counts fresh beats."""
+        if self._registered:
+            self.heartbeat()
 
     def subscribe(self) -> None:
         """RQ's command channel (shutdown, stop-job), read by a thread that checks for a stop every poll time."""
@@ -208,11 +232,14 @@ def reap_once(connection: redis.Redis, grace: float = GRACE_SECONDS) -> None:
         start_next(connection, data_product, environment)
 
 
-def start_reaper(connection: redis.Redis, stop: threading.Event) -> threading.Thread:
-    """Run reap_once every REAPER_SECONDS in a daemon thread until stop is set."""
+def start_reaper(connection: redis.Redis, stop: threading.Event,
+                 beat: Callable[[], None] | None = None) -> threading.Thread:
+    """Run beat (the worker's heartbeat) and reap_once every REAPER_SECONDS in a daemon thread until stop is set."""
     def loop() -> None:
         while not stop.wait(REAPER_SECONDS):
             try:
+                if beat is not None:
+                    beat()
                 reap_once(connection)
             except redis.RedisError as error:
                 log.warning("reaper round failed: %s", error)
@@ -229,9 +256,10 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
     """
     ride_out_outages(connection)
     queue = Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
-    worker = MeshbotWorker([queue], connection=connection, serializer=JSONSerializer, name=name)
+    worker = MeshbotWorker([queue], connection=connection, serializer=JSONSerializer, name=name,
+                           worker_ttl=WORKER_TTL)
     stop = threading.Event()
-    start_reaper(connection, stop)
+    start_reaper(connection, stop, worker.beat)
     if not burst:  # a long-running worker starts the periodic jobs (the catch-up sweep, when configured)
         start_periodic_jobs(queue)
     try:
