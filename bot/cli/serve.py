@@ -1,5 +1,8 @@
 """`meshbot serve`: the webhook service under gunicorn, with RQ workers beside it, until stopped.
 
+A supervisor thread replaces RQ workers that exit or are killed, and restarts the embedded Redis on the same data
+if it dies (docs/operations.md says why rather than exiting).
+
 The web application (app.py, Flask) and gunicorn are imported only when the command runs, so the domain
 never depends on them.
 """
@@ -8,15 +11,18 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.config import CONFIG_ENVIRONMENT_VARIABLE, config_path, load_config
 from bot.descriptor.errors import InputErrors
 
 EXIT_INPUT = 2
+
+logger = logging.getLogger("meshbot.supervisor")
 
 
 def register(commands: Any) -> None:
@@ -62,6 +68,7 @@ def _serve_command(arguments: argparse.Namespace) -> int:
     base = f"http://{arguments.host}:{arguments.port}"
     try:
         workers.start()
+        workers.supervise(_keep_embedded_redis() if choice.embedded else None)
         print(_banner(base, shown_url(choice.url), choice.embedded, count, generated), flush=True)
         if count and workers.log_path:
             print(f"  worker log:     {workers.log_path}", flush=True)
@@ -79,7 +86,7 @@ def _banner(base: str, redis_url: str, embedded: bool, workers: int, generated: 
         f"  GitHub webhook: {base}/webhooks/github  (content type application/json; events: push, pull requests, "
         "issue comments)",
         f"  GitLab webhook: {base}/webhooks/gitlab  (push, tag push, merge request and comment events)",
-        f"  health:         {base}/healthz",
+        f"  health:         {base}/healthz  (liveness); readiness: {base}/readyz (Redis and workers)",
     ]
     if generated:
         secret, new = generated
@@ -91,6 +98,22 @@ def _banner(base: str, redis_url: str, embedded: bool, workers: int, generated: 
             "  GitHub: paste it as the webhook's Secret; GitLab: as the webhook's Secret token.",
         ]
     return "\n".join(lines)
+
+
+def _keep_embedded_redis() -> Callable[[], None]:
+    """A supervision round for the embedded Redis: if its server died, start it again on the same files."""
+    from bot.engine.redis_connection import embedded_server
+
+    pids = [embedded_server().pid]
+
+    def keep() -> None:
+        server = embedded_server()  # pings it; one that stopped answering is found again or restarted
+        if server.pid != pids[0]:
+            logger.warning("the embedded Redis server (pid %d) was gone: restarted it on the same data (pid %d)",
+                           pids[0], server.pid)
+            pids[0] = server.pid
+
+    return keep
 
 
 def missing_forge_credentials(environment: Mapping[str, str]) -> list[str]:

@@ -1,14 +1,20 @@
-"""Which Redis the deploy commands use, and the local worker subprocesses run beside the embedded server."""
+"""Which Redis the deploy commands use, and the local worker subprocesses run beside the embedded server.
+
+LocalWorkers.supervise() keeps them running: a worker that exits or is killed is replaced within a second, with
+back-off (1, 2, 4 ... 30 s) while replacements keep dying, and a hook (serve's: the embedded Redis) runs each round.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -22,6 +28,11 @@ from bot.home import meshbot_home
 ROOT = Path(__file__).resolve().parents[2]
 STOP_GRACE_SECONDS = 10.0  # after SIGTERM, a worker finishes its current job; then it gets SIGKILL
 LOG_FOLDER = "logs"
+SUPERVISE_SECONDS = 0.2  # how often the supervisor looks at the workers
+STABLE_SECONDS = 10.0  # a worker that ran this long before exiting is replaced at once; sooner: with back-off
+MAX_BACKOFF_SECONDS = 30.0
+
+log = logging.getLogger("meshbot.supervisor")
 
 
 @dataclass
@@ -65,6 +76,12 @@ class LocalWorkers:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     log_path: Path | None = None
     _log: IO[bytes] | None = None
+    _started: list[float] = field(default_factory=list)  # when each slot's process started (monotonic)
+    _delays: list[float] = field(default_factory=list)  # each slot's last back-off
+    _due: list[float | None] = field(default_factory=list)  # when a dead slot's replacement starts
+    _generation: int = 0
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _supervisor: threading.Thread | None = None
 
     def start(self) -> None:
         """Start count workers; their output goes to MESHBOT_HOME/logs/workers.log."""
@@ -72,22 +89,68 @@ class LocalWorkers:
         folder.mkdir(mode=0o700, exist_ok=True)
         self.log_path = folder / "workers.log"
         self._log = self.log_path.open("ab")
+        for index in range(self.count):
+            self.processes.append(self._spawn(index))
+            self._started.append(time.monotonic())
+            self._delays.append(0.0)
+            self._due.append(None)
+
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        """One `meshbot worker` process for slot index, under a name no earlier worker had (RQ refuses to register
+        a name whose key a killed worker left behind)."""
         python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
         environment = {**os.environ, REDIS_URL_ENVIRONMENT_VARIABLE: self.url, "PYTHONPATH": python_path}
-        for index in range(self.count):
-            self.processes.append(subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "worker", "--name", f"local-{os.getpid()}-{index}",
-                 "--parent-pid", str(os.getpid())],
-                stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=environment, cwd=ROOT,
-                start_new_session=True,  # Ctrl-C reaches this process only; it stops the workers itself
-            ))
+        name = f"local-{os.getpid()}-{index}" + (f"-{self._generation}" if self._generation else "")
+        self._generation += 1
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "worker", "--name", name, "--parent-pid", str(os.getpid())],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=environment, cwd=ROOT,
+            start_new_session=True,  # Ctrl-C reaches this process only; it stops the workers itself
+        )
 
     def alive(self) -> int:
         """How many workers still run."""
         return sum(1 for process in self.processes if process.poll() is None)
 
+    def supervise(self, each_round: Callable[[], None] | None = None) -> threading.Thread:
+        """Start a thread that replaces workers that exit, and runs each_round (errors logged) every round."""
+        def loop() -> None:
+            while not self._stopping.wait(SUPERVISE_SECONDS):
+                if each_round is not None:
+                    try:
+                        each_round()
+                    except Exception:  # the supervisor must outlive whatever one round does
+                        log.exception("supervision round failed")
+                self.replace_exited(time.monotonic())
+
+        self._supervisor = threading.Thread(target=loop, name="meshbot-supervisor", daemon=True)
+        self._supervisor.start()
+        return self._supervisor
+
+    def replace_exited(self, now: float) -> None:
+        """Replace each worker that has exited, once its back-off has passed."""
+        for index, process in enumerate(self.processes):
+            code = process.poll()
+            if code is None or self._stopping.is_set():
+                continue
+            if self._due[index] is None:
+                delay = restart_delay(self._delays[index], now - self._started[index])
+                self._delays[index], self._due[index] = delay, now + delay
+                # 0 also when another waitpid() reaped it first (gunicorn's master reaps every child)
+                how = f" (signal {-code})" if code < 0 else f" (status {code})" if code else ""
+                log.warning("local worker %d (pid %d) exited%s; replacing it%s", index, process.pid, how,
+                            f" in {delay:g} s" if delay else "")
+            due = self._due[index]
+            if due is not None and now >= due:
+                self.processes[index] = self._spawn(index)
+                self._started[index], self._due[index] = time.monotonic(), None
+                log.warning("local worker %d replaced: pid %d", index, self.processes[index].pid)
+
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """SIGTERM every worker (each finishes its current job), then SIGKILL those still running after grace."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
         for process in self.processes:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -102,6 +165,14 @@ class LocalWorkers:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def restart_delay(previous: float, lived: float) -> float:
+    """How long to wait before replacing a worker that ran lived seconds: none after a long run, else back-off
+    doubling from 1 s up to MAX_BACKOFF_SECONDS while replacements keep dying."""
+    if lived >= STABLE_SECONDS:
+        return 0.0
+    return min(MAX_BACKOFF_SECONDS, max(1.0, previous * 2))
 
 
 def exit_with_parent(parent_pid: int, interval: float = 0.5) -> None:

@@ -16,12 +16,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
 from bot.cli.serve import load_application, missing_forge_credentials
 from tests.cli.test_deploy import _processes_of
 from tests.deploy_harness import ROOT, wait_for
+from tests.engine.test_redis_connection import servers_of
 
 
 def free_port() -> int:
@@ -195,3 +197,73 @@ def test_serve_says_which_forges_it_has_no_credentials_for(environment, missing)
     lines = missing_forge_credentials(environment)
     assert [line.split()[1] for line in lines] == missing
     assert all("deliveries are accepted, but their jobs fail" in line for line in lines)
+
+
+# ---------------------------------------------------------------------- supervision
+
+
+def worker_pids(service: Service) -> set[int]:
+    """The pids of the RQ workers the service runs now."""
+    try:
+        children = psutil.Process(service.process.pid).children()
+    except psutil.NoSuchProcess:
+        return set()
+    pids = set()
+    for child in children:
+        try:
+            if "bot.cli worker" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                pids.add(child.pid)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return pids
+
+
+def readyz(service: Service) -> int:
+    try:
+        return requests.get(service.url + "/readyz", timeout=5).status_code
+    except requests.RequestException:
+        return 0
+
+
+def test_a_killed_worker_is_replaced_within_2_s_and_readyz_stays_ready(home):
+    service = Service(home)
+    try:
+        wait_for(lambda: readyz(service) == 200, 20, "/readyz to answer 200")
+        (pid,) = wait_for(lambda: worker_pids(service), 10, "the worker to run")
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        (new,) = wait_for(lambda: worker_pids(service) - {pid}, 5, "a new worker")
+        replaced = time.monotonic() - killed
+        assert new != pid and replaced < 2.0, f"replaced after {replaced:.2f} s"
+        wait_for(lambda: readyz(service) == 200, 10, "/readyz to answer 200 with the new worker")
+    finally:
+        assert service.stop() == 0
+    log = "".join(service.lines) + service.rest
+    assert f"local worker 0 (pid {pid}) exited" in log and "; replacing it" in log
+    assert "local worker 0 replaced" in log
+
+
+def test_a_killed_embedded_redis_is_restarted_on_the_same_data(home):
+    service = Service(home, {"MESHBOT_GITHUB_WEBHOOK_SECRET": "s3cret"})
+    try:
+        wait_for(lambda: readyz(service) == 200, 20, "/readyz to answer 200")
+        first = requests.post(service.url + "/webhooks/github", timeout=5,
+                              **signed("s3cret", "pull_request", PULL_REQUEST, "before"))
+        assert first.status_code == 202
+        (server,) = servers_of(home)
+        server.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_for(lambda: [process for process in servers_of(home) if process.pid != server.pid], 10,
+                 "a new embedded redis-server")
+        wait_for(lambda: readyz(service) == 200, 10, "/readyz to answer 200 again")
+        ready = time.monotonic() - killed
+        assert ready < 10, f"ready again after {ready:.2f} s"
+        again = requests.post(service.url + "/webhooks/github", timeout=5,
+                              **signed("s3cret", "pull_request", PULL_REQUEST, "before"))
+        assert again.status_code == 200 and "received before" in again.json()["ignored"]  # the same data
+        after = requests.post(service.url + "/webhooks/github", timeout=5,
+                              **signed("s3cret", "pull_request", PULL_REQUEST, "after"))
+        assert after.status_code == 202
+    finally:
+        assert service.stop() == 0
+    assert "the embedded Redis server (pid" in service.rest + "".join(service.lines)
