@@ -90,18 +90,20 @@ class LocalWorkers:
         self.log_path = folder / "workers.log"
         self._log = self.log_path.open("ab")
         for index in range(self.count):
-            self.processes.append(self._spawn(index))
+            self.processes.append(self._spawn(index, replacing=False))
             self._started.append(time.monotonic())
             self._delays.append(0.0)
             self._due.append(None)
 
-    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+    def _spawn(self, index: int, replacing: bool = True) -> subprocess.Popen[bytes]:
         """One `meshbot worker` process for slot index, under a name no earlier worker had (RQ refuses to register
         a name whose key a killed worker left behind)."""
         python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
         environment = {**os.environ, REDIS_URL_ENVIRONMENT_VARIABLE: self.url, "PYTHONPATH": python_path}
-        name = f"local-{os.getpid()}-{index}" + (f"-{self._generation}" if self._generation else "")
-        self._generation += 1
+        name = f"local-{os.getpid()}-{index}"
+        if replacing:
+            self._generation += 1
+            name += f"-{self._generation}"
         return subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "worker", "--name", name, "--parent-pid", str(os.getpid())],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=environment, cwd=ROOT,
