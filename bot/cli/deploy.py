@@ -22,7 +22,7 @@ from bot.descriptor.assembly import DEFAULT_ENVIRONMENT
 from bot.descriptor.errors import InputErrors
 from bot.engine.deployment import DeploymentState, Operation
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LOST_CONTACT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 UNDEPLOY_DESCRIPTION = (
     "Remove what is deployed of a data product in ENV: the tech adapters get the descriptor of its latest "
     "successful deployment there (after a first deploy that failed: the descriptor it sent), and its plan in "
@@ -290,7 +290,12 @@ def _run(arguments: argparse.Namespace, config: ServerConfig, data_product: str,
         _interrupted(deployment_id, data_product, environment)
         return EXIT_INTERRUPTED
     except RedisError as error:
-        return _redis_error(choice.url, error)
+        if not deployment_id:
+            return _redis_error(choice.url, error)
+        print(f"meshbot: lost contact with Redis at {shown_url(choice.url)} ({error}); deployment {deployment_id} "
+              f"may still be running: follow it with `meshbot status {data_product} --env {environment}` once "
+              "Redis answers", file=sys.stderr)
+        return EXIT_LOST_CONTACT
     except WorkersGone as gone:
         log = f" (their log: {workers.log_path})" if workers and workers.log_path else ""
         print(f"meshbot: {gone}{log}; deployment {deployment_id} continues when a worker runs "

@@ -73,6 +73,7 @@ CLIENT_OPTIONS: dict[str, Any] = {
 OUTAGE_BACKOFF_BASE = 0.05
 OUTAGE_BACKOFF_CAP = 2.0
 OUTAGE_RETRIES = 24
+OUTAGE_RETRIES_VARIABLE = "MESHBOT_REDIS_OUTAGE_RETRIES"  # fewer retries: give up on a Redis outage sooner
 
 # RDB snapshots on top of the AOF: after 15 min if 1 key changed, 5 min if 10, 1 min if 10,000 (Redis' defaults).
 SAVE_POINTS = ["900 1", "300 10", "60 10000"]
@@ -154,14 +155,20 @@ def seconds_since_redis_failed() -> float:
 
 def outage_retry() -> Retry:
     """redis-py's Retry for the engine: exponential back-off up to 2 s, ~41 s in all (outage_seconds())."""
-    return Retry(_NotingBackoff(cap=OUTAGE_BACKOFF_CAP, base=OUTAGE_BACKOFF_BASE), retries=OUTAGE_RETRIES,
+    return Retry(_NotingBackoff(cap=OUTAGE_BACKOFF_CAP, base=OUTAGE_BACKOFF_BASE), retries=outage_retries(),
                  supported_errors=(RedisConnectionError, RedisTimeoutError))
+
+
+def outage_retries() -> int:
+    """How many times the engine retries a Redis command in an outage: MESHBOT_REDIS_OUTAGE_RETRIES, else 24."""
+    value = os.environ.get(OUTAGE_RETRIES_VARIABLE, "")
+    return int(value) if value.isdigit() else OUTAGE_RETRIES
 
 
 def outage_seconds() -> float:
     """How long outage_retry() waits in all before a command fails (connection attempts not counted)."""
     backoff = ExponentialBackoff(cap=OUTAGE_BACKOFF_CAP, base=OUTAGE_BACKOFF_BASE)
-    return sum(backoff.compute(failures) for failures in range(1, OUTAGE_RETRIES + 1))
+    return sum(backoff.compute(failures) for failures in range(1, outage_retries() + 1))
 
 
 def ride_out_outages(client: redis.Redis) -> redis.Redis:
