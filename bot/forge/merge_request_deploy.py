@@ -29,7 +29,7 @@ from bot.engine.store import Deployment
 from bot.engine.undeploy import request_undeploy
 from bot.forge.commands import Deploy, Undeploy
 from policies.engine import evaluate
-from policies.report import CheckReport, code_span, escape_markdown, to_markdown
+from policies.report import CheckReport, escape_markdown, markdown_environment, to_markdown
 from vcs.base import ForgeError, MergeRequest, Repository
 from vcs.reader import RevisionReader
 
@@ -50,12 +50,10 @@ def run_deploy_command(
     try:
         descriptor = assemble(RevisionReader(repository, sha), environment, remote)
     except InputErrors as invalid:
-        errors = "\n".join(f"- {escape_markdown(str(error))}" for error in invalid.errors[:20])
-        return (f"`{word}` to {code_span(environment)} refused: the data product at {sha[:8]} cannot be "
-                f"assembled:\n{errors}")
+        return _reply("cannot_assemble", word=word, environment=environment, sha=sha[:8],
+                      errors=[str(error) for error in invalid.errors[:20]])
     except (ForgeError, FileTooLarge) as error:
-        return (f"`{word}` to {code_span(environment)} refused: the repository cannot be read "
-                f"({escape_markdown(str(error))})")
+        return _reply("cannot_read", word=word, environment=environment, error=str(error))
     started_by = f"{forge}:{project}!{merge_request.number} by @{author}"
     report_to = {"forge": forge, "project": project, "sha": sha, "context": f"meshbot/deploy/{environment}",
                  "statusUrl": _status_url(config, descriptor.id, environment), "comment": reply, "command": word}
@@ -67,13 +65,13 @@ def run_deploy_command(
     active = sum(1 for policy in policies if str(getattr(policy, "status", "")) != "draft")
     report = CheckReport(descriptor=descriptor, results=results, policy_count=active)
     if not report.passed:
-        return (f"`{word}` to {code_span(environment)} refused: governance blocks at {sha[:8]}.\n\n"
-                + to_markdown(report, limit=REPLY_LIMIT // 2))
+        return _reply("governance_blocks", strip=False, word=word, environment=environment, sha=sha[:8],
+                      report=to_markdown(report, limit=REPLY_LIMIT // 2))
     registry = AdapterRegistry(config.adapters)
     unresolved = registry.unresolved(descriptor)
     if unresolved:
-        listed = "\n".join(f"- {escape_markdown(str(error))}" for error in unresolved[:20])
-        return f"`{word}` to {code_span(environment)} refused: no tech adapter for:\n{listed}"
+        return _reply("no_adapter", word=word, environment=environment,
+                      errors=[str(error) for error in unresolved[:20]])
     adapters = registry.resolve_all(descriptor)
     if command.dry_run:
         return dry_run_reply(descriptor, adapters, sha)
@@ -81,9 +79,9 @@ def run_deploy_command(
         connection, descriptor, Operation.DEPLOY, adapters, started_by, marketplace=config.marketplace,
         history=config.history, report_to=report_to,
     )
-    return (f"`{word}` of {code_span(descriptor.id)} {escape_markdown(str(descriptor.data.get('version', '')))} "
-            f"at {sha[:8]} to {code_span(environment)}: deployment `{deployment_id}` "
-            f"{_queued(ahead, descriptor.id, environment)}.")
+    return _reply("started", word=word, data_product=descriptor.id, version=str(descriptor.data.get("version", "")),
+                  sha=sha[:8], environment=environment, deployment=deployment_id,
+                  queued=_queued(ahead, descriptor.id, environment))
 
 
 def undeploy_reply(connection: redis.Redis, config: ServerConfig, data_product: str, environment: str,
@@ -92,63 +90,55 @@ def undeploy_reply(connection: redis.Redis, config: ServerConfig, data_product: 
     requested = request_undeploy(connection, data_product, environment, AdapterRegistry(config.adapters), started_by,
                                  remove_data=command.remove_data, history=config.history, report_to=report_to)
     if requested.target is None:
-        return (f"`/undeploy` of {code_span(data_product)}: nothing deployed in {code_span(environment)}, "
-                "so nothing was undeployed.")
+        return _reply("nothing_deployed", data_product=data_product, environment=environment)
     deployed_by = f"deployment `{escape_markdown(requested.target.deployment)}`"
     if requested.unresolved:
-        listed = "\n".join(f"- {escape_markdown(str(error))}" for error in requested.unresolved[:20])
-        return (f"`/undeploy` from {code_span(environment)} refused: the descriptor {deployed_by} deployed has "
-                f"tasks no tech adapter serves:\n{listed}")
-    removing = "\n\nremoving data: the tech adapters are asked to delete it (`--remove-data`)" \
-        if command.remove_data else ""
-    return (f"`/undeploy` of {code_span(data_product)} {escape_markdown(requested.target.version)} from "
-            f"{code_span(environment)}, as {deployed_by} deployed it (whatever this merge request holds): "
-            f"deployment `{requested.deployment_id}` {_queued(requested.ahead, data_product, environment)}."
-            f"{removing}")
+        return _reply("undeploy_no_adapter", environment=environment, deployed_by=deployed_by,
+                      errors=[str(error) for error in requested.unresolved[:20]])
+    return _reply("undeploy_started", data_product=data_product, version=requested.target.version,
+                  environment=environment, deployed_by=deployed_by, deployment=requested.deployment_id,
+                  queued=_queued(requested.ahead, data_product, environment), remove_data=command.remove_data)
 
 
 def _queued(ahead: int, data_product: str, environment: str) -> str:
-    if not ahead:
-        return "started"
-    return f"queued behind {ahead} other deployment(s) of {code_span(data_product)} in {code_span(environment)}"
+    return _reply("queued", ahead=ahead, data_product=data_product, environment=environment)
+
+
+def _reply(name: str, strip: bool = True, **values: Any) -> str:
+    """One reply of templates/comments/deploy_command.md.j2 (a macro each)."""
+    text = str(getattr(markdown_environment().get_template("deploy_command.md.j2").module, name)(**values))
+    return text.rstrip("\n") if strip else text
 
 
 def dry_run_reply(descriptor: Descriptor, adapters: dict[str, AdapterTarget], sha: str) -> str:
     """The plan and what each task's adapter says of it, provisioning nothing."""
     plan = build_plan(descriptor)
-    lines = [f"`/deploy --dry-run` of {code_span(descriptor.id)} at {sha[:8]} to "
-             f"{code_span(descriptor.environment)}: nothing was provisioned.", "",
-             "| stage | task | kind | adapter validate |", "|---:|---|---|---|"]
     stage_of = {task_id: index + 1 for index, stage in enumerate(plan.stages) for task_id in stage}
+    rows = []
     for task in plan.tasks:
         client = adapters[task.id].client(timeout=60.0)
         request = data_product_request(descriptor.data) if task.kind == "dataproduct" else \
             component_request(descriptor.data, task.id)
         outcome = client.validate(request)
         verdict = "valid" if outcome.valid else f"not valid: {outcome.message}"
-        lines.append(f"| {stage_of.get(task.id, '?')} | {code_span(task.id)} | {task.kind} | "
-                     f"{_cell(verdict)} |")
-    return "\n".join(lines)
+        rows.append({"stage": stage_of.get(task.id, "?"), "task": task.id, "kind": task.kind,
+                     "verdict": _cell(verdict)})
+    return _reply("dry_run", data_product=descriptor.id, sha=sha[:8], environment=descriptor.environment, rows=rows)
 
 
 def progress_reply(deployment: Deployment, tasks: list[dict[str, Any]], status_url: str | None) -> str:
     """The reply as the deployment runs or after it ended: the plan as a table."""
     command = str((deployment.report_to or {}).get("command", "/deploy"))
     state = deployment.state
-    head = (f"`{command}` of {code_span(deployment.data_product)} {escape_markdown(deployment.version)} to "
-            f"{code_span(deployment.environment)}, deployment `{deployment.id}`: **{state}**")
-    if deployment.message and state.finished:
-        head += f": {_cell(deployment.message)}"
-    lines = [head, "", "| task | kind | status | time | adapter message |", "|---|---|---|---:|---|"]
+    rows = []
     for task in tasks:
         status = str(task.get("state", "PENDING"))
-        lines.append(f"| {code_span(str(task['id']))} | {task.get('kind', '')} | {ICONS.get(status, '')} {status} | "
-                     f"{_duration(task)} | {_cell(str(task.get('message', '')))} |")
-    if state.finished and status_url:
-        lines += ["", f"Status: {status_url}"]
-    elif not state.finished:
-        lines += ["", "_updated as tasks finish_"]
-    return "\n".join(lines)[:REPLY_LIMIT]
+        rows.append({"task": str(task["id"]), "kind": task.get("kind", ""), "icon": ICONS.get(status, ""),
+                     "status": status, "time": _duration(task), "message": _cell(str(task.get("message", "")))})
+    return _reply("progress", command=command, data_product=deployment.data_product, version=deployment.version,
+                  environment=deployment.environment, deployment=deployment.id, state=str(state),
+                  message=_cell(deployment.message) if deployment.message and state.finished else "", rows=rows,
+                  status_url=status_url, finished=state.finished)[:REPLY_LIMIT]
 
 
 def _duration(task: dict[str, Any]) -> str:
@@ -164,7 +154,7 @@ def _cell(text: str) -> str:
     one_line = " ".join(text.split())
     if len(one_line) > MESSAGE_LIMIT:
         one_line = one_line[:MESSAGE_LIMIT - 1] + "…"
-    return escape_markdown(one_line).replace("|", "\\|")
+    return escape_markdown(one_line)  # escapes `|` too, so the text stays in its table cell
 
 
 def _status_url(config: ServerConfig, data_product: str, environment: str) -> str | None:

@@ -87,7 +87,8 @@ def plan_cell(item: EnvironmentReview) -> str:
     """The plan summary as a table cell: the deployed version (repository text) as a code span."""
     if item.diff is None or item.deployed is None or not item.deployed.version:
         return escape_markdown(plan_text(item))
-    return f"{escape_markdown(item.diff.summary())} (deployed: {code_span(item.deployed.version)})".replace("|", "\\|")
+    version = code_span(item.deployed.version).replace("|", "\\|")  # a code span in a table cell escapes its pipes
+    return f"{escape_markdown(item.diff.summary())} (deployed: {version})"
 
 
 def _detail_body(item: EnvironmentReview, budget: int) -> str:
