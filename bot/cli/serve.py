@@ -143,24 +143,46 @@ def load_application() -> Any:
     return application
 
 
-def _run_gunicorn(bind: str, web_workers: int, access_log: bool = False) -> None:
+HEADER_DEADLINE_SECONDS = 5  # the request line and headers, from the connection (or the previous answer)
+BODY_DEADLINE_SECONDS = 10  # the body, from the headers: GitHub itself gives up on a delivery after 10 s
+WORKER_CONNECTIONS = 1000  # per web worker; each slow client holds one for at most the two deadlines above
+
+# How gunicorn serves (docs/operations.md, "Serving model"; docs/benchmarks.md, "Session 4: slow clients"): gevent,
+# so that a slow client costs a greenlet rather than a whole worker; sync and gthread are kept for comparison.
+SERVING_MODELS: dict[str, dict[str, Any]] = {
+    # gevent's keep-alive timeout is also the deadline of every request's line and headers (gunicorn's AsyncWorker)
+    "gevent": {"worker_class": "gevent", "worker_connections": WORKER_CONNECTIONS,
+               "keepalive": HEADER_DEADLINE_SECONDS},
+    "sync": {"worker_class": "sync"},
+    "gthread": {"worker_class": "gthread", "threads": 64, "keepalive": 2},
+}
+DEFAULT_SERVING_MODEL = "gevent"
+
+
+def _run_gunicorn(bind: str, web_workers: int, access_log: bool = False,
+                  model: str = DEFAULT_SERVING_MODEL) -> None:
     from gunicorn.app.base import BaseApplication
 
     class Service(BaseApplication):  # type: ignore[misc]
         """gunicorn serving meshbot's Flask application."""
 
         def load_config(self) -> None:
-            """gunicorn settings: where to listen, how many workers, logs to stderr."""
+            """gunicorn settings: where to listen, how many workers, the serving model, logs to stderr."""
             settings = {"bind": bind, "workers": max(1, web_workers), "accesslog": "-" if access_log else None,
                         "errorlog": "-", "timeout": 30, "graceful_timeout": 10, "proc_name": "meshbot-web",
                         # gunicorn's control socket would live in ~/.gunicorn, outside meshbot's state folder
-                        "control_socket_disable": True}
+                        "control_socket_disable": True, **SERVING_MODELS[model]}
             for key, value in settings.items():
                 if key in self.cfg.settings:  # older gunicorn versions lack the newer settings
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
             """The WSGI application, loaded in each web worker."""
-            return load_application()
+            application = load_application()
+            if model == "gevent":
+                from bot.cli.read_deadline import with_body_deadline
+
+                return with_body_deadline(application, BODY_DEADLINE_SECONDS)
+            return application
 
     Service().run()
