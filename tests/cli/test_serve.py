@@ -8,10 +8,12 @@ import hmac
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,12 @@ import psutil
 import pytest
 import requests
 
-from bot.cli.serve import load_application, missing_forge_credentials
+from bot.cli.serve import (
+    BODY_DEADLINE_SECONDS,
+    HEADER_DEADLINE_SECONDS,
+    load_application,
+    missing_forge_credentials,
+)
 from tests.cli.test_deploy import _processes_of
 from tests.deploy_harness import ROOT, wait_for
 from tests.engine.test_redis_connection import servers_of
@@ -267,3 +274,72 @@ def test_a_killed_embedded_redis_is_restarted_on_the_same_data(home):
     finally:
         assert service.stop() == 0
     assert "the embedded Redis server (pid" in service.rest + "".join(service.lines)
+
+
+SLOW_CLIENTS = 64
+SlowClients = list[tuple[str, float, socket.socket]]  # kind, when opened, the connection
+
+
+def open_slow_clients(port: int, count: int) -> SlowClients:
+    """count slow-loris connections: even ones never finish their headers, odd ones never finish their body."""
+    clients = []
+    for index in range(count):
+        kind = "headers" if index % 2 == 0 else "body"
+        connection = socket.create_connection(("127.0.0.1", port), timeout=5)
+        start = "POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        if kind == "body":
+            start += "X-GitHub-Event: push\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{"
+        connection.sendall(start.encode())
+        clients.append((kind, time.monotonic(), connection))
+    return clients
+
+
+def trickle(clients: SlowClients, stop: threading.Event) -> None:
+    """One byte a second on every slow connection until stop (ones the server closed are skipped)."""
+    while not stop.wait(1.0):
+        for _, _, connection in clients:
+            try:
+                connection.send(b"X")
+            except OSError:
+                pass
+
+
+def endings(clients: SlowClients, deadline: float) -> dict[socket.socket, tuple[float, bytes]]:
+    """When the server answered or closed each connection (time.monotonic()), and what it sent, up to deadline."""
+    ends: dict[socket.socket, tuple[float, bytes]] = {}
+    while len(ends) < len(clients) and time.monotonic() < deadline:
+        waiting = [connection for _, _, connection in clients if connection not in ends]
+        readable, _, _ = select.select(waiting, [], [], max(0.0, deadline - time.monotonic()))
+        for connection in readable:
+            ends[connection] = (time.monotonic(), connection.recv(4096))
+    return ends
+
+
+def test_slow_clients_do_not_delay_a_signed_delivery_and_are_closed_by_their_read_deadlines(home):
+    service = Service(home, {"MESHBOT_GITHUB_WEBHOOK_SECRET": "s3cret"})  # one web worker
+    stop = threading.Event()
+    clients = open_slow_clients(service.port, SLOW_CLIENTS)
+    trickler = threading.Thread(target=trickle, args=(clients, stop), daemon=True)
+    trickler.start()
+    try:
+        time.sleep(0.5)  # not for correctness: lets the server accept the slow connections before the deliveries
+        for number in range(3):
+            began = time.monotonic()
+            answer = requests.post(service.url + "/webhooks/github", timeout=30,
+                                   **signed("s3cret", "pull_request", PULL_REQUEST, f"slow-{number}"))
+            took = time.monotonic() - began
+            assert answer.status_code == 202 and took < 1.0, f"{answer.status_code} after {took:.2f} s"
+        ends = endings(clients, clients[-1][1] + BODY_DEADLINE_SECONDS + 5)
+    finally:
+        stop.set()
+        trickler.join()
+        for _, _, connection in clients:
+            connection.close()
+        assert service.stop() == 0
+    assert len(ends) == len(clients), f"{len(clients) - len(ends)} slow connections still open"
+    for kind, opened, connection in clients:
+        at, answer = ends[connection]
+        deadline = HEADER_DEADLINE_SECONDS if kind == "headers" else BODY_DEADLINE_SECONDS
+        assert deadline - 0.5 <= at - opened <= deadline + 5, f"{kind}: closed after {at - opened:.1f} s"
+        # a trickled body gets 408 (the application's deadline); trickled headers are just closed
+        assert answer.startswith(b"HTTP/1.1 408 ") if kind == "body" else answer == b"", (kind, answer[:40])
