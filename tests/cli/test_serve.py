@@ -338,8 +338,8 @@ def test_slow_clients_do_not_delay_a_signed_delivery_and_are_closed_by_their_rea
         assert service.stop() == 0
     assert len(ends) == len(clients), f"{len(clients) - len(ends)} slow connections still open"
     for kind, opened, connection in clients:
-        at, answer = ends[connection]
+        at, reply = ends[connection]
         deadline = HEADER_DEADLINE_SECONDS if kind == "headers" else BODY_DEADLINE_SECONDS
         assert deadline - 0.5 <= at - opened <= deadline + 5, f"{kind}: closed after {at - opened:.1f} s"
         # a trickled body gets 408 (the application's deadline); trickled headers are just closed
-        assert answer.startswith(b"HTTP/1.1 408 ") if kind == "body" else answer == b"", (kind, answer[:40])
+        assert reply.startswith(b"HTTP/1.1 408 ") if kind == "body" else reply == b"", (kind, reply[:40])
