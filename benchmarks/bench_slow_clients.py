@@ -13,7 +13,7 @@ bench_webhooks.py's server (`bot.cli.serve._run_gunicorn` with that model: the s
   deliveries    once they are all open, a correctly signed GitHub push delivery (as bench_webhooks sends them:
                 unique X-GitHub-Delivery, X-Hub-Signature-256) every second for --seconds (20), each on a new
                 connection and in its own thread (open loop: a delayed delivery does not hold back the next);
-                each one's latency, connect to the answer read (timeout 60 s), and status.
+                each one's latency, connect to the answer read (the client gives up after 30 s), and status.
 
 Reported per model and repeat: the deliveries' statuses, p50 and max latency and how many took over 1 s (the target:
 none), and the slow connections closed by the server (by kind, their lifetimes, statuses). No RQ worker runs; the
