@@ -61,7 +61,7 @@ class Service:
             raise AssertionError(f"meshbot serve exited {self.process.returncode}: {self.process.stdout.read()}")
         try:
             return requests.get(self.url + "/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a slow first answer under load
             return False
 
     def banner(self) -> str:
