@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import hmac
@@ -84,10 +85,12 @@ def home(tmp_path: Path) -> Iterator[Path]:
     deadline = time.monotonic() + 10
     while _processes_of(folder) and time.monotonic() < deadline:
         time.sleep(0.1)
-    left = _processes_of(folder)
-    for process in left:
-        process.send_signal(signal.SIGKILL)
-    assert [process.cmdline() for process in left] == [], "processes left behind"
+    left = []
+    for process in _processes_of(folder):
+        with contextlib.suppress(psutil.Error):  # it may end (or turn zombie) while we look
+            left.append(" ".join(process.cmdline()))
+            process.send_signal(signal.SIGKILL)
+    assert left == [], "processes left behind"
 
 
 def signed(secret: str, event: str, payload: dict, delivery: str) -> dict:
