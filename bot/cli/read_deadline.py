@@ -1,9 +1,12 @@
-"""A WSGI wrapper that gives every request body a deadline: a client that trickles it gets 408 and is let go.
+"""Read deadlines for gunicorn's gevent workers: a client that trickles its request is let go.
 
-gunicorn's gevent worker bounds the request line and headers (its keep-alive timeout) but not the body, which the
-application reads from the socket as it needs it; without this, a client sending one byte every few seconds holds
-its connection (and a slot of worker_connections) for as long as it likes. Only for gevent workers: the deadline
-is a gevent.Timeout, which interrupts the greenlet's blocked socket read.
+with_body_deadline, a WSGI wrapper, gives every request body a deadline (408 past it): the application reads the
+body from the socket as it needs it, so without this a client sending one byte every few seconds holds its
+connection (and a slot of worker_connections) for as long as it likes. PyWSGIDeadlineWorker, gunicorn's
+gevent_pywsgi worker (gevent.pywsgi's server, which costs less per connection than gunicorn's own parser), adds
+what pywsgi lacks: a deadline for each request's line and headers, gunicorn's `keepalive` setting, from the
+connection or the previous answer; past it the connection is closed without an answer. Only for gevent workers:
+the deadlines are gevent.Timeouts, which interrupt the greenlet's blocked socket read.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 from werkzeug.exceptions import RequestTimeout
 
 
@@ -52,3 +56,46 @@ def with_body_deadline(application: Callable[..., Any], seconds: float) -> Calla
         return application(environ, start_response)
 
     return bounded
+
+
+class HeadersTooSlow(TimeoutError):
+    """The request line and headers did not arrive by their deadline (an OSError: pywsgi closes the connection)."""
+
+
+class HeaderDeadlineHandler(PyWSGIHandler):  # type: ignore[misc]
+    """pywsgi's request handler, with a deadline for the request line and headers and none for a late body's rest."""
+
+    header_seconds: float = 5.0  # set from gunicorn's keepalive by PyWSGIDeadlineWorker
+    _headers_timer: Any = None
+
+    def handle_one_request(self) -> Any:
+        import gevent
+
+        self._headers_timer = gevent.Timeout.start_new(self.header_seconds, HeadersTooSlow)
+        try:
+            return super().handle_one_request()
+        finally:
+            self._headers_timer.close()
+
+    def get_environ(self) -> dict[str, Any]:
+        self._headers_timer.close()  # the headers are in: the body has the application's deadline
+        return super().get_environ()  # type: ignore[no-any-return]
+
+    def _handle_client_error(self, ex: Exception) -> Any:
+        if isinstance(ex, HeadersTooSlow):
+            return None  # closed without an answer, as gunicorn's gevent worker does
+        return super()._handle_client_error(ex)
+
+    def run_application(self) -> None:
+        super().run_application()
+        if getattr(self, "code", None) == 408:  # with_body_deadline gave up on the body: so does the connection
+            self.close_connection = True
+            self.wsgi_input._discard = lambda: None  # pywsgi would otherwise read the trickled rest, unbounded
+
+
+class PyWSGIDeadlineWorker(GeventPyWSGIWorker):  # type: ignore[misc]
+    """gunicorn's gevent_pywsgi worker whose requests' line and headers must arrive within `keepalive` seconds."""
+
+    def run(self) -> None:
+        self.wsgi_handler = type("Handler", (HeaderDeadlineHandler,), {"header_seconds": self.cfg.keepalive})
+        super().run()

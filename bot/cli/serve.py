@@ -147,16 +147,20 @@ HEADER_DEADLINE_SECONDS = 5  # the request line and headers, from the connection
 BODY_DEADLINE_SECONDS = 10  # the body, from the headers: GitHub itself gives up on a delivery after 10 s
 WORKER_CONNECTIONS = 1000  # per web worker; each slow client holds one for at most the two deadlines above
 
-# How gunicorn serves (docs/operations.md, "Serving model"; docs/benchmarks.md, "Session 4: slow clients"): gevent,
-# so that a slow client costs a greenlet rather than a whole worker; sync and gthread are kept for comparison.
+# How gunicorn serves (docs/operations.md, "Serving model"; docs/benchmarks.md, "Session 4: slow clients" and its
+# tuning): gevent.pywsgi, so that a slow client costs a greenlet rather than a whole worker, at less CPU per
+# connection than gunicorn's own gevent worker; gevent, sync and gthread are kept for comparison.
 SERVING_MODELS: dict[str, dict[str, Any]] = {
+    # keepalive: the deadline of every request's line and headers (read_deadline.PyWSGIDeadlineWorker)
+    "gevent_pywsgi": {"worker_class": "bot.cli.read_deadline.PyWSGIDeadlineWorker",
+                      "worker_connections": WORKER_CONNECTIONS, "keepalive": HEADER_DEADLINE_SECONDS},
     # gevent's keep-alive timeout is also the deadline of every request's line and headers (gunicorn's AsyncWorker)
     "gevent": {"worker_class": "gevent", "worker_connections": WORKER_CONNECTIONS,
                "keepalive": HEADER_DEADLINE_SECONDS},
     "sync": {"worker_class": "sync"},
     "gthread": {"worker_class": "gthread", "threads": 64, "keepalive": 2},
 }
-DEFAULT_SERVING_MODEL = "gevent"
+DEFAULT_SERVING_MODEL = "gevent_pywsgi"
 
 
 def _run_gunicorn(bind: str, web_workers: int, access_log: bool = False,
@@ -179,7 +183,7 @@ def _run_gunicorn(bind: str, web_workers: int, access_log: bool = False,
         def load(self) -> Any:
             """The WSGI application, loaded in each web worker."""
             application = load_application()
-            if model == "gevent":
+            if model in ("gevent", "gevent_pywsgi"):
                 from bot.cli.read_deadline import with_body_deadline
 
                 return with_body_deadline(application, BODY_DEADLINE_SECONDS)
