@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import redis
 
+from bot.engine.redis_connection import outage_seconds
 from bot.engine.store import ACTIVE_KEY, PREFIX, as_text
 
 DEFAULT_LEASE_MS = 30_000
+LEASE_MARGIN_MS = 10_000
 WAITING_SET = f"{PREFIX}:waiting"  # the queue keys that may hold waiting deployments
 
 
@@ -41,12 +43,17 @@ return 0
 """
 
 
+def default_lease_ms() -> int:
+    """A lease outlasting the Redis outages the engine rides out (no renewal gets through one; it must not lapse)."""
+    return max(DEFAULT_LEASE_MS, int(outage_seconds() * 1000) + LEASE_MARGIN_MS)
+
+
 class Locks:
     """The lease locks and waiting queues of every data product and environment."""
 
-    def __init__(self, connection: redis.Redis, lease_ms: int = DEFAULT_LEASE_MS) -> None:
+    def __init__(self, connection: redis.Redis, lease_ms: int | None = None) -> None:
         self.redis = connection
-        self.lease_ms = lease_ms
+        self.lease_ms = lease_ms if lease_ms is not None else default_lease_ms()
         self._take_next = connection.register_script(_TAKE_NEXT)
         self._renew = connection.register_script(_RENEW)
         self._release = connection.register_script(_RELEASE)

@@ -113,3 +113,13 @@ def test_take_next_is_atomic_under_contention(redis_engine, locks):
         thread.join(5)
     assert sorted(winner for winner in winners if winner) == ["d0"]
     assert locks.waiting(DP, ENV) == ["d1", "d2"]
+
+
+def test_the_default_lease_outlasts_every_redis_outage_the_engine_rides_out(redis_engine, monkeypatch):
+    from bot.engine.locks import default_lease_ms
+    from bot.engine.redis_connection import OUTAGE_RETRIES_VARIABLE, outage_seconds
+
+    assert default_lease_ms() / 1000 >= outage_seconds() + 10 and default_lease_ms() >= 30_000
+    assert Locks(redis_engine.redis).lease_ms == default_lease_ms()
+    monkeypatch.setenv(OUTAGE_RETRIES_VARIABLE, "60")  # an operator rides out longer outages: the lease follows
+    assert default_lease_ms() / 1000 >= outage_seconds() + 10 > 100

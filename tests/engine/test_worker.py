@@ -171,7 +171,7 @@ def test_a_worker_coming_back_after_the_lease_expired_does_not_retry_and_reports
     scripted.script(ledger, "/v1/provision", SLOW, QUICK)
     running = start(1)
     deployment_id, _ = _kill_every_worker_mid_task(running, scripted, ledger)
-    # No worker renews the lease: after DEFAULT_LEASE_MS it expires. Expire it now rather than wait 30 s.
+    # No worker renews the lease: after default_lease_ms() it expires. Expire it now rather than wait ~51 s.
     running.redis.delete(f"meshbot:lock:{descriptor.id}:{ENVIRONMENT}")
     running.start_workers(1)
     deployment = running.wait(deployment_id, DEADLINE)
