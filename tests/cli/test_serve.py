@@ -40,6 +40,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+STARTED: list[Service] = []  # every service a test started, so that the home fixture stops one a failure left running
+
+
 class Service:
     """A `python -m bot.cli serve` process with its own MESHBOT_HOME."""
 
@@ -52,6 +55,7 @@ class Service:
             [sys.executable, "-m", "bot.cli", "serve", "--port", str(self.port),
              "--workers", "1", "--web-workers", "1"],
             cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        STARTED.append(self)
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
         self.rest = ""
@@ -82,6 +86,14 @@ class Service:
 def home(tmp_path: Path) -> Iterator[Path]:
     folder = tmp_path / "home"
     yield folder
+    for service in [service for service in STARTED if service.home == folder]:
+        STARTED.remove(service)
+        if service.process.poll() is None:  # the test failed before stopping it: stop it as a supervisor would
+            service.process.send_signal(signal.SIGTERM)
+            try:
+                service.process.wait(30)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
     deadline = time.monotonic() + 10
     while _processes_of(folder) and time.monotonic() < deadline:
         time.sleep(0.1)
