@@ -22,6 +22,9 @@ DEFAULT_MERGE_REQUEST_ENVIRONMENT = "development"
 DEFAULT_RELEASE_TAG = "v{version}"
 DEFAULT_RELEASE_ENVIRONMENTS = ("production",)
 DEFAULT_CATCH_UP_INTERVAL = 600  # seconds between catch-up sweeps
+DEFAULT_DRIFT_INTERVAL = 86400  # seconds between two drift checks of a deployed data product
+PRUNE_MODES = ("auto", "confirm", "never")
+PROMOTIONS = ("automatic", "merge-request")
 
 PERMISSIONS = {"read": Permission.READ, "write": Permission.WRITE, "maintain": Permission.MAINTAIN,
                "admin": Permission.ADMIN}
@@ -59,6 +62,21 @@ ENVIRONMENT_SETTINGS_SCHEMA: dict[str, Any] = {
                            "reviewers' latest verdicts; GitLab: its approval rules). Default: false; true for "
                            "production, prod and prd.",
         },
+        "prune": {
+            "enum": list(PRUNE_MODES),
+            "description": "What a deploy does with components that are deployed here but no longer in the "
+                           "repository: `auto` unprovisions them (after the others, dependents first; never their "
+                           "data), `confirm` lists them in the plan and removes them only with `--prune` "
+                           "(`/deploy ENV --prune`, `meshbot deploy --prune`), `never` only lists them. Default: "
+                           "confirm for production, prod and prd; auto elsewhere.",
+            "examples": ["confirm"],
+        },
+        "drift_interval_seconds": {
+            "type": "integer", "minimum": 0, "maximum": 2592000,
+            "description": "How often the drift sweep asks the tech adapters what is really deployed here and "
+                           "compares it with the deployed descriptor; 0 turns it off here.",
+            "default": DEFAULT_DRIFT_INTERVAL,
+        },
     },
 }
 
@@ -72,6 +90,8 @@ class EnvironmentRules:
     undeploy_permission: Permission = Permission.ADMIN
     merge_request_deploys: bool = True
     approval_required: bool = False
+    prune: str = "auto"  # auto | confirm | never (PRUNE_MODES)
+    drift_interval_seconds: int = DEFAULT_DRIFT_INTERVAL
 
 
 def rules_for(name: str, settings: dict[str, Any] | None) -> EnvironmentRules:
@@ -84,6 +104,8 @@ def rules_for(name: str, settings: dict[str, Any] | None) -> EnvironmentRules:
         name=name, deploy_permission=deploy, undeploy_permission=max(undeploy, deploy),
         merge_request_deploys=bool(settings.get("merge_request_deploys", not production)),
         approval_required=bool(settings.get("approval_required", production)),
+        prune=str(settings.get("prune", "confirm" if production else "auto")),
+        drift_interval_seconds=int(settings.get("drift_interval_seconds", DEFAULT_DRIFT_INTERVAL)),
     )
 
 
@@ -200,6 +222,20 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "default": DEFAULT_HISTORY,
             }},
         },
+        "deploy": {
+            "type": "object",
+            "description": "How deployments are planned.",
+            "additionalProperties": False,
+            "properties": {"only_changed": {
+                "type": "boolean",
+                "description": "Provision only the components whose descriptor changed since the last successful "
+                               "deployment in that environment (or that are not deployed there), plus everything "
+                               "that depends on them; the others are left as they are and listed as unchanged. The "
+                               "data product's own task runs when its fields other than `version` changed, and then "
+                               "every component with it.",
+                "default": False,
+            }},
+        },
         "merge_requests": {
             "type": "object",
             "description": "How merge requests and pushes are reviewed.",
@@ -258,10 +294,16 @@ CONFIG_SCHEMA: dict[str, Any] = {
                     "examples": ["release-{version}"],
                 },
                 "environments": {
-                    "type": "array", "uniqueItems": True, "items": {"$ref": "#/$defs/environment"},
-                    "description": "Where a release tag deploys; an empty list: nowhere.",
+                    "type": "array", "uniqueItems": True, "items": {"$ref": "#/$defs/release_stage"},
+                    "description": "The release stages, in order. A name is a stage the release tag deploys at "
+                                   "once; a mapping `{name, after, promotion}` is a stage that waits until the "
+                                   "stage named in `after` (an earlier one) has DEPLOYED the release: then "
+                                   "`promotion: automatic` deploys it at once, and `promotion: merge-request` (the "
+                                   "default) opens a promotion merge request that records the version in "
+                                   "`releases/<env>.yaml`, whose merge deploys it. An empty list: nowhere.",
                     "default": list(DEFAULT_RELEASE_ENVIRONMENTS),
-                    "examples": [["staging", "production"]],
+                    "examples": [["staging", "production"],
+                                 ["qa", {"name": "production", "after": "qa", "promotion": "merge-request"}]],
                 },
             },
         },
@@ -327,6 +369,23 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "environment": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$", "title": "environment name",
                         "description": "An environment name: a letter or digit, then letters, digits, '_', '.', "
                                        "'-'."},
+        "release_stage": {
+            "title": "release stage",
+            "oneOf": [
+                {"$ref": "#/$defs/environment"},
+                {"type": "object", "additionalProperties": False, "required": ["name"],
+                 "properties": {
+                     "name": {"$ref": "#/$defs/environment"},
+                     "after": {"$ref": "#/$defs/environment",
+                               "description": "The earlier stage whose successful deployment of a release lets "
+                                              "this one deploy it."},
+                     "promotion": {"enum": list(PROMOTIONS),
+                                   "description": "How this stage follows `after`: `automatic`, or a "
+                                                  "`merge-request` whose merge deploys it.",
+                                   "default": "merge-request"},
+                 }},
+            ],
+        },
         "url": {"type": "string", "pattern": "^https?://[^\\s/$.?#][^\\s]*$", "title": "http(s) URL",
                 "description": "An http or https URL."},
     },
@@ -363,6 +422,15 @@ class CatchUpSettings:
         return self.interval_seconds > 0 and (any(self.repositories.values()) or self.github_app_installations)
 
 
+@dataclass(frozen=True, slots=True)
+class ReleaseStage:
+    """One environment a release reaches: at once (no `after`), or after an earlier stage deployed it."""
+
+    name: str
+    after: str | None = None
+    promotion: str = "automatic"  # how it follows `after`: automatic | merge-request (PROMOTIONS)
+
+
 @dataclass(slots=True)
 class ServerConfig:
     """The platform's settings; the defaults describe a meshbot with no adapters and the built-in policies."""
@@ -383,6 +451,23 @@ class ServerConfig:
     validate_with_adapters: bool = False
     environment_statuses: bool = False  # a meshbot/governance/<env> status per gating environment
     catch_up: CatchUpSettings = field(default_factory=CatchUpSettings)
+    release_stages: list[ReleaseStage] | None = None  # None: each release environment deployed at once
+    only_changed: bool = False  # deploy only the components that changed since the last successful deployment
+
+    @property
+    def stages(self) -> list[ReleaseStage]:
+        """The release stages in order (a plain release environment is a stage the tag deploys at once)."""
+        if self.release_stages is not None:
+            return list(self.release_stages)
+        return [ReleaseStage(name) for name in self.release_environments]
+
+    def stage(self, environment: str) -> ReleaseStage | None:
+        """The release stage of environment, if it is one."""
+        return next((stage for stage in self.stages if stage.name == environment), None)
+
+    def next_stages(self, environment: str) -> list[ReleaseStage]:
+        """The stages that wait for environment to deploy a release."""
+        return [stage for stage in self.stages if stage.after == environment]
 
     @property
     def review_environments(self) -> list[str]:
@@ -453,7 +538,8 @@ def load_config(path: str | None) -> ServerConfig:
             document.position(("redis_url",)),
         )])
     reviews = value.get("merge_requests") or {}
-    errors = _review_environment_errors(document, reviews, environments)
+    stages = _release_stages((value.get("releases") or {}).get("environments", DEFAULT_RELEASE_ENVIRONMENTS))
+    errors = _review_environment_errors(document, reviews, environments) + _stage_errors(document, stages)
     if errors:
         raise InputErrors(errors)
     return ServerConfig(
@@ -463,7 +549,8 @@ def load_config(path: str | None) -> ServerConfig:
         merge_request_environment=(value.get("merge_requests") or {}).get(
             "environment", DEFAULT_MERGE_REQUEST_ENVIRONMENT),
         release_tag=(value.get("releases") or {}).get("tag", DEFAULT_RELEASE_TAG),
-        release_environments=list((value.get("releases") or {}).get("environments", DEFAULT_RELEASE_ENVIRONMENTS)),
+        release_environments=[stage.name for stage in stages], release_stages=stages,
+        only_changed=bool((value.get("deploy") or {}).get("only_changed", False)),
         public_url=value.get("public_url"), file=path,
         merge_request_environments=reviews.get("environments"), gating_environments=reviews.get("gating_environments"),
         validate_with_adapters=bool(reviews.get("validate_with_adapters", False)),
@@ -480,6 +567,36 @@ def _catch_up(value: dict[str, Any]) -> CatchUpSettings:
         github_app_installations=bool(value.get("github_app_installations", False)),
         redeliver=bool(value.get("redeliver", True)),
     )
+
+
+def _release_stages(entries: list[Any]) -> list[ReleaseStage]:
+    """releases.environments (already checked against the schema) as stages."""
+    return [ReleaseStage(entry) if isinstance(entry, str) else
+            ReleaseStage(entry["name"], entry.get("after"),
+                         entry.get("promotion", "merge-request") if entry.get("after") else "automatic")
+            for entry in entries]
+
+
+def _stage_errors(document: YamlDocument, stages: list[ReleaseStage]) -> list[InputError]:
+    """Stages named twice, and stages that wait for a stage that is not an earlier one."""
+    errors = []
+    entries = (document.value.get("releases") or {}).get("environments") or []
+    for index, stage in enumerate(stages):
+        earlier = [other.name for other in stages[:index]]
+        where = ("releases", "environments", index)
+        if stage.name in earlier:
+            errors.append(InputError(f"releases.environments.{index}: stage '{stage.name}' is listed twice",
+                                     document.position(where)))
+        if stage.after is not None and stage.after not in earlier:
+            known = f"earlier stages: {', '.join(earlier)}" if earlier else "it is the first stage"
+            errors.append(InputError(f"releases.environments.{index}.after: '{stage.after}' is not an earlier "
+                                     f"stage ({known})", document.position((*where, "after"))))
+        entry = entries[index] if index < len(entries) else None
+        if stage.after is None and isinstance(entry, dict) and "promotion" in entry:
+            errors.append(InputError(f"releases.environments.{index}.promotion: a stage without `after` is deployed "
+                                     "by the release tag itself; give `after: STAGE` to promote from another stage",
+                                     document.position((*where, "promotion"))))
+    return errors
 
 
 def _review_environment_errors(document: YamlDocument, reviews: dict[str, Any],

@@ -60,7 +60,7 @@ def test_unknown_key_is_named_with_the_known_ones(tmp_path):
     path = write(tmp_path, GOOD + "adaptors: []\n")
     assert errors_of(path) == [
         f"{path}:1:1: configuration: unknown key 'adaptors' (known keys: adapters, policies, environments, "
-        "marketplace, redis_url, deployments, merge_requests, releases, catch_up, public_url)"
+        "marketplace, redis_url, deployments, deploy, merge_requests, releases, catch_up, public_url)"
     ]
 
 
@@ -195,3 +195,39 @@ def test_reviewed_environments_must_be_known_and_gating_ones_reviewed(tmp_path):
         f"{path}:4:25: merge_requests.gating_environments: 'production' is not reviewed (add it to "
         "merge_requests.environments)",
     ]
+
+
+def test_release_stages_keep_the_plain_list_and_chain_with_after(tmp_path):
+    path = write(tmp_path, "releases:\n  environments: [qa, {name: production, after: qa}, "
+                           "{name: dr, after: production, promotion: automatic}]\n")
+    config = load_config(str(path))
+    assert config.release_environments == ["qa", "production", "dr"]
+    assert [(s.name, s.after, s.promotion) for s in config.stages] == [
+        ("qa", None, "automatic"), ("production", "qa", "merge-request"), ("dr", "production", "automatic")]
+    assert [s.name for s in config.next_stages("qa")] == ["production"]
+    assert config.stage("dr") is not None and config.stage("development") is None
+    assert [s.name for s in load_config(None).stages] == ["production"]
+
+
+def test_release_stage_mistakes_point_at_their_line(tmp_path):
+    path = write(tmp_path, "releases:\n  environments:\n    - {name: production, after: qa}\n    - qa\n"
+                           "    - {name: x, promotion: automatic}\n    - {name: qa}\n")
+    assert errors_of(path) == [
+        f"{path}:3:33: releases.environments.0.after: 'qa' is not an earlier stage (it is the first stage)",
+        f"{path}:5:28: releases.environments.2.promotion: a stage without `after` is deployed by the release tag "
+        "itself; give `after: STAGE` to promote from another stage",
+        f"{path}:6:7: releases.environments.3: stage 'qa' is listed twice",
+    ]
+
+
+def test_prune_and_drift_interval_per_environment_with_strict_production_defaults(tmp_path):
+    path = write(tmp_path, "environments:\n  production: {prune: never, drift_interval_seconds: 3600}\n"
+                           "  qa:\n  prod: {}\ndeploy: {only_changed: true}\n")
+    config = load_config(str(path))
+    assert (config.rules("production").prune, config.rules("production").drift_interval_seconds) == ("never", 3600)
+    assert (config.rules("qa").prune, config.rules("qa").drift_interval_seconds) == ("auto", 86400)
+    assert config.rules("prod").prune == "confirm"
+    assert config.only_changed and not load_config(None).only_changed
+    bad = write(tmp_path, "environments:\n  qa: {prune: sometimes}\n")
+    assert errors_of(bad)[0].startswith(f"{bad}:2:")
+    assert "'sometimes' is not one of ['auto', 'confirm', 'never']" in errors_of(bad)[0]
