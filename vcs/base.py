@@ -55,7 +55,7 @@ class DeploymentState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Comment:
-    """A comment on a merge request."""
+    """A comment on a merge request or an issue."""
 
     id: str
     body: str
@@ -76,6 +76,18 @@ class MergeRequest:
     state: str  # "open", "closed" or "merged"
     url: str
     from_fork: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """An issue (never a pull request): meshbot keeps one per data product and environment, edited in place."""
+
+    number: int  # GitHub number, GitLab iid
+    title: str
+    body: str  # GitLab: description
+    state: str  # "open" or "closed"
+    url: str
+    author: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +215,31 @@ class Repository(Protocol):
 
     def update_merge_request(self, number: int, title: str, description: str) -> None:
         """Change a merge request's title and description."""
+        ...
+
+    # -- issues
+    def open_issues(self, author: str | None = None) -> list[Issue]:
+        """Every open issue (pull requests left out), newest first, only author's when given (all pages)."""
+        ...
+
+    def create_issue(self, title: str, body: str) -> Issue:
+        """Open an issue."""
+        ...
+
+    def update_issue(self, number: int, title: str, body: str) -> None:
+        """Change an issue's title and body."""
+        ...
+
+    def close_issue(self, number: int, comment: str | None = None) -> None:
+        """Close an issue, adding the comment first when given."""
+        ...
+
+    def issue_comments(self, number: int) -> list[Comment]:
+        """Every comment of an issue written by a person, oldest first (GitLab system notes left out)."""
+        ...
+
+    def create_issue_comment(self, number: int, body: str) -> Comment:
+        """Add a comment to an issue."""
         ...
 
     # -- catching up (bot.forge.catch_up)

@@ -36,6 +36,7 @@ from vcs.base import (
     DeploymentState,
     ForgeError,
     HookDelivery,
+    Issue,
     MergeRequest,
     Permission,
     Tag,
@@ -396,6 +397,17 @@ def _transport_error(error: requests.RequestException, doing: str) -> ForgeError
                       "GitHub may be unavailable, try again later")
 
 
+def _comment(data: dict[str, Any]) -> Comment:
+    """A comment of GitHub's issue comments API (pull requests' conversations included)."""
+    return Comment(id=str(data["id"]), body=data.get("body") or "", author=str(data["user"]["login"]))
+
+
+def _issue(data: dict[str, Any]) -> Issue:
+    """An issue of GitHub's issues API."""
+    return Issue(number=int(data["number"]), title=str(data["title"]), body=data.get("body") or "",
+                 state=str(data["state"]), url=str(data["html_url"]), author=str(data["user"]["login"]))
+
+
 def _cut(description: str) -> str:
     if len(description) <= STATUS_DESCRIPTION_LIMIT:
         return description
@@ -593,13 +605,12 @@ class GitHubRepository:
 
     def comments(self, number: int) -> list[Comment]:
         """Every comment on the pull request's conversation, oldest first (all pages)."""
-        return [Comment(id=str(item["id"]), body=item.get("body") or "", author=str(item["user"]["login"]))
-                for item in self._pages(f"listing comments of #{number}", f"/issues/{number}/comments")]
+        return [_comment(item) for item in self._pages(f"listing comments of #{number}", f"/issues/{number}/comments")]
 
     def create_comment(self, number: int, body: str) -> Comment:
         """Add a comment to the pull request's conversation."""
         _, data = self._call(f"commenting on #{number}", "POST", f"/issues/{number}/comments", body={"body": body})
-        return Comment(id=str(data["id"]), body=data.get("body") or "", author=str(data["user"]["login"]))
+        return _comment(data)
 
     def edit_comment(self, number: int, comment_id: str, body: str) -> None:
         """Replace a comment's body."""
@@ -712,6 +723,44 @@ class GitHubRepository:
         """Change a pull request's title and description."""
         self._call(f"updating pull request #{number}", "PATCH", f"/pulls/{number}",
                    body={"title": title, "body": description})
+
+    # -- issues
+
+    def open_issues(self, author: str | None = None) -> list[Issue]:
+        """Every open issue, newest first, only those author opened when given (pull requests left out; all pages)."""
+        parameters: dict[str, Any] = {"state": "open", "sort": "created", "direction": "desc"}
+        if author:
+            parameters["creator"] = author
+        # GitHub's issues API lists pull requests too: they carry a `pull_request` key
+        return [_issue(item) for item in self._listing("listing open issues", "/issues", parameters)
+                if "pull_request" not in item]
+
+    def create_issue(self, title: str, body: str) -> Issue:
+        """Open an issue."""
+        _, data = self._call("opening an issue", "POST", "/issues", body={"title": title, "body": body})
+        return _issue(data)
+
+    def update_issue(self, number: int, title: str, body: str) -> None:
+        """Change an issue's title and body."""
+        self._call(f"updating issue #{number}", "PATCH", f"/issues/{number}", body={"title": title, "body": body})
+
+    def close_issue(self, number: int, comment: str | None = None) -> None:
+        """Close an issue as completed, commenting first when given."""
+        if comment is not None:
+            self.create_issue_comment(number, comment)
+        self._call(f"closing issue #{number}", "PATCH", f"/issues/{number}",
+                   body={"state": "closed", "state_reason": "completed"})
+
+    def issue_comments(self, number: int) -> list[Comment]:
+        """Every comment of an issue, oldest first (all pages)."""
+        return [_comment(item) for item in self._pages(f"listing comments of issue #{number}",
+                                                       f"/issues/{number}/comments")]
+
+    def create_issue_comment(self, number: int, body: str) -> Comment:
+        """Add a comment to an issue."""
+        _, data = self._call(f"commenting on issue #{number}", "POST", f"/issues/{number}/comments",
+                             body={"body": body})
+        return _comment(data)
 
     # -- catching up (bot.forge.catch_up)
 

@@ -29,7 +29,7 @@ from gitlab.exceptions import GitlabError
 
 from bot.descriptor.files import MAX_FILE_BYTES, FileTooLarge
 from vcs.archive import ArchiveTooLarge, extract_all, extract_files
-from vcs.base import Comment, CommitState, DeploymentState, ForgeError, MergeRequest, Permission, Tag
+from vcs.base import Comment, CommitState, DeploymentState, ForgeError, Issue, MergeRequest, Permission, Tag
 
 DEFAULT_URL = "https://gitlab.com"
 STATUS_DESCRIPTION_LIMIT = 255  # GitLab's commit status description column
@@ -52,6 +52,7 @@ DEPLOYMENT_STATES = {
     DeploymentState.ERROR: "failed",
 }
 MERGE_REQUEST_STATES = {"opened": "open", "locked": "open", "closed": "closed", "merged": "merged"}
+ISSUE_STATES = {"opened": "open", "closed": "closed"}
 # GitLab's commit status states as meshbot's (a running or created status has no outcome yet)
 STATUS_STATES = {"pending": CommitState.PENDING, "created": CommitState.PENDING, "running": CommitState.PENDING,
                  "success": CommitState.SUCCESS, "failed": CommitState.FAILURE}
@@ -149,6 +150,18 @@ class _Gitlab(gitlab.Gitlab):
 
 def _username(user: Any) -> str:
     return str(user.get("username", "")) if isinstance(user, dict) else ""
+
+
+def _issue(data: dict[str, Any]) -> Issue:
+    """An issue of GitLab's issues API (its description as the body)."""
+    return Issue(number=int(data["iid"]), title=data.get("title") or "", body=data.get("description") or "",
+                 state=ISSUE_STATES.get(data["state"], data["state"]), url=data.get("web_url") or "",
+                 author=_username(data.get("author")))
+
+
+def _comment(note: Any) -> Comment:
+    """A note (python-gitlab object) as a comment."""
+    return Comment(id=str(note.id), body=note.body, author=_username(note.author))
 
 
 class GitLabRepository:
@@ -312,8 +325,8 @@ class GitLabRepository:
         """Every note of a merge request written by a person, oldest first (system notes skipped)."""
         notes = self.project.mergerequests.get(number, lazy=True).notes
         with self._forge_errors(f"list comments of merge request !{number}"):
-            return [Comment(id=str(note.id), body=note.body, author=_username(note.author))
-                    for note in notes.list(iterator=True, sort="asc", order_by="created_at", per_page=100)
+            return [_comment(note) for note in notes.list(iterator=True, sort="asc", order_by="created_at",
+                                                           per_page=100)
                     if not note.attributes.get("system")]
 
     def create_comment(self, number: int, body: str) -> Comment:
@@ -321,7 +334,7 @@ class GitLabRepository:
         notes = self.project.mergerequests.get(number, lazy=True).notes
         with self._forge_errors(f"comment on merge request !{number}"):
             note = notes.create({"body": body})
-        return Comment(id=str(note.id), body=note.body, author=_username(note.author))
+        return _comment(note)
 
     def edit_comment(self, number: int, comment_id: str, body: str) -> None:
         """Replace a note's body."""
@@ -440,6 +453,47 @@ class GitLabRepository:
         """Change a merge request's title and description."""
         with self._forge_errors(f"update merge request !{number}"):
             self.project.mergerequests.update(number, {"title": title, "description": description})
+
+    # ------------------------------------------------------------------ issues
+
+    def open_issues(self, author: str | None = None) -> list[Issue]:
+        """Every open issue, newest first, only those author opened when given (one call per 100)."""
+        filters: dict[str, Any] = {"author_username": author} if author else {}
+        with self._forge_errors("list open issues"):
+            return [_issue(item.attributes) for item in self.project.issues.list(
+                state="opened", order_by="created_at", sort="desc", iterator=True, per_page=100, **filters)]
+
+    def create_issue(self, title: str, body: str) -> Issue:
+        """Open an issue."""
+        with self._forge_errors("open an issue"):
+            created = self.project.issues.create({"title": title, "description": body})
+        return _issue(created.attributes)
+
+    def update_issue(self, number: int, title: str, body: str) -> None:
+        """Change an issue's title and description."""
+        with self._forge_errors(f"update issue #{number}"):
+            self.project.issues.update(number, {"title": title, "description": body})
+
+    def close_issue(self, number: int, comment: str | None = None) -> None:
+        """Close an issue (state_event=close), adding the note first when given."""
+        if comment is not None:
+            self.create_issue_comment(number, comment)
+        with self._forge_errors(f"close issue #{number}"):
+            self.project.issues.update(number, {"state_event": "close"})
+
+    def issue_comments(self, number: int) -> list[Comment]:
+        """Every note of an issue written by a person, oldest first (system notes skipped)."""
+        notes = self.project.issues.get(number, lazy=True).notes
+        with self._forge_errors(f"list comments of issue #{number}"):
+            return [_comment(note) for note in notes.list(iterator=True, sort="asc", order_by="created_at",
+                                                           per_page=100)
+                    if not note.attributes.get("system")]
+
+    def create_issue_comment(self, number: int, body: str) -> Comment:
+        """Add a note to an issue."""
+        notes = self.project.issues.get(number, lazy=True).notes
+        with self._forge_errors(f"comment on issue #{number}"):
+            return _comment(notes.create({"body": body}))
 
     # ------------------------------------------------------------------ catching up (bot.forge.catch_up)
 

@@ -1,4 +1,4 @@
-"""An in-memory forge for unit tests: repositories with commits, branches, merge requests, comments, statuses.
+"""An in-memory forge for unit tests: repositories with commits, branches, merge requests, issues, comments, statuses.
 
 It implements `vcs.base.Repository` faithfully enough for handlers to be tested without HTTP: commits
 are immutable snapshots (path -> bytes), branches point at commits, `commit_files` refuses to write
@@ -18,6 +18,7 @@ from vcs.base import (
     CommitState,
     DeploymentState,
     ForgeError,
+    Issue,
     MergeRequest,
     Permission,
     Tag,
@@ -57,6 +58,8 @@ class MemoryRepository:
         self.tags: dict[str, str] = {}
         self.merge_requests: dict[int, MergeRequest] = {}
         self.comment_threads: dict[int, list[Comment]] = {}
+        self.issues: dict[int, Issue] = {}  # issue number -> the issue as it is now
+        self.issue_threads: dict[int, list[Comment]] = {}  # issue number -> its comments, oldest first
         self.reactions: list[tuple[int, str, str]] = []
         self.statuses: list[RecordedStatus] = []
         self.deployments: dict[str, RecordedDeployment] = {}
@@ -94,6 +97,18 @@ class MemoryRepository:
         self.merge_requests[number] = request
         self.comment_threads[number] = []
         return request
+
+    def add_issue(self, title: str, body: str = "", *, author: str = "jane") -> Issue:
+        """Open an issue as author (issues are numbered apart from merge requests, as on GitLab)."""
+        number = len(self.issues) + 1
+        self.issues[number] = Issue(number=number, title=title, body=body, state="open",
+                                    url=f"memory://{self.project}/issues/{number}", author=author)
+        self.issue_threads[number] = []
+        return self.issues[number]
+
+    def issue(self, number: int) -> Issue:
+        """An issue as it is now (no call counted)."""
+        return self.issues[number]
 
     def status(self, sha: str, context: str) -> RecordedStatus | None:
         """The latest status of context on sha."""
@@ -249,6 +264,48 @@ class MemoryRepository:
         """Change a merge request's title and description."""
         self._call()
         self.merge_requests[number] = replace(self.merge_requests[number], title=title, description=description)
+
+    def _issue(self, number: int) -> Issue:
+        if number not in self.issues:
+            raise ForgeError(f"{self.project}: no issue {number}", status=404)
+        return self.issues[number]
+
+    def open_issues(self, author: str | None = None) -> list[Issue]:
+        """Every open issue, newest first, only author's when given."""
+        self._call()
+        return [issue for issue in reversed(self.issues.values())
+                if issue.state == "open" and author in (None, issue.author)]
+
+    def create_issue(self, title: str, body: str) -> Issue:
+        """Open an issue as meshbot."""
+        self._call()
+        return self.add_issue(title, body, author=self.user)
+
+    def update_issue(self, number: int, title: str, body: str) -> None:
+        """Change an issue's title and body."""
+        self._call()
+        self.issues[number] = replace(self._issue(number), title=title, body=body)
+
+    def close_issue(self, number: int, comment: str | None = None) -> None:
+        """Close an issue, commenting first when given (two calls then, as on the forges)."""
+        if comment is not None:
+            self.create_issue_comment(number, comment)
+        self._call()
+        self.issues[number] = replace(self._issue(number), state="closed")
+
+    def issue_comments(self, number: int) -> list[Comment]:
+        """An issue's comments, oldest first."""
+        self._call()
+        self._issue(number)
+        return list(self.issue_threads[number])
+
+    def create_issue_comment(self, number: int, body: str) -> Comment:
+        """Comment on an issue as meshbot."""
+        self._call()
+        self._issue(number)
+        comment = Comment(id=str(next(self._ids)), body=body, author=self.user)
+        self.issue_threads[number].append(comment)
+        return comment
 
     def open_merge_requests(self) -> list[MergeRequest]:
         """Every open merge request, newest first."""

@@ -16,7 +16,18 @@ Test API (all methods are thread-safe against the serving thread):
 - `FakeRepository.create_tag(tag, ref)`: a lightweight tag on a branch, tag or sha; returns the tagged sha.
 - `create_fork(repository, owner)`: a fork holding the same commits and branches.
 - `FakeRepository.open_pull_request(head, base="main", author="jane", head_repository=fork)`: a pull request.
-- `FakeRepository.add_comment(number, body, user)`, `set_permission(user, role)` (admin/maintain/write/triage/read).
+- `FakeRepository.add_comment(number, body, user)` (on a pull request or an issue), `set_permission(user, role)`
+  (admin/maintain/write/triage/read).
+- `FakeRepository.open_issue(title, body="", author="jane")`: an issue; its number (issues and pull requests share
+  one sequence, as on GitHub). `GET/POST .../issues` (listing pull requests too, each with a `pull_request` key, as
+  GitHub does; `state`, `creator`, `direction` filter and order), `GET/PATCH .../issues/{n}` and
+  `GET/POST .../issues/{n}/comments` serve them; `issues[n]` holds what was written (`title`, `body`, `user`, `state`,
+  `state_reason`, `closed_by`).
+- `FakeRepository.merge_pull_request(number, sha=None, merge_method="merge")`: merge an open pull request as GitHub
+  does (also `PUT .../pulls/{n}/merge`): the base branch gets a new commit whose files are the base's overlaid with
+  the head's (two parents; one with `squash` or `rebase`), and the pull request is closed, `merged`, with its
+  `merge_commit_sha`; returns that sha. An unmergeable pull request raises `MergeRefused` (405; 409 when `sha` is not
+  the head), which the endpoint answers with.
 - `add_review(repository, number, user, state)`: a review (APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED,
   PENDING) by user on a pull request, of its head commit; returns the review id.
 - `add_token(token, login)`: another personal token; `token` (user `meshbot`) is accepted from the start.
@@ -36,7 +47,7 @@ Test API (all methods are thread-safe against the serving thread):
   and `GET /app/hook/deliveries` list them newest first; `POST .../deliveries/{id}/attempts` records the request in
   `redeliveries` (repository or App) and adds the new attempt (status 202, as GitHub answers).
 - Recorded state on `FakeRepository`: `comments`, `reviews`, `statuses`, `deployments` (each with its `statuses`),
-  `reactions`, `refs`, `pulls`, `blobs`, `commits`.
+  `reactions`, `refs`, `pulls`, `issues`, `blobs`, `commits`.
 
 Responses follow GitHub's documented shapes (field names and nesting), reduced to what clients read.
 Requests without a known `Authorization` are answered 401.
@@ -93,6 +104,14 @@ def primary_rate_limit(reset_at: int) -> ScriptedReply:
                           "X-RateLimit-Limit": "5000"})
 
 
+class MergeRefused(Exception):
+    """A merge GitHub would refuse: its HTTP status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
 @dataclass(frozen=True)
 class Received:
     """One request as the server saw it."""
@@ -134,6 +153,7 @@ class FakeRepository:
     commits: dict[str, FakeCommit] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)  # "refs/heads/main" -> commit sha
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)  # number -> {number, title, body, user, state, ...}
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> {id, issue, body, user}
     reviews: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> {id, pull, user, state, commit_id, ...}
     reactions: list[dict[str, Any]] = field(default_factory=list)  # {comment_id, content, user}
@@ -258,12 +278,58 @@ class FakeRepository:
         with self.server.lock:
             number = self.server.next_issue_number(self)
             self.pulls[number] = {"number": number, "title": title, "body": body, "head": head, "base": base,
-                                  "user": author, "state": "open", "merged": False,
+                                  "user": author, "state": "open", "merged": False, "merged_at": None,
+                                  "closed_at": None, "merge_commit_sha": None, "merged_by": None,
                                   "head_repository": head_repository or self}
             return number
 
+    def open_issue(self, title: str, body: str = "", *, author: str = "jane") -> int:
+        """Open an issue by author; its number (from the sequence pull requests use too)."""
+        with self.server.lock:
+            number = self.server.next_issue_number(self)
+            self.issues[number] = {"number": number, "title": title, "body": body, "user": author, "state": "open",
+                                   "state_reason": None, "closed_at": None, "closed_by": None}
+            return number
+
+    def merge_pull_request(self, number: int, *, sha: str | None = None, merge_method: str = "merge",
+                           commit_title: str | None = None, commit_message: str | None = None,
+                           merged_by: str = "meshbot") -> str:
+        """Merge an open pull request into its base branch as GitHub does; the new commit's sha.
+
+        The commit's files are the base's overlaid with the head's; it has the base and head as parents ("merge"),
+        or the base alone ("squash", "rebase"). MergeRefused (405) when the pull request is not open or its head
+        branch is gone, (409) when sha is given and is not the head.
+        """
+        with self.server.lock:
+            pull = self.pulls[number]
+            source: FakeRepository = pull["head_repository"]
+            head = source.branch_head(pull["head"])
+            if pull["state"] != "open" or head is None:
+                raise MergeRefused(405, "Pull Request is not mergeable")
+            if sha is not None and sha != head:
+                raise MergeRefused(409, "Head branch was modified. Review and try the merge again.")
+            self._copy_objects(source)
+            base = self.refs[f"refs/heads/{pull['base']}"]
+            files = {**self.flat_tree(self.commits[base].tree), **self.flat_tree(self.commits[head].tree)}
+            message = commit_title or f"Merge pull request #{number} from {source.owner}/{pull['head']}"
+            if commit_message:
+                message += f"\n\n{commit_message}"
+            parents = [base, head] if merge_method == "merge" else [base]
+            merged = self.store_commit(self._store_tree(files), parents, message)
+            self.refs[f"refs/heads/{pull['base']}"] = merged
+            pull.update(state="closed", merged=True, merged_at=_now(), closed_at=_now(), merge_commit_sha=merged,
+                        merged_by=merged_by)
+            return merged
+
+    def _copy_objects(self, other: FakeRepository) -> None:
+        """The git objects of a fork (GitHub fetches them to merge); objects are named by their content."""
+        if other is not self:
+            self.blobs.update(other.blobs)
+            self.trees.update(other.trees)
+            self.commits.update(other.commits)
+
     def add_comment(self, number: int, body: str, user: str = "jane") -> int:
-        """A comment by user on pull request number; its id."""
+        """A comment by user on pull request or issue number; its id."""
         with self.server.lock:
             comment_id = next(self.server.ids)
             self.comments[comment_id] = {"id": comment_id, "issue": number, "body": body, "user": user}
@@ -274,7 +340,7 @@ class FakeRepository:
         self.permissions[user] = role
 
     def comment_bodies(self, number: int) -> list[str]:
-        """The bodies of a pull request's comments, oldest first."""
+        """The bodies of a pull request's or issue's comments, oldest first."""
         return [comment["body"] for comment in self.comments.values() if comment["issue"] == number]
 
 
@@ -785,6 +851,27 @@ class GitHubServer:
                 repository.pulls[number].update({key: body[key] for key in ("title", "body", "state") if key in body})
             return self._json(self._pull_json(repository, repository.pulls[number]))
 
+        @app.put("/repos/<owner>/<name>/pulls/<int:number>/merge")
+        def merge_pull(owner: str, name: str, number: int) -> Response:
+            repository = repo_or_404(owner, name)
+            if number not in repository.pulls:
+                return self._error(404, "Not Found")
+            body = request.get_json(silent=True) or {}
+            method = body.get("merge_method", "merge")
+            if method not in ("merge", "squash", "rebase"):
+                return self._json({"message": "Validation Failed", "errors": [
+                    {"resource": "PullRequest", "field": "merge_method", "code": "invalid"}]}, 422)
+            try:
+                sha = repository.merge_pull_request(number, sha=body.get("sha"), merge_method=method,
+                                                    commit_title=body.get("commit_title"),
+                                                    commit_message=body.get("commit_message"),
+                                                    merged_by=self._login())
+            except MergeRefused as refused:
+                return self._json({"message": refused.message,
+                                   "documentation_url": "https://docs.github.com/rest/pulls/pulls"
+                                                        "#merge-a-pull-request"}, refused.status)
+            return self._json({"sha": sha, "merged": True, "message": "Pull Request successfully merged"})
+
         @app.get("/repos/<owner>/<name>/pulls/<int:number>/reviews")
         def list_reviews(owner: str, name: str, number: int) -> Response:
             repository = repo_or_404(owner, name)
@@ -801,6 +888,53 @@ class GitHubServer:
             chunk = found[(page - 1) * per_page:page * per_page]
             return self._json([self._review_json(repository, review) for review in chunk], headers=headers)
 
+        # -- issues (pull requests are issues too: one sequence of numbers, listed by the issues API)
+
+        @app.get("/repos/<owner>/<name>/issues")
+        def list_issues(owner: str, name: str) -> Response:
+            repository = repo_or_404(owner, name)
+            state, creator = request.args.get("state", "open"), request.args.get("creator")
+            numbers = sorted({*repository.issues, *repository.pulls}, reverse=request.args.get("direction") != "asc")
+            found = [self._issue_json(repository, number) for number in numbers]
+            return self._paged([item for item in found if state in ("all", item["state"])
+                                and creator in (None, item["user"]["login"])])
+
+        @app.post("/repos/<owner>/<name>/issues")
+        def create_issue(owner: str, name: str) -> Response:
+            repository = repo_or_404(owner, name)
+            body = request.get_json()
+            if not body.get("title"):
+                return self._json({"message": "Validation Failed", "errors": [
+                    {"resource": "Issue", "field": "title", "code": "missing_field"}]}, 422)
+            number = repository.open_issue(str(body["title"]), body.get("body") or "", author=self._login())
+            return self._json(self._issue_json(repository, number), 201)
+
+        @app.get("/repos/<owner>/<name>/issues/<int:number>")
+        def get_issue(owner: str, name: str, number: int) -> Response:
+            repository = repo_or_404(owner, name)
+            if number not in repository.issues and number not in repository.pulls:
+                return self._error(404, "Not Found")
+            return self._json(self._issue_json(repository, number))
+
+        @app.patch("/repos/<owner>/<name>/issues/<int:number>")
+        def update_issue(owner: str, name: str, number: int) -> Response:
+            repository = repo_or_404(owner, name)
+            record = repository.issues.get(number) or repository.pulls.get(number)
+            if record is None:
+                return self._error(404, "Not Found")
+            body = request.get_json()
+            if body.get("state") not in (None, "open", "closed"):
+                return self._json({"message": "Validation Failed", "errors": [
+                    {"resource": "Issue", "field": "state", "code": "invalid"}]}, 422)
+            with self.lock:
+                record.update({key: body[key] for key in ("title", "body") if key in body})
+                if body.get("state") == "closed" and record["state"] != "closed":
+                    record.update(state="closed", state_reason=body.get("state_reason") or "completed",
+                                  closed_at=_now(), closed_by=self._login())
+                elif body.get("state") == "open" and record["state"] != "open":
+                    record.update(state="open", state_reason="reopened", closed_at=None, closed_by=None)
+            return self._json(self._issue_json(repository, number))
+
         @app.get("/repos/<owner>/<name>/issues/<int:number>/comments")
         def list_comments(owner: str, name: str, number: int) -> Response:
             repository = repo_or_404(owner, name)
@@ -816,7 +950,7 @@ class GitHubServer:
         @app.post("/repos/<owner>/<name>/issues/<int:number>/comments")
         def create_comment(owner: str, name: str, number: int) -> Response:
             repository = repo_or_404(owner, name)
-            if number not in repository.pulls:
+            if number not in repository.pulls and number not in repository.issues:
                 return self._error(404, "Not Found")
             comment_id = repository.add_comment(number, request.get_json()["body"], self._login())
             return self._json(self._comment_json(repository, repository.comments[comment_id]), 201)
@@ -1029,14 +1163,40 @@ class GitHubServer:
                 "node_id": f"PR_{number}", "html_url": f"https://github.com/{repository.full_name}/pull/{number}",
                 "number": number, "state": pull["state"], "locked": False, "title": pull["title"],
                 "user": self._user(pull["user"]), "body": pull["body"], "created_at": _now(),
-                "updated_at": _now(), "closed_at": None, "merged_at": None, "merged": pull["merged"],
-                "draft": False, "head": side(head_repository, pull["head"]), "base": side(repository, pull["base"]),
+                "updated_at": _now(), "closed_at": pull.get("closed_at"), "merged_at": pull.get("merged_at"),
+                "merged": pull["merged"], "merge_commit_sha": pull.get("merge_commit_sha"),
+                "merged_by": self._user(pull["merged_by"]) if pull.get("merged_by") else None, "draft": False,
+                "head": side(head_repository, pull["head"]), "base": side(repository, pull["base"]),
                 "author_association": "CONTRIBUTOR"}
+
+    def _issue_json(self, repository: FakeRepository, number: int) -> dict[str, Any]:
+        """An issue as GitHub's issues API shows it; a pull request's carries a `pull_request` key."""
+        pull = repository.pulls.get(number)
+        record = pull if pull is not None else repository.issues[number]
+        base = f"{self.api_url}/repos/{repository.full_name}"
+        html_url = f"https://github.com/{repository.full_name}/{'pull' if pull is not None else 'issues'}/{number}"
+        data = {"id": number + 700000, "node_id": f"I_{number}", "url": f"{base}/issues/{number}",
+                "repository_url": base, "labels_url": f"{base}/issues/{number}/labels{{/name}}",
+                "comments_url": f"{base}/issues/{number}/comments", "events_url": f"{base}/issues/{number}/events",
+                "html_url": html_url, "number": number, "state": record["state"],
+                "state_reason": record.get("state_reason"), "title": record["title"], "body": record["body"],
+                "user": self._user(record["user"]), "labels": [], "assignee": None, "assignees": [],
+                "milestone": None, "locked": False, "active_lock_reason": None,
+                "comments": sum(comment["issue"] == number for comment in repository.comments.values()),
+                "closed_at": record.get("closed_at"), "created_at": _now(), "updated_at": _now(),
+                "closed_by": self._user(record["closed_by"]) if record.get("closed_by") else None,
+                "author_association": "CONTRIBUTOR"}
+        if pull is not None:
+            data["pull_request"] = {"url": f"{base}/pulls/{number}", "html_url": html_url,
+                                    "diff_url": f"{html_url}.diff", "patch_url": f"{html_url}.patch",
+                                    "merged_at": pull.get("merged_at")}
+        return data
 
     def _comment_json(self, repository: FakeRepository, comment: dict[str, Any]) -> dict[str, Any]:
         base = f"{self.api_url}/repos/{repository.full_name}/issues"
+        kind = "pull" if comment["issue"] in repository.pulls else "issues"
         return {"id": comment["id"], "node_id": f"IC_{comment['id']}", "url": f"{base}/comments/{comment['id']}",
-                "html_url": f"https://github.com/{repository.full_name}/pull/{comment['issue']}"
+                "html_url": f"https://github.com/{repository.full_name}/{kind}/{comment['issue']}"
                             f"#issuecomment-{comment['id']}",
                 "body": comment["body"], "user": self._user(comment["user"]), "created_at": _now(),
                 "updated_at": _now(), "issue_url": f"{base}/{comment['issue']}", "author_association": "CONTRIBUTOR"}

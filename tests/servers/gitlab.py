@@ -14,6 +14,18 @@ Usage::
         server.requests          # every request received, in order (RecordedRequest)
         project.statuses, project.deployments, project.branches, project.merge_requests, note.award_emoji
 
+Issues: `server.open_issue(project, title, description="", author="jane")` (an `IssueRecord`, numbered apart from
+merge requests as on GitLab) and `server.add_issue_note(project, iid, body, author="jane", system=False)`; served by
+`GET/POST /projects/:id/issues` (`state`, `author_username`, `sort` filter and order), `GET/PUT
+/projects/:id/issues/:iid` (`state_event=close|reopen`, which adds GitLab's system note) and `GET/POST
+/projects/:id/issues/:iid/notes`; `project.issues` holds what was written.
+
+Merging: `server.merge(project, iid, sha=None, squash=False, merged_by=None)` merges an open merge request as GitLab
+does (also `PUT /projects/:id/merge_requests/:iid/merge`): the target branch gets a new commit whose files are the
+target's overlaid with the source's (a merge commit, or one parent with `squash`), and the merge request is
+`merged` with its `merge_commit_sha`; returns that sha. HttpError 405 when it is not open, 409 when `sha` is not the
+source branch's head (what the endpoint answers).
+
 `server.create_tag(project, tag, ref)` adds a lightweight tag, listed by `GET /projects/:id/repository/tags`;
 `GET /projects/:id/repository/commits/:sha/statuses` lists the latest status of each name (`?all=true`: all).
 
@@ -88,7 +100,7 @@ class Commit:
 
 @dataclass
 class Note:
-    """A note on a merge request; `award_emoji` holds the names awarded on it."""
+    """A note on a merge request or an issue; `award_emoji` holds the names awarded on it."""
 
     id: int
     body: str
@@ -114,11 +126,28 @@ class MergeRequestRecord:
     notes: list[Note] = field(default_factory=list)
     approvals_required: int = 1  # the approval rules, reduced to a number of approvals
     approved_by: list[User] = field(default_factory=list)
+    merge_commit_sha: str | None = None
+    merged_by: User | None = None
 
     @property
     def approved(self) -> bool:
         """Whether the approval rules are satisfied."""
         return len(self.approved_by) >= self.approvals_required
+
+
+@dataclass
+class IssueRecord:
+    """An issue of a project (its iid counts apart from merge requests)."""
+
+    id: int
+    iid: int
+    project_id: int
+    title: str
+    description: str
+    author: User
+    state: str = "opened"  # or "closed"
+    notes: list[Note] = field(default_factory=list)
+    closed_by: User | None = None
 
 
 @dataclass
@@ -131,6 +160,7 @@ class Project:
     commits: dict[str, Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     merge_requests: dict[int, MergeRequestRecord] = field(default_factory=dict)
+    issues: dict[int, IssueRecord] = field(default_factory=dict)  # iid -> issue
     members: dict[int, int] = field(default_factory=dict)  # user id -> access level
     statuses: list[dict[str, Any]] = field(default_factory=list)
     deployments: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -244,6 +274,46 @@ class GitLabServer:
         project.merge_requests[iid].notes.append(note)
         return note
 
+    def open_issue(self, project: Project, title: str, description: str = "", *, author: str = "jane") -> IssueRecord:
+        """Open an issue in project as author."""
+        record = IssueRecord(next(self._ids), len(project.issues) + 1, project.id, title, description,
+                             self.add_user(author))
+        project.issues[record.iid] = record
+        return record
+
+    def add_issue_note(self, project: Project, iid: int, body: str, author: str = "jane",
+                       system: bool = False) -> Note:
+        """Add a note to an issue as author (system notes are GitLab's own, e.g. "closed")."""
+        note = Note(next(self._ids), body, self.add_user(author), system)
+        project.issues[iid].notes.append(note)
+        return note
+
+    def merge(self, project: Project, iid: int, *, sha: str | None = None, squash: bool = False,
+              message: str | None = None, merged_by: str | None = None) -> str:
+        """Merge an open merge request as GitLab does; the new commit on the target branch.
+
+        Its files are the target's overlaid with the source's; its parents the target and source heads (the
+        target's alone with squash). HttpError 405 when the merge request is not open or its source branch is
+        gone, 409 when sha is given and is not the source branch's head.
+        """
+        record = project.merge_requests[iid]
+        source = self.projects[record.source_project_id]
+        head = source.branches.get(record.source_branch)
+        if record.state != "opened" or head is None:
+            raise HttpError(405, "405 Method Not Allowed")
+        if sha is not None and sha != head:
+            raise HttpError(409, f"SHA does not match HEAD of source branch: {head}")
+        project.commits.update(source.commits)
+        target = project.branches[record.target_branch]
+        files = {**project.commits[target].files, **project.commits[head].files}
+        user = self.add_user(merged_by) if merged_by else self.bot
+        text = message or (f"Merge branch '{record.source_branch}' into '{record.target_branch}'\n\n{record.title}"
+                           f"\n\nSee merge request {project.path_with_namespace}!{iid}")
+        merged = self._store_commit(project, files, [target] if squash else [target, head], text, user.username)
+        project.branches[record.target_branch] = merged
+        record.state, record.merge_commit_sha, record.merged_by = "merged", merged, user
+        return merged
+
     def approve(self, project: Project, iid: int, username: str) -> None:
         """Approve a merge request as username (once per user, as on GitLab)."""
         record = project.merge_requests[iid]
@@ -284,9 +354,14 @@ class GitLabServer:
         for path, content in files.items():
             self.blobs[blob_sha(content)] = content
             snapshot[path] = blob_sha(content)
-        seed = f"{parent}\n{sorted(snapshot.items())}\n{message}\n{next(self._ids)}".encode()
+        return self._store_commit(project, snapshot, [parent] if parent else [], message, author)
+
+    def _store_commit(self, project: Project, snapshot: dict[str, str], parents: list[str], message: str,
+                      author: str) -> str:
+        """Store a commit of snapshot (path -> blob id) with these parents; its sha."""
+        seed = f"{' '.join(parents) or None}\n{sorted(snapshot.items())}\n{message}\n{next(self._ids)}".encode()
         sha = hashlib.sha1(b"commit " + seed).hexdigest()
-        project.commits[sha] = Commit(sha, message, [parent] if parent else [], snapshot, author)
+        project.commits[sha] = Commit(sha, message, parents, snapshot, author)
         return sha
 
     def _last_commit_for_path(self, project: Project, sha: str, path: str) -> str | None:
@@ -312,23 +387,45 @@ class GitLabServer:
     def _merge_request_json(self, project: Project, record: MergeRequestRecord) -> dict[str, Any]:
         source = self.projects[record.source_project_id]
         sha = source.branches.get(record.source_branch)
+        merged_by = record.merged_by.json(self.url) if record.merged_by else None
         return {"id": record.id, "iid": record.iid, "project_id": project.id, "title": record.title,
                 "description": record.description, "state": record.state, "created_at": TIMESTAMP,
                 "updated_at": TIMESTAMP, "target_branch": record.target_branch,
                 "source_branch": record.source_branch, "author": record.author.json(self.url),
                 "source_project_id": record.source_project_id, "target_project_id": project.id,
                 "draft": False, "work_in_progress": False, "merge_status": "can_be_merged",
-                "detailed_merge_status": "mergeable", "sha": sha, "merge_commit_sha": None,
+                "detailed_merge_status": "mergeable", "sha": sha, "merge_commit_sha": record.merge_commit_sha,
+                "squash_commit_sha": None, "merged_at": TIMESTAMP if record.state == "merged" else None,
+                "merged_by": merged_by, "merge_user": merged_by, "closed_at": None, "closed_by": None,
                 "reference": f"!{record.iid}", "user_notes_count": len(record.notes),
                 "web_url": f"{self.url}/{project.path_with_namespace}/-/merge_requests/{record.iid}",
                 "diff_refs": {"base_sha": project.branches.get(record.target_branch), "head_sha": sha,
                               "start_sha": project.branches.get(record.target_branch)}}
 
-    def _note_json(self, record: MergeRequestRecord, note: Note) -> dict[str, Any]:
+    def _note_json(self, record: MergeRequestRecord | IssueRecord, note: Note) -> dict[str, Any]:
         return {"id": note.id, "type": None, "body": note.body, "author": note.author.json(self.url),
                 "created_at": TIMESTAMP, "updated_at": TIMESTAMP, "system": note.system, "noteable_id": record.id,
-                "noteable_type": "MergeRequest", "noteable_iid": record.iid, "resolvable": False,
-                "confidential": False, "internal": False}
+                "noteable_type": "Issue" if isinstance(record, IssueRecord) else "MergeRequest",
+                "noteable_iid": record.iid, "resolvable": False, "confidential": False, "internal": False}
+
+    def _issue_json(self, project: Project, record: IssueRecord) -> dict[str, Any]:
+        api = f"{self.url}/api/v4/projects/{project.id}"
+        return {"id": record.id, "iid": record.iid, "project_id": project.id, "title": record.title,
+                "description": record.description, "state": record.state, "created_at": TIMESTAMP,
+                "updated_at": TIMESTAMP, "closed_at": TIMESTAMP if record.state == "closed" else None,
+                "closed_by": record.closed_by.json(self.url) if record.closed_by else None, "labels": [],
+                "milestone": None, "assignees": [], "assignee": None, "author": record.author.json(self.url),
+                "type": "ISSUE", "issue_type": "issue",
+                "user_notes_count": sum(not note.system for note in record.notes), "merge_requests_count": 0,
+                "upvotes": 0, "downvotes": 0, "due_date": None, "confidential": False, "discussion_locked": None,
+                "web_url": f"{self.url}/{project.path_with_namespace}/-/issues/{record.iid}",
+                "references": {"short": f"#{record.iid}", "relative": f"#{record.iid}",
+                               "full": f"{project.path_with_namespace}#{record.iid}"},
+                "time_stats": {"time_estimate": 0, "total_time_spent": 0, "human_time_estimate": None,
+                               "human_total_time_spent": None},
+                "task_completion_status": {"count": 0, "completed_count": 0}, "has_tasks": False,
+                "_links": {"self": f"{api}/issues/{record.iid}", "notes": f"{api}/issues/{record.iid}/notes",
+                           "award_emoji": f"{api}/issues/{record.iid}/award_emoji", "project": api}}
 
     # ------------------------------------------------------------------ HTTP
 
@@ -417,11 +514,18 @@ class GitLabServer:
             (r"POST merge_requests", self._merge_request_create),
             (r"GET merge_requests/(\d+)", self._merge_request_get),
             (r"PUT merge_requests/(\d+)", self._merge_request_update),
+            (r"PUT merge_requests/(\d+)/merge", self._merge_request_merge),
             (r"GET merge_requests/(\d+)/approvals", self._approvals),
             (r"GET merge_requests/(\d+)/notes", self._note_list),
             (r"POST merge_requests/(\d+)/notes", self._note_create),
             (r"PUT merge_requests/(\d+)/notes/(\d+)", self._note_update),
             (r"POST merge_requests/(\d+)/notes/(\d+)/award_emoji", self._award_emoji),
+            (r"GET issues", self._issue_list),
+            (r"POST issues", self._issue_create),
+            (r"GET issues/(\d+)", self._issue_get),
+            (r"PUT issues/(\d+)", self._issue_update),
+            (r"GET issues/(\d+)/notes", self._issue_note_list),
+            (r"POST issues/(\d+)/notes", self._issue_note_create),
         ]
 
     def _resolve(self, project: Project, ref: str) -> Commit:
@@ -657,6 +761,68 @@ class GitLabServer:
         record.title = body.get("title", record.title)
         record.description = body.get("description", record.description)
         return self._json(self._merge_request_json(project, record))
+
+    def _merge_request_merge(self, project: Project, query: dict[str, str], body: dict[str, Any],
+                             iid: str) -> Response:
+        record = self._merge_request_record(project, iid)
+        options = {**query, **body}
+        squash = str(options.get("squash", "")).lower() in TRUE_VALUES
+        message = options.get("squash_commit_message" if squash else "merge_commit_message")
+        self.merge(project, record.iid, sha=options.get("sha"), squash=squash, message=message)
+        source = self.projects[record.source_project_id]
+        if str(options.get("should_remove_source_branch", "")).lower() in TRUE_VALUES and source is project:
+            project.branches.pop(record.source_branch, None)
+        return self._json(self._merge_request_json(project, record))
+
+    def _issue_record(self, project: Project, iid: str) -> IssueRecord:
+        record = project.issues.get(int(iid))
+        if record is None:
+            raise HttpError(404, "404 Not found")
+        return record
+
+    def _issue_list(self, project: Project, query: dict[str, str], body: dict[str, Any]) -> Response:
+        state, author = query.get("state", "all"), query.get("author_username")
+        records = [r for r in project.issues.values()
+                   if state in ("all", r.state) and author in (None, r.author.username)]
+        records.sort(key=lambda r: r.iid, reverse=query.get("sort", "desc") != "asc")  # created_at
+        return self._page([self._issue_json(project, r) for r in records], query, f"/projects/{project.id}/issues")
+
+    def _issue_create(self, project: Project, query: dict[str, str], body: dict[str, Any]) -> Response:
+        if not body.get("title"):
+            raise HttpError(400, "title is missing")
+        record = self.open_issue(project, str(body["title"]), body.get("description") or "",
+                                 author=self.bot.username)
+        return self._json(self._issue_json(project, record), 201)
+
+    def _issue_get(self, project: Project, query: dict[str, str], body: dict[str, Any], iid: str) -> Response:
+        return self._json(self._issue_json(project, self._issue_record(project, iid)))
+
+    def _issue_update(self, project: Project, query: dict[str, str], body: dict[str, Any], iid: str) -> Response:
+        record = self._issue_record(project, iid)
+        event = body.get("state_event")
+        if event not in (None, "close", "reopen"):
+            raise HttpError(400, "state_event does not have a valid value")
+        record.title = body.get("title", record.title)
+        record.description = body.get("description", record.description)
+        if event == "close" and record.state == "opened":
+            record.state, record.closed_by = "closed", self.bot
+            record.notes.append(Note(next(self._ids), "closed", self.bot, system=True))
+        elif event == "reopen" and record.state == "closed":
+            record.state, record.closed_by = "opened", None
+            record.notes.append(Note(next(self._ids), "reopened", self.bot, system=True))
+        return self._json(self._issue_json(project, record))
+
+    def _issue_note_list(self, project: Project, query: dict[str, str], body: dict[str, Any], iid: str) -> Response:
+        record = self._issue_record(project, iid)
+        notes = list(record.notes) if query.get("sort") == "asc" else list(reversed(record.notes))
+        return self._page([self._note_json(record, note) for note in notes], query,
+                          f"/projects/{project.id}/issues/{iid}/notes")
+
+    def _issue_note_create(self, project: Project, query: dict[str, str], body: dict[str, Any], iid: str) -> Response:
+        record = self._issue_record(project, iid)
+        note = Note(next(self._ids), body["body"], self.bot)
+        record.notes.append(note)
+        return self._json(self._note_json(record, note), 201)
 
     def _approvals(self, project: Project, query: dict[str, str], body: dict[str, Any], iid: str) -> Response:
         record = self._merge_request_record(project, iid)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from github import Auth, Github, GithubException
 
 from bot.descriptor.assembly import assemble
 from bot.descriptor.files import FileTooLarge, MemoryReader
@@ -16,6 +17,7 @@ from tests.servers.archives import crafted_tar_gz
 from tests.servers.github import (
     FakeRepository,
     GitHubServer,
+    MergeRefused,
     ScriptedReply,
     github_server,
     primary_rate_limit,
@@ -519,3 +521,128 @@ def test_a_post_whose_answer_times_out_is_not_sent_again(server, origin):
              if item.method == "POST" and item.path.startswith(f"/repos/{origin.full_name}/statuses/")]
     assert len(posts) <= 1  # the held one (recorded once it is answered, if at all before the assertion)
     assert repository.api_calls <= 1
+
+
+# -- issues
+
+
+def test_issues_create_list_update_comment_and_close(server, origin):
+    origin.push("change", {"a.yaml": b"a\n"}, start="main")
+    pull = origin.open_pull_request("change", author="meshbot")  # the issues API lists it too: left out
+    question = origin.open_issue("Question", "How do I deploy?", author="jane")
+    repository = repository_for(server, origin)
+
+    created = repository.create_issue("meshbot: drift in production", "3 resources drifted")
+    assert (created.number, created.state, created.author) == (question + 1, "open", "meshbot")  # one sequence
+    assert created.url == f"https://github.com/{origin.full_name}/issues/{created.number}"
+    assert (created.title, created.body) == ("meshbot: drift in production", "3 resources drifted")
+    recorded = origin.issues[created.number]
+    assert (recorded["title"], recorded["body"], recorded["user"]) == (created.title, created.body, "meshbot")
+
+    assert [issue.number for issue in repository.open_issues()] == [created.number, question]
+    assert [issue.number for issue in repository.open_issues(author="meshbot")] == [created.number]
+    assert pull not in [issue.number for issue in repository.open_issues(author="meshbot")]
+    assert server.requests_to("GET", f"/repos/{origin.full_name}/issues")[-1].query == {
+        "state": "open", "sort": "created", "direction": "desc", "creator": "meshbot", "per_page": "100"}
+
+    repository.update_issue(created.number, "meshbot: drift in production (2)", "4 resources drifted")
+    assert (recorded["title"], recorded["body"]) == ("meshbot: drift in production (2)", "4 resources drifted")
+
+    origin.add_comment(created.number, "looking", user="jane")
+    comment = repository.create_issue_comment(created.number, "still drifting")
+    assert (comment.body, comment.author) == ("still drifting", "meshbot")
+    assert [(c.body, c.author) for c in repository.issue_comments(created.number)] == [
+        ("looking", "jane"), ("still drifting", "meshbot")]
+
+    start = len(server.requests)
+    repository.close_issue(created.number, comment="fixed by deployment 7")
+    assert calls_since(server, start) == [f"POST /repos/{origin.full_name}/issues/{created.number}/comments",
+                                          f"PATCH /repos/{origin.full_name}/issues/{created.number}"]
+    assert (recorded["state"], recorded["state_reason"], recorded["closed_by"]) == ("closed", "completed", "meshbot")
+    assert origin.comment_bodies(created.number)[-1] == "fixed by deployment 7"
+    assert [issue.number for issue in repository.open_issues()] == [question]
+    assert repository.api_calls == 10  # one call each; close_issue two
+
+
+def test_open_issues_reads_every_page_and_leaves_out_pull_requests(server, origin):
+    origin.push("change", {"a.yaml": b"a\n"}, start="main")
+    numbers = [origin.open_issue(f"issue {index}") for index in range(120)]
+    pulls = [origin.open_pull_request("change") for _ in range(3)]
+    repository = repository_for(server, origin)
+    found = repository.open_issues()
+    assert [issue.number for issue in found] == list(reversed(numbers))
+    assert not set(pulls) & {issue.number for issue in found}
+    assert (found[0].title, found[0].author, found[0].state) == ("issue 119", "jane", "open")
+    assert repository.api_calls == 2  # 123 items, 100 a page
+    assert repository.open_issues(author="bob") == []
+
+
+def test_a_missing_issue_is_a_forge_error_with_its_status(server, origin):
+    repository = repository_for(server, origin)
+    with pytest.raises(ForgeError, match=r"updating issue #999.*HTTP 404") as raised:
+        repository.update_issue(999, "t", "b")
+    assert raised.value.status == 404
+    with pytest.raises(ForgeError) as raised:
+        repository.create_issue_comment(999, "b")
+    assert raised.value.status == 404
+
+
+# -- merging pull requests in the test server
+
+
+def _diverged_pull(origin: FakeRepository) -> tuple[int, str, str]:
+    """A pull request whose head changed a.yaml and added new.yaml while main gained main.yaml: (number, main, head)."""
+    head = origin.push("feature", {"catalog-info.yaml": b"kind: System\nv: 2\n", "new.yaml": b"n\n"}, start="main")
+    main = origin.push("main", {"main.yaml": b"m\n"})
+    return origin.open_pull_request("feature", title="Feature"), main, head
+
+
+def test_merge_pull_request_helper_merges_like_github(server, origin):
+    number, main, head = _diverged_pull(origin)
+    sha = origin.merge_pull_request(number)
+    assert origin.branch_head("main") == sha
+    assert origin.commits[sha].parents == [main, head]
+    assert origin.commits[sha].message == f"Merge pull request #{number} from acme/feature"
+    assert origin.files_at("main") == {**FILES, "catalog-info.yaml": b"kind: System\nv: 2\n", "new.yaml": b"n\n",
+                                       "main.yaml": b"m\n"}
+    pull = origin.pulls[number]
+    assert (pull["state"], pull["merged"], pull["merge_commit_sha"], pull["merged_by"]) == \
+        ("closed", True, sha, "meshbot")
+    request = repository_for(server, origin).merge_request(number)
+    assert (request.state, request.head_sha) == ("merged", head)
+    with pytest.raises(MergeRefused) as refused:
+        origin.merge_pull_request(number)
+    assert (refused.value.status, origin.branch_head("main")) == (405, sha)
+
+
+def test_merging_through_the_api_as_pygithub_does(server, origin):
+    number, main, head = _diverged_pull(origin)
+    pull = Github(auth=Auth.Token(server.token), base_url=server.api_url).get_repo(origin.full_name).get_pull(number)
+    with pytest.raises(GithubException) as refused:
+        pull.merge(sha=main)  # not the head
+    assert refused.value.status == 409 and origin.branch_head("main") == main
+    status = pull.merge(merge_method="squash", commit_title="Feature (#1)", sha=head)
+    assert (status.merged, status.sha, status.message) == (True, origin.branch_head("main"),
+                                                          "Pull Request successfully merged")
+    assert origin.commits[status.sha].parents == [main]  # squashed: one parent
+    assert origin.commits[status.sha].message == "Feature (#1)"
+    assert origin.files_at("main")["new.yaml"] == b"n\n"
+    merged = server.requests_to("PUT", f"/repos/{origin.full_name}/pulls/{number}/merge")[-1]
+    assert merged.body == {"merge_method": "squash", "commit_title": "Feature (#1)", "sha": head}
+    data = repository_for(server, origin)._call("reading", "GET", f"/pulls/{number}")[1]
+    assert (data["state"], data["merged"], data["merge_commit_sha"]) == ("closed", True, status.sha)
+    assert data["merged_by"]["login"] == "meshbot" and data["merged_at"] is not None
+    with pytest.raises(GithubException) as again:
+        pull.merge()
+    assert again.value.status == 405
+
+
+def test_a_pull_request_from_a_fork_is_merged_with_the_forks_commits(server, origin):
+    fork = server.create_fork(origin, "jane")
+    head = fork.push("patch", {"fork.yaml": b"from the fork\n"}, start="main")
+    number = origin.open_pull_request("patch", author="jane", head_repository=fork)
+    sha = origin.merge_pull_request(number, merged_by="bob")
+    assert origin.commits[sha].parents[1] == head and head in origin.commits
+    assert origin.files_at("main")["fork.yaml"] == b"from the fork\n"
+    assert origin.pulls[number]["merged_by"] == "bob"
+    assert "patch" not in {ref.removeprefix("refs/heads/") for ref in origin.refs}  # the branch is the fork's

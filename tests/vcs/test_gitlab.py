@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import gitlab
 import pytest
 
 from bot.descriptor.assembly import assemble
 from bot.descriptor.files import FileTooLarge, MemoryReader
 from tests.builders import SYSTEM, component
 from tests.servers.archives import crafted_tar_gz
-from tests.servers.gitlab import GitLabServer, Scripted, gitlab_server
+from tests.servers.gitlab import GitLabServer, HttpError, MergeRequestRecord, Project, Scripted, gitlab_server
 from vcs.base import CommitState, DeploymentState, ForgeError, Permission
 from vcs.gitlab import GitLabForge, GitLabRepository
 from vcs.reader import RevisionReader
@@ -459,3 +460,135 @@ def test_approved_of_a_missing_merge_request_is_a_forge_error(server, forge):
     with pytest.raises(ForgeError, match="approvals of merge request !99") as raised:
         repository.approved(99)
     assert raised.value.status == 404
+
+
+# ------------------------------------------------------------------ issues
+
+
+def test_issues_create_list_update_comment_and_close(server, forge):
+    repository = make_repository(server, forge)
+    project = server.project(PATH)
+    server.push(project, "feature", {"a.yaml": b"a"})
+    server.open_merge_request(project, "feature", author="meshbot")  # a merge request is not an issue
+    question = server.open_issue(project, "Question", "How do I deploy?", author="jane")
+
+    created = repository.create_issue("meshbot: drift in production", "3 resources drifted")
+    assert (created.number, created.state, created.author) == (2, "open", "meshbot")
+    assert created.url == f"{server.url}/{PATH}/-/issues/2"
+    record = project.issues[2]
+    assert (record.title, record.description, record.author.username) == (
+        "meshbot: drift in production", "3 resources drifted", "meshbot")
+
+    assert [issue.number for issue in repository.open_issues()] == [2, question.iid]
+    assert [(issue.number, issue.body) for issue in repository.open_issues(author="meshbot")] == [
+        (2, "3 resources drifted")]
+    listed = server.requests_matching("GET", f"/projects/{PATH}/issues")[-1].query
+    assert (listed["state"], listed["author_username"], listed["order_by"], listed["sort"]) == (
+        "opened", "meshbot", "created_at", "desc")
+
+    repository.update_issue(2, "meshbot: drift in production (2)", "4 resources drifted")
+    assert (record.title, record.description) == ("meshbot: drift in production (2)", "4 resources drifted")
+
+    server.add_issue_note(project, 2, "looking", author="jane")
+    server.add_issue_note(project, 2, "changed the description", author="jane", system=True)
+    comment = repository.create_issue_comment(2, "still drifting")
+    assert (comment.body, comment.author) == ("still drifting", "meshbot")
+    assert [(c.body, c.author) for c in repository.issue_comments(2)] == [("looking", "jane"),
+                                                                         ("still drifting", "meshbot")]
+
+    start = len(server.requests)
+    repository.close_issue(2, comment="fixed by deployment 7")
+    assert [(r.method, r.path, r.body) for r in server.requests[start:]] == [
+        ("POST", f"/projects/{PATH}/issues/2/notes", {"body": "fixed by deployment 7"}),
+        ("PUT", f"/projects/{PATH}/issues/2", {"state_event": "close"})]
+    assert (record.state, record.closed_by and record.closed_by.username) == ("closed", "meshbot")
+    assert [(note.body, note.system) for note in record.notes[-2:]] == [("fixed by deployment 7", False),
+                                                                        ("closed", True)]
+    assert [issue.number for issue in repository.open_issues()] == [question.iid]
+    assert repository.api_calls == 9  # one call each; close_issue two
+
+
+def test_open_issues_reads_every_page(server, forge):
+    repository = make_repository(server, forge)
+    project = server.project(PATH)
+    for index in range(120):
+        server.open_issue(project, f"issue {index}")
+    project.issues[5].state = "closed"
+    found = repository.open_issues()
+    assert [issue.number for issue in found] == [iid for iid in range(120, 0, -1) if iid != 5]
+    assert (found[0].title, found[0].author, found[0].state) == ("issue 119", "jane", "open")
+    assert repository.api_calls == 2  # 100 a page
+    assert repository.open_issues(author="bob") == []
+
+
+def test_a_missing_issue_is_a_forge_error_with_its_status(server, forge):
+    repository = make_repository(server, forge)
+    with pytest.raises(ForgeError, match="update issue #9") as raised:
+        repository.update_issue(9, "t", "b")
+    assert raised.value.status == 404
+    with pytest.raises(ForgeError) as raised:
+        repository.issue_comments(9)
+    assert raised.value.status == 404
+
+
+# ------------------------------------------------------------------ merging merge requests in the test server
+
+
+def _diverged_merge_request(server: GitLabServer) -> tuple[Project, MergeRequestRecord, str, str]:
+    """A merge request whose source changed README.md and added new.yaml while main gained main.yaml."""
+    project = server.project(PATH)
+    head = server.push(project, "feature", {"README.md": b"changed", "new.yaml": b"n"})
+    main = server.push(project, "main", {"main.yaml": b"m"})
+    return project, server.open_merge_request(project, "feature", title="Feature"), main, head
+
+
+def test_merge_helper_merges_like_gitlab(server, forge):
+    repository = make_repository(server, forge)
+    project, record, main, head = _diverged_merge_request(server)
+    sha = server.merge(project, record.iid)
+    assert project.branches["main"] == sha
+    assert project.commits[sha].parent_ids == [main, head]
+    assert project.commits[sha].message == (f"Merge branch 'feature' into 'main'\n\nFeature\n\n"
+                                            f"See merge request {PATH}!{record.iid}")
+    assert server.files_at(project, "main") == {"README.md": b"changed", "dp/descriptor.yaml": b"name: orders\n",
+                                                "new.yaml": b"n", "main.yaml": b"m"}
+    assert (record.state, record.merge_commit_sha, record.merged_by and record.merged_by.username) == (
+        "merged", sha, "meshbot")
+    assert repository.merge_request(record.iid).state == "merged"
+    with pytest.raises(HttpError) as refused:
+        server.merge(project, record.iid)
+    assert refused.value.status == 405 and project.branches["main"] == sha
+
+
+def test_merging_through_the_api_as_python_gitlab_does(server, forge):
+    make_repository(server, forge)
+    project, record, main, head = _diverged_merge_request(server)
+    client = gitlab.Gitlab(server.url, private_token=server.token)
+    request = client.projects.get(PATH, lazy=True).mergerequests.get(record.iid)
+    with pytest.raises(gitlab.exceptions.GitlabMRClosedError) as refused:
+        request.merge(sha=main)  # not the source branch's head
+    assert refused.value.response_code == 409 and project.branches["main"] == main
+    request.merge(sha=head, squash=True, should_remove_source_branch=True)
+    sha = project.branches["main"]
+    assert (request.state, request.merge_commit_sha, request.merged_by["username"]) == ("merged", sha, "meshbot")
+    assert project.commits[sha].parent_ids == [main]  # squashed
+    assert server.files_at(project, "main")["new.yaml"] == b"n"
+    assert "feature" not in project.branches
+    merged = server.requests_matching("PUT", f"/projects/{PATH}/merge_requests/{record.iid}/merge")[-1]
+    # python-gitlab sends sha and squash in the query string, the other options in the body
+    assert (merged.query, merged.body) == ({"sha": head, "squash": "True"}, {"should_remove_source_branch": True})
+    with pytest.raises(gitlab.exceptions.GitlabMRClosedError) as again:
+        request.merge()
+    assert again.value.response_code == 405
+
+
+def test_a_merge_request_from_a_fork_is_merged_with_the_forks_commits(server, forge):
+    make_repository(server, forge)
+    project = server.project(PATH)
+    fork = server.create_project("jane/orders", forked_from=project)
+    record = server.open_merge_request(project, "fix", source_project=fork)
+    head = server.push(fork, "fix", {"fork.yaml": b"from the fork"})  # pushed after opening: GitLab fetches it
+    sha = server.merge(project, record.iid, merged_by="bob")
+    assert project.commits[sha].parent_ids[1] == head
+    assert server.files_at(project, "main")["fork.yaml"] == b"from the fork"
+    assert record.merged_by is not None and record.merged_by.username == "bob"

@@ -74,3 +74,28 @@ def test_approvals_default_to_not_approved_and_are_counted(forge):
     repository.approvals[request.number] = True
     assert repository.approved(request.number) is True
     assert repository.api_calls == calls + 2
+
+
+def test_issues_create_list_update_comment_and_close(forge):
+    repository = forge.add("acme/cashflow", {"a": b"1"})
+    question = repository.add_issue("Question", "How do I deploy?", author="jane")
+    calls = repository.api_calls
+    created = repository.create_issue("meshbot: drift in production", "3 resources drifted")
+    assert (created.number, created.state, created.author, created.url) == (
+        2, "open", "meshbot", "memory://acme/cashflow/issues/2")
+    assert [issue.number for issue in repository.open_issues()] == [2, question.number]
+    assert repository.open_issues(author="meshbot") == [created]
+    repository.update_issue(2, "meshbot: drift in production (2)", "4 resources drifted")
+    assert (repository.issue(2).title, repository.issue(2).body) == ("meshbot: drift in production (2)",
+                                                                     "4 resources drifted")
+    comment = repository.create_issue_comment(2, "still drifting")
+    assert repository.issue_comments(2) == [comment] and comment.author == "meshbot"
+    repository.close_issue(2, comment="fixed")
+    assert repository.issue(2).state == "closed"
+    assert [c.body for c in repository.issue_threads[2]] == ["still drifting", "fixed"]
+    assert repository.open_issues() == [question]
+    assert repository.api_calls == calls + 9  # one each; close_issue two
+    assert repository.comments(2) == []  # an issue's comments are not a merge request's
+    with pytest.raises(ForgeError, match="no issue 7") as missing:
+        repository.close_issue(7)
+    assert missing.value.status == 404
