@@ -60,3 +60,18 @@ def major_version(version: Any) -> str | None:
         return None
     head = version.split(".", 1)[0]
     return head if head.isdigit() else None
+
+
+def component_name(item: dict[str, Any]) -> str:
+    """A component's short name: the last part of its id (metadata.name after the data product's name)."""
+    return str(item.get("id", "")).rsplit(":", 1)[-1]
+
+
+def find_components(components: list[dict[str, Any]], wanted: str) -> list[dict[str, Any]]:
+    """The components wanted names: by id, else by name (spec.mesh.name, or the last part of the id), any case."""
+    by_id = [item for item in components if str(item.get("id")) == wanted]
+    if by_id:
+        return by_id
+    folded = wanted.casefold()
+    return [item for item in components
+            if folded in {component_name(item).casefold(), str(item.get("name") or "").casefold()}]

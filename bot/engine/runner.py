@@ -7,7 +7,7 @@ its end, the final job always runs, and no deferred job is ever left behind in R
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +26,7 @@ from adapters.payloads import ComponentRequests, data_product_request
 from adapters.registry import AdapterTarget
 from bot.descriptor.model import Descriptor
 from bot.descriptor.yamldump import dump_yaml
-from bot.engine.deployed import DEPLOYED_FIELD, SUCCESSFUL, deployed_record
+from bot.engine.deployed import DEPLOYED_FIELD, SUCCESSFUL, RedisDeployedStates, deployed_record
 from bot.engine.deployment import (
     DeploymentState,
     Operation,
@@ -37,6 +37,7 @@ from bot.engine.deployment import (
 )
 from bot.engine.locks import Locks
 from bot.engine.plan import build_plan
+from bot.engine.reconcile import Reconciliation, Scope, deployed_after, previous_components, reconcile
 from bot.engine.store import Deployment, PlannedTask, Store, new_deployment_id, now_iso
 from bot.engine.undeploy_target import undeploy_target
 
@@ -69,6 +70,9 @@ def planned_tasks(
     return tasks
 
 
+ResolveAdapters = Callable[[Descriptor], Mapping[str, AdapterTarget]]
+
+
 def request_deployment(
     connection: redis.Redis,
     descriptor: Descriptor,
@@ -80,9 +84,13 @@ def request_deployment(
     marketplace: list[str] | None = None,
     history: int = 50,
     report_to: dict[str, Any] | None = None,
+    scope: Scope | None = None,
+    resolve_removed: ResolveAdapters | None = None,
 ) -> tuple[str, int]:
     """Record a deployment and queue it behind any other of the same data product and environment.
 
+    A deploy is reconciled with what is deployed (bot.engine.reconcile) under scope (default: everything, and
+    prune `auto`); resolve_removed gives the adapters of components to remove (without it, none is removed).
     Returns its id and how many deployments wait before it (0 when it started at once).
     """
     deployment = Deployment(
@@ -92,11 +100,94 @@ def request_deployment(
         marketplace=list(marketplace or []), history=history, report_to=report_to,
     )
     store, locks = Store(connection), Locks(connection)
+    if operation is Operation.DEPLOY:
+        deployment.scope = (scope or Scope()).as_json()
+        deployment.removal_adapters = _removal_adapters(store, descriptor, resolve_removed)
+        _reconcile(store, deployment, adapters)
     store.create(deployment)
     ahead = locks.enqueue(deployment.data_product, deployment.environment, deployment.id)
     holder = locks.holder(deployment.data_product, deployment.environment)
     start_next(connection, deployment.data_product, deployment.environment)
     return deployment.id, ahead + (1 if holder and holder != deployment.id else 0)  # a reaper may have started it
+
+
+def _removal_adapters(store: Store, descriptor: Descriptor, resolve: ResolveAdapters | None) -> dict[str, Any]:
+    """The adapters of the components provisioned in the environment that descriptor no longer has."""
+    if resolve is None:
+        return {}
+    previous, _ = _previous(store, descriptor.id, descriptor.environment)
+    wanted = {component.get("id") for component in descriptor.components}
+    absent = [component for identifier, component in previous.items() if identifier not in wanted]
+    if not absent:
+        return {}
+    resolved = resolve(Descriptor(data={**descriptor.data, "components": absent}, environment=descriptor.environment))
+    return {identifier: {"url": target.url, "timeout": target.timeout, "ca_bundle": target.ca_bundle}
+            for identifier, target in resolved.items() if identifier != descriptor.id}
+
+
+def _previous(store: Store, data_product: str, environment: str) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """What may be provisioned in the environment (component id -> definition) and each component's state."""
+    record = store.product(data_product, environment)
+    states = {identifier: str((entry or {}).get("status")) for identifier, entry in
+              (record.get("components") or {}).items() if isinstance(entry, dict)}
+    deployed = RedisDeployedStates(store.redis).deployed(data_product, environment)
+    last = None
+    if record.get("deployment") and (deployed is None or deployed.deployment != record.get("deployment")):
+        latest = store.load_static(str(record["deployment"]))
+        last = latest.descriptor if latest is not None and latest.operation is Operation.DEPLOY else None
+    return previous_components(deployed.descriptor if deployed else None, last, states), states
+
+
+def _reconcile(store: Store, deployment: Deployment, adapters: Mapping[str, AdapterTarget] | None = None) -> bool:
+    """Plan a deploy against what is deployed now: its tasks, reconciliation and removals; whether they changed.
+
+    adapters: of the desired tasks (None: those the deployment's tasks already carry).
+    """
+    descriptor = Descriptor(data=deployment.descriptor, environment=deployment.environment)
+    previous, states = _previous(store, deployment.data_product, deployment.environment)
+    deployed = RedisDeployedStates(store.redis).deployed(deployment.data_product, deployment.environment)
+    scope = Scope.from_json(deployment.scope)
+    planned = reconcile(descriptor, deployed.descriptor if deployed else None, previous, states, scope)
+    _keep_unserved_removals(planned, deployment.removal_adapters, deployment.environment)
+    known = {task.id: task for task in deployment.tasks}
+    targets = {task_id: AdapterTarget(task.adapter_url, task.adapter_timeout, task.adapter_ca_bundle)
+               for task_id, task in known.items() if task.adapter_url} if adapters is None else adapters
+    kinds = {task.id: task.kind for task in build_plan(descriptor).tasks}
+    tasks = [_planned(task_id, kinds[task_id], planned.depends_on[task_id], targets.get(task_id))
+             for task_id in planned.provision]
+    for task_id in planned.remove:
+        target = deployment.removal_adapters[task_id]
+        tasks.append(_planned(task_id, str(previous[task_id].get("kind", "")), planned.depends_on[task_id],
+                              AdapterTarget(target["url"], float(target["timeout"]), target.get("ca_bundle")),
+                              removal=True))
+    reconciliation = planned.as_json()
+    # Removals send the definitions they were deployed with; kept and (partial deploy) untouched components keep them.
+    needed = planned.remove or planned.kept or planned.partial
+    previous_descriptor = {**deployment.descriptor, "components": list(previous.values())} if needed else None
+    changed = (reconciliation != deployment.reconciliation or [t.as_json() for t in tasks] !=
+               [t.as_json() for t in deployment.tasks] or previous_descriptor != deployment.previous)
+    deployment.tasks, deployment.reconciliation, deployment.previous = tasks, reconciliation, previous_descriptor
+    return changed
+
+
+def _keep_unserved_removals(planned: Reconciliation, adapters: Mapping[str, Any], environment: str) -> None:
+    """Removals no adapter was resolved for stay provisioned, and say why."""
+    unserved = [task_id for task_id in planned.remove if task_id not in adapters]
+    for task_id in unserved:
+        planned.remove.remove(task_id)
+        planned.depends_on.pop(task_id)
+        planned.kept[task_id] = (f"not in the repository any more; kept: no tech adapter serves it in {environment} "
+                                 "(or it appeared while this deployment waited): deploy again to remove it")
+    for task_id in planned.remove:
+        planned.depends_on[task_id] = [dependency for dependency in planned.depends_on[task_id]
+                                       if dependency not in unserved]
+
+
+def _planned(task_id: str, kind: str, depends_on: list[str], target: AdapterTarget | None,
+             removal: bool = False) -> PlannedTask:
+    return PlannedTask(id=task_id, kind=kind, depends_on=list(depends_on), adapter_url=target.url if target else None,
+                       adapter_timeout=target.timeout if target else 600.0,
+                       adapter_ca_bundle=target.ca_bundle if target else None, removal=removal)
 
 
 def start_next(connection: redis.Redis, data_product: str, environment: str) -> str | None:
@@ -154,6 +245,12 @@ def prepare(deployment_id: str) -> str:
         store.set_state(deployment_id, DeploymentState.REFUSED, changed)
         _release(connection, deployment)
         return "refused"
+    if deployment.operation is Operation.DEPLOY and deployment.scope is not None and \
+            store.product(deployment.data_product, deployment.environment).get("deployment") != deployment.id:
+        # What is deployed may have changed while it waited: plan again against it (a retried job had started).
+        if _reconcile(store, deployment):
+            store.replan(deployment)
+        prepared = _PREPARED[deployment_id] = _Prepared(deployment, prepared.descriptor_yaml)
     problems = _validation_problems(prepared)
     if problems:
         store.set_state(deployment_id, DeploymentState.REFUSED,
@@ -190,7 +287,8 @@ def _undeploy_target_changed(store: Store, deployment: Deployment) -> str | None
 def _validation_problems(prepared: _Prepared) -> list[str]:
     if prepared.deployment.operation is Operation.UNDEPLOY:
         return []  # what exists must be removable even if today's adapter would refuse to create it
-    to_validate = [(task, _request(prepared, task)) for task in prepared.deployment.tasks if task.adapter_url]
+    to_validate = [(task, _request(prepared, task)) for task in prepared.deployment.tasks
+                   if task.adapter_url and not task.removal]
 
     def validate(item: tuple[PlannedTask, Request]) -> str | None:
         task, request = item
@@ -334,9 +432,14 @@ def _call_adapter(prepared: _Prepared, task: PlannedTask) -> AdapterResult:
         return AdapterResult(outcome=Outcome.FAILED, message="no tech adapter was resolved for this task")
     client = TechAdapterClient(task.adapter_url, timeout=task.adapter_timeout, ca_bundle=task.adapter_ca_bundle)
     request = _request(prepared, task)
-    if prepared.deployment.operation is Operation.DEPLOY:
+    if _operation(prepared.deployment, task) is Operation.DEPLOY:
         return client.provision(request)
     return client.unprovision(request)
+
+
+def _operation(deployment: Deployment, task: PlannedTask) -> Operation:
+    """What a task does: a deploy's removals unprovision."""
+    return Operation.UNDEPLOY if task.removal else deployment.operation
 
 
 @dataclass(slots=True)
@@ -346,6 +449,7 @@ class _Prepared:
     deployment: Deployment
     descriptor_yaml: str = ""
     component_requests: ComponentRequests | None = None
+    removal_requests: ComponentRequests | None = None  # from the previous descriptor: removals send what was sent
 
 
 _PREPARED: dict[str, _Prepared] = {}  # per worker process, the latest few deployments
@@ -372,6 +476,10 @@ def _descriptor_text(prepared: _Prepared) -> str:
 
 def _request(prepared: _Prepared, task: PlannedTask) -> Request:
     deployment = prepared.deployment
+    if task.removal:  # a component no longer in the repository: its definition as deployed, never its data
+        if prepared.removal_requests is None:
+            prepared.removal_requests = ComponentRequests(dump_yaml(deployment.previous or {}), False)
+        return prepared.removal_requests.body(task.id)
     if task.kind == "dataproduct":
         return {**data_product_request({}, deployment.remove_data), "descriptor": _descriptor_text(prepared)}
     if prepared.component_requests is None:
@@ -391,19 +499,24 @@ def finish(deployment_id: str) -> str:
         return str(deployment.state)
     recorded = store.task_states(deployment_id)
     states = {task.id: recorded.get(task.id, {}) for task in deployment.tasks}  # plan order, not the hash's
-    before = store.product(deployment.data_product, deployment.environment).get("components") or {}
-    components = {}
+    product = store.product(deployment.data_product, deployment.environment)
+    before = product.get("components") or {}
+    reconciliation = deployment.reconciliation or {}
+    components = _components_before(deployment, before, reconciliation)
+    removed = []
     for task in deployment.tasks:
         state = TaskState(states[task.id].get("state", TaskState.PENDING))
         if state is TaskState.PENDING:  # a task job that never ran: treat it as cut off
             states[task.id] = store.update_task(deployment_id, task.id, state=TaskState.SKIPPED, message="never ran")
             state = TaskState.SKIPPED
-        components[task.id] = {
-            "status": component_state_after(deployment.operation, state, (before.get(task.id) or {}).get("status")),
-            "message": states.get(task.id, {}).get("message", ""),
-        }
+        after = component_state_after(_operation(deployment, task), state, (before.get(task.id) or {}).get("status"))
+        if task.removal and state is TaskState.COMPLETED:
+            components.pop(task.id, None)  # unprovisioned: no longer part of the data product here
+            removed.append(task.id)
+            continue
+        components[task.id] = {"status": after, "message": states.get(task.id, {}).get("message", "")}
     status = product_status({task_id: entry["status"] for task_id, entry in components.items()})
-    message = _summary(states)
+    message = _summary(states, deployment)
     if status.value in ("DEPLOYED",) and deployment.marketplace:
         failures = _notify_marketplace(deployment, states)
         if failures:
@@ -411,10 +524,11 @@ def finish(deployment_id: str) -> str:
             message = "provisioned, but the marketplace notification failed: " + "; ".join(failures)
     outcome = deployment_outcome(deployment.operation, status)
     fields: dict[str, Any] = {"status": str(status), "version": deployment.version, "deployment": deployment_id,
-                              "components": components, "updatedAt": now_iso()}
+                              "components": components, "updatedAt": now_iso(),
+                              "partial": bool(reconciliation.get("partial"))}
     if deployment.operation is Operation.DEPLOY and str(outcome) in SUCCESSFUL:
-        fields[DEPLOYED_FIELD] = deployed_record(deployment.descriptor, deployment.version, deployment_id,
-                                                 fields["updatedAt"], str(status))
+        fields[DEPLOYED_FIELD] = deployed_record(_deployed_descriptor(deployment, states, removed), deployment.version,
+                                                 deployment_id, fields["updatedAt"], str(status))
     store.set_product(deployment.data_product, deployment.environment, **fields)
     if deployment.operation is Operation.UNDEPLOY and outcome is DeploymentState.NOT_DEPLOYED:
         store.drop_product_fields(deployment.data_product, deployment.environment, DEPLOYED_FIELD, "descriptor")
@@ -423,13 +537,57 @@ def finish(deployment_id: str) -> str:
     return str(outcome)
 
 
-def _summary(states: dict[str, dict[str, Any]]) -> str:
+def _components_before(deployment: Deployment, before: dict[str, Any],
+                       reconciliation: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The components a deploy's tasks leave as they were: unchanged, outside a partial deploy's scope, kept."""
+    if deployment.operation is not Operation.DEPLOY or deployment.scope is None:
+        return {}
+    wanted = {str(component.get("id")) for component in deployment.descriptor.get("components") or []
+              if isinstance(component, dict)}
+    kept = reconciliation.get("kept") or {}
+    components = {}
+    for task_id, entry in before.items():
+        if not isinstance(entry, dict):
+            continue
+        if task_id in kept:
+            components[task_id] = {**entry, "message": kept[task_id]}
+        elif task_id in wanted or task_id == deployment.data_product:
+            components[task_id] = entry
+    return components
+
+
+def _deployed_descriptor(deployment: Deployment, states: dict[str, dict[str, Any]],
+                         removed: list[str]) -> dict[str, Any]:
+    """What is deployed after a deploy that ended well (bot.engine.reconcile.deployed_after)."""
+    reconciliation = deployment.reconciliation
+    if deployment.scope is None or reconciliation is None:
+        return deployment.descriptor
+    previous = {str(component.get("id")): component for component in
+                (deployment.previous or {}).get("components") or [] if isinstance(component, dict)}
+    provisioned = [task_id for task_id, record in states.items() if record.get("state") == TaskState.COMPLETED]
+    unchanged = [] if reconciliation.get("partial") else reconciliation.get("unchanged") or []
+    return deployed_after(deployment.descriptor, previous, provisioned, unchanged, removed)
+
+
+def _summary(states: dict[str, dict[str, Any]], deployment: Deployment) -> str:
+    """`3 completed, 1 removed, 196 unchanged; kept: …; failed: …` (what the deployment's message says)."""
+    removals = {task.id for task in deployment.tasks if task.removal}
     counts: dict[str, int] = {}
-    for record in states.values():
-        counts[record.get("state", "PENDING")] = counts.get(record.get("state", "PENDING"), 0) + 1
+    for task_id, record in states.items():
+        state = str(record.get("state", "PENDING"))
+        label = "removed" if task_id in removals and state == TaskState.COMPLETED else state.lower()
+        counts[label] = counts.get(label, 0) + 1
+    reconciliation = deployment.reconciliation or {}
+    if reconciliation.get("unchanged"):
+        counts["left as deployed" if reconciliation.get("partial") else "unchanged"] = len(reconciliation["unchanged"])
     failed = [f"{task_id}: {record.get('message', '')}" for task_id, record in states.items()
               if record.get("state") == TaskState.FAILED]
-    text = ", ".join(f"{count} {state.lower()}" for state, count in sorted(counts.items()))
+    text = ", ".join(f"{count} {label}" for label, count in sorted(counts.items()))
+    if reconciliation.get("partial"):
+        text = "partial deploy of " + ", ".join((deployment.scope or {}).get("components") or []) + ": " + text
+    kept = reconciliation.get("kept") or {}
+    if kept:
+        text += f"; {len(kept)} kept though no longer in the repository: " + ", ".join(kept)
     return text + ("; failed: " + "; ".join(failed) if failed else "")
 
 

@@ -62,14 +62,18 @@ class PlannedTask:
     adapter_url: str | None = None
     adapter_timeout: float = 600.0
     adapter_ca_bundle: str | None = None  # the adapter's CA bundle (server configuration), else the environment's
+    removal: bool = False  # a deploy's removal of a component no longer in the repository (an unprovision)
 
     def as_json(self) -> dict[str, Any]:
         """Plain data."""
         adapter = {"url": self.adapter_url, "timeout": self.adapter_timeout}
         if self.adapter_ca_bundle:
             adapter["ca_bundle"] = self.adapter_ca_bundle
-        return {"id": self.id, "kind": self.kind, "depends_on": self.depends_on,
-                "adapter": adapter if self.adapter_url else None}
+        data: dict[str, Any] = {"id": self.id, "kind": self.kind, "depends_on": self.depends_on,
+                                "adapter": adapter if self.adapter_url else None}
+        if self.removal:
+            data["removal"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PlannedTask:
@@ -77,7 +81,7 @@ class PlannedTask:
         adapter = data.get("adapter") or {}
         return cls(id=data["id"], kind=data["kind"], depends_on=list(data["depends_on"]),
                    adapter_url=adapter.get("url"), adapter_timeout=float(adapter.get("timeout", 600.0)),
-                   adapter_ca_bundle=adapter.get("ca_bundle"))
+                   adapter_ca_bundle=adapter.get("ca_bundle"), removal=bool(data.get("removal")))
 
 
 @dataclass(slots=True)
@@ -96,6 +100,10 @@ class Deployment:
     marketplace: list[str] = field(default_factory=list)
     history: int = DEFAULT_HISTORY
     report_to: dict[str, Any] | None = None  # plain data for the job that reports the outcome (e.g. to a forge)
+    scope: dict[str, Any] | None = None  # bot.engine.reconcile.Scope as plain data; None: provision everything
+    reconciliation: dict[str, Any] | None = None  # bot.engine.reconcile.Reconciliation.as_json(), once planned
+    previous: dict[str, Any] | None = None  # what may be provisioned before it: removals are sent this descriptor
+    removal_adapters: dict[str, Any] = field(default_factory=dict)  # component id -> adapter, for removals
     state: DeploymentState = DeploymentState.QUEUED
     created_at: str = field(default_factory=now_iso)
     started_at: str | None = None
@@ -109,7 +117,8 @@ class Deployment:
             "version": self.version, "operation": str(self.operation), "descriptor": self.descriptor,
             "tasks": [task.as_json() for task in self.tasks], "startedBy": self.started_by,
             "removeData": self.remove_data, "marketplace": self.marketplace, "history": self.history,
-            "createdAt": self.created_at, "reportTo": self.report_to,
+            "createdAt": self.created_at, "reportTo": self.report_to, "scope": self.scope,
+            "reconciliation": self.reconciliation, "previous": self.previous, "removalAdapters": self.removal_adapters,
         }
 
     def task(self, task_id: str) -> PlannedTask:
@@ -128,7 +137,9 @@ def _deployment(record: dict[str, Any], values: dict[str, str]) -> Deployment:
         version=record["version"], operation=Operation(record["operation"]), descriptor=record["descriptor"],
         tasks=[PlannedTask.from_json(task) for task in record["tasks"]], started_by=record["startedBy"],
         remove_data=record["removeData"], marketplace=record["marketplace"], history=record["history"],
-        report_to=record.get("reportTo"), state=DeploymentState(values.get("state", DeploymentState.QUEUED)),
+        report_to=record.get("reportTo"), scope=record.get("scope"), reconciliation=record.get("reconciliation"),
+        previous=record.get("previous"), removal_adapters=record.get("removalAdapters") or {},
+        state=DeploymentState(values.get("state", DeploymentState.QUEUED)),
         created_at=record["createdAt"],
         started_at=values.get("startedAt"), finished_at=values.get("finishedAt"), message=values.get("message", ""),
     )
@@ -180,6 +191,18 @@ class Store:
         """Only what never changes after the request (state, times and message left at their defaults)."""
         record = self.redis.hget(deployment_key(deployment_id), "record")
         return None if record is None else _deployment(json.loads(record), {})
+
+    def replan(self, deployment: Deployment) -> None:
+        """Replace a deployment's tasks and reconciliation before it runs (its pending task records with them)."""
+        pending: dict[Any, Any] = {
+            task.id: json.dumps({"state": TaskState.PENDING, "kind": task.kind}) for task in deployment.tasks
+        }
+        with self.redis.pipeline() as pipeline:
+            pipeline.hset(deployment_key(deployment.id), "record", json.dumps(deployment.static_json()))
+            pipeline.delete(tasks_key(deployment.id))
+            if pending:
+                pipeline.hset(tasks_key(deployment.id), mapping=pending)
+            pipeline.execute()
 
     def save_descriptor_yaml(self, deployment_id: str, text: str) -> None:
         """Keep the descriptor as written for the adapters, so that every worker sends the same bytes."""

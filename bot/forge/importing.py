@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -28,7 +28,8 @@ from bot.descriptor.catalog_updates import UpdateError, apply_updates
 from bot.descriptor.discovery import RemoteLocations
 from bot.descriptor.errors import InputError, InputErrors
 from bot.descriptor.files import MAX_FILE_BYTES, FileReader, FileTooLarge
-from bot.descriptor.model import Descriptor
+from bot.descriptor.model import Descriptor, component_name
+from bot.descriptor.model import find_components as find_components_named
 from bot.descriptor.update_scope import RefusedUpdate, screen_updates
 from bot.descriptor.yamlsafe import load_documents
 from policies.engine import evaluate
@@ -204,22 +205,7 @@ def import_component(
 
 def find_components(descriptor: Descriptor, wanted: str) -> list[dict[str, Any]]:
     """The components wanted names: by id, else by name (spec.mesh.name, title, or metadata.name's last part)."""
-    by_id = [item for item in descriptor.components if str(item.get("id")) == wanted]
-    if by_id:
-        return by_id
-    folded = wanted.casefold()
-    return [item for item in descriptor.components if folded in {alias.casefold() for alias in _aliases(item)}]
-
-
-def _aliases(item: dict[str, Any]) -> Iterator[str]:
-    yield component_name(item)
-    if isinstance(item.get("name"), str):
-        yield item["name"]
-
-
-def component_name(item: dict[str, Any]) -> str:
-    """A component's short name: the last part of its id (metadata.name after the data product's name)."""
-    return str(item.get("id", "")).rsplit(":", 1)[-1]
+    return find_components_named(descriptor.components, wanted)
 
 
 def import_branch(number: int, name: str) -> str:
