@@ -1,4 +1,4 @@
-"""Merge request commands read from a comment: `/deploy`, `/import`, `/undeploy`, `/help` (pure, no I/O).
+"""Merge request commands read from a comment: `/deploy`, `/import`, `/undeploy`, `/rollback`, `/help` (pure).
 
 A command is a line of the comment that starts with `/` and one of meshbot's words; its arguments are split
 as a shell would (quotes allowed). Lines inside fenced code blocks and quoted lines (`> /deploy`, a reply
@@ -16,22 +16,40 @@ from dataclasses import dataclass, field
 MAX_COMMANDS = 10  # per comment: more is a mistake (or a paste), not a plan
 MAX_LINE = 1000
 USAGE = {
-    "deploy": "/deploy [ENV] [--dry-run]",
+    "deploy": "/deploy [ENV] [--dry-run] [--prune] [--component NAME ...]",
     "import": "/import COMPONENT [key=value ...]",
     "undeploy": "/undeploy ENV [--remove-data]",
+    "rollback": "/rollback ENV [VERSION]",
     "help": "/help",
 }
 _PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _ENVIRONMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_VERSION = re.compile(r"v?\d+\.\d+\.\d+[0-9A-Za-z.+-]*")
+VALUE_FLAGS = frozenset({"--component"})  # options followed by a value
 
 
 @dataclass(frozen=True, slots=True)
 class Deploy:
-    """`/deploy [ENV] [--dry-run]`: deploy the merge request's head (ENV None: the merge-request environment)."""
+    """`/deploy [ENV] [--dry-run] [--prune] [--component NAME ...]`: deploy the merge request's head.
+
+    ENV None: the merge-request environment; --prune removes components no longer in the repository where the
+    environment's prune mode is `confirm`; --component deploys only those components (and what they need).
+    """
 
     environment: str | None
     dry_run: bool = False
+    line: int = 0
+    prune: bool = False
+    components: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    """`/rollback ENV [VERSION]`: redeploy a version kept in the environment's history (default: the previous)."""
+
+    environment: str
+    version: str | None = None
     line: int = 0
 
 
@@ -83,7 +101,7 @@ class Typo:
     line: int = 0
 
 
-Command = Deploy | Import | Undeploy | Help
+Command = Deploy | Import | Undeploy | Rollback | Help
 Reading = Command | Malformed | Typo
 
 
@@ -124,10 +142,12 @@ def _read(name: str, rest: str, line: int) -> Reading:
         words = shlex.split(rest)
     except ValueError as error:  # an unbalanced quote
         return Malformed(name, f"cannot split the arguments: {error}", line)
+    if name == "deploy":
+        return _deploy(words, line)
     flags = [word for word in words if word.startswith("--")]
     positional = [word for word in words if not word.startswith("--")]
-    if name == "deploy":
-        return _deploy(positional, flags, line)
+    if name == "rollback":
+        return _rollback(positional, flags, line)
     if name == "undeploy":
         return _undeploy(positional, flags, line)
     if name == "import":
@@ -137,15 +157,48 @@ def _read(name: str, rest: str, line: int) -> Reading:
     return Help(line)
 
 
-def _deploy(positional: list[str], flags: list[str], line: int) -> Reading:
-    unknown = [flag for flag in flags if flag != "--dry-run"]
-    if unknown:
-        return Malformed("deploy", f"unknown option {unknown[0]}", line)
+def _deploy(words: list[str], line: int) -> Reading:
+    flags: set[str] = set()
+    components: list[str] = []
+    positional: list[str] = []
+    remaining = iter(words)
+    for word in remaining:
+        option, equals, value = word.partition("=")
+        if option in VALUE_FLAGS:
+            if not equals:
+                value = next(remaining, "")
+            if not value or value.startswith("--"):
+                return Malformed("deploy", f"{option} needs a component name or id", line)
+            components.append(value)
+        elif word in ("--dry-run", "--prune"):
+            flags.add(word)
+        elif word.startswith("--"):
+            return Malformed("deploy", f"unknown option {word}", line)
+        else:
+            positional.append(word)
     if len(positional) > 1:
         return Malformed("deploy", f"one environment at most, got {len(positional)}: {', '.join(positional)}", line)
     if positional and not _ENVIRONMENT.fullmatch(positional[0]):
         return Malformed("deploy", f"'{positional[0]}' is not an environment name", line)
-    return Deploy(positional[0] if positional else None, "--dry-run" in flags, line)
+    if components and "--prune" in flags:
+        return Malformed("deploy", "--prune and --component do not go together: a deploy of single components "
+                                   "never removes any", line)
+    return Deploy(positional[0] if positional else None, "--dry-run" in flags, line, "--prune" in flags,
+                  tuple(dict.fromkeys(components)))
+
+
+def _rollback(positional: list[str], flags: list[str], line: int) -> Reading:
+    if flags:
+        return Malformed("rollback", f"unknown option {flags[0]}", line)
+    if not positional or len(positional) > 2:
+        return Malformed("rollback", "name the environment, and at most one version" if positional else
+                         "name the environment", line)
+    if not _ENVIRONMENT.fullmatch(positional[0]):
+        return Malformed("rollback", f"'{positional[0]}' is not an environment name", line)
+    if len(positional) == 2 and not _VERSION.fullmatch(positional[1]):
+        return Malformed("rollback", f"'{positional[1]}' is not a version (like 1.4.2)", line)
+    version = positional[1].removeprefix("v") if len(positional) == 2 else None
+    return Rollback(positional[0], version, line)
 
 
 def _undeploy(positional: list[str], flags: list[str], line: int) -> Reading:
