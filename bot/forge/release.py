@@ -22,6 +22,7 @@ from bot.descriptor.errors import InputErrors
 from bot.descriptor.files import FileTooLarge
 from bot.engine.deployed import RedisDeployedStates
 from bot.engine.deployment import DeploymentState, Operation
+from bot.engine.reconcile import Scope
 from bot.engine.runner import request_deployment
 from bot.engine.store import Deployment, Store
 from policies.engine import evaluate
@@ -131,7 +132,8 @@ def _release_to(
     record = repository.create_deployment(sha, environment, f"{descriptor.id} {version} from {tag}", tag)
     deployment_id, ahead = request_deployment(
         connection, descriptor, Operation.DEPLOY, registry.resolve_all(descriptor), started_by,
-        marketplace=config.marketplace, history=config.history,
+        marketplace=config.marketplace, history=config.history, resolve_removed=registry.resolve_all,
+        scope=Scope(prune=config.rules(environment).prune, only_changed=config.only_changed),
         report_to={"forge": forge, "project": project, "sha": sha, "context": deploy_context(environment),
                    "record": record, "statusUrl": status_url},
     )
