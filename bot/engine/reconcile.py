@@ -63,9 +63,8 @@ class Scope:
         if self.partial:
             return "not in the repository any more; a deploy of single components never removes any"
         if self.prune == "never":
-            return f"not in the repository any more; kept: prune is `never` in {environment}"
-        return (f"not in the repository any more; kept until a deploy with --prune (prune is `confirm` in "
-                f"{environment})")
+            return f"not in the repository any more; kept, as prune is never in {environment}"
+        return f"not in the repository any more; kept until a deploy with --prune, as prune is confirm in {environment}"
 
 
 @dataclass(slots=True)
@@ -83,6 +82,39 @@ class Reconciliation:
         """Plain data for the deployment record and the plan output."""
         return {"provision": self.provision, "unchanged": self.unchanged, "remove": self.remove,
                 "kept": self.kept, "partial": self.partial}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Reconciliation:
+        """The inverse of as_json (dependencies are not kept in it)."""
+        return cls(provision=list(data.get("provision") or []), depends_on={},
+                   unchanged=list(data.get("unchanged") or []), remove=list(data.get("remove") or []),
+                   kept=dict(data.get("kept") or {}), partial=bool(data.get("partial")))
+
+    def summary(self) -> str:
+        """`3 to provision, 196 unchanged, 1 to remove, 1 kept` (zero counts left out)."""
+        parts = [(len(self.provision), "to provision"),
+                 (len(self.unchanged), "left as deployed" if self.partial else "unchanged"),
+                 (len(self.remove), "to remove"), (len(self.kept), "kept")]
+        return ", ".join(f"{count} {label}" for count, label in parts if count) or "nothing to do"
+
+    def notes(self, environment: str) -> list[str]:
+        """What a person should know of this plan beyond its tasks, one sentence each (plain text)."""
+        notes = []
+        if self.partial:
+            notes.append(f"partial deploy: {_count(len(self.unchanged), 'other task')} left as deployed in "
+                         f"{environment}")
+        elif self.unchanged:
+            notes.append(f"{_count(len(self.unchanged), 'component')} unchanged since the last successful deployment "
+                         f"in {environment}, left as deployed: deploy.only_changed is on")
+        if self.remove:
+            notes.append(f"{_count(len(self.remove), 'component')} no longer in the repository, unprovisioned after "
+                         "the others, dependents first; their data is kept: " + ", ".join(self.remove))
+        notes += [f"{identifier}: {reason}" for identifier, reason in self.kept.items()]
+        return notes
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def previous_components(deployed: Mapping[str, Any] | None, last: Mapping[str, Any] | None,

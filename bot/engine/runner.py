@@ -111,6 +111,17 @@ def request_deployment(
     return deployment.id, ahead + (1 if holder and holder != deployment.id else 0)  # a reaper may have started it
 
 
+def preview(connection: redis.Redis, descriptor: Descriptor, scope: Scope,
+            resolve_removed: ResolveAdapters | None = None) -> Reconciliation:
+    """What a deploy of descriptor under scope would do now (a dry run, a plan): nothing is recorded."""
+    store = Store(connection)
+    previous, states = _previous(store, descriptor.id, descriptor.environment)
+    deployed = RedisDeployedStates(connection).deployed(descriptor.id, descriptor.environment)
+    planned = reconcile(descriptor, deployed.descriptor if deployed else None, previous, states, scope)
+    _keep_unserved_removals(planned, _removal_adapters(store, descriptor, resolve_removed), descriptor.environment)
+    return planned
+
+
 def _removal_adapters(store: Store, descriptor: Descriptor, resolve: ResolveAdapters | None) -> dict[str, Any]:
     """The adapters of the components provisioned in the environment that descriptor no longer has."""
     if resolve is None:

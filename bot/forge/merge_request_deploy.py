@@ -7,6 +7,7 @@ configured.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -20,11 +21,12 @@ from bot.descriptor.assembly import assemble
 from bot.descriptor.discovery import RemoteLocations
 from bot.descriptor.errors import InputErrors
 from bot.descriptor.files import FileTooLarge
-from bot.descriptor.model import Descriptor
+from bot.descriptor.model import Descriptor, component_name, find_components
 from bot.engine.deployed import RedisDeployedStates
 from bot.engine.deployment import Operation
 from bot.engine.plan import build_plan
-from bot.engine.runner import request_deployment
+from bot.engine.reconcile import Reconciliation, Scope
+from bot.engine.runner import preview, request_deployment
 from bot.engine.store import Deployment
 from bot.engine.undeploy import request_undeploy
 from bot.forge.commands import Deploy, Undeploy
@@ -73,11 +75,18 @@ def run_deploy_command(
         return _reply("no_adapter", word=word, environment=environment,
                       errors=[str(error) for error in unresolved[:20]])
     adapters = registry.resolve_all(descriptor)
+    components, problems = component_ids(descriptor, command.components)
+    if problems:
+        return _reply("unknown_components", word=word, environment=environment,
+                      problems=[escape_markdown(problem) for problem in problems])
+    scope = Scope(prune=config.rules(environment).prune, prune_confirmed=command.prune,
+                  only_changed=config.only_changed, components=components)
     if command.dry_run:
-        return dry_run_reply(descriptor, adapters, sha)
+        planned = preview(connection, descriptor, scope, registry.resolve_all)
+        return dry_run_reply(descriptor, adapters, sha, planned)
     deployment_id, ahead = request_deployment(
         connection, descriptor, Operation.DEPLOY, adapters, started_by, marketplace=config.marketplace,
-        history=config.history, report_to=report_to,
+        history=config.history, report_to=report_to, scope=scope, resolve_removed=registry.resolve_all,
     )
     return _reply("started", word=word, data_product=descriptor.id, version=str(descriptor.data.get("version", "")),
                   sha=sha[:8], environment=environment, deployment=deployment_id,
@@ -110,35 +119,74 @@ def _reply(name: str, strip: bool = True, **values: Any) -> str:
     return text.rstrip("\n") if strip else text
 
 
-def dry_run_reply(descriptor: Descriptor, adapters: dict[str, AdapterTarget], sha: str) -> str:
-    """The plan and what each task's adapter says of it, provisioning nothing."""
+def component_ids(descriptor: Descriptor, names: Sequence[str]) -> tuple[tuple[str, ...], list[str]]:
+    """The ids of the components --component names (by id or name), and what is wrong with the names."""
+    ids: list[str] = []
+    problems = []
+    known = [component_name(component) for component in descriptor.components]
+    for name in names:
+        found = find_components(descriptor.components, name)
+        if len(found) == 1:
+            ids.append(str(found[0]["id"]))
+            continue
+        if found:
+            problems.append(f"'{name}' names {len(found)} components; give its id")
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        problems.append(f"'{name}' is not a component of {descriptor.id}" +
+                        (f" (did you mean '{close[0]}'?)" if close else f" (components: {', '.join(known[:20])})"))
+    return tuple(dict.fromkeys(ids)), problems
+
+
+def dry_run_reply(descriptor: Descriptor, adapters: dict[str, AdapterTarget], sha: str,
+                  planned: Reconciliation | None = None) -> str:
+    """The plan (against what is deployed) and what each provisioning task's adapter says of it."""
     plan = build_plan(descriptor)
     stage_of = {task_id: index + 1 for index, stage in enumerate(plan.stages) for task_id in stage}
+    provision = set(planned.provision) if planned is not None else {task.id for task in plan.tasks}
     rows = []
     for task in plan.tasks:
+        if task.id not in provision:
+            rows.append({"stage": stage_of.get(task.id, "?"), "task": task.id, "kind": task.kind,
+                         "action": "left as deployed" if planned and planned.partial else "unchanged",
+                         "verdict": "not asked"})
+            continue
         client = adapters[task.id].client(timeout=60.0)
         request = data_product_request(descriptor.data) if task.kind == "dataproduct" else \
             component_request(descriptor.data, task.id)
         outcome = client.validate(request)
         verdict = "valid" if outcome.valid else f"not valid: {outcome.message}"
-        rows.append({"stage": stage_of.get(task.id, "?"), "task": task.id, "kind": task.kind,
+        rows.append({"stage": stage_of.get(task.id, "?"), "task": task.id, "kind": task.kind, "action": "provision",
                      "verdict": _cell(verdict)})
-    return _reply("dry_run", data_product=descriptor.id, sha=sha[:8], environment=descriptor.environment, rows=rows)
+    if planned is not None:
+        rows += [{"stage": "", "task": task_id, "kind": "", "action": "**remove**", "verdict": "not asked"}
+                 for task_id in planned.remove]
+        rows += [{"stage": "", "task": task_id, "kind": "", "action": "kept", "verdict": "not asked"}
+                 for task_id in planned.kept]
+    return _reply("dry_run", data_product=descriptor.id, sha=sha[:8], environment=descriptor.environment, rows=rows,
+                  summary=planned.summary() if planned else "",
+                  notes=[escape_markdown(note) for note in planned.notes(descriptor.environment)] if planned else [])
 
 
 def progress_reply(deployment: Deployment, tasks: list[dict[str, Any]], status_url: str | None) -> str:
     """The reply as the deployment runs or after it ended: the plan as a table."""
     command = str((deployment.report_to or {}).get("command", "/deploy"))
     state = deployment.state
+    removals = {task.id for task in deployment.tasks if task.removal}
     rows = []
     for task in tasks:
         status = str(task.get("state", "PENDING"))
-        rows.append({"task": str(task["id"]), "kind": task.get("kind", ""), "icon": ICONS.get(status, ""),
+        kind = str(task.get("kind", "")) + (" (remove)" if task["id"] in removals else "")
+        rows.append({"task": str(task["id"]), "kind": kind, "icon": ICONS.get(status, ""),
                      "status": status, "time": _duration(task), "message": _cell(str(task.get("message", "")))})
+    notes = []
+    if deployment.reconciliation:
+        planned = Reconciliation.from_json({**deployment.reconciliation, "remove": []})  # the table shows removals
+        notes = [_cell(note) for note in planned.notes(deployment.environment)]
     return _reply("progress", command=command, data_product=deployment.data_product, version=deployment.version,
                   environment=deployment.environment, deployment=deployment.id, state=str(state),
                   message=_cell(deployment.message) if deployment.message and state.finished else "", rows=rows,
-                  status_url=status_url, finished=state.finished)[:REPLY_LIMIT]
+                  status_url=status_url, finished=state.finished, notes=notes)[:REPLY_LIMIT]
 
 
 def _duration(task: dict[str, Any]) -> str:
