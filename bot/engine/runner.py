@@ -174,7 +174,8 @@ def _reconcile(store: Store, deployment: Deployment, adapters: Mapping[str, Adap
     reconciliation = planned.as_json()
     # Removals send the definitions they were deployed with; kept and (partial deploy) untouched components keep them.
     needed = planned.remove or planned.kept or planned.partial
-    previous_descriptor = {**deployment.descriptor, "components": list(previous.values())} if needed else None
+    root = deployed.descriptor if deployed else deployment.descriptor
+    previous_descriptor = {**root, "components": list(previous.values())} if needed else None
     changed = (reconciliation != deployment.reconciliation or [t.as_json() for t in tasks] !=
                [t.as_json() for t in deployment.tasks] or previous_descriptor != deployment.previous)
     deployment.tasks, deployment.reconciliation, deployment.previous = tasks, reconciliation, previous_descriptor
