@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import getpass
 import json
 import os
@@ -56,6 +57,14 @@ def register(commands: Any) -> None:
         if not deploying:
             parser.add_argument("--remove-data", action="store_true",
                                 help="ask the tech adapters to delete the data too (tables, files)")
+        else:
+            parser.add_argument("--prune", action="store_true",
+                                help="also unprovision the components deployed in ENV that the repository no longer "
+                                     "has, where the environment's prune mode is `confirm` (with `auto` they always "
+                                     "are; with `never`, never)")
+            parser.add_argument("--component", metavar="NAME", action="append", default=[],
+                                help="deploy only this component (its name or id) and whatever it depends on that is "
+                                     "not deployed; repeatable; a partial deploy never removes components")
         _add_config(parser)
         parser.add_argument("--format", choices=("text", "json"), default="text")
         parser.add_argument("--workers", type=_positive, default=None, metavar="N",
@@ -115,6 +124,7 @@ def _error(message: str) -> int:
 def _deploy_command(arguments: argparse.Namespace) -> int:
     from adapters.registry import AdapterRegistry
     from bot.cli.common import assemble_folder, print_errors
+    from bot.engine.reconcile import Scope
 
     operation: Operation = arguments.operation
     config = _config_for_environment(arguments)
@@ -130,6 +140,13 @@ def _deploy_command(arguments: argparse.Namespace) -> int:
         print_errors(unresolved, arguments.path)
         return EXIT_INPUT
     adapters = registry.resolve_all(descriptor)
+    components = _component_ids(descriptor, arguments.component)
+    if isinstance(components, int):
+        return components
+    if components and arguments.prune:
+        return _error("--prune and --component do not go together: a deploy of single components never removes any")
+    scope = Scope(prune=config.rules(arguments.env).prune, prune_confirmed=arguments.prune,
+                  only_changed=config.only_changed, components=components)
 
     def request(connection: Redis) -> _Started | int:
         from bot.engine.runner import request_deployment
@@ -143,11 +160,37 @@ def _deploy_command(arguments: argparse.Namespace) -> int:
             warnings = sum(1 for result in report.results if result.errors)
             print(f"governance: {counts}" + (f", {warnings} non-blocking finding(s) (see `meshbot check`)"
                                              if warnings else ""))
+        from bot.engine.runner import preview
+
+        if text:
+            planned = preview(connection, descriptor, scope, registry.resolve_all)
+            print(f"plan: {planned.summary()}")
+            for note in planned.notes(descriptor.environment):
+                print(f"  {note}")
         deployment_id, ahead = request_deployment(connection, descriptor, operation, adapters, _started_by(),
-                                                  marketplace=config.marketplace, history=config.history)
+                                                  marketplace=config.marketplace, history=config.history,
+                                                  scope=scope, resolve_removed=registry.resolve_all)
         return _Started(deployment_id, ahead, str(descriptor.data.get("version") or ""))
 
     return _run(arguments, config, descriptor.id, descriptor.environment, operation, request)
+
+
+def _component_ids(descriptor: Any, names: list[str]) -> tuple[str, ...] | int:
+    """The ids --component names, or the exit code after saying which name matches no single component."""
+    from bot.descriptor.model import component_name, find_components
+
+    ids = []
+    for name in names:
+        found = find_components(descriptor.components, name)
+        if len(found) != 1:
+            known = [component_name(component) for component in descriptor.components]
+            close = difflib.get_close_matches(name, known, n=1)
+            why = f"names {len(found)} components: give its id" if found else \
+                f"is not a component of {descriptor.id}" + (f"; did you mean '{close[0]}'?" if close else
+                                                            f" (components: {', '.join(known)})")
+            return _error(f"--component '{name}' {why}")
+        ids.append(str(found[0]["id"]))
+    return tuple(dict.fromkeys(ids))
 
 
 def _config_for_environment(arguments: argparse.Namespace) -> ServerConfig | int:
@@ -312,6 +355,8 @@ def _run(arguments: argparse.Namespace, config: ServerConfig, data_product: str,
         print(f"deployment {deployment.id}")
     else:
         print(json.dumps(deployment_json(store, deployment), indent=2))
+    if deployment.state is DeploymentState.PARTIALLY_DEPLOYED and (deployment.reconciliation or {}).get("partial"):
+        success = deployment.state  # --component: what was asked for deployed, the rest left as it was
     return EXIT_OK if deployment.state is success else EXIT_FAILED
 
 

@@ -93,7 +93,7 @@ class Reconciliation:
     def summary(self) -> str:
         """`3 to provision, 196 unchanged, 1 to remove, 1 kept` (zero counts left out)."""
         parts = [(len(self.provision), "to provision"),
-                 (len(self.unchanged), "left as deployed" if self.partial else "unchanged"),
+                 (len(self.unchanged), "left as they are" if self.partial else "unchanged"),
                  (len(self.remove), "to remove"), (len(self.kept), "kept")]
         return ", ".join(f"{count} {label}" for count, label in parts if count) or "nothing to do"
 
@@ -101,7 +101,7 @@ class Reconciliation:
         """What a person should know of this plan beyond its tasks, one sentence each (plain text)."""
         notes = []
         if self.partial:
-            notes.append(f"partial deploy: {_count(len(self.unchanged), 'other task')} left as deployed in "
+            notes.append(f"partial deploy: {_count(len(self.unchanged), 'other task')} left as they are in "
                          f"{environment}")
         elif self.unchanged:
             notes.append(f"{_count(len(self.unchanged), 'component')} unchanged since the last successful deployment "

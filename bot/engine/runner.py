@@ -565,6 +565,9 @@ def _components_before(deployment: Deployment, before: dict[str, Any],
             components[task_id] = {**entry, "message": kept[task_id]}
         elif task_id in wanted or task_id == deployment.data_product:
             components[task_id] = entry
+    for task_id in reconciliation.get("unchanged") or []:  # a partial deploy left out what was never deployed
+        components.setdefault(task_id, {"status": "NOT_DEPLOYED", "message": "not deployed: a partial deploy left it "
+                                                                             "out"})
     return components
 
 
@@ -591,7 +594,7 @@ def _summary(states: dict[str, dict[str, Any]], deployment: Deployment) -> str:
         counts[label] = counts.get(label, 0) + 1
     reconciliation = deployment.reconciliation or {}
     if reconciliation.get("unchanged"):
-        counts["left as deployed" if reconciliation.get("partial") else "unchanged"] = len(reconciliation["unchanged"])
+        counts["left as they are" if reconciliation.get("partial") else "unchanged"] = len(reconciliation["unchanged"])
     failed = [f"{task_id}: {record.get('message', '')}" for task_id, record in states.items()
               if record.get("state") == TaskState.FAILED]
     text = ", ".join(f"{count} {label}" for label, count in sorted(counts.items()))

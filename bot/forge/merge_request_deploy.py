@@ -148,7 +148,7 @@ def dry_run_reply(descriptor: Descriptor, adapters: dict[str, AdapterTarget], sh
     for task in plan.tasks:
         if task.id not in provision:
             rows.append({"stage": stage_of.get(task.id, "?"), "task": task.id, "kind": task.kind,
-                         "action": "left as deployed" if planned and planned.partial else "unchanged",
+                         "action": "left as it is" if planned and planned.partial else "unchanged",
                          "verdict": "not asked"})
             continue
         client = adapters[task.id].client(timeout=60.0)

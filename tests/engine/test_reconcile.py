@@ -100,7 +100,7 @@ def test_a_partial_deploy_runs_the_component_and_what_it_needs_that_is_not_deplo
     assert planned.provision == ids("a", "c") and planned.unchanged == ids("b") and planned.partial
     assert planned.depends_on[ids("c")[0]] == [] and planned.remove == []
     assert all("never removes" in reason for reason in planned.kept.values())
-    assert planned.summary() == "2 to provision, 1 left as deployed, 2 kept"
+    assert planned.summary() == "2 to provision, 1 left as they are, 2 kept"
 
 
 def test_previous_components_add_those_the_latest_deployment_provisioned_beyond_the_deployed_record():

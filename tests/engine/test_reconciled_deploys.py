@@ -142,7 +142,7 @@ def test_a_single_component_deploy_is_partial_and_leaves_the_rest_as_deployed(st
         assert running.wait(running.request(first, adapters)[0]).state is DeploymentState.DEPLOYED
         partial = running.wait(running.request(changed, adapters, scope=Scope(components=(g,)))[0])
         assert partial.state is DeploymentState.DEPLOYED
-        assert partial.message == f"partial deploy of {g}: 1 completed, 9 left as deployed"
+        assert partial.message == f"partial deploy of {g}: 1 completed, 9 left as they are"
         assert scripted.targets("/v1/provision")[10:] == [g]
         record = running.store.product(first.id, ENVIRONMENT)
         assert record["partial"] is True and record["status"] == "DEPLOYED"
