@@ -146,6 +146,10 @@ class Repository(Protocol):
         """The commit sha a branch points at, or None when there is no such branch."""
         ...
 
+    def default_branch(self) -> str:
+        """The repository's default branch (where promotion merge requests go)."""
+        ...
+
     # -- merge requests and comments
     def merge_request(self, number: int) -> MergeRequest:
         """One merge request by number (GitLab: iid)."""

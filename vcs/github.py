@@ -446,6 +446,7 @@ class GitHubRepository:
         self._url = f"/repos/{project}"
         self._trees: dict[str, tuple[str, dict[str, _TreeEntry]]] = {}  # ref -> (tree sha, path -> blob)
         self._downloads = _DownloadSession()
+        self._default_branch: str | None = None
 
     @property
     def api_calls(self) -> int:
@@ -574,6 +575,13 @@ class GitHubRepository:
         except requests.RequestException as error:
             raise _transport_error(error, f"reading branch {branch} in {self.project}") from error
         return str(data["object"]["sha"])
+
+    def default_branch(self) -> str:
+        """The repository's default branch (one call, then remembered)."""
+        if self._default_branch is None:
+            _, data = self._call("reading the repository", "GET", "")
+            self._default_branch = str(data.get("default_branch") or "main")
+        return self._default_branch
 
     # -- merge requests and comments
 

@@ -293,6 +293,10 @@ class GitLabRepository:
                     return None
                 raise
 
+    def default_branch(self) -> str:
+        """The project's default branch (one call, then remembered)."""
+        return self._default_branch_name()
+
     def _default_branch_name(self) -> str:
         if self._default_branch is None:
             with self._forge_errors("read project"):

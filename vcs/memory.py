@@ -66,6 +66,7 @@ class MemoryRepository:
         self.permissions: dict[str, Permission] = {}
         self.approvals: dict[int, bool] = {}  # merge request number -> approved (tests set it)
         self.user = "meshbot"
+        self.main_branch = branch  # the default branch
         self._calls = 0
         self._ids = itertools.count(1)
         self.branches[branch] = self.commit(files or {})
@@ -97,6 +98,15 @@ class MemoryRepository:
         self.merge_requests[number] = request
         self.comment_threads[number] = []
         return request
+
+    def merge(self, number: int) -> str:
+        """Merge an open merge request: its source's files over its target's, the target moved; the new sha."""
+        request = self.merge_requests[number]
+        source = self.commits[self.branches[request.source_branch]]
+        sha = self.commit(source, self.branches[request.target_branch])
+        self.branches[request.target_branch] = sha
+        self.merge_requests[number] = replace(request, state="merged")
+        return sha
 
     def add_issue(self, title: str, body: str = "", *, author: str = "jane") -> Issue:
         """Open an issue as author (issues are numbered apart from merge requests, as on GitLab)."""
@@ -166,6 +176,11 @@ class MemoryRepository:
         """The sha of a branch."""
         self._call()
         return self.branches.get(branch)
+
+    def default_branch(self) -> str:
+        """The default branch (the one the repository was made with)."""
+        self._call()
+        return self.main_branch
 
     def merge_request(self, number: int) -> MergeRequest:
         """A merge request, with its source branch's current head."""

@@ -117,6 +117,13 @@ def test_branch_head(server, origin):
     assert repository.branch_head("nope") is None
 
 
+def test_default_branch_is_read_once(server, origin):
+    repository = repository_for(server, origin)
+    assert repository.default_branch() == origin.default_branch == "main"
+    assert repository.default_branch() == "main"
+    assert repository.rest_calls == 1
+
+
 def test_comments_create_list_edit_and_react(server, origin):
     origin.push("change", {"a.yaml": b"a\n"}, start="main")
     number = origin.open_pull_request("change")

@@ -93,6 +93,13 @@ def test_branch_head(server, forge):
     assert repository.branch_head("nope") is None
 
 
+def test_default_branch_is_read_once(server, forge):
+    repository = make_repository(server, forge)
+    assert repository.default_branch() == server.project(PATH).default_branch
+    repository.default_branch()
+    assert repository.api_calls == 1
+
+
 def test_notes_create_list_edit_and_react(server, forge):
     repository = make_repository(server, forge)
     project = server.project(PATH)

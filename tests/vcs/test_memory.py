@@ -6,7 +6,7 @@ import pytest
 
 from bot.descriptor.files import FileTooLarge
 from vcs.base import CommitState, DeploymentState, ForgeError, Permission
-from vcs.memory import MemoryForge
+from vcs.memory import MemoryForge, MemoryRepository
 
 
 @pytest.fixture
@@ -99,3 +99,14 @@ def test_issues_create_list_update_comment_and_close(forge):
     with pytest.raises(ForgeError, match="no issue 7") as missing:
         repository.close_issue(7)
     assert missing.value.status == 404
+
+
+def test_default_branch_and_merging(forge):
+    repository = MemoryRepository("acme/other", {"a": b"1"}, branch="trunk")
+    assert repository.default_branch() == "trunk"
+    repository.create_branch("feature", repository.branch_head("trunk"))
+    repository.push("feature", {"b": b"2"})
+    request = repository.add_merge_request("feature", "trunk")
+    merged = repository.merge(request.number)
+    assert repository.branch_head("trunk") == merged
+    assert repository.read_file("trunk", "b") == b"2" and repository.merge_request(request.number).state == "merged"
