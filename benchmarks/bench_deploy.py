@@ -73,9 +73,10 @@ from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own fold
 from adapters.registry import AdapterRegistry  # noqa: E402
 from bot.config import AdapterSettings  # noqa: E402
 from bot.descriptor.model import Descriptor  # noqa: E402
+from bot.descriptor.structure import structure_errors  # noqa: E402
 from bot.engine.deployment import DeploymentState, Operation  # noqa: E402
 from bot.engine.locks import Locks  # noqa: E402
-from bot.engine.plan import build_plan, structure_errors  # noqa: E402
+from bot.engine.plan import build_plan  # noqa: E402
 from bot.engine.runner import request_deployment  # noqa: E402
 from bot.engine.store import Store, deployment_key  # noqa: E402
 
