@@ -1,14 +1,22 @@
-"""Job: a deployment a forge asked for has ended; tell that forge (commit status and deployment record)."""
+"""Job: a deployment a forge asked for has ended; tell that forge (commit status and deployment record).
+
+A release stage's end also moves the stages that wait for it (bot.forge.promotion.follow_up), and a promotion's end
+is commented on its merge request.
+"""
 
 from __future__ import annotations
 
 from rq import get_current_job
 
+from bot.config import config_path, load_config
 from bot.engine.runner import task_view
 from bot.engine.store import Store
+from bot.forge.promotion import follow_up, needs_follow_up, report_promotion
 from bot.forge.release import report_outcome
 from bot.metrics import count_event
+from policies.loader import load_policies
 from vcs import factory
+from vcs.locations import ForgeLocations
 from vcs.tally import CallTally
 
 
@@ -22,12 +30,19 @@ def deployment_ended(deployment_id: str) -> str:
     target = deployment.report_to
     forge = str(target["forge"])
     client = CallTally(factory.forge(forge))
+    followed: list[str] = []
     try:
-        report_outcome(client.repository(str(target["project"])), deployment,
-                       task_view(Store(job.connection), deployment_id))
+        repository = client.repository(str(target["project"]))
+        report_outcome(repository, deployment, task_view(Store(job.connection), deployment_id))
+        report_promotion(repository, deployment)
+        config = load_config(config_path(None))
+        if needs_follow_up(deployment, config):  # the release stages that wait for this one
+            followed = follow_up(repository, job.connection, deployment, config=config,
+                                 policies=load_policies(config.policy_folders),
+                                 remote=ForgeLocations(client, client.web_url))
     finally:
         count_event(job.connection, forge, "deployment_report", client.api_calls)
-    return f"reported {deployment.state} to {forge}:{target['project']}"
+    return f"reported {deployment.state} to {forge}:{target['project']}" + "".join(f"; {line}" for line in followed)
 
 
 def deployment_progress(deployment_id: str) -> str:

@@ -61,6 +61,20 @@ class MergeRequestEvent:
 
 
 @dataclass(frozen=True)
+class MergeRequestMerged:
+    """A merge request merged (GitHub: a pull request closed with merged true); merge_sha is the commit it made."""
+
+    forge: str
+    project: str
+    number: int
+    source_branch: str
+    target_branch: str
+    merge_sha: str
+    from_fork: bool
+    merged_by: str
+
+
+@dataclass(frozen=True)
 class CommentEvent:
     """A comment written (or edited) on a merge request."""
 
@@ -80,7 +94,7 @@ class Ignored:
     reason: str
 
 
-Event = Push | TagPush | MergeRequestEvent | CommentEvent | Ignored
+Event = Push | TagPush | MergeRequestEvent | MergeRequestMerged | CommentEvent | Ignored
 
 
 class _Unusable(Exception):
@@ -229,6 +243,8 @@ def _ref_event(forge: str, project: str, ref: str, before: str, after: str, dele
 
 def _github_pull_request(payload: Any) -> Event:
     action = _field(payload, "action")
+    if action == "closed" and _flag(payload, "pull_request.merged", default=False):
+        return _github_merged(payload)
     actions = {"opened": OPENED, "synchronize": UPDATED, "reopened": REOPENED}
     if not isinstance(action, str) or action not in actions:
         return Ignored(f"pull_request action {action!r} is not handled")
@@ -241,6 +257,19 @@ def _github_pull_request(payload: Any) -> Event:
         head_sha=_sha(payload, f"{pull}.head.sha") or "", source_branch=_text(payload, f"{pull}.head.ref"),
         target_branch=_text(payload, f"{pull}.base.ref"), from_fork=head_repository != base_repository,
         author=_text(payload, f"{pull}.user.login"), title=_text(payload, f"{pull}.title", empty=True),
+    )
+
+
+def _github_merged(payload: Any) -> Event:
+    pull = "pull_request"
+    base_repository = _text(payload, f"{pull}.base.repo.full_name")
+    head_repository = _optional(payload, f"{pull}.head.repo.full_name")
+    merged_by = _optional(payload, f"{pull}.merged_by.login") or _optional(payload, "sender.login")
+    return MergeRequestMerged(
+        forge=GITHUB, project=_text(payload, "repository.full_name"), number=_number(payload, f"{pull}.number"),
+        source_branch=_text(payload, f"{pull}.head.ref"), target_branch=_text(payload, f"{pull}.base.ref"),
+        merge_sha=_sha(payload, f"{pull}.merge_commit_sha") or "", from_fork=head_repository != base_repository,
+        merged_by=merged_by if isinstance(merged_by, str) else "",
     )
 
 
@@ -288,6 +317,8 @@ def _gitlab_push(payload: Any) -> Event:
 def _gitlab_merge_request(payload: Any) -> Event:
     attributes = "object_attributes"
     action = _field(payload, f"{attributes}.action")
+    if action == "merge":
+        return _gitlab_merged(payload)
     actions = {"open": OPENED, "update": UPDATED, "reopen": REOPENED}
     if not isinstance(action, str) or action not in actions:
         return Ignored(f"merge request action {action!r} is not handled")
@@ -304,6 +335,23 @@ def _gitlab_merge_request(payload: Any) -> Event:
         target_branch=_text(payload, f"{attributes}.target_branch"),
         from_fork=source_project is None or source_project != target_project,
         author=_text(payload, "user.username"), title=_text(payload, f"{attributes}.title", empty=True),
+    )
+
+
+def _gitlab_merged(payload: Any) -> Event:
+    attributes = "object_attributes"
+    # merge_commit_sha is null for a fast-forward merge: the source's last commit is then the target's head.
+    merge_sha = _sha(payload, f"{attributes}.merge_commit_sha", nullable=True) or \
+        _sha(payload, f"{attributes}.last_commit.id")
+    source_project = _field(payload, f"{attributes}.source_project_id")
+    target_project = _field(payload, f"{attributes}.target_project_id")
+    merged_by = _optional(payload, "user.username")
+    return MergeRequestMerged(
+        forge=GITLAB, project=_text(payload, "project.path_with_namespace"),
+        number=_number(payload, f"{attributes}.iid"), source_branch=_text(payload, f"{attributes}.source_branch"),
+        target_branch=_text(payload, f"{attributes}.target_branch"), merge_sha=merge_sha or "",
+        from_fork=source_project is None or source_project != target_project,
+        merged_by=merged_by if isinstance(merged_by, str) else "",
     )
 
 

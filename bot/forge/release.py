@@ -1,7 +1,9 @@
 """Release tags: check that the tag names the descriptor's version, then deploy that commit through the engine.
 
-The forge hears of it through commit statuses `meshbot/deploy/<env>` and a deployment record per
-environment: pending when the deployment is requested, then (from the job the engine queues when a
+A tag deploys the release stages without `after` at once; a stage with `after` waits (a pending status) until
+that stage has deployed the release, then follows automatically or through a promotion merge request
+(bot.forge.promotion). The forge hears of it through commit statuses `meshbot/deploy/<env>` and a deployment
+record per environment: pending when the deployment is requested, then (from the job the engine queues when a
 deployment ends) success, failure or error.
 """
 
@@ -67,21 +69,48 @@ def release(
     repository: Repository, connection: redis.Redis, *, forge: str, project: str, tag: str, sha: str,
     config: ServerConfig, policies: Sequence[Any], status_url: str | None = None, remote: RemoteLocations | None = None,
 ) -> list[ReleaseStep]:
-    """Deploy the tagged commit to every release environment; statuses on the commit say what was done."""
+    """Deploy the tagged commit to the first release stages; the others wait; statuses on the commit say so."""
     version = tag_version(config.release_tag, tag)
     if version is None:
         return []  # not a release tag: nothing to say
     steps = []
-    for environment in config.release_environments:
-        step = _release_to(repository, connection, forge=forge, project=project, tag=tag, sha=sha, version=version,
-                           environment=environment, config=config, policies=policies, status_url=status_url,
-                           remote=remote)
-        repository.set_commit_status(sha, deploy_context(environment), step.state, _one_line(step.description),
-                                     status_url)
-        if step.deployment_id:
-            _report_if_ended(repository, connection, step.deployment_id)
-        steps.append(step)
-    return steps
+    waiting = [stage for stage in config.stages if stage.after is not None]
+    # Set before any deployment is requested, so that a quick end's follow-up is never overwritten; a run again
+    # (a retry, the catch-up sweep) leaves alone a stage the chain already moved.
+    known = repository.commit_statuses(sha) if waiting else {}
+    for stage in waiting:
+        description = f"waits for {stage.after}"
+        if deploy_context(stage.name) not in known:
+            repository.set_commit_status(sha, deploy_context(stage.name), CommitState.PENDING, description, status_url)
+        steps.append(ReleaseStep(stage.name, CommitState.PENDING, description))
+    for stage in config.stages:
+        if stage.after is None:
+            steps.append(deploy_stage(repository, connection, forge=forge, project=project, tag=tag, sha=sha,
+                                      version=version, environment=stage.name, config=config, policies=policies,
+                                      status_url=status_url, remote=remote))
+    order = [stage.name for stage in config.stages]
+    return sorted(steps, key=lambda step: order.index(step.environment))
+
+
+def deploy_stage(
+    repository: Repository, connection: redis.Redis, *, forge: str, project: str, tag: str, sha: str, version: str,
+    environment: str, config: ServerConfig, policies: Sequence[Any], status_url: str | None,
+    remote: RemoteLocations | None, started_by: str | None = None, data_product: str | None = None,
+    report_extra: dict[str, Any] | None = None,
+) -> ReleaseStep:
+    """Deploy a release (tag at sha) to one stage: checks, the deployment request, the commit status it sets.
+
+    started_by names the request (the tag by default: a second request of the same tag and commit is that one);
+    data_product, when given, is the id the descriptor must have; report_extra goes into the deployment's report_to.
+    """
+    step = _release_to(repository, connection, forge=forge, project=project, tag=tag, sha=sha, version=version,
+                       environment=environment, config=config, policies=policies, status_url=status_url,
+                       remote=remote, started_by=started_by, data_product=data_product, report_extra=report_extra)
+    repository.set_commit_status(sha, deploy_context(environment), step.state, _one_line(step.description),
+                                 status_url)
+    if step.deployment_id:
+        _report_if_ended(repository, connection, step.deployment_id)
+    return step
 
 
 def _report_if_ended(repository: Repository, connection: redis.Redis, deployment_id: str) -> None:
@@ -96,7 +125,8 @@ def _report_if_ended(repository: Repository, connection: redis.Redis, deployment
 def _release_to(
     repository: Repository, connection: redis.Redis, *, forge: str, project: str, tag: str, sha: str, version: str,
     environment: str, config: ServerConfig, policies: Sequence[Any], status_url: str | None,
-    remote: RemoteLocations | None,
+    remote: RemoteLocations | None, started_by: str | None = None, data_product: str | None = None,
+    report_extra: dict[str, Any] | None = None,
 ) -> ReleaseStep:
     refused = config.environment_error(environment)
     if refused:
@@ -111,6 +141,9 @@ def _release_to(
     if declared != version:
         return ReleaseStep(environment, CommitState.ERROR,
                            f"nothing deployed: tag {tag} names version {version}, the descriptor says {declared!r}")
+    if data_product is not None and descriptor.id != data_product:
+        return ReleaseStep(environment, CommitState.ERROR,
+                           f"nothing deployed: the descriptor at {tag} is {descriptor.id}, not {data_product}")
     deployed = RedisDeployedStates(connection).deployed(descriptor.id, environment)
     results = evaluate(descriptor, policies, deployed.descriptor if deployed else None,
                        previous_missing=f"nothing deployed in {environment}")
@@ -123,7 +156,7 @@ def _release_to(
     unresolved = registry.unresolved(descriptor)
     if unresolved:
         return ReleaseStep(environment, CommitState.ERROR, f"nothing deployed: {unresolved[0]}")
-    started_by = f"{forge}:{project}@{tag}"
+    started_by = started_by or f"{forge}:{project}@{tag}"
     earlier = _earlier_request(Store(connection), descriptor.id, environment, started_by, sha)
     if earlier is not None:  # this job ran before (a retry): never deploy the same release twice
         state = CommitState.PENDING if not earlier.state.finished else _outcome(earlier.state)[0]
@@ -135,7 +168,8 @@ def _release_to(
         marketplace=config.marketplace, history=config.history, resolve_removed=registry.resolve_all,
         scope=Scope(prune=config.rules(environment).prune, only_changed=config.only_changed),
         report_to={"forge": forge, "project": project, "sha": sha, "context": deploy_context(environment),
-                   "record": record, "statusUrl": status_url},
+                   "record": record, "statusUrl": status_url, "tag": tag, "version": version, "stage": environment,
+                   **(report_extra or {})},
     )
     waiting = f", queued behind {ahead} other deployment(s)" if ahead else ""
     description = f"deploying {version} to {environment} (deployment {deployment_id}{waiting})"

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from bot.forge.commands import read_commands
-from bot.forge.events import CommentEvent, Event, Ignored, MergeRequestEvent, Push, TagPush
+from bot.forge.events import CommentEvent, Event, Ignored, MergeRequestEvent, MergeRequestMerged, Push, TagPush
 
 REVIEW = "handlers.merge_request.review"
 CHECK = "handlers.push.check"
 RELEASE = "handlers.tag.release"
 COMMANDS = "handlers.comment.commands"
+PROMOTE = "handlers.promote.promote"
+PROMOTION_BRANCH_PREFIX = "meshbot/promote/"  # the branches of promotion merge requests (bot.forge.promotion)
 CATCH_UP = "handlers.catch_up.sweep"  # the periodic catch-up sweep (bot.forge.catch_up), not started by events
 
 
@@ -33,6 +35,8 @@ def route(event: Event, bot_usernames: Iterable[str] = ()) -> list[JobRequest] |
         return [JobRequest(REVIEW, (event.forge, event.project, event.number, event.head_sha),
                            f"review {event.forge} {event.project} merge request {event.number} "
                            f"({event.action}) at {event.head_sha[:12]}")]
+    if isinstance(event, MergeRequestMerged):
+        return _merged(event)
     if isinstance(event, Push):
         if event.deleted:
             return Ignored(f"branch {event.branch!r} was deleted: nothing to check")
@@ -54,6 +58,22 @@ def route(event: Event, bot_usernames: Iterable[str] = ()) -> list[JobRequest] |
     return [JobRequest(COMMANDS, (event.forge, event.project, event.number, event.comment_id, event.body, event.author),
                        f"commands of {event.forge} {event.project} merge request {event.number} "
                        f"comment {event.comment_id} by {event.author}")]
+
+
+def _merged(event: MergeRequestMerged) -> list[JobRequest] | Ignored:
+    """A merged promotion merge request deploys its environment; any other merge starts nothing."""
+    if not event.source_branch.startswith(PROMOTION_BRANCH_PREFIX):
+        return Ignored(f"merge request {event.number} was merged from {event.source_branch!r}, not a promotion "
+                       f"branch ({PROMOTION_BRANCH_PREFIX}...): nothing to do")
+    if event.from_fork:
+        return Ignored(f"merge request {event.number} was merged from a fork's {event.source_branch!r}: promotion "
+                       "branches are meshbot's own, in the repository itself")
+    if not event.merge_sha:
+        return Ignored(f"merge request {event.number} was merged without a merge commit sha in the payload")
+    return [JobRequest(PROMOTE, (event.forge, event.project, event.number, event.source_branch, event.target_branch,
+                                 event.merge_sha),
+                       f"promote {event.forge} {event.project} merge request {event.number} "
+                       f"({event.source_branch}) merged at {event.merge_sha[:12]}")]
 
 
 def _username(name: str) -> str:

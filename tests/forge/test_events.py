@@ -14,6 +14,7 @@ from bot.forge.events import (
     CommentEvent,
     Ignored,
     MergeRequestEvent,
+    MergeRequestMerged,
     Push,
     TagPush,
     github_event,
@@ -34,6 +35,7 @@ GITHUB_FIXTURES: dict[str, str] = {
     "pull_request_opened": "pull_request", "pull_request_synchronize": "pull_request",
     "pull_request_reopened": "pull_request", "pull_request_opened_fork": "pull_request",
     "pull_request_closed": "pull_request", "pull_request_labeled": "pull_request",
+    "pull_request_merged": "pull_request",
     "issue_comment_pr_created": "issue_comment", "issue_comment_pr_edited": "issue_comment",
     "issue_comment_pr_by_bot": "issue_comment", "issue_comment_issue": "issue_comment",
     "ping": "ping", "check_run": "check_run",
@@ -43,7 +45,8 @@ GITLAB_FIXTURES: dict[str, str] = {
     "tag_push_deleted": "Tag Push Hook", "merge_request_open": "Merge Request Hook",
     "merge_request_open_fork": "Merge Request Hook", "merge_request_update_commits": "Merge Request Hook",
     "merge_request_update_title": "Merge Request Hook", "merge_request_reopen": "Merge Request Hook",
-    "merge_request_close": "Merge Request Hook", "note_merge_request": "Note Hook",
+    "merge_request_close": "Merge Request Hook", "merge_request_merge": "Merge Request Hook",
+    "note_merge_request": "Note Hook",
     "note_merge_request_edited": "Note Hook", "note_commit": "Note Hook", "note_issue": "Note Hook",
     "pipeline": "Pipeline Hook",
 }
@@ -141,6 +144,31 @@ def test_github_other_pull_request_actions_are_ignored_with_the_action(name):
     assert event == Ignored(f"pull_request action {action!r} is not handled")
 
 
+MERGED_SHA = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+PROMOTION_BRANCH = "meshbot/promote/production/1.1.0"
+
+
+def test_github_merged_pull_request():
+    assert github("pull_request_merged") == MergeRequestMerged(
+        forge="github", project=GH_REPO, number=42, source_branch=PROMOTION_BRANCH, target_branch="main",
+        merge_sha=MERGED_SHA, from_fork=False, merged_by="alice-dev")
+
+
+def test_github_merged_pull_request_without_merge_commit_sha_is_ignored_with_the_reason():
+    payload = fixture("github", "pull_request_merged")
+    payload["pull_request"]["merge_commit_sha"] = None
+    assert github_event("pull_request", payload) == Ignored(
+        "GitHub pull_request event without what meshbot needs: pull_request.merge_commit_sha is null or missing, "
+        "not a string")
+
+
+def test_github_merged_pull_request_without_merged_by_falls_back_to_the_sender():
+    payload = fixture("github", "pull_request_merged")
+    payload["pull_request"]["merged_by"] = None
+    event = github_event("pull_request", payload)
+    assert isinstance(event, MergeRequestMerged) and event.merged_by == "alice-dev"
+
+
 def test_github_comment_on_a_pull_request():
     assert github("issue_comment_pr_created") == CommentEvent(
         forge="github", project=GH_REPO, number=42, comment_id="2091234567", body="/deploy development",
@@ -232,6 +260,19 @@ def test_gitlab_update_without_new_commits_is_ignored():
 
 def test_gitlab_closed_merge_request_is_ignored():
     assert gitlab("merge_request_close") == Ignored("merge request action 'close' is not handled")
+
+
+def test_gitlab_merged_merge_request():
+    assert gitlab("merge_request_merge") == MergeRequestMerged(
+        forge="gitlab", project=GL_PROJECT, number=7, source_branch=PROMOTION_BRANCH, target_branch="main",
+        merge_sha=MERGED_SHA, from_fork=False, merged_by="carla")
+
+
+def test_gitlab_fast_forward_merge_has_no_merge_commit_the_last_commit_is_used():
+    payload = fixture("gitlab", "merge_request_merge")
+    payload["object_attributes"]["merge_commit_sha"] = None
+    event = gitlab_event("Merge Request Hook", payload)
+    assert isinstance(event, MergeRequestMerged) and event.merge_sha == S2
 
 
 def test_gitlab_note_on_a_merge_request():

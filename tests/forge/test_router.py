@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.forge.events import CommentEvent, Ignored, MergeRequestEvent, Push, TagPush
+from bot.forge.events import CommentEvent, Ignored, MergeRequestEvent, MergeRequestMerged, Push, TagPush
 from bot.forge.router import JobRequest, route
 
 SHA = "9c1e4f0b0d7a3e5c2b8f6a4d1e0c9b8a7f6e5d4c"
@@ -61,3 +61,28 @@ def test_a_comment_without_a_command_starts_nothing():
     event = CommentEvent(forge="github", project="acme/shop", number=42, comment_id="7", body="Looks good to me!",
                          author="alice-dev", edited=False)
     assert route(event) == Ignored("comment 7 holds no meshbot command")
+
+
+def merged(branch: str, from_fork: bool = False, merge_sha: str = SHA) -> MergeRequestMerged:
+    return MergeRequestMerged(forge="gitlab", project="data/shop", number=9, source_branch=branch,
+                              target_branch="main", merge_sha=merge_sha, from_fork=from_fork, merged_by="carla")
+
+
+def test_a_merged_promotion_merge_request_promotes():
+    [job] = route(merged("meshbot/promote/production/1.1.0"))
+    assert job == JobRequest("handlers.promote.promote",
+                             ("gitlab", "data/shop", 9, "meshbot/promote/production/1.1.0", "main", SHA),
+                             "promote gitlab data/shop merge request 9 (meshbot/promote/production/1.1.0) merged at "
+                             "9c1e4f0b0d7a")
+
+
+def test_other_merged_merge_requests_start_nothing():
+    assert route(merged("feature/forecast")) == Ignored(
+        "merge request 9 was merged from 'feature/forecast', not a promotion branch (meshbot/promote/...): "
+        "nothing to do")
+    assert route(merged("meshbot/import/3/ledger")) == Ignored(
+        "merge request 9 was merged from 'meshbot/import/3/ledger', not a promotion branch (meshbot/promote/...): "
+        "nothing to do")
+    assert route(merged("meshbot/promote/production/1.1.0", from_fork=True)) == Ignored(
+        "merge request 9 was merged from a fork's 'meshbot/promote/production/1.1.0': promotion branches are "
+        "meshbot's own, in the repository itself")
