@@ -24,8 +24,11 @@ class _Entry:
     shown_lines: list[str] = field(default_factory=list)
 
 
-def plan_markdown(diff: PlanDiff, limit: int = MARKDOWN_LIMIT) -> str:
-    """The comment body: components to add, change and remove with their field changes, at most limit characters."""
+def plan_markdown(diff: PlanDiff, limit: int = MARKDOWN_LIMIT, prune: str | None = None) -> str:
+    """The comment body: components to add, change and remove with their field changes, at most limit characters.
+
+    prune: the environment's prune mode, said under the components to remove (None: not said).
+    """
     template = markdown_environment().get_template("plan_diff.md.j2")
     product = _Entry(head="", lines=[_change_line(change, "- ") for change in diff.product.changes], shown=True)
     sections = {action: [_Entry(head=_head(component), lines=[_change_line(change, "  - ")
@@ -45,6 +48,7 @@ def plan_markdown(diff: PlanDiff, limit: int = MARKDOWN_LIMIT) -> str:
             unchanged=len(unchanged),
             unchanged_listed=unchanged_listed,
             left_out=left_out,
+            prune=prune,
         )
 
     budget = limit - len(render(left_out=10**9, unchanged_listed=[]))

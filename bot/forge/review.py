@@ -54,6 +54,7 @@ class EnvironmentReview:
     errors: list[InputError] = field(default_factory=list)
     reason: str = ""  # why errors stopped this environment's review
     validation: list[AdapterVerdict] | None = None  # each adapter's validate, when the configuration asks for it
+    prune: str = "auto"  # what a deploy here does with components to remove (the environment's prune mode)
 
     @property
     def context(self) -> str:
@@ -139,7 +140,8 @@ def _review_environment(reader: RevisionReader, environment: str, config: Server
     governance = _report_description(report) + (f"; adapters refused {refused}" if refused else "")
     return EnvironmentReview(environment=environment, gating=gating, state=state,
                              description=_clip(f"{governance}; plan: {diff.summary()}", DESCRIPTION_LIMIT),
-                             report=report, diff=diff, deployed=deployed, validation=validation)
+                             report=report, diff=diff, deployed=deployed, validation=validation,
+                             prune=config.rules(environment).prune)
 
 
 def _environment_error(environment: str, gating: bool, reason: str, errors: list[InputError]) -> EnvironmentReview:

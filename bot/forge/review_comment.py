@@ -106,7 +106,7 @@ def _detail_body(item: EnvironmentReview, budget: int) -> str:
     assert item.report is not None and item.diff is not None
     governance_budget = max(budget * 2 // 3, 2_000)
     governance = to_markdown(item.report, limit=governance_budget, headline=False)
-    plan = plan_markdown(item.diff, limit=max(budget - len(governance), 1_000))
+    plan = plan_markdown(item.diff, limit=max(budget - len(governance), 1_000), prune=item.prune)
     body = f"{governance.rstrip()}\n\n{plan.rstrip()}"
     if item.validation is not None:
         adapters = markdown_environment().get_template("adapter_validation.md.j2").render(

@@ -177,3 +177,17 @@ def test_a_limit_below_the_fixed_parts_still_holds():
     body = plan_markdown(plan_diff(desired, deployed), 300)
     assert len(body) == 300 and body.endswith(CUT_NOTE)
     assert plan_markdown(plan_diff(desired, deployed), 10) == body[:10]
+
+
+def test_the_environments_prune_mode_is_said_under_the_components_to_remove():
+    deployed = deployed_copy()
+    deployed["components"].append({"id": CMP + "old", "kind": "workload", "name": "old job"})
+    diff = plan_diff(DESIRED, deployed)
+    said = {mode: plan_markdown(diff, 60_000, prune=mode).split(f"- `{CMP}old` old job (workload)\n", 1)[1]
+            for mode in ("auto", "confirm", "never")}
+    assert said["auto"].startswith("\n_A deploy to `development` unprovisions them after its other tasks, "
+                                   "dependents first; their data is kept._\n")
+    assert said["confirm"].startswith("\n_A deploy to `development` keeps them until one with `--prune` "
+                                      "(`/deploy development --prune`): prune is `confirm` there._\n")
+    assert said["never"].startswith("\n_Deploys to `development` never remove them (prune is `never` there)")
+    assert "_A deploy" not in plan_markdown(diff, 60_000)  # `meshbot diff` knows no server configuration
