@@ -97,12 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     from bot.cli.config import register as register_config_commands
     from bot.cli.deploy import register as register_deploy_commands
     from bot.cli.diff import register as register_diff_command
+    from bot.cli.rollback import register as register_rollback_command
     from bot.cli.serve import register as register_serve_command
     from bot.cli.usecases import register as register_usecase_commands
 
     register_adapter_commands(commands)
     register_usecase_commands(commands)
     register_deploy_commands(commands)
+    register_rollback_command(commands)
     register_serve_command(commands)
     register_config_commands(commands)
     register_diff_command(commands)
