@@ -21,6 +21,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTime
 from adapters.model import AdapterResult, JsonBody, Outcome, Request, ReverseProvisioningResult, ValidationOutcome
 
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
+NO_REVERSE_PROVISIONING = frozenset({404, 405, 501})  # answers of an adapter without reverse provisioning
 EXCERPT_LENGTH = 200
 MAX_ANSWER_BYTES = 64 * 1024 * 1024  # of one answer's body, decoded: past it the call fails, the rest unread
 _READ_CHUNK = 256 * 1024
@@ -97,6 +98,10 @@ class TechAdapterClient:
                 body = self._poll(f"{path}/{quote(token, safe='')}/status", deadline, token)
             elif response.status_code == 200:
                 body = _json_object(response, path)
+            elif response.status_code in NO_REVERSE_PROVISIONING:
+                failed = _error_from(response, path)
+                return ReverseProvisioningResult(outcome=Outcome.FAILED, message=failed.message,
+                                                 details=failed.details, unsupported=True)
             else:
                 raise _error_from(response, path)
             return _reverse_result_from(body, response.status_code)

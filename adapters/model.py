@@ -78,6 +78,7 @@ class ReverseProvisioningResult:
     logs: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
     details: list[str] = field(default_factory=list)
+    unsupported: bool = False  # the adapter has no reverse provisioning (HTTP 404, 405 or 501 on its path)
 
     @property
     def ok(self) -> bool:

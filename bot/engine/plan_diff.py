@@ -48,6 +48,7 @@ IGNORED_ROOT_FIELDS = frozenset({"components", "environment"})
 COLUMN_LIST_KEYS = frozenset({"schema", "children"})
 TYPE_FIELDS = ("dataType", "arrayDataType")
 IDENTIFYING_KEYS = ("name", "tableName", "id")
+_NO_SOURCES = Descriptor(data={}, environment="")  # positions of values compared outside any repository
 CONTRACT = ("dataContract", "schema")  # the output port's columns: their summaries need no "where"
 
 
@@ -232,6 +233,17 @@ def plan_diff(desired: Descriptor, deployed: dict[str, Any] | None) -> PlanDiff:
                             action=product_action, changes=root_changes, position=desired.position(()))
     return PlanDiff(data_product=desired.id, environment=desired.environment, nothing_deployed=deployed is None,
                     product=product, components=tuple(entries))
+
+
+def field_changes(path: DataPath, before: Any, after: Any, prefix: str = "") -> tuple[FieldChange, ...]:
+    """How the value at path (inside one component) differs, before -> after (absent: None), summarised as the
+    plan diff does: column lists (path ending in `schema` or `children`) column by column; no positions."""
+    if not path:
+        return tuple(_Differ(_NO_SOURCES, (), prefix).value((), before, after))
+    *parent, last = path
+    old = {} if before is None else {last: before}
+    new = {} if after is None else {last: after}
+    return tuple(_Differ(_NO_SOURCES, (), prefix).mapping(tuple(parent), old, new))
 
 
 # ---------------------------------------------------------------- components and their order
