@@ -1,8 +1,11 @@
 """Running the commands of a merge request comment: acknowledge, check rights, reply once per command.
 
 Every command is acknowledged (`eyes`) and answered in its own comment: `/help`, usage errors and "did you
-mean" at once; `/deploy` (also `--dry-run`) and `/undeploy` after the rights checks, through the engine, their
-reply edited as the deployment runs; `/import` after the same checks, its reply saying what it opened.
+mean" at once; `/deploy` (also `--dry-run`), `/undeploy` and `/rollback` after the rights checks, through the
+engine, their reply edited as the deployment runs; `/import` after the same checks, its reply saying what it opened.
+A rollback is checked as a deploy to its environment (rights.refusal("rollback", ...)) except that
+`merge_request_deploys: false` does not refuse it: it redeploys what the environment already ran, not the merge
+request's content.
 """
 
 from __future__ import annotations
@@ -15,10 +18,22 @@ import redis
 
 from bot.config import ServerConfig
 from bot.descriptor.discovery import RemoteLocations
-from bot.forge.commands import USAGE, Command, Deploy, Help, Import, Malformed, Typo, Undeploy, read_commands
+from bot.forge.commands import (
+    USAGE,
+    Command,
+    Deploy,
+    Help,
+    Import,
+    Malformed,
+    Rollback,
+    Typo,
+    Undeploy,
+    read_commands,
+)
 from bot.forge.importing import import_component
 from bot.forge.merge_request_deploy import run_deploy_command
 from bot.forge.rights import ROLE_NAMES, Requester, refusal
+from bot.forge.rollback_command import run_rollback_command
 from policies.report import code_span, escape_markdown
 from vcs.base import MergeRequest, Repository
 
@@ -30,6 +45,8 @@ DESCRIPTIONS = {
               "that updates its catalog-info.yaml (never merged by meshbot)",
     "undeploy": "remove the data product from ENV as its latest successful deployment there deployed it, "
                 "whatever this merge request holds (`--remove-data` deletes the data too)",
+    "rollback": "redeploy a version kept in ENV's deployment history (default: the previous one), within the "
+                "deployed major version, after today's governance; whatever this merge request holds",
     "help": "this list",
 }
 
@@ -66,6 +83,13 @@ def run_comment(repository: Repository, config: ServerConfig, forge: str, number
                                        environment=config.merge_request_environment, remote=remote)
             text = outcome.reply()
             repository.edit_comment(number, comment.id, f"{REPLY_MARKER}\n{text}")
+        elif text is None and isinstance(reading, Rollback):  # passed the checks: the reply follows the deployment
+            assert connection is not None
+            comment = repository.create_comment(number, f"{REPLY_MARKER}\n`/rollback`: checking …")
+            text = run_rollback_command(repository, connection, config, policies, forge=forge, project=project,
+                                        merge_request=request, command=reading, author=author,
+                                        reply={"number": str(number), "id": comment.id}, remote=remote)
+            repository.edit_comment(number, comment.id, f"{REPLY_MARKER}\n{text}")
         elif text is None:  # a deploy or undeploy that passed the checks: the reply follows the deployment
             assert isinstance(reading, (Deploy, Undeploy)) and connection is not None
             comment = repository.create_comment(number, f"{REPLY_MARKER}\n`/{_word(reading)}`: checking …")
@@ -80,7 +104,7 @@ def run_comment(repository: Repository, config: ServerConfig, forge: str, number
 
 
 def reply_to(reading: Command | Malformed | Typo, config: ServerConfig, context: Context) -> str | None:
-    """The reply to one command, or None for a deploy or undeploy that may run (its reply follows it)."""
+    """The reply to one command, or None for a deploy, undeploy or rollback that may run (its reply follows it)."""
     mention = f"@{escape_markdown(context.author)}"
     if isinstance(reading, Typo):
         return (f"{mention} `{escape_markdown(reading.written)}` is not a meshbot command: did you mean "
@@ -101,8 +125,9 @@ def reply_to(reading: Command | Malformed | Typo, config: ServerConfig, context:
 
 def _needs_approval(readings: list[Command | Malformed | Typo], config: ServerConfig) -> bool:
     """Whether any command would be refused for want of an approval (asking the forge costs a call)."""
-    return any(isinstance(reading, Deploy) and
-               config.rules(reading.environment or config.merge_request_environment).approval_required
+    return any((isinstance(reading, Deploy) and
+                config.rules(reading.environment or config.merge_request_environment).approval_required) or
+               (isinstance(reading, Rollback) and config.rules(reading.environment).approval_required)
                for reading in readings)
 
 
@@ -115,6 +140,8 @@ def _word_and_environment(command: Command, config: ServerConfig) -> tuple[str, 
         return "deploy", command.environment or config.merge_request_environment
     if isinstance(command, Undeploy):
         return "undeploy", command.environment
+    if isinstance(command, Rollback):
+        return "rollback", command.environment
     if isinstance(command, Import):
         return "import", config.merge_request_environment
     raise ValueError(f"not a command that acts: {command!r}")
@@ -131,7 +158,7 @@ def help_text(config: ServerConfig, context: Context) -> str:
               f"(role: {roles.get(context.requester.permission, 'no access')}):", ""]
     for environment in environments:
         rules = config.rules(environment)
-        allowed = [f"`/{word}`" for word in ("deploy", "undeploy")
+        allowed = [f"`/{word}`" for word in ("deploy", "undeploy", "rollback")
                    if refusal(word, rules, context.requester, context.forge) is None]
         lines.append(f"- {code_span(environment)}: {', '.join(allowed) if allowed else 'nothing'}")
     import_allowed = refusal("import", config.rules(config.merge_request_environment), context.requester,

@@ -30,7 +30,12 @@ class Requester:
 
 
 def refusal(command: str, rules: EnvironmentRules, requester: Requester, forge: str) -> str | None:
-    """Why `command` ("deploy", "undeploy" or "import") may not run in this environment, or None when it may."""
+    """Why `command` ("deploy", "undeploy", "rollback" or "import") may not run in this environment, or None.
+
+    A rollback redeploys a descriptor the environment already ran, never the merge request's content: it needs
+    what a deploy needs (deploy_permission, an approval where approval_required), but `merge_request_deploys:
+    false` does not refuse it.
+    """
     roles = ROLE_NAMES.get(forge, ROLE_NAMES["github"])
     if requester.from_fork:
         return ("merge requests from forks can never deploy or import (the rule protects the platform's "
@@ -45,7 +50,7 @@ def refusal(command: str, rules: EnvironmentRules, requester: Requester, forge: 
             else "no access"
         return (f"/{command} in `{rules.name}` needs the {roles[needed]} role or higher on this repository; "
                 f"@{requester.username} has {have}. A maintainer can grant it, or run it themselves")
-    if command == "deploy" and rules.approval_required and not requester.approved:
-        return (f"`{rules.name}` requires an approved merge request before /deploy (`approval_required: true`): "
+    if command in ("deploy", "rollback") and rules.approval_required and not requester.approved:
+        return (f"`{rules.name}` requires an approved merge request before /{command} (`approval_required: true`): "
                 "ask a reviewer to approve it, then comment again")
     return None

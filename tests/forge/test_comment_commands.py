@@ -63,10 +63,11 @@ def test_a_fork_can_never_deploy(repository):
 def test_help_lists_what_the_commenter_may_run_here(repository):
     run_comment(repository, CONFIG, "github", 1, "c1", "/help", "writer")
     [text] = replies(repository)
-    for usage in ("/deploy [ENV] [--dry-run]", "/import COMPONENT [key=value ...]", "/undeploy ENV [--remove-data]"):
+    for usage in ("/deploy [ENV] [--dry-run]", "/import COMPONENT [key=value ...]", "/undeploy ENV [--remove-data]",
+                  "/rollback ENV [VERSION]"):
         assert usage in text
     assert "(role: write)" in text
-    assert "- `development`: `/deploy`\n" in text and "- `production`: nothing\n" in text
+    assert "- `development`: `/deploy`, `/rollback`\n" in text and "- `production`: nothing\n" in text
     assert text.endswith("- `/import`: yes")
 
 

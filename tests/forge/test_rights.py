@@ -64,3 +64,19 @@ def test_the_configuration_carries_the_rules(tmp_path):
     with pytest.raises(InputErrors) as raised:
         load_config(str(path))
     assert "environments.staging.deploy_permission: 'superuser' is not one of" in str(raised.value.errors[0])
+
+
+def test_a_rollback_needs_what_a_deploy_needs_except_merge_request_deploys():
+    production = rules_for("production", None)  # maintain, approval required, no merge request deploys
+    maintainer = Requester("max", Permission.MAINTAIN, from_fork=False, approved=False)
+    approved = Requester("max", Permission.MAINTAIN, from_fork=False, approved=True)
+    assert "takes no deploys from merge requests" in refusal("deploy", production, approved, "github")
+    assert refusal("rollback", production, approved, "github") is None  # it redeploys what production ran
+    assert refusal("rollback", production, maintainer, "github") == (
+        "`production` requires an approved merge request before /rollback (`approval_required: true`): ask a "
+        "reviewer to approve it, then comment again")
+    assert refusal("rollback", production, WRITER, "gitlab").startswith(
+        "/rollback in `production` needs the Maintainer role or higher on this repository; @jane has Developer")
+    assert refusal("rollback", rules_for("development", None), WRITER, "github") is None
+    fork = Requester("max", Permission.ADMIN, from_fork=True, approved=True)
+    assert refusal("rollback", production, fork, "github").startswith("merge requests from forks can never")
