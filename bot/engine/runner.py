@@ -102,8 +102,10 @@ def request_deployment(
     store, locks = Store(connection), Locks(connection)
     if operation is Operation.DEPLOY:
         deployment.scope = (scope or Scope()).as_json()
-        deployment.removal_adapters = _removal_adapters(store, descriptor, resolve_removed)
-        _reconcile(store, deployment, adapters)
+        # Every task it may plan keeps its adapter: planned again at its start, it may run tasks it skipped now.
+        deployment.adapters = {**_removal_adapters(store, descriptor, resolve_removed),
+                               **{task_id: _target_json(target) for task_id, target in adapters.items()}}
+        _reconcile(store, deployment)
     store.create(deployment)
     ahead = locks.enqueue(deployment.data_product, deployment.environment, deployment.id)
     holder = locks.holder(deployment.data_product, deployment.environment)
@@ -132,8 +134,17 @@ def _removal_adapters(store: Store, descriptor: Descriptor, resolve: ResolveAdap
     if not absent:
         return {}
     resolved = resolve(Descriptor(data={**descriptor.data, "components": absent}, environment=descriptor.environment))
-    return {identifier: {"url": target.url, "timeout": target.timeout, "ca_bundle": target.ca_bundle}
-            for identifier, target in resolved.items() if identifier != descriptor.id}
+    return {identifier: _target_json(target) for identifier, target in resolved.items() if identifier != descriptor.id}
+
+
+def _target_json(target: AdapterTarget) -> dict[str, Any]:
+    return {"url": target.url, "timeout": target.timeout, "ca_bundle": target.ca_bundle}
+
+
+def _target(data: Mapping[str, Any] | None) -> AdapterTarget | None:
+    if not data:
+        return None
+    return AdapterTarget(str(data["url"]), float(data["timeout"]), data.get("ca_bundle"))
 
 
 def _previous(store: Store, data_product: str, environment: str) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
@@ -149,28 +160,19 @@ def _previous(store: Store, data_product: str, environment: str) -> tuple[dict[s
     return previous_components(deployed.descriptor if deployed else None, last, states), states
 
 
-def _reconcile(store: Store, deployment: Deployment, adapters: Mapping[str, AdapterTarget] | None = None) -> bool:
-    """Plan a deploy against what is deployed now: its tasks, reconciliation and removals; whether they changed.
-
-    adapters: of the desired tasks (None: those the deployment's tasks already carry).
-    """
+def _reconcile(store: Store, deployment: Deployment) -> bool:
+    """Plan a deploy against what is deployed now: its tasks, reconciliation and removals; whether they changed."""
     descriptor = Descriptor(data=deployment.descriptor, environment=deployment.environment)
     previous, states = _previous(store, deployment.data_product, deployment.environment)
     deployed = RedisDeployedStates(store.redis).deployed(deployment.data_product, deployment.environment)
     scope = Scope.from_json(deployment.scope)
     planned = reconcile(descriptor, deployed.descriptor if deployed else None, previous, states, scope)
-    _keep_unserved_removals(planned, deployment.removal_adapters, deployment.environment)
-    known = {task.id: task for task in deployment.tasks}
-    targets = {task_id: AdapterTarget(task.adapter_url, task.adapter_timeout, task.adapter_ca_bundle)
-               for task_id, task in known.items() if task.adapter_url} if adapters is None else adapters
+    _keep_unserved_removals(planned, deployment.adapters, deployment.environment)
     kinds = {task.id: task.kind for task in build_plan(descriptor).tasks}
-    tasks = [_planned(task_id, kinds[task_id], planned.depends_on[task_id], targets.get(task_id))
+    tasks = [_planned(task_id, kinds[task_id], planned.depends_on[task_id], _target(deployment.adapters.get(task_id)))
              for task_id in planned.provision]
-    for task_id in planned.remove:
-        target = deployment.removal_adapters[task_id]
-        tasks.append(_planned(task_id, str(previous[task_id].get("kind", "")), planned.depends_on[task_id],
-                              AdapterTarget(target["url"], float(target["timeout"]), target.get("ca_bundle")),
-                              removal=True))
+    tasks += [_planned(task_id, str(previous[task_id].get("kind", "")), planned.depends_on[task_id],
+                       _target(deployment.adapters[task_id]), removal=True) for task_id in planned.remove]
     reconciliation = planned.as_json()
     # Removals send the definitions they were deployed with; kept and (partial deploy) untouched components keep them.
     needed = planned.remove or planned.kept or planned.partial

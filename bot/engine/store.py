@@ -103,7 +103,7 @@ class Deployment:
     scope: dict[str, Any] | None = None  # bot.engine.reconcile.Scope as plain data; None: provision everything
     reconciliation: dict[str, Any] | None = None  # bot.engine.reconcile.Reconciliation.as_json(), once planned
     previous: dict[str, Any] | None = None  # what may be provisioned before it: removals are sent this descriptor
-    removal_adapters: dict[str, Any] = field(default_factory=dict)  # component id -> adapter, for removals
+    adapters: dict[str, Any] = field(default_factory=dict)  # task id -> adapter of every task it may plan, removals too
     state: DeploymentState = DeploymentState.QUEUED
     created_at: str = field(default_factory=now_iso)
     started_at: str | None = None
@@ -118,7 +118,7 @@ class Deployment:
             "tasks": [task.as_json() for task in self.tasks], "startedBy": self.started_by,
             "removeData": self.remove_data, "marketplace": self.marketplace, "history": self.history,
             "createdAt": self.created_at, "reportTo": self.report_to, "scope": self.scope,
-            "reconciliation": self.reconciliation, "previous": self.previous, "removalAdapters": self.removal_adapters,
+            "reconciliation": self.reconciliation, "previous": self.previous, "adapters": self.adapters,
         }
 
     def task(self, task_id: str) -> PlannedTask:
@@ -138,7 +138,7 @@ def _deployment(record: dict[str, Any], values: dict[str, str]) -> Deployment:
         tasks=[PlannedTask.from_json(task) for task in record["tasks"]], started_by=record["startedBy"],
         remove_data=record["removeData"], marketplace=record["marketplace"], history=record["history"],
         report_to=record.get("reportTo"), scope=record.get("scope"), reconciliation=record.get("reconciliation"),
-        previous=record.get("previous"), removal_adapters=record.get("removalAdapters") or {},
+        previous=record.get("previous"), adapters=record.get("adapters") or {},
         state=DeploymentState(values.get("state", DeploymentState.QUEUED)),
         created_at=record["createdAt"],
         started_at=values.get("startedAt"), finished_at=values.get("finishedAt"), message=values.get("message", ""),

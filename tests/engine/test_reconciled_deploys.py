@@ -172,3 +172,53 @@ def test_the_reference_adapter_drops_the_view_of_a_removed_output_port(start, tm
         objects = sqlite_objects(adapter.database)
         assert "view daily_cashflow_v" not in objects and "table daily_cashflow" in objects  # data kept
         running.assert_clean((descriptor.id, ENVIRONMENT))
+
+
+def test_a_deploy_is_planned_again_when_it_starts_against_what_the_deploy_before_it_left(start):
+    from tests.servers.tech_adapter import Reply
+
+    first = generated_descriptor()
+    second = copy.deepcopy(first)
+    a, j = component_id(first, "a"), component_id(first, "j")
+    next(c for c in second.data["components"] if c["id"] == a)["description"] = "changed"
+    with scripted_adapter() as scripted:
+        running = start(2)
+        adapters = adapters_for(first, scripted.url)
+        assert running.wait(running.request(first, adapters)[0]).state is DeploymentState.DEPLOYED
+        scripted.script(j, "/v1/provision", Reply(200, {"status": "COMPLETED", "result": "slow j"}, delay=1.0))
+        full_id, _ = running.request(second, adapters)  # every task, j slowly
+        queued_id, ahead = running.request(second, adapters, scope=Scope(only_changed=True))
+        assert ahead == 1
+        queued = running.store.load(queued_id)
+        assert queued is not None and queued.reconciliation is not None
+        assert sorted(queued.reconciliation["provision"]) == sorted(component_id(first, x) for x in "abcd")
+        assert running.wait(full_id).state is DeploymentState.DEPLOYED
+        replanned = running.wait(queued_id)
+        # planned again at its start: the deploy before it deployed the change, so nothing is left to provision
+        assert (replanned.state, replanned.message) == (DeploymentState.DEPLOYED, "10 unchanged")
+        assert replanned.tasks == [] and len(scripted.targets("/v1/provision")) == 20
+        running.assert_clean((first.id, ENVIRONMENT))
+
+
+def test_tasks_a_deploy_plans_only_when_it_starts_have_their_adapters(start):
+    from tests.servers.tech_adapter import Reply
+
+    first = generated_descriptor()
+    second = copy.deepcopy(first)
+    a, j = component_id(first, "a"), component_id(first, "j")
+    next(c for c in second.data["components"] if c["id"] == a)["description"] = "changed"
+    with scripted_adapter() as scripted:
+        running = start(2)
+        adapters = adapters_for(first, scripted.url)
+        assert running.wait(running.request(first, adapters)[0]).state is DeploymentState.DEPLOYED
+        scripted.script(j, "/v1/provision", Reply(200, {"status": "COMPLETED", "result": "slow j"}, delay=1.0))
+        ahead_id, _ = running.request(second, adapters)
+        back_id, _ = running.request(first, adapters, scope=Scope(only_changed=True))  # nothing to do, for now
+        back = running.store.load(back_id)
+        assert back is not None and back.tasks == []
+        assert running.wait(ahead_id).state is DeploymentState.DEPLOYED
+        restored = running.wait(back_id)
+        assert (restored.state, restored.message) == (DeploymentState.DEPLOYED, "4 completed, 6 unchanged")
+        assert all(task.adapter_url == scripted.url for task in restored.tasks)
+        deployed = RedisDeployedStates(running.redis).deployed(first.id, ENVIRONMENT)
+        assert deployed is not None and deployed.descriptor == first.data
