@@ -1,4 +1,4 @@
-"""`meshbot rollback` for real: `python -m bot.cli` on the embedded Redis, local workers and the reference SQLite adapter.
+"""`meshbot rollback` for real: `python -m bot.cli` on the embedded Redis, local workers, the reference SQLite adapter.
 
 Two versions of the example are deployed from a working copy; the rollback redeploys the kept descriptor of the
 first (the view definition in the SQLite database comes back), refuses what it cannot do with exit 1, and names
