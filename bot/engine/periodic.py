@@ -14,7 +14,7 @@ from datetime import timedelta
 import redis
 from rq.queue import Queue
 
-from bot.config import config_path, load_config
+from bot.config import ServerConfig, config_path, load_config
 from bot.descriptor.errors import InputErrors
 from bot.engine.store import PREFIX
 
@@ -22,6 +22,9 @@ log = logging.getLogger("meshbot.periodic")
 
 CATCH_UP = "catch-up"
 CATCH_UP_JOB = "handlers.catch_up.sweep"  # bot.forge.router.CATCH_UP (the engine names jobs by string)
+DRIFT = "drift"
+DRIFT_JOB = "handlers.drift.sweep"
+DRIFT_START_RECHECK_SECONDS = 3600  # how often a running worker looks whether the drift sweep should start
 START_GUARD_SECONDS = 60  # workers starting together (serve --workers N, replicas) start one round
 ROUND_TIMEOUT_SECONDS = 1800  # the longest a round may run; its lock lapses after this
 RESULT_TTL_SECONDS = 86400
@@ -74,15 +77,42 @@ def schedule_next(queue: Queue, name: str, function: str, interval_seconds: int)
 
 
 def start_periodic_jobs(queue: Queue) -> None:
-    """When a long-running worker starts: the catch-up sweep's first round, if the configuration asks for sweeps."""
+    """When a long-running worker starts: the first round of the catch-up sweep, if the configuration asks for
+    sweeps, and of the drift sweep, if some environment checks drift and something is deployed there."""
     try:
         config = load_config(config_path(None))
     except (InputErrors, OSError) as error:
-        log.warning("not starting the catch-up sweep: the configuration cannot be read (%s)", error)
+        log.warning("not starting the periodic sweeps: the configuration cannot be read (%s)", error)
         return
-    if not config.catch_up.enabled:
-        return
+    if config.catch_up.enabled:
+        try:
+            start_round(queue, CATCH_UP, CATCH_UP_JOB)
+        except redis.RedisError as error:  # Redis down at start: the next start (or a scheduled round) sweeps
+            log.warning("not starting the catch-up sweep: %s", error)
+    start_drift_sweep(queue, config)
+
+
+def start_drift_sweep(queue: Queue, config: ServerConfig | None = None) -> str | None:
+    """A drift sweep round, unless one is scheduled or running, drift is off, or nothing is deployed where drift
+    is checked (a later start, or a worker's hourly look, starts it once something is); its job id."""
+    from bot.engine.drift import deployed_products, drift_intervals, sweep_enabled
+
     try:
-        start_round(queue, CATCH_UP, CATCH_UP_JOB)
-    except redis.RedisError as error:  # Redis down at start: the next start (or a scheduled round) sweeps
-        log.warning("not starting the catch-up sweep: %s", error)
+        config = config or load_config(config_path(None))
+    except (InputErrors, OSError) as error:
+        log.warning("not starting the drift sweep: the configuration cannot be read (%s)", error)
+        return None
+    if not sweep_enabled(config):
+        return None
+    connection = queue.connection
+    try:
+        if connection.exists(_key(DRIFT, "next"), _key(DRIFT, "running")):
+            return None
+        products = deployed_products(connection)
+        intervals = drift_intervals(config, sorted({environment for _, environment in products}))
+        if not any(intervals[environment] for _, environment in products):
+            return None
+        return start_round(queue, DRIFT, DRIFT_JOB)
+    except redis.RedisError as error:
+        log.warning("not starting the drift sweep: %s", error)
+        return None

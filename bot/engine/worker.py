@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import redis
@@ -26,7 +27,7 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from bot.engine.locks import Locks
-from bot.engine.periodic import start_periodic_jobs
+from bot.engine.periodic import DRIFT_START_RECHECK_SECONDS, start_drift_sweep, start_periodic_jobs
 from bot.engine.recovery import GRACE_SECONDS, Repair, repair
 from bot.engine.redis_connection import ride_out_outages, seconds_since_redis_failed
 from bot.engine.runner import QUEUE_NAME, start_next
@@ -233,14 +234,20 @@ def reap_once(connection: redis.Redis, grace: float = GRACE_SECONDS) -> None:
 
 
 def start_reaper(connection: redis.Redis, stop: threading.Event,
-                 beat: Callable[[], None] | None = None) -> threading.Thread:
-    """Run beat (the worker's heartbeat) and reap_once every REAPER_SECONDS in a daemon thread until stop is set."""
+                 beat: Callable[[], None] | None = None,
+                 recheck: Callable[[], object] | None = None) -> threading.Thread:
+    """Run beat (the worker's heartbeat) and reap_once every REAPER_SECONDS in a daemon thread until stop is set;
+    recheck (starting the periodic sweeps that have become due) every DRIFT_START_RECHECK_SECONDS."""
     def loop() -> None:
+        next_recheck = time.monotonic() + DRIFT_START_RECHECK_SECONDS
         while not stop.wait(REAPER_SECONDS):
             try:
                 if beat is not None:
                     beat()
                 reap_once(connection)
+                if recheck is not None and time.monotonic() >= next_recheck:
+                    next_recheck = time.monotonic() + DRIFT_START_RECHECK_SECONDS
+                    recheck()
             except redis.RedisError as error:
                 log.warning("reaper round failed: %s", error)
 
@@ -259,8 +266,10 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
     worker = MeshbotWorker([queue], connection=connection, serializer=JSONSerializer, name=name,
                            worker_ttl=WORKER_TTL)
     stop = threading.Event()
-    start_reaper(connection, stop, worker.beat)
-    if not burst:  # a long-running worker starts the periodic jobs (the catch-up sweep, when configured)
+    # A long-running worker starts the periodic jobs (the catch-up sweep when configured, the drift sweep when
+    # something is deployed), and looks every hour whether the drift sweep should start (a first deploy since).
+    start_reaper(connection, stop, worker.beat, recheck=None if burst else partial(start_drift_sweep, queue))
+    if not burst:
         start_periodic_jobs(queue)
     try:
         return bool(worker.work(burst=burst, logging_level="WARNING", with_scheduler=False))

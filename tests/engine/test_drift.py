@@ -193,3 +193,22 @@ def test_the_latest_report_is_kept_in_redis_and_products_are_found(redis_engine)
     loaded = load_report(redis_engine.redis, product, "production")
     assert loaded == report and load_report(redis_engine.redis, product, "qa") is None
     assert checked_seconds_ago(loaded, now) == timedelta(hours=1).total_seconds()
+
+
+def test_the_drift_sweep_starts_only_when_something_deployed_is_checked(redis_engine):
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from bot.engine.periodic import DRIFT, start_drift_sweep
+    from bot.engine.runner import QUEUE_NAME
+
+    queue = Queue(QUEUE_NAME, connection=redis_engine.redis, serializer=JSONSerializer)
+    assert start_drift_sweep(queue, ServerConfig()) is None  # nothing deployed: no job (workers start quietly)
+    redis_engine.store.set_product("urn:dmb:dp:a:b:1", "qa", deployed={"descriptor": {}}, status="DEPLOYED")
+    off = ServerConfig(environments={"qa": {"drift_interval_seconds": 0}, "production": None})
+    assert start_drift_sweep(queue, off) is None  # deployed only where drift is off
+    started = start_drift_sweep(queue, ServerConfig())
+    assert started is not None and queue.job_ids == [started]
+    redis_engine.redis.delete(f"meshbot:periodic:{DRIFT}:started")
+    redis_engine.redis.set(f"meshbot:periodic:{DRIFT}:next", "scheduled-round")
+    assert start_drift_sweep(queue, ServerConfig()) is None  # a round is scheduled already
