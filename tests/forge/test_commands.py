@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.forge.commands import MAX_COMMANDS, Deploy, Help, Import, Malformed, Typo, Undeploy, read_commands
+from bot.forge.commands import Rollback as RollbackCommand
 
 
 @pytest.mark.parametrize(("body", "expected"), [
@@ -85,3 +86,32 @@ def test_at_most_ten_commands_per_comment():
 def test_an_overlong_line_is_refused():
     [reading] = read_commands("/import ledger " + "a=" + "x" * 2000)
     assert isinstance(reading, Malformed) and "longer than 1000" in reading.problem
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("/deploy production --prune", Deploy("production", line=1, prune=True)),
+    ("/deploy qa --component ledger --component=daily-cashflow --dry-run",
+     Deploy("qa", dry_run=True, line=1, components=("ledger", "daily-cashflow"))),
+    ("/deploy --component ledger --component ledger", Deploy(None, line=1, components=("ledger",))),
+    ("/rollback production", RollbackCommand("production", None, 1)),
+    ("/rollback production v1.4.2", RollbackCommand("production", "1.4.2", 1)),
+    ("/rollback qa 2.0.0-rc.1", RollbackCommand("qa", "2.0.0-rc.1", 1)),
+])
+def test_deploy_options_and_rollback(body, expected):
+    assert read_commands(body) == [expected]
+
+
+@pytest.mark.parametrize(("body", "word", "problem"), [
+    ("/deploy qa --component", "deploy", "--component needs a component name or id"),
+    ("/deploy qa --component --prune", "deploy", "--component needs a component name or id"),
+    ("/deploy qa --prune --component x", "deploy",
+     "--prune and --component do not go together: a deploy of single components never removes any"),
+    ("/rollback", "rollback", "name the environment"),
+    ("/rollback qa 1.0.0 2.0.0", "rollback", "name the environment, and at most one version"),
+    ("/rollback qa latest", "rollback", "'latest' is not a version (like 1.4.2)"),
+    ("/rollback qa --force", "rollback", "unknown option --force"),
+])
+def test_deploy_options_and_rollback_written_wrong(body, word, problem):
+    [reading] = read_commands(body)
+    assert isinstance(reading, Malformed) and (reading.word, reading.problem) == (word, problem)
+    assert reading.usage.startswith(f"/{word} ")
