@@ -16,7 +16,7 @@ def test_defaults_are_open_for_development_and_strict_for_production():
     assert rules_for("development", None) == EnvironmentRules("development", Permission.WRITE, Permission.ADMIN,
                                                               True, False)
     assert rules_for("production", {}) == EnvironmentRules("production", Permission.MAINTAIN, Permission.ADMIN,
-                                                           False, True)
+                                                           False, True, prune="confirm")
     assert rules_for("PROD", {"merge_request_deploys": True}).merge_request_deploys is True
     # undeploy never needs less than deploy
     assert rules_for("qa", {"deploy_permission": "admin"}).undeploy_permission is Permission.ADMIN
