@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     from bot.cli.config import register as register_config_commands
     from bot.cli.deploy import register as register_deploy_commands
     from bot.cli.diff import register as register_diff_command
+    from bot.cli.drift import register as register_drift_command
     from bot.cli.rollback import register as register_rollback_command
     from bot.cli.serve import register as register_serve_command
     from bot.cli.usecases import register as register_usecase_commands
@@ -108,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     register_serve_command(commands)
     register_config_commands(commands)
     register_diff_command(commands)
+    register_drift_command(commands)
     return parser
 
 

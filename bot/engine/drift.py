@@ -148,6 +148,8 @@ class DriftReport:
         """One line: how many components drifted, are in sync, not checkable, could not be checked."""
         counts = [(len(self.of(state)), str(state)) for state in ComponentState]
         text = ", ".join(f"{count} {label}" for count, label in counts if count) or "no components"
+        if self.status is DriftStatus.IN_SYNC and self.components and not self.of(ComponentState.IN_SYNC):
+            return f"nothing checkable: {text}"  # no drift found, and none looked for
         return f"{self.status}: {text}"
 
     def as_json(self) -> dict[str, Any]:
