@@ -1,5 +1,6 @@
-"""Drift end to end on GitHub: `/deploy` to the reference SQLite adapter, a column added to the deployed view by
-hand, and the drift sweep's rounds (real RQ workers) opening, editing in place and closing one issue."""
+"""Drift end to end on GitHub and GitLab: `/deploy` to the reference SQLite adapter, a column added to the
+deployed view by hand, and the drift sweep's rounds (real RQ workers) opening, editing in place and closing one
+issue."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -16,6 +18,7 @@ from bot.engine.periodic import DRIFT_JOB
 from bot.engine.runner import QUEUE_NAME
 from bot.forge.drift_issue import marker
 from tests.cli.test_deploy import adapters_config
+from tests.deploy_harness import Start
 from tests.e2e.test_commands_github import replies, say
 from tests.e2e.test_github import PROJECT, Bot, BotFactory, bot, github  # noqa: F401  (fixtures)
 from tests.servers.reference_adapter import running_adapter
@@ -31,16 +34,16 @@ def issues(meshbot: Bot) -> list[dict[str, Any]]:
         return [dict(issue) for issue in meshbot.repository.issues.values()]
 
 
-def sweep(meshbot: Bot, until: Any, what: str) -> Any:
+def sweep(meshbot: Any, until: Any, what: str) -> Any:
     """Run one sweep round as the schedule would, and wait until its check has made until() hold."""
-    checked = load_report(meshbot.engine.redis, PRODUCT, "development")
+    connection = meshbot.engine.redis
+    checked = load_report(connection, PRODUCT, "development")
     time.sleep(1.1)  # the environment's drift interval (1 s) since the last check: due again
-    Queue(QUEUE_NAME, connection=meshbot.engine.redis, serializer=JSONSerializer).enqueue(DRIFT_JOB)
+    Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer).enqueue(DRIFT_JOB)
 
     def done() -> Any:
-        latest = load_report(meshbot.engine.redis, PRODUCT, "development")
-        if latest is None or latest == checked or meshbot.engine.redis.exists(
-                f"meshbot:drift-pending:{PRODUCT}:development"):
+        latest = load_report(connection, PRODUCT, "development")
+        if latest is None or latest == checked or connection.exists(f"meshbot:drift-pending:{PRODUCT}:development"):
             return None
         return until()
 
@@ -104,3 +107,40 @@ def test_a_column_added_by_hand_opens_one_issue_edited_in_place_and_closed_once_
     assert comment.startswith("✅ The drift of `urn:dmb:dp:finance:cashflow:1` in `development` is gone")
     failed = [job for job, status in meshbot.engine.jobs().items() if status == "failed"]
     assert failed == [], meshbot.diagnosis()
+
+
+def test_on_gitlab_the_issue_is_opened_and_closed_and_a_person_issue_left_alone(
+        start: Start, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.e2e.test_commands_gitlab import replies as notes
+    from tests.e2e.test_commands_gitlab import say as note
+    from tests.e2e.test_gitlab import gitlab_bot, open_merge_request
+    from tests.servers.gitlab import gitlab_server
+
+    database = tmp_path / "adapter.db"
+    with gitlab_server() as server, running_adapter(database) as adapter:
+        meshbot = gitlab_bot(server, start, monkeypatch, tmp_path, adapters_config(adapter.url, extra=ENVIRONMENTS))
+        project = meshbot.project
+        server.set_member(project, "dev", 30)  # Developer
+        people = server.open_issue(project, "meshbot: drift in development",
+                                   marker(PRODUCT, "development") + "\ncopied by a person", author="jane")
+        record = open_merge_request(meshbot)
+        note(meshbot, record, "/deploy development", "dev")
+        meshbot.until(lambda: any("**DEPLOYED**" in text for text in notes(meshbot, record)), "the deploy")
+
+        view(database, "currency")
+
+        def mine() -> list[Any]:
+            return [issue for issue in project.issues.values() if issue.author.username == server.bot.username]
+
+        [opened] = sweep(meshbot, mine, "the drift issue")
+        assert (opened.title, opened.state) == ("meshbot: drift in development", "opened")
+        assert "- column `currency` added \\(TEXT\\)" in opened.description
+        assert "comment `/import daily-cashflow` on a merge request" in opened.description
+
+        view(database)
+        sweep(meshbot, lambda: [issue for issue in mine() if issue.state == "closed"], "the issue closed")
+    assert [item.body for item in opened.notes if not item.system][0].startswith(
+        "✅ The drift of `urn:dmb:dp:finance:cashflow:1` in `development` is gone")
+    assert (people.state, people.description, people.notes) == (
+        "opened", marker(PRODUCT, "development") + "\ncopied by a person", [])
+    assert len(project.issues) == 2
