@@ -144,3 +144,43 @@ def test_on_gitlab_the_issue_is_opened_and_closed_and_a_person_issue_left_alone(
     assert (people.state, people.description, people.notes) == (
         "opened", marker(PRODUCT, "development") + "\ncopied by a person", [])
     assert len(project.issues) == 2
+
+
+def test_the_drift_issue_disappears_after_the_import_is_merged_and_deployed(
+        bot: BotFactory, tmp_path: Path) -> None:  # noqa: F811
+    """Issue 14's scenario: a column added by hand to a deployed view, imported, merged, deployed: no drift."""
+    database = tmp_path / "adapter.db"
+    with running_adapter(database) as adapter:
+        meshbot = bot(adapters_config(adapter.url, extra=ENVIRONMENTS))
+        meshbot.repository.set_permission("writer", "write")
+        number, _ = meshbot.open_pull_request("change", {"README.md": b"a change\n"})
+        say(meshbot, number, "/deploy development", "writer")
+        meshbot.until(lambda: any("**DEPLOYED**" in text for text in replies(meshbot, number)), "the deploy")
+
+        view(database, "currency")  # the view and its table gained a column
+        [opened] = sweep(meshbot, lambda: issues(meshbot), "the drift issue")
+        assert "#### `daily-cashflow` (outputport): drifted" in opened["body"]
+
+        # a person imports both drifted components, and merges the import pull requests into the branch
+        for component in ("ledger", "daily-cashflow"):
+            say(meshbot, number, f"/import {component}", "writer")
+            meshbot.until(lambda c=component: any(f"/import {c}" in text or (c in text and "opened" in text)
+                                                  for text in replies(meshbot, number)[1:]), f"import of {component}")
+        meshbot.until(lambda: len([p for p in meshbot.repository.pulls.values() if p["head"] != "change"]) == 2,
+                      "two import pull requests")
+        imported: dict[str, bytes] = {}
+        for pull in meshbot.repository.pulls.values():
+            if pull["head"] != "change":
+                files = meshbot.repository.files_at(pull["head"])
+                base = meshbot.repository.files_at("change")
+                imported |= {path: content for path, content in files.items() if base.get(path) != content}
+        assert set(imported) == {"components/ledger/catalog-info.yaml", "components/daily-cashflow/catalog-info.yaml"}
+        meshbot.repository.push("change", imported, message="Merge the imports")
+
+        say(meshbot, number, "/deploy development", "writer")  # the repository now says what the database holds
+        meshbot.until(lambda: sum("**DEPLOYED**" in text for text in replies(meshbot, number)) == 2, "the redeploy")
+        [closed] = sweep(meshbot, lambda: [issue for issue in issues(meshbot) if issue["state"] == "closed"],
+                         "the issue closed")
+    assert closed["number"] == opened["number"] and len(issues(meshbot)) == 1
+    report = load_report(meshbot.engine.redis, PRODUCT, "development")
+    assert report is not None and str(report.status) == "in sync", report
