@@ -10,6 +10,7 @@ request's content.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,9 @@ from bot.forge.merge_request_deploy import run_deploy_command
 from bot.forge.rights import ROLE_NAMES, Requester, refusal
 from bot.forge.rollback_command import run_rollback_command
 from policies.report import code_span, escape_markdown
-from vcs.base import MergeRequest, Repository
+from vcs.base import ForgeError, MergeRequest, Repository
+
+log = logging.getLogger("meshbot.commands")
 
 REPLY_MARKER = "<!-- meshbot:command -->"
 DESCRIPTIONS = {
@@ -68,7 +71,7 @@ def run_comment(repository: Repository, config: ServerConfig, forge: str, number
     readings = read_commands(body)
     if not readings:
         return []
-    repository.add_reaction(number, comment_id, "eyes")
+    _acknowledge(repository, number, comment_id)
     request = repository.merge_request(number)
     requester = Requester(author, repository.permission(author), request.from_fork,
                           approved=_needs_approval(readings, config) and repository.approved(number))
@@ -101,6 +104,15 @@ def run_comment(repository: Repository, config: ServerConfig, forge: str, number
             repository.create_comment(number, f"{REPLY_MARKER}\n{text}")
         replies.append(text)
     return replies
+
+
+def _acknowledge(repository: Repository, number: int, comment_id: str) -> None:
+    """React `eyes` to the comment; a forge that refuses (403, 500) is logged: the commands run all the same."""
+    try:
+        repository.add_reaction(number, comment_id, "eyes")
+    except ForgeError as error:
+        log.warning("could not acknowledge comment %s on merge request %s with `eyes` (%s); running its commands "
+                    "anyway", comment_id, number, error.message)
 
 
 def reply_to(reading: Command | Malformed | Typo, config: ServerConfig, context: Context) -> str | None:

@@ -6,7 +6,7 @@ import pytest
 
 from bot.config import ServerConfig
 from bot.forge.comment_commands import REPLY_MARKER, run_comment
-from vcs.base import Permission
+from vcs.base import ForgeError, Permission
 from vcs.memory import MemoryForge, MemoryRepository
 from vcs.reader import RevisionReader
 
@@ -198,3 +198,24 @@ def test_deploy_is_governed_against_what_is_deployed_in_its_environment(redis_en
 
     assert "no-breaking-changes" in reply and "net\\_amount" in reply, reply
     assert redis_engine.store.history(deployed.id, "development") == []  # nothing was deployed
+
+
+class _NoReactions(MemoryRepository):
+    """A repository whose forge refuses reactions (a token without the reactions scope: 403; or a 500)."""
+
+    def add_reaction(self, number: int, comment_id: str, reaction: str) -> None:
+        raise ForgeError(f"reacting to comment {comment_id} on #{number}: HTTP 500", status=500)
+
+
+def test_a_failed_reaction_is_logged_and_never_stops_the_commands(caplog):
+    repository = _NoReactions("acme/cashflow", {"catalog-info.yaml": b"kind: System\n"})
+    repository.create_branch("change", repository.branch_head("main"))
+    repository.add_merge_request("change")
+    repository.permissions["writer"] = Permission.WRITE
+    with caplog.at_level("WARNING", logger="meshbot.commands"):
+        answered = run_comment(repository, CONFIG, "github", 1, "c1", "/help\n/deplyo staging", "writer")
+    assert len(answered) == 2 and answered[0].startswith("**meshbot commands**")
+    assert [reply[:20] for reply in replies(repository)] == [text[:20] for text in answered]
+    [record] = caplog.records
+    assert record.getMessage() == ("could not acknowledge comment c1 on merge request 1 with `eyes` "
+                                   "(reacting to comment c1 on #1: HTTP 500); running its commands anyway")
