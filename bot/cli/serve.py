@@ -10,9 +10,11 @@ never depends on them.
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -54,6 +56,10 @@ def _serve_command(arguments: argparse.Namespace) -> int:
         for error in invalid.errors:
             print(f"meshbot serve: {error}", file=sys.stderr)
         return EXIT_INPUT
+    problem = port_problem(arguments.host, arguments.port)
+    if problem:
+        print(f"meshbot: {problem}", file=sys.stderr)
+        return EXIT_INPUT
     if path:
         os.environ[CONFIG_ENVIRONMENT_VARIABLE] = os.path.abspath(path)  # web and RQ workers read the same file
     try:
@@ -78,6 +84,27 @@ def _serve_command(arguments: argparse.Namespace) -> int:
     finally:
         workers.stop()
     return 0
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why gunicorn could not listen on host:port (in use, no such address), or None; checked by binding it once."""
+    if not 0 < port < 65536:
+        return f"--port {port} is not a TCP port (1-65535)"
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as error:
+        return f"cannot listen on {host}:{port}: {error}"
+    family, kind, protocol, _, address = addresses[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: a TIME_WAIT port is free
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return (f"port {port} on {host} is in use (another meshbot serve, or another service): stop it, "
+                        "or choose another port with --port")
+            return f"cannot listen on {host}:{port}: {error.strerror or error}"
+    return None
 
 
 def _banner(base: str, redis_url: str, embedded: bool, workers: int, generated: tuple[str, bool] | None) -> str:

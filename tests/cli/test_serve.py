@@ -197,6 +197,23 @@ def test_a_broken_configuration_stops_at_start_with_the_place(home, tmp_path):
     assert f"{config}:2:8: releases.tag: 'release' must contain {{version}} once" in result.stderr
 
 
+@pytest.mark.parametrize("listening", [True, False], ids=["listening", "bound"])
+def test_a_busy_port_is_refused_before_the_banner_redis_and_workers(home, listening):
+    environment = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "MESHBOT_CONFIG")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        if listening:
+            taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--workers", "1"],
+                                cwd=ROOT, env={**environment, "MESHBOT_HOME": str(home)}, capture_output=True,
+                                text=True, timeout=30)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"meshbot: port {port} on 127.0.0.1 is in use (another meshbot serve, or another "
+                             "service): stop it, or choose another port with --port\n")
+    assert not (home / "redis").exists() and not (home / "logs").exists()  # no Redis, no workers started
+
+
 def test_the_web_application_is_loaded_with_its_startup_objects_frozen():
     """Frozen objects are never walked by the garbage collector: no long pause in the middle of a request."""
     gc.unfreeze()
