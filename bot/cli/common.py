@@ -5,9 +5,11 @@ The command modules import this, never each other (the import contracts in pypro
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,6 +20,8 @@ from bot.descriptor.model import Descriptor
 from policies.report import CheckReport
 
 EXIT_OK, EXIT_BLOCKED, EXIT_INPUT = 0, 1, 2
+# While a `--format json` command runs (main() sets it): where print_errors keeps its errors (files as shown).
+_json_errors: list[InputError] | None = None
 
 
 def assemble_folder(path: str, environment: str) -> Descriptor:
@@ -57,12 +61,45 @@ def display_file(root: str | None) -> Callable[[str], str]:
 
 
 def print_errors(errors: list[InputError], root: str | None) -> None:
-    """Each error on stderr as file:line:col: message, files shown relative to where the user stands."""
+    """Each error on stderr as file:line:col: message, files shown relative to where the user stands.
+
+    Under `--format json` (errors_as_json) they are kept for the command's JSON document instead.
+    """
     show = display_file(root)
     for error in errors:
         position = error.position
+        if _json_errors is not None:
+            _json_errors.append(InputError(error.message, position and position._replace(file=show(position.file))))
+            continue
         if position is None:
             print(f"meshbot: {error.message}", file=sys.stderr)
             continue
         shown = SourcePosition(show(position.file), position.line, position.column)
         print(f"{shown}: {error.message}", file=sys.stderr)
+
+
+def print_error(message: str) -> None:
+    """One input error without a place: `meshbot: message` on stderr (or kept for the JSON document)."""
+    print_errors([InputError(message)], None)
+
+
+@contextmanager
+def errors_as_json(enabled: bool) -> Iterator[list[InputError]]:
+    """While enabled, print_errors keeps errors in the list this yields (for errors_document) instead of printing."""
+    global _json_errors
+    outer = _json_errors
+    kept: list[InputError] | None = [] if enabled else None
+    _json_errors = kept
+    try:
+        yield kept if kept is not None else []
+    finally:
+        _json_errors = outer
+
+
+def errors_document(errors: list[InputError]) -> str:
+    """The JSON document of a command's input errors: `{"errors": [{message, file, line, column}]}`."""
+    def entry(error: InputError) -> dict[str, Any]:
+        file, line, column = error.position or (None, None, None)
+        return {"message": error.message, "file": file, "line": line, "column": column}
+
+    return json.dumps({"errors": [entry(error) for error in errors]}, indent=2, ensure_ascii=False) + "\n"

@@ -114,7 +114,10 @@ def _config(arguments: argparse.Namespace) -> ServerConfig | None:
 
 
 def _error(message: str) -> int:
-    print(f"meshbot: {message}", file=sys.stderr)
+    """An input error (stderr, or the `--format json` document); the exit code."""
+    from bot.cli.common import print_error
+
+    print_error(message)
     return EXIT_INPUT
 
 
@@ -224,8 +227,8 @@ def _undeploy_command(arguments: argparse.Namespace) -> int:
             _say_nothing_deployed(arguments.format, data_product, arguments.env)
             return EXIT_OK
         if requested.unresolved:
-            print(f"meshbot: cannot undeploy {data_product} from {arguments.env}: the descriptor of deployment "
-                  f"{requested.target.deployment} has tasks no configured tech adapter serves", file=sys.stderr)
+            _error(f"cannot undeploy {data_product} from {arguments.env}: the descriptor of deployment "
+                   f"{requested.target.deployment} has tasks no configured tech adapter serves")
             print_errors(list(requested.unresolved), None)
             return EXIT_INPUT
         return _Started(requested.deployment_id, requested.ahead, requested.target.version,
@@ -363,8 +366,7 @@ def _run(arguments: argparse.Namespace, config: ServerConfig, data_product: str,
 def _redis_error(url: str, error: Exception) -> int:
     from bot.engine.local_workers import shown_url
 
-    print(f"meshbot: cannot use Redis at {shown_url(url)}: {error}", file=sys.stderr)
-    return EXIT_INPUT
+    return _error(f"cannot use Redis at {shown_url(url)}: {error}")
 
 
 def _say(out: Any, line: str) -> None:

@@ -69,5 +69,8 @@ def _drift_command(arguments: argparse.Namespace) -> int:
 
 
 def _error(message: str) -> int:
-    print(f"meshbot: {message}", file=sys.stderr)
+    """An input error (stderr, or the `--format json` document); the exit code."""
+    from bot.cli.common import print_error
+
+    print_error(message)
     return EXIT_INPUT

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from bot import __version__
 from bot.cli.common import (
@@ -17,6 +17,8 @@ from bot.cli.common import (
     EXIT_OK,
     assemble_folder,
     display_file,
+    errors_as_json,
+    errors_document,
     print_errors,
     run_policies,
     use_color,
@@ -34,12 +36,32 @@ EXAMPLE_DATA_PRODUCT = Path(__file__).resolve().parents[2] / "examples" / "finan
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one meshbot command; the return value is the process exit code."""
+    """Run one meshbot command; the return value is the process exit code.
+
+    Under `--format json`, input errors (exit 2) are one JSON document on stdout: `{"errors": [...]}`.
+    """
     parser = _parser()
-    arguments = parser.parse_args(argv)
+    try:
+        arguments = parser.parse_args(argv)
+    except _UsageError as usage:
+        if not _asks_for_json(sys.argv[1:] if argv is None else argv):
+            argparse.ArgumentParser.error(usage.parser, usage.message)  # exits 2, as argparse does
+        usage.parser.print_usage(sys.stderr)
+        sys.stdout.write(errors_document([InputError(usage.message)]))
+        return EXIT_INPUT
     if not hasattr(arguments, "handler"):
         parser.print_help(sys.stderr)
         return EXIT_INPUT
+    with errors_as_json(getattr(arguments, "format", None) == "json") as errors:
+        code = _handle(arguments)
+    if errors and code == EXIT_INPUT:
+        sys.stdout.write(errors_document(errors))
+    elif errors:  # an error beside an outcome that has its own document: never lost
+        print_errors(errors, None)
+    return code
+
+
+def _handle(arguments: argparse.Namespace) -> int:
     try:
         return int(arguments.handler(arguments))
     except InputErrors as invalid:
@@ -51,8 +73,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+class _UsageError(Exception):
+    """A command line argparse refuses, raised so that main() answers it in the format asked for."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser, self.message = parser, message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser (its subcommands' parsers are of this class too) whose usage errors are raised."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise the usage error for main()."""
+        raise _UsageError(self, message)
+
+
+def _asks_for_json(argv: Sequence[str]) -> bool:
+    """Whether a command line argparse refused asked for `--format json`."""
+    return "--format=json" in argv or any(first == "--format" and second == "json"
+                                          for first, second in zip(argv, argv[1:], strict=False))
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="meshbot",
         description="GitOps bot for data-mesh platforms: assemble data product descriptors, "
         "check governance policies, plan deployments.",

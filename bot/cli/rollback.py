@@ -18,6 +18,7 @@ from bot.cli.deploy import (
     EXIT_INPUT,
     _add_config,
     _config_for_environment,
+    _error,
     _positive,
     _run,
     _Started,
@@ -67,8 +68,7 @@ def _rollback_command(arguments: argparse.Namespace) -> int:
     if isinstance(config, int):
         return config
     if not arguments.data_product.startswith("urn:"):
-        print(f"meshbot: '{arguments.data_product}' is not a data product id (urn:...)", file=sys.stderr)
-        return EXIT_INPUT
+        return _error(f"'{arguments.data_product}' is not a data product id (urn:...)")
     policies = load_policies(config.policy_folders)  # InputErrors: printed by main, exit 2
     registry = AdapterRegistry(config.adapters)
     environment = arguments.env
@@ -92,9 +92,8 @@ def _rollback_command(arguments: argparse.Namespace) -> int:
         requested = request_rollback(connection, choice, registry, rollback_started_by(choice.version),
                                      scope=scope, marketplace=config.marketplace, history=config.history)
         if requested.unresolved:
-            print(f"meshbot: cannot roll back {arguments.data_product} in {environment} to {choice.version}: the "
-                  f"descriptor of deployment {choice.target.id} has tasks no configured tech adapter serves",
-                  file=sys.stderr)
+            _error(f"cannot roll back {arguments.data_product} in {environment} to {choice.version}: the "
+                   f"descriptor of deployment {choice.target.id} has tasks no configured tech adapter serves")
             print_errors(list(requested.unresolved), None)
             return EXIT_INPUT
         return _Started(requested.deployment_id, requested.ahead, choice.version,
