@@ -22,6 +22,7 @@ from adapters.model import AdapterResult, JsonBody, Outcome, Request, ReversePro
 
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
 NO_REVERSE_PROVISIONING = frozenset({404, 405, 501})  # answers of an adapter without reverse provisioning
+USUAL_PREFIX = "/datamesh.specificprovisioner"
 EXCERPT_LENGTH = 200
 MAX_ANSWER_BYTES = 64 * 1024 * 1024  # of one answer's body, decoded: past it the call fails, the rest unread
 _READ_CHUNK = 256 * 1024
@@ -99,11 +100,12 @@ class TechAdapterClient:
             elif response.status_code == 200:
                 body = _json_object(response, path)
             elif response.status_code in NO_REVERSE_PROVISIONING:
-                failed = _error_from(response, path)
-                return ReverseProvisioningResult(outcome=Outcome.FAILED, message=failed.message,
-                                                 details=failed.details, unsupported=True)
+                return ReverseProvisioningResult(
+                    outcome=Outcome.FAILED, unsupported=True,
+                    message=f"the tech adapter at {self.base_url} does not implement reverse provisioning ({path} "
+                            f"answered HTTP {response.status_code})")
             else:
-                raise _error_from(response, path)
+                raise self._error_from(response, path)
             return _reverse_result_from(body, response.status_code)
         except _Failed as failed:
             return ReverseProvisioningResult(outcome=Outcome.FAILED, message=failed.message, details=failed.details)
@@ -121,24 +123,31 @@ class TechAdapterClient:
             return _unreachable_validation(failed)
         except Exception as unexpected:  # the contract: nothing raises to the caller
             return ValidationOutcome(valid=False, message=f"validation could not run: {unexpected!r}",
-                                     reachable=False)
+                                     reachable=False, failed=True)
 
     def _validate_v1(self, request: Request, deadline: float) -> ValidationOutcome:
         response = self._post("/v1/validate", request, deadline, safe_to_repeat=True)  # a check changes nothing
         if response.status_code == 200:
             return _validation_from(_json_object(response, "/v1/validate"))
-        raise _error_from(response, "/v1/validate")
+        refusal = _refusal(response)
+        if refusal is not None:
+            return refusal
+        raise self._error_from(response, "/v1/validate")
 
     def _validate_v2(self, request: Request, deadline: float) -> ValidationOutcome:
         response = self._post("/v2/validate", request, deadline, safe_to_repeat=True)
         if response.status_code == 200:
             return _validation_from(_json_object(response, "/v2/validate"))
         if response.status_code != 202:
-            raise _error_from(response, "/v2/validate")
+            refusal = _refusal(response)
+            if refusal is not None:
+                return refusal
+            raise self._error_from(response, "/v2/validate")
         token = _token(response, "/v2/validate")
         status = self._poll(f"/v2/validate/{quote(token, safe='')}/status", deadline, token)
         if status.get("status") == "FAILED":
-            return ValidationOutcome(valid=False, message="the adapter's validation task FAILED")
+            return ValidationOutcome(valid=False, message="the adapter's validation task FAILED", failed=True,
+                                     http_status=200)
         # 2.2.0 puts the result in info.publicInfo; older adapters in result.
         info = status.get("info")
         result = info.get("publicInfo") if isinstance(info, dict) else status.get("result")
@@ -160,7 +169,7 @@ class TechAdapterClient:
                     raise _Failed(f"{path} answered 200 with status RUNNING but gave no token to poll",
                                   http_status=200)
                 return _provisioning_result(status, 200)
-            raise _error_from(response, path)
+            raise self._error_from(response, path)
         except _Failed as failed:
             return AdapterResult(outcome=Outcome.FAILED, message=failed.message, details=failed.details,
                                  http_status=failed.http_status)
@@ -236,7 +245,7 @@ class TechAdapterClient:
                 elif response.status_code in RETRYABLE_STATUSES:
                     last_problem = f"last poll answered HTTP {response.status_code}"
                 else:
-                    raise _error_from(response, path)
+                    raise self._error_from(response, path)
             self._sleep(min(interval, max(0.0, deadline - self._clock())))
             interval = min(interval * 1.5, self.poll_max_interval)
 
@@ -253,6 +262,15 @@ class TechAdapterClient:
 
     def _can_wait(self, deadline: float, seconds: float) -> bool:
         return self._clock() + seconds < deadline
+
+    def _error_from(self, response: requests.Response, path: str) -> _Failed:
+        """The failure a non-success answer means; a 404 names the full URL and, without the usual prefix, hints."""
+        if response.status_code != 404:
+            return _error_from(response, path)
+        url = self.base_url + path
+        hint = (f"is the URL right? adapters usually serve under {USUAL_PREFIX}"
+                if not self.base_url.endswith(USUAL_PREFIX) else "the adapter does not serve this path")
+        return _Failed(f"{url} answered HTTP 404 ({hint}): {_excerpt(response.text)}", http_status=404)
 
 
 def _session_for(base_url: str, ca_bundle: str | None = None) -> requests.Session:
@@ -383,8 +401,48 @@ def _error_from(response: requests.Response, path: str) -> _Failed:
         message = _user_message(body, "system error")
         return _Failed(f"the tech adapter reported a system error: {message}", http_status=500,
                        details=_error_details(body))
-    hint = " (is the URL right? adapters usually serve under /datamesh.specificprovisioner)" if status == 404 else ""
-    return _Failed(f"{path} answered HTTP {status}{hint}: {_excerpt(response.text)}", http_status=status)
+    fields = _request_errors(body) if status == 422 else []
+    if fields:
+        return _Failed(f"the tech adapter rejected meshbot's request itself ({path} answered HTTP 422: meshbot and "
+                       f"the adapter disagree on the Tech Adapter API): {'; '.join(fields)}", http_status=422,
+                       details=[f"field: {field}" for field in fields])
+    return _Failed(f"{path} answered HTTP {status}: {_excerpt(response.text)}", http_status=status)
+
+
+def _request_errors(body: Any) -> list[str]:
+    """FastAPI's 422 `{"detail": [{"loc": [...], "msg": ..., "type": ...}]}` as `body -> descriptor: msg` lines."""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, str) and detail.strip():
+        return [" ".join(detail.split())]
+    if not isinstance(detail, list):
+        return []
+    fields = []
+    for item in detail:
+        if not isinstance(item, dict):
+            continue
+        loc = item.get("loc")
+        where = " -> ".join(str(part) for part in loc) if isinstance(loc, list) else ""
+        message = " ".join(str(item.get("msg") or item.get("type") or "invalid").split())
+        fields.append(f"{where}: {message}" if where else message)
+    return fields
+
+
+def _refusal(response: requests.Response) -> ValidationOutcome | None:
+    """A validate answered 400 with errors (RequestValidationError, or the scaffold's ValidationError): a no."""
+    if response.status_code != 400:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    errors = [error for error in _strings(body.get("errors")) if error.strip()]
+    if not errors and isinstance(body.get("userMessage"), str) and body["userMessage"].strip():
+        errors = [body["userMessage"].strip()]
+    if not errors:
+        return None
+    return ValidationOutcome(valid=False, errors=errors, message="; ".join(errors), http_status=400)
 
 
 def _user_message(body: dict[str, Any], fallback: str) -> str:
@@ -458,7 +516,7 @@ def _validation_from(body: dict[str, Any]) -> ValidationOutcome:
 
 def _unreachable_validation(failed: _Failed) -> ValidationOutcome:
     return ValidationOutcome(valid=False, errors=failed.details, message=failed.message,
-                             reachable=failed.http_status is not None)
+                             reachable=failed.http_status is not None, failed=True, http_status=failed.http_status)
 
 
 def _reverse_result_from(body: dict[str, Any], http_status: int) -> ReverseProvisioningResult:

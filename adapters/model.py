@@ -61,12 +61,23 @@ class AdapterResult:
 
 @dataclass(slots=True)
 class ValidationOutcome:
-    """What an adapter's validate said; valid is False too when validation could not run at all."""
+    """What an adapter's validate said: valid, refused (its errors), or failed (it could not validate at all).
+
+    failed covers every answer that is not a verdict: no connection, a timeout, HTTP 5xx, 404, 422, a malformed
+    body; reachable is False only when no answer came at all. valid is False whenever the answer is not yes.
+    """
 
     valid: bool
     errors: list[str] = field(default_factory=list)
     message: str = ""
     reachable: bool = True
+    failed: bool = False
+    http_status: int | None = None
+
+    @property
+    def refused(self) -> bool:
+        """The adapter answered with a verdict, and it was no (valid: false, or HTTP 400 with errors)."""
+        return not self.valid and not self.failed
 
 
 @dataclass(slots=True)

@@ -40,6 +40,7 @@ class DeploymentState(StrEnum):
     VALIDATING = "VALIDATING"
     IN_PROGRESS = "IN_PROGRESS"
     REFUSED = "REFUSED"  # an adapter's validate said no: nothing was provisioned
+    FAILED = "FAILED"  # could not validate (an adapter unreachable, 5xx, a malformed answer): nothing was provisioned
     DEPLOYED = "DEPLOYED"
     NOT_DEPLOYED = "NOT_DEPLOYED"  # an undeploy that completed
     PARTIALLY_DEPLOYED = "PARTIALLY_DEPLOYED"

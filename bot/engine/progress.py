@@ -67,7 +67,8 @@ def follow(
             if phase is not DeploymentState.QUEUED and "validating" not in announced:
                 announced.add("validating")
                 _write(out, "validating the descriptor with the tech adapters …")
-            if phase not in (DeploymentState.QUEUED, DeploymentState.VALIDATING, DeploymentState.REFUSED) \
+            if phase not in (DeploymentState.QUEUED, DeploymentState.VALIDATING, DeploymentState.REFUSED,
+                             DeploymentState.FAILED) \
                     and "validated" not in announced:
                 announced.add("validated")
                 _write(out, f"validated; running {len(tasks)} task(s)")

@@ -88,8 +88,8 @@ def repair(connection: redis.Redis, deployment: Deployment, grace: float = GRACE
         enqueue_tasks(connection, deployment)
     elif needed is Repair.REFUSE:
         end_refused(connection, deployment.id,
-                    "validation did not complete (its job failed and its failure was not recorded); "
-                    "nothing was provisioned")
+                    "could not validate: the validation job failed and its failure was not recorded; "
+                    "nothing was provisioned", DeploymentState.FAILED)
     elif needed is Repair.CORRUPT:
         end_corrupt(connection, deployment.id,
                     "the final step failed and its failure was not recorded; what the tasks left behind is unknown")

@@ -21,7 +21,8 @@ from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
 from adapters.client import TechAdapterClient
-from adapters.model import AdapterResult, Request
+from adapters.error_paths import LocatedError, locate
+from adapters.model import AdapterResult, Request, ValidationOutcome
 from adapters.payloads import ComponentRequests, data_product_request
 from adapters.registry import AdapterTarget
 from bot.descriptor.model import Descriptor
@@ -265,12 +266,12 @@ def prepare(deployment_id: str) -> str:
         if _reconcile(store, deployment):
             store.replan(deployment)
         prepared = _PREPARED[deployment_id] = _Prepared(deployment, prepared.descriptor_yaml)
-    problems = _validation_problems(prepared)
-    if problems:
-        store.set_state(deployment_id, DeploymentState.REFUSED,
-                        "the tech adapters refused the descriptor; nothing was provisioned: " + "; ".join(problems))
+    refusals, failures = _validation_problems(prepared)
+    if refusals or failures:
+        state, message = validation_end(refusals, failures)
+        store.set_state(deployment_id, state, message)
         _release(connection, deployment)
-        return "refused"
+        return "refused" if state is DeploymentState.REFUSED else "not validated"
     store.save_descriptor_yaml(deployment_id, _descriptor_text(prepared))
     store.set_state(deployment_id, DeploymentState.IN_PROGRESS)
     store.set_product(deployment.data_product, deployment.environment, status="IN_PROGRESS",
@@ -298,23 +299,55 @@ def _undeploy_target_changed(store: Store, deployment: Deployment) -> str | None
     return None
 
 
-def _validation_problems(prepared: _Prepared) -> list[str]:
-    if prepared.deployment.operation is Operation.UNDEPLOY:
-        return []  # what exists must be removable even if today's adapter would refuse to create it
-    to_validate = [(task, _request(prepared, task)) for task in prepared.deployment.tasks
+def _validation_problems(prepared: _Prepared) -> tuple[list[LocatedError], list[LocatedError]]:
+    """What the adapters refused (each error under the task it names) and which adapters failed to validate."""
+    deployment = prepared.deployment
+    if deployment.operation is Operation.UNDEPLOY:
+        return [], []  # what exists must be removable even if today's adapter would refuse to create it
+    to_validate = [(task, _request(prepared, task)) for task in deployment.tasks
                    if task.adapter_url and not task.removal]
 
-    def validate(item: tuple[PlannedTask, Request]) -> str | None:
+    def validate(item: tuple[PlannedTask, Request]) -> tuple[PlannedTask, ValidationOutcome]:
         task, request = item
         client = TechAdapterClient(task.adapter_url or "", timeout=task.adapter_timeout,
                                    ca_bundle=task.adapter_ca_bundle)
-        outcome = client.validate(request)
-        if outcome.valid:
-            return None
-        return f"{task.id}: {outcome.message}"
+        return task, client.validate(request)
 
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(to_validate)))) as pool:
-        return [problem for problem in pool.map(validate, to_validate) if problem]
+        outcomes = list(pool.map(validate, to_validate))
+    descriptor = Descriptor(deployment.descriptor, deployment.environment)
+    task_ids = [task.id for task in deployment.tasks]
+    refusals: list[LocatedError] = []
+    failures = [LocatedError(task.id, outcome.message) for task, outcome in outcomes if outcome.failed]
+    for task, outcome in outcomes:
+        if outcome.refused:
+            refusals.extend(locate(descriptor, task.id, outcome.errors or [outcome.message], task_ids))
+    order = {task_id: index for index, task_id in enumerate(task_ids)}
+    refusals.sort(key=lambda error: order.get(error.task, len(order)))  # stable: each adapter's order kept
+    return refusals, failures
+
+
+def validation_end(refusals: list[LocatedError], failures: list[LocatedError]) -> tuple[DeploymentState, str]:
+    """How a deployment whose validation found problems ends: REFUSED when an adapter said no, else FAILED.
+
+    The message's first line says what happened; each problem follows on its own `- task: error` line (an
+    error's own further lines indented under it).
+    """
+    lines = []
+    if refusals:
+        lines.append("the tech adapters refused the descriptor; nothing was provisioned:")
+        lines += [_problem_line(error.task, error.message) for error in refusals]
+        if failures:
+            lines.append("and these tech adapters could not validate:")
+    else:
+        lines.append("could not validate: a tech adapter failed; nothing was provisioned:")
+    lines += [_problem_line(error.task, error.message) for error in failures]
+    return (DeploymentState.REFUSED if refusals else DeploymentState.FAILED), "\n".join(lines)
+
+
+def _problem_line(task: str, message: str) -> str:
+    first, *rest = message.strip().splitlines() or [""]
+    return "\n".join([f"- {task}: {first}", *(f"    {line}" for line in rest if line.strip())])
 
 
 def enqueue_tasks(connection: redis.Redis, deployment: Deployment) -> None:
@@ -655,16 +688,19 @@ def on_prepare_failure(job: Job, connection: redis.Redis, exc_type: Any, value: 
     """The validation job crashed or died: end the deployment (nothing was provisioned) and free the lock."""
     if job.retries_left:
         return  # RQ runs it again: the deployment keeps its lock until then
-    end_refused(connection, job.args[0], f"validation could not run ({exc_type.__name__}); nothing was provisioned")
+    end_refused(connection, job.args[0], f"could not validate: the validation job failed ({exc_type.__name__}); "
+                                         "nothing was provisioned", DeploymentState.FAILED)
 
 
-def end_refused(connection: redis.Redis, deployment_id: str, message: str) -> None:
-    """End a deployment that provisioned nothing as REFUSED and free its lock (unless it has ended already)."""
+def end_refused(connection: redis.Redis, deployment_id: str, message: str,
+                state: DeploymentState = DeploymentState.REFUSED) -> None:
+    """End a deployment that provisioned nothing (REFUSED, or FAILED when validation could not run) and free its
+    lock (unless it has ended already)."""
     store = Store(connection)
     deployment = store.load(deployment_id)
     if deployment is None or deployment.state.finished:
         return
-    store.set_state(deployment.id, DeploymentState.REFUSED, message)
+    store.set_state(deployment.id, state, message)
     _release(connection, deployment)
 
 

@@ -90,7 +90,7 @@ def status_text(document: dict[str, Any], waiting: list[str]) -> str:
                      f"{deployment.get('state') or '(no longer recorded)'}, by {deployment.get('startedBy') or '?'}"
                      f", {when}")
         if deployment.get("message"):
-            lines.append(f"    {deployment['message']}")
+            lines.extend(f"    {line}" for line in str(deployment["message"]).splitlines())
     width = max((len(component["id"]) for component in document["components"]), default=0)
     for component in document["components"]:
         lines.append(f"  {component['id'].ljust(width)}  {component['status']:<12}  {component['message']}".rstrip())

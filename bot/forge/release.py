@@ -213,7 +213,9 @@ def _outcome(state: DeploymentState) -> tuple[CommitState, ForgeDeploymentState]
         return CommitState.SUCCESS, ForgeDeploymentState.SUCCESS
     if state is DeploymentState.REFUSED:
         return CommitState.FAILURE, ForgeDeploymentState.FAILURE
-    return CommitState.ERROR, ForgeDeploymentState.ERROR  # CORRUPT, PARTIALLY_DEPLOYED: someone must look
+    # FAILED (could not validate: an adapter failed, the descriptor was not judged), CORRUPT, PARTIALLY_DEPLOYED:
+    # not a verdict on the release but something someone must look at.
+    return CommitState.ERROR, ForgeDeploymentState.ERROR
 
 
 def _one_line(text: str) -> str:

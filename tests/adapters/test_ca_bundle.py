@@ -216,5 +216,5 @@ def test_a_deployment_s_workers_use_the_adapter_s_ca_bundle(adapter, start, trus
         assert deployment.state is DeploymentState.DEPLOYED, deployment.message
         assert sum(path.endswith("/v1/provision") for path in adapter.received) == 3
     else:
-        assert deployment.state is DeploymentState.REFUSED
+        assert deployment.state is DeploymentState.FAILED  # the adapter was never asked: not a refusal
         assert "certificate" in deployment.message and adapter.received == []

@@ -429,11 +429,13 @@ def test_500_system_error(
     assert len(server.requests()) == 1  # a 500 is not retried: the adapter may have acted
 
 
-def test_404_hints_at_the_usual_prefix(server: AdapterServer, make_client: Callable[..., TechAdapterClient]) -> None:
+def test_404_names_the_url_and_hints_at_the_usual_prefix(
+    server: AdapterServer, make_client: Callable[..., TechAdapterClient]
+) -> None:
     result = make_client(server.root).provision(REQUEST)
     assert result == AdapterResult(
         outcome=Outcome.FAILED,
-        message="/v1/provision answered HTTP 404 (is the URL right? adapters usually serve under "
+        message=f"{server.root}/v1/provision answered HTTP 404 (is the URL right? adapters usually serve under "
         "/datamesh.specificprovisioner): '<html><body>No route for /v1/provision</body></html>'",
         http_status=404,
     )
@@ -637,17 +639,21 @@ def test_validate_v1_not_valid_without_errors(server: AdapterServer, client: Tec
     assert client.validate(REQUEST) == ValidationOutcome(valid=False, message="not valid")
 
 
-def test_validate_v1_system_error_is_reachable(server: AdapterServer, client: TechAdapterClient) -> None:
+def test_validate_v1_system_error_is_a_failure_not_a_refusal(server: AdapterServer, client: TechAdapterClient) -> None:
     server.reply("POST", "/v1/validate", Reply(500, data={"error": "cannot parse descriptor"}))
-    assert client.validate(REQUEST) == ValidationOutcome(
-        valid=False, message="the tech adapter reported a system error: cannot parse descriptor", reachable=True
+    outcome = client.validate(REQUEST)
+    assert outcome == ValidationOutcome(
+        valid=False, message="the tech adapter reported a system error: cannot parse descriptor", reachable=True,
+        failed=True, http_status=500,
     )
+    assert not outcome.refused
 
 
-def test_validate_v1_answer_without_valid_is_reachable(server: AdapterServer, client: TechAdapterClient) -> None:
+def test_validate_v1_answer_without_valid_is_a_failure(server: AdapterServer, client: TechAdapterClient) -> None:
     server.reply("POST", "/v1/validate", Reply(data={"valid": "yes"}))
     assert client.validate(REQUEST) == ValidationOutcome(
-        valid=False, message="the validation answer has no boolean 'valid': '{\"valid\": \"yes\"}'", reachable=True
+        valid=False, message="the validation answer has no boolean 'valid': '{\"valid\": \"yes\"}'", reachable=True,
+        failed=True, http_status=200,
     )
 
 
@@ -656,7 +662,7 @@ def test_validate_v1_connection_refused_is_unreachable(make_client: Callable[...
     assert make_client(url, retries=1).validate(REQUEST) == ValidationOutcome(
         valid=False,
         message=f"cannot connect to the tech adapter at {url}/v1/validate (connection refused) after 2 attempts",
-        reachable=False,
+        reachable=False, failed=True,
     )
 
 
@@ -692,7 +698,7 @@ def test_validate_v2_failed_task(server: AdapterServer, client: TechAdapterClien
     server.reply("GET", "/v2/validate/val-1/status", Reply(data={"status": "RUNNING"}),
                  Reply(data={"status": "FAILED"}))
     assert client.validate_async(REQUEST) == ValidationOutcome(
-        valid=False, message="the adapter's validation task FAILED", reachable=True
+        valid=False, message="the adapter's validation task FAILED", reachable=True, failed=True, http_status=200
     )
 
 
@@ -700,7 +706,8 @@ def test_validate_v2_completed_without_result(server: AdapterServer, client: Tec
     server.reply("POST", "/v2/validate", Reply(202, data="val-1"))
     server.reply("GET", "/v2/validate/val-1/status", Reply(data={"status": "COMPLETED", "info": {"privateInfo": {}}}))
     assert client.validate_async(REQUEST) == ValidationOutcome(
-        valid=False, message="the validation status has no result (expected info.publicInfo)", reachable=True
+        valid=False, message="the validation status has no result (expected info.publicInfo)", reachable=True,
+        failed=True, http_status=200,
     )
 
 
@@ -712,9 +719,9 @@ def test_validate_v2_answered_at_once(server: AdapterServer, client: TechAdapter
 def test_validate_v2_not_served(server: AdapterServer, client: TechAdapterClient) -> None:
     assert client.validate_async(REQUEST) == ValidationOutcome(
         valid=False,
-        message="/v2/validate answered HTTP 404 (is the URL right? adapters usually serve under "
-        "/datamesh.specificprovisioner): 'nothing configured for POST /datamesh.specificprovisioner/v2/validate'",
-        reachable=True,
+        message=f"{server.url}/v2/validate answered HTTP 404 (the adapter does not serve this path): "
+        "'nothing configured for POST /datamesh.specificprovisioner/v2/validate'",
+        reachable=True, failed=True, http_status=404,
     )
 
 
@@ -871,7 +878,8 @@ def test_polled_null_never_raises(server: AdapterServer, client: TechAdapterClie
     server.reply("POST", "/v1/reverse-provisioning", Reply(202, data="rev-1"))
     server.reply("GET", "/v1/reverse-provisioning/rev-1/status", Reply(data=None))
     assert client.validate_async(REQUEST) == ValidationOutcome(
-        valid=False, message="the validation status has no result (expected info.publicInfo)", reachable=True
+        valid=False, message="the validation status has no result (expected info.publicInfo)", reachable=True,
+        failed=True, http_status=200,
     )
     assert client.reverse_provision(REVERSE_REQUEST) == ReverseProvisioningResult(
         outcome=Outcome.FAILED,

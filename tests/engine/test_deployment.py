@@ -100,8 +100,8 @@ def test_every_outcome_is_a_finished_state():
 
 @pytest.mark.parametrize(("state", "finished"), [
     (DeploymentState.QUEUED, False), (DeploymentState.VALIDATING, False), (DeploymentState.IN_PROGRESS, False),
-    (DeploymentState.REFUSED, True), (DeploymentState.DEPLOYED, True), (DeploymentState.NOT_DEPLOYED, True),
-    (DeploymentState.PARTIALLY_DEPLOYED, True), (DeploymentState.CORRUPT, True),
+    (DeploymentState.REFUSED, True), (DeploymentState.FAILED, True), (DeploymentState.DEPLOYED, True),
+    (DeploymentState.NOT_DEPLOYED, True), (DeploymentState.PARTIALLY_DEPLOYED, True), (DeploymentState.CORRUPT, True),
 ])
 def test_finished_states(state, finished):
     assert state.finished is finished

@@ -78,14 +78,14 @@ def test_a_deployment_that_recovers_on_its_own_is_left_alone(redis_engine):
     assert queue(redis_engine.redis).job_ids == [prepare_job_id(deployment.id)]  # nothing enqueued twice
 
 
-def test_a_validation_that_failed_unrecorded_ends_refused_and_frees_the_lock(redis_engine):
+def test_a_validation_that_failed_unrecorded_ends_failed_and_frees_the_lock(redis_engine):
     deployment = holding(redis_engine, DeploymentState.VALIDATING)
     failed_job(redis_engine, prepare_job_id(deployment.id), deployment.id)
     repair(redis_engine.redis, deployment, grace=0.0)
     assert repair(redis_engine.redis, deployment, grace=0.0) is Repair.REFUSE
     ended = redis_engine.store.load(deployment.id)
-    assert ended.state is DeploymentState.REFUSED
-    assert "nothing was provisioned" in ended.message
+    assert ended.state is DeploymentState.FAILED  # nothing judged the descriptor: not a refusal
+    assert ended.message.startswith("could not validate: ") and "nothing was provisioned" in ended.message
     assert redis_engine.locks.holder(DP, ENVIRONMENT) is None
     assert deployment.id not in redis_engine.store.active()
 

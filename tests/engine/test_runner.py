@@ -309,13 +309,40 @@ def test_a_validate_refusal_provisions_nothing_and_leaves_the_status_alone(start
     refused = running.wait(refused_id)
     assert refused.state is DeploymentState.REFUSED
     assert refused.message == (
-        "the tech adapters refused the descriptor; nothing was provisioned: "
-        f"{c}: column x: no type; view name too long; "
-        f"{h}: the tech adapter reported a system error: validator crashed")
+        "the tech adapters refused the descriptor; nothing was provisioned:\n"
+        f"- {c}: column x: no type\n"
+        f"- {c}: view name too long\n"
+        "and these tech adapters could not validate:\n"
+        f"- {h}: the tech adapter reported a system error: validator crashed")
     assert len(scripted.requests("/v1/provision")) == provisioned
     assert running.store.product(descriptor.id, ENVIRONMENT) == product
     assert {record["state"] for record in running.tasks(refused_id).values()} == {"PENDING"}
     running.assert_clean((descriptor.id, ENVIRONMENT))
+
+
+def test_an_adapter_that_fails_to_validate_ends_the_deployment_failed_not_refused(start, scripted):
+    descriptor = generated_descriptor()
+    c, h = component_id(descriptor, "c"), component_id(descriptor, "h")
+    h_index = [component["id"] for component in descriptor.components].index(h)
+    running = start(2)
+    adapters = adapters_for(descriptor, scripted.url)
+    scripted.script(c, "/v1/validate", Reply(500, {"error": "validator crashed"}))
+    failed_id, _ = running.request(descriptor, adapters)
+    failed = running.wait(failed_id)
+    assert failed.state is DeploymentState.FAILED
+    assert failed.message == ("could not validate: a tech adapter failed; nothing was provisioned:\n"
+                              f"- {c}: the tech adapter reported a system error: validator crashed")
+    assert scripted.requests("/v1/provision") == []
+    running.assert_clean((descriptor.id, ENVIRONMENT))
+    # A refusal by c's adapter naming h's part of the descriptor is filed under h; a multi-line text stays whole.
+    scripted.script(c, "/v1/validate", Reply(200, {"valid": False, "error": {"errors": [
+        f"Failed to parse the descriptor. Details: \n{{'type': 'missing', 'loc': ('components', {h_index}, "
+        "'semanticLinking'), 'msg': 'Field required'}", "first line\nsecond line"]}}))
+    refused = running.wait(running.request(descriptor, adapters)[0])
+    assert refused.state is DeploymentState.REFUSED
+    assert refused.message.splitlines()[1:] == [  # in plan order: c before h
+        f"- {c}: first line", "    second line",
+        f"- {h}: components[{h_index}].semanticLinking: Field required (missing)"]
 
 
 # ---------------------------------------------------------------------- one deployment at a time
