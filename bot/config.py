@@ -505,10 +505,11 @@ def load_config(path: str | None) -> ServerConfig:
         raise InputErrors([InputError("configuration file not found", SourcePosition(path))])
     if file.stat().st_size > MAX_FILE_BYTES:
         raise InputErrors([InputError("configuration file is over the 1 MiB limit", SourcePosition(path))])
-    document = load_single(file.read_bytes(), path)
+    content = file.read_bytes()
+    document = load_single(content, path)
     if document is None:
         return ServerConfig(file=path)
-    errors = _schema_errors(document)
+    errors = _schema_errors(document, content.decode("utf-8", "replace").splitlines())
     if errors:
         raise InputErrors(errors)
     value = document.value
@@ -617,9 +618,10 @@ def _review_environment_errors(document: YamlDocument, reviews: dict[str, Any],
     return errors
 
 
-def _schema_errors(document: YamlDocument) -> list[InputError]:
+def _schema_errors(document: YamlDocument, lines: list[str]) -> list[InputError]:
+    """Every schema violation at the place of the value at fault; each unknown key at its own line and column."""
     validator = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
-    errors = []
+    errors: list[InputError] = []
     for error in sorted(validator.iter_errors(document.value), key=lambda e: list(map(str, e.absolute_path))):
         if error.validator in ("oneOf", "anyOf") and error.context:
             # "not valid under any of the given schemas" helps nobody: say what is wrong in the closest branch.
@@ -632,9 +634,11 @@ def _schema_errors(document: YamlDocument) -> list[InputError]:
             missing = error.message.split("'")[1]
             message = f"{where}: '{missing}' is required"
         elif error.validator == "additionalProperties":
-            unexpected = sorted(set(error.instance) - set(error.schema.get("properties", {})))
             allowed = ", ".join(error.schema.get("properties", {}))
-            message = f"{where}: unknown key {', '.join(repr(key) for key in unexpected)} (known keys: {allowed})"
+            errors.extend(InputError(f"{where}: unknown key {key!r} (known keys: {allowed})",
+                                     _key_position(document, (*path, key), lines))
+                          for key in error.instance if key not in error.schema.get("properties", {}))
+            continue
         elif error.validator == "pattern" and str(error.validator_value).startswith("^https?://"):
             message = f"{where}: {error.instance!r} is not an http(s) URL"
         elif error.validator == "pattern" and path == ("releases", "tag"):
@@ -643,6 +647,15 @@ def _schema_errors(document: YamlDocument) -> list[InputError]:
             message = f"{where}: {error.message}"
         errors.append(InputError(message, document.position(path)))
     return errors
+
+
+def _key_position(document: YamlDocument, path: tuple[Any, ...], lines: list[str]) -> SourcePosition:
+    """Where the key ending path is written: its value's line (or the key's own, for a collection), at the key."""
+    position = document.position(path)
+    if position.line is None or position.column is None or not 0 < position.line <= len(lines):
+        return position
+    start = lines[position.line - 1].rfind(str(path[-1]), 0, position.column - 1)
+    return position._replace(column=start + 1) if start >= 0 else position
 
 
 def _ca_bundle_errors(document: YamlDocument, adapters: list[AdapterSettings]) -> list[InputError]:

@@ -56,11 +56,23 @@ def test_config_path_prefers_the_flag_then_the_environment(monkeypatch):
     assert config_path(None) is None
 
 
-def test_unknown_key_is_named_with_the_known_ones(tmp_path):
+def test_unknown_key_is_named_with_the_known_ones_at_its_own_line(tmp_path):
     path = write(tmp_path, GOOD + "adaptors: []\n")
     assert errors_of(path) == [
-        f"{path}:1:1: configuration: unknown key 'adaptors' (known keys: adapters, policies, environments, "
+        f"{path}:9:1: configuration: unknown key 'adaptors' (known keys: adapters, policies, environments, "
         "marketplace, redis_url, deployments, deploy, merge_requests, releases, catch_up, public_url)"
+    ]
+
+
+def test_each_unknown_key_is_reported_at_its_own_line_and_column(tmp_path):
+    path = write(tmp_path, GOOD.replace("    timeout: 30\n", "    timeout: 30\n    retries: 3\n    \"ca-bundle\": x\n")
+                 + "deploy:\n  only_changed: true\n  onlyChanged:\n    - x\n")
+    assert errors_of(path) == [
+        f"{path}:5:5: adapters.0: unknown key 'retries' (known keys: infrastructureTemplateId, url, environments, "
+        "timeout, ca_bundle)",
+        f"{path}:6:6: adapters.0: unknown key 'ca-bundle' (known keys: infrastructureTemplateId, url, environments, "
+        "timeout, ca_bundle)",
+        f"{path}:13:3: deploy: unknown key 'onlyChanged' (known keys: only_changed)",
     ]
 
 

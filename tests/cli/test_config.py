@@ -45,7 +45,7 @@ def test_a_typo_in_a_key_names_the_known_keys(tmp_path):
     completed = check(tmp_path, GOOD.replace("    url:", "    timout: 5\n    url:"))
     assert completed.returncode == 1
     assert completed.stdout == ""
-    assert completed.stderr == ("meshbot.yaml:2:5: adapters.0: unknown key 'timout' (known keys: "
+    assert completed.stderr == ("meshbot.yaml:3:5: adapters.0: unknown key 'timout' (known keys: "
                                 "infrastructureTemplateId, url, environments, timeout, ca_bundle)\n")
 
 
