@@ -9,7 +9,7 @@ from typing import Any
 from bot.descriptor.model import Descriptor, format_path
 from bot.descriptor.yamlsafe import DataPath
 from policies.builtins import BUILTINS, CheckContext
-from policies.model import Failure, Policy, PolicyResult, Status, Target
+from policies.model import Failure, Policy, PolicyResult, Severity, Status, Target
 
 MAX_FAILURES_PER_RESULT = 50
 MAX_MESSAGE_LENGTH = 300
@@ -38,7 +38,25 @@ def evaluate(
                 results.append(
                     _run(policy, descriptor, ("components", index), descriptor.components[index], context)
                 )
+    if descriptor.warnings:
+        results.append(catalog_warnings(descriptor))
     return results
+
+
+CATALOG_POLICY = "catalog-entities"
+
+
+def catalog_warnings(descriptor: Descriptor) -> PolicyResult:
+    """Assembly's warnings (an unknown kind in a catalog file) as one non-blocking warning result."""
+    return PolicyResult(
+        policy=CATALOG_POLICY,
+        description="Catalog files hold Backstage entities meshbot reads",
+        resource=descriptor.id,
+        severity=Severity.WARNING,
+        status=Status.ENABLED,
+        errors=[Failure(message=warning.message, path="kind", position=warning.position)
+                for warning in descriptor.warnings],
+    )
 
 
 def _select_components(descriptor: Descriptor, policies: list[Policy]) -> dict[str, list[int]]:

@@ -9,11 +9,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.descriptor.discovery import Discovery, RemoteLocations, discover
-from bot.descriptor.entities import COMPONENT_TYPES, Entity, mesh_positions, parse_reference, reference_name
+from bot.descriptor.entities import (
+    BACKSTAGE_KINDS,
+    COMPONENT_TYPES,
+    Entity,
+    closest,
+    known_kind,
+    mesh_positions,
+    parse_reference,
+    reference_name,
+)
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
 from bot.descriptor.files import MAX_FILE_BYTES, FileReader, FileTooLarge
 from bot.descriptor.merge import deep_merge
 from bot.descriptor.model import Descriptor, major_version
+from bot.descriptor.overrides import mesh_overrides
 from bot.descriptor.structure import structure_errors
 from bot.descriptor.yamlsafe import DataPath, load_single
 
@@ -57,7 +67,12 @@ def assemble(
     systems = [e for e in found.entities if e.is_kind("System")]
     system = _the_system(systems, errors)
     if system is None:
+        if not systems:
+            # A misspelt System kind is the likely reason: name it beside "no data product found".
+            errors.extend(_kind_problems(None, found.entities)[1])
         raise InputErrors(errors)
+    kind_errors, warnings = _kind_problems(system, found.entities)
+    errors.extend(kind_errors)
     components = _components_of(system, [e for e in found.entities if e.is_kind("Component")], errors)
     # Entities in one folder share its environments/ files, which are then keyed by metadata.name.
     per_folder = Counter(_override_label(entity, environment) for entity in [system, *components])
@@ -71,6 +86,7 @@ def assemble(
         # Entities sharing a folder share its override file: report a problem in that file once.
         raise InputErrors(list(dict.fromkeys(errors)))
     descriptor = _build(system_part, component_parts, environment)
+    descriptor.warnings = warnings
     problems = structure_errors(descriptor)
     if problems:
         raise InputErrors(problems)
@@ -107,14 +123,50 @@ def _the_system(systems: list[Entity], errors: list[InputError]) -> Entity | Non
     return system
 
 
+def _kind_problems(system: Entity | None, entities: list[Entity]) -> tuple[list[InputError], list[InputError]]:
+    """(errors, warnings) about kinds: a non-Component naming the data product, a kind Backstage does not know."""
+    errors, warnings = [], []
+    for entity in entities:
+        if entity.is_kind("Component") or entity.is_kind("System"):
+            continue
+        linked = system is not None and _system_target(entity, system) == system.name
+        if known_kind(entity.kind):
+            if linked:
+                errors.append(InputError(
+                    f"{entity.kind} '{entity.name}' names this data product in spec.system, but only kind: "
+                    "Component entities are its components (meshbot would ignore it)",
+                    entity.position("kind"),
+                ))
+            continue
+        guess = closest(entity.kind, BACKSTAGE_KINDS)
+        unknown = f"kind '{entity.kind}' is not a Backstage kind " + (
+            f"(did you mean '{guess}'?)" if guess else f"({', '.join(BACKSTAGE_KINDS)})")
+        if linked:
+            errors.append(InputError(
+                f"{unknown}: '{entity.name}' names this data product in spec.system, and only kind: Component "
+                "entities are its components",
+                entity.position("kind"),
+            ))
+        else:
+            warnings.append(InputError(f"{unknown}; meshbot ignores '{entity.name}'", entity.position("kind")))
+    return errors, warnings
+
+
+def _system_target(entity: Entity, system: Entity) -> str | None:
+    """The System entity's spec.system names, qualified by namespace when it is not the data product's."""
+    raw = entity.spec.get("system")
+    target = reference_name(raw, "system")
+    namespace = parse_reference(raw.strip(), "system")[1] if isinstance(raw, str) else None
+    if target is not None and (namespace or entity.namespace) != system.namespace:
+        target = f"{namespace or entity.namespace}/{target}"
+    return target
+
+
 def _components_of(system: Entity, components: list[Entity], errors: list[InputError]) -> list[Entity]:
     linked = []
     for component in components:
         raw = component.spec.get("system")
-        target = reference_name(raw, "system")
-        namespace = parse_reference(raw.strip(), "system")[1] if isinstance(raw, str) else None
-        if target is not None and (namespace or component.namespace) != system.namespace:
-            target = f"{namespace or component.namespace}/{target}"
+        target = _system_target(component, system)
         if target is None:
             errors.append(InputError(
                 f"Component '{component.name}' has no valid spec.system; set it to '{system.name}'",
@@ -223,8 +275,13 @@ def _override(
                                      document.position((entity.name,))))
             return None
         positions = {p[1:]: v for p, v in document.positions.items() if p[:1] == (entity.name,)}
-        return positions, values
-    return dict(document.positions), document.value
+    else:
+        values, positions = document.value, dict(document.positions)
+    values, positions, problems = mesh_overrides(values, positions, label)
+    if problems:
+        errors.extend(problems)
+        return None
+    return positions, values
 
 
 def _build(system: _Part, components: list[_Part], environment: str) -> Descriptor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from bot.descriptor.files import FileReader
 from bot.descriptor.yamlsafe import DataPath, YamlDocument
 
 COMPONENT_TYPES = ("outputport", "workload", "storage", "observability")
+BACKSTAGE_KINDS = ("Component", "System", "Domain", "Resource", "API", "Group", "User", "Location", "Template")
 
 
 @dataclass(slots=True)
@@ -84,6 +86,18 @@ def entity_shape_error(document: YamlDocument) -> InputError | None:
     if "spec" in value and not isinstance(value["spec"], dict):
         return InputError("'spec' must be a mapping", document.position(("spec",)))
     return None
+
+
+def closest(word: str, choices: tuple[str, ...] | list[str], cutoff: float = 0.6) -> str | None:
+    """The choice closest to word (ignoring case), or None when none is close enough."""
+    folded = {choice.lower(): choice for choice in choices}
+    found = difflib.get_close_matches(word.lower(), list(folded), n=1, cutoff=cutoff)
+    return folded[found[0]] if found else None
+
+
+def known_kind(kind: str) -> bool:
+    """Whether kind is one of Backstage's own kinds (ignoring case, as Backstage does)."""
+    return kind.lower() in {known.lower() for known in BACKSTAGE_KINDS}
 
 
 def parse_reference(reference: str, default_kind: str) -> tuple[str, str | None, str]:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.descriptor.errors import SourcePosition
+from bot.descriptor.errors import InputError, SourcePosition
 from bot.descriptor.yamlsafe import DataPath
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
@@ -20,6 +20,8 @@ class Descriptor:
     environment: str
     sources: dict[DataPath, SourcePosition] = field(default_factory=dict)
     component_files: dict[str, str] = field(default_factory=dict)
+    # Mistakes that do not stop assembly (an unknown kind in a catalog file): shown beside the policy results.
+    warnings: list[InputError] = field(default_factory=list)
 
     @property
     def id(self) -> str:

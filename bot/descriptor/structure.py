@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import networkx as nx
@@ -64,9 +65,15 @@ def _dependency_errors(
 
 
 def _suggestion(unknown: str, known: dict[str, int]) -> str:
+    """` (did you mean 'ID'?)` naming the component whose name (the id's last part) is closest to unknown's."""
     tail = unknown.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
     candidates = [identifier for identifier in known if identifier.rsplit(":", 1)[-1] == tail]
-    return f" (did you mean '{candidates[0]}'?)" if len(candidates) == 1 else ""
+    if len(candidates) != 1:
+        # Ids share their long data product prefix, so only the component names are compared.
+        by_name = {identifier.rsplit(":", 1)[-1].lower(): identifier for identifier in known}
+        names = difflib.get_close_matches(tail.lower(), list(by_name), n=1, cutoff=0.6)
+        candidates = [by_name[names[0]]] if names else []
+    return f" (did you mean '{candidates[0]}'?)" if candidates else ""
 
 
 def _cycle_errors(descriptor: Descriptor, index_of: dict[str, int]) -> list[InputError]:

@@ -10,6 +10,7 @@ alias expansion is bounded.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,11 +175,75 @@ def _compose(text: str, file: str, fast: bool) -> list[Node]:
         mark = error.problem_mark or error.context_mark
         message = " ".join(part for part in (error.context, error.problem) if part) or "malformed YAML"
         position = SourcePosition(file, mark.line + 1, mark.column + 1) if mark else SourcePosition(file)
-        raise InputErrors([InputError(f"malformed YAML: {message}", position)]) from None
+        context = error.context_mark
+        hint = syntax_hint(text, message, (mark.line + 1, mark.column + 1) if mark else (1, 1),
+                           (context.line + 1, context.column + 1) if context else None)
+        text_of = f"{hint}; the parser says: {message}" if hint else message
+        raise InputErrors([InputError(f"malformed YAML: {text_of}", position)]) from None
     except YAMLError as error:
         raise InputErrors([InputError(f"malformed YAML: {error}", SourcePosition(file))]) from None
     except RecursionError:
         raise InputErrors([InputError("YAML nesting is too deep", SourcePosition(file))]) from None
+
+
+_NO_SPACE_AFTER_COLON = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][\w.-]*):([^\s:#/'\"][^:#]*)$")
+_INDENTATION_PROBLEMS = ("mapping values are not allowed here", "expected <block end>", "did not find expected key",
+                         "could not find expected ':'", "while parsing a block")
+
+
+def syntax_hint(text: str, message: str, where: tuple[int, int], opened: tuple[int, int] | None) -> str | None:
+    """A one-line explanation in plain words of a YAML syntax error, or None when there is no likely cause.
+
+    `where` is the (line, column) the parser stopped at, `opened` the start of what it was reading when it did.
+    """
+    lines = text.splitlines()
+    line = min(where[0], len(lines)) if lines else 1
+    for number in range(line, 0, -1):
+        indentation = lines[number - 1][: len(lines[number - 1]) - len(lines[number - 1].lstrip())]
+        if "\t" in indentation:
+            return f"a tab in the indentation of line {number}: YAML indents with spaces only"
+    if "quoted scalar" in message and opened is not None:
+        return f"the quote opened on line {opened[0]}, column {opened[1]} is never closed"
+    if "flow" in message:
+        bracket = _unclosed_bracket(text)
+        if bracket is not None:
+            missing_comma = "" if "<stream end>" in message else " (or a ',' is missing)"
+            return f"the '{bracket[0]}' opened on line {bracket[1]}, column {bracket[2]} is never closed{missing_comma}"
+    if not any(problem in message for problem in _INDENTATION_PROBLEMS):
+        return None
+    for number in range(line, max(line - 3, 0), -1):
+        squeezed = _NO_SPACE_AFTER_COLON.match(lines[number - 1].rstrip()) if lines else None
+        if squeezed:
+            written = f"{squeezed.group(1)}:{squeezed.group(2)}"
+            return f"line {number} has no space after the colon in '{written}' (write " \
+                   f"'{squeezed.group(1)}: {squeezed.group(2)}')"
+    if "mapping values are not allowed here" in message and lines and ": " in lines[line - 1][: where[1] - 1]:
+        return f"line {line} has a second ': ' in one value: put the value in quotes"
+    return f"line {line} is not indented like the lines above it: keys of one mapping start in the same column"
+
+
+def _unclosed_bracket(text: str) -> tuple[str, int, int] | None:
+    """The last '[' or '{' the text opens and never closes, with its line and column, outside quotes and comments."""
+    stack: list[tuple[str, int, int]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        quote, index = "", 0
+        while index < len(line):
+            char = line[index]
+            if quote:
+                if char == "\\" and quote == '"':
+                    index += 1
+                elif char == quote:
+                    quote = ""
+            elif char in "'\"" and (index == 0 or line[index - 1] in " \t[{,:"):
+                quote = char
+            elif char == "#" and (index == 0 or line[index - 1] in " \t"):
+                break
+            elif char in "[{":
+                stack.append((char, number, index + 1))
+            elif char in "]}" and stack:
+                stack.pop()
+            index += 1
+    return stack[-1] if stack else None
 
 
 def _nesting_bound(text: str) -> int:

@@ -61,8 +61,9 @@ def test_wrong_types_are_each_reported_with_their_position(tmp_path):
 def test_malformed_yaml_is_reported_at_its_line_and_column(tmp_path):
     completed = check(tmp_path, "policies: [governance\nadapters: []\n")
     assert completed.returncode == 1
-    assert completed.stderr == ("meshbot.yaml:2:9: malformed YAML: while parsing a flow sequence expected ',' or "
-                                "']', but got ':'\n")
+    assert completed.stderr == ("meshbot.yaml:2:9: malformed YAML: the '[' opened on line 1, column 11 is never "
+                                "closed (or a ',' is missing); the parser says: while parsing a flow sequence "
+                                "expected ',' or ']', but got ':'\n")
 
 
 def test_a_missing_file_is_a_mistake(tmp_path):

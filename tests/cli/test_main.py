@@ -87,8 +87,8 @@ def test_input_errors_go_to_stderr_as_file_line_column_and_exit_two(tmp_path):
     assert completed.returncode == 2
     assert completed.stdout == ""
     assert completed.stderr.splitlines() == [
-        "repo/components/bad/catalog-info.yaml:3:1: malformed YAML: while parsing a flow node expected the node "
-        "content, but found '<stream end>'",
+        "repo/components/bad/catalog-info.yaml:3:1: malformed YAML: the '[' opened on line 2, column 18 is never "
+        "closed; the parser says: while parsing a flow node expected the node content, but found '<stream end>'",
     ]
 
 

@@ -522,7 +522,8 @@ def test_invalid_environment_name(system_yaml, assembly_errors):
 def test_malformed_yaml(system_yaml, assembly_errors):
     reader = MemoryReader({"catalog-info.yaml": system_yaml.replace("  type: dataproduct", "  type: [dataproduct")})
     assert assembly_errors(reader) == [
-        "catalog-info.yaml:7:8: malformed YAML: while parsing a flow sequence expected ',' or ']', but got ':'"
+        "catalog-info.yaml:7:8: malformed YAML: the '[' opened on line 6, column 9 is never closed (or a ',' is "
+        "missing); the parser says: while parsing a flow sequence expected ',' or ']', but got ':'"
     ]
 
 
@@ -750,7 +751,8 @@ def test_several_errors_are_reported_together(system_yaml, component, assembly_e
     })
     assert assembly_errors(reader, "production") == [
         "catalog-info.yaml:18:7: Location target '../outside.yaml' is outside the repository",
-        "a/catalog-info.yaml:2:1: malformed YAML: while parsing a flow node expected the node content, but found "
+        "a/catalog-info.yaml:2:1: malformed YAML: the '[' opened on line 1, column 7 is never closed; the parser "
+        "says: while parsing a flow node expected the node content, but found "
         "'<stream end>'",
         "c/catalog-info.yaml:10:5: duplicate key 'version' (first defined on line 9)",
         "d/catalog-info.yaml:1:1: not a Backstage entity: expected a mapping with apiVersion, kind and metadata",
@@ -766,7 +768,8 @@ def test_override_errors(system_yaml, component, assembly_errors):
         PRODUCTION: "finance.cashflow.1: [1]\nfinance.cashflow.1.a: {version: [\n",
     })
     assert assembly_errors(reader, "production") == [
-        f"{PRODUCTION}:3:1: malformed YAML: while parsing a flow node expected the node content, but found "
+        f"{PRODUCTION}:3:1: malformed YAML: the '[' opened on line 2, column 33 is never closed; the parser says: "
+        "while parsing a flow node expected the node content, but found "
         "'<stream end>'"
     ]
     reader = MemoryReader({

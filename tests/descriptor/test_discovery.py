@@ -291,8 +291,8 @@ def test_problems_in_one_file_do_not_hide_the_others():
     assert found(reader) == (
         [("System", "s", "catalog-info.yaml"), ("Component", "c", "c/catalog-info.yaml")],
         [
-            "a/catalog-info.yaml:2:1: malformed YAML: while parsing a flow node expected the node content, "
-            "but found '<stream end>'",
+            "a/catalog-info.yaml:2:1: malformed YAML: the '[' opened on line 1, column 7 is never closed; the "
+            "parser says: while parsing a flow node expected the node content, but found '<stream end>'",
             "b/catalog-info.yaml:1:7: file is not valid UTF-8",
             "d/catalog-info.yaml:1:1: file is empty: expected a Backstage entity",
         ],

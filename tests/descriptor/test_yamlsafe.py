@@ -205,15 +205,20 @@ def test_load_single_returns_the_document():
 
 def test_malformed_yaml_reports_the_problem_and_where():
     assert errors("metadata:\n  name: [a, b\nspec: {}\n") == [
-        "catalog-info.yaml:3:5: malformed YAML: while parsing a flow sequence expected ',' or ']', but got ':'"
+        "catalog-info.yaml:3:5: malformed YAML: the '[' opened on line 2, column 9 is never closed (or a ',' is "
+        "missing); the parser says: while parsing a flow sequence expected ',' or ']', but got ':'"
     ]
-    assert errors("kind: a: b\n") == ["catalog-info.yaml:1:8: malformed YAML: mapping values are not allowed here"]
+    assert errors("kind: a: b\n") == [
+        "catalog-info.yaml:1:8: malformed YAML: line 1 has a second ': ' in one value: put the value in quotes; the "
+        "parser says: mapping values are not allowed here"
+    ]
     assert errors('kind: "System\n') == [
-        "catalog-info.yaml:2:1: malformed YAML: while scanning a quoted scalar found unexpected end of stream"
+        "catalog-info.yaml:2:1: malformed YAML: the quote opened on line 1, column 7 is never closed; the parser "
+        "says: while scanning a quoted scalar found unexpected end of stream"
     ]
     assert errors("kind: System\n\tspec: {}\n") == [
-        "catalog-info.yaml:2:1: malformed YAML: while scanning for the next token found character '\\t' that "
-        "cannot start any token"
+        "catalog-info.yaml:2:1: malformed YAML: a tab in the indentation of line 2: YAML indents with spaces only; "
+        "the parser says: while scanning for the next token found character '\\t' that cannot start any token"
     ]
 
 

@@ -285,8 +285,8 @@ def test_set_values_are_yaml_unless_a_string_parameter_gets_something_else():
     assert parse_assignments(template, ["title=null", "title=~"]) == {"title": None}
     assert parse_assignments(template, ["title=1.0", "majorVersion=1.0"]) == {"title": "1.0", "majorVersion": 1.0}
     assert errors_of(parse_assignments, template, ["columns=[{name: id", "owner"]) == [
-        "parameter 'columns': the --set value is not valid YAML: malformed YAML: while parsing a flow mapping "
-        "expected ',' or '}', but got '<stream end>'",
+        "parameter 'columns': the --set value is not valid YAML: malformed YAML: the '{' opened on line 1, column 2 "
+        "is never closed; the parser says: while parsing a flow mapping expected ',' or '}', but got '<stream end>'",
         "--set 'owner': expected KEY=VALUE",
     ]
 
