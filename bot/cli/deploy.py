@@ -72,7 +72,9 @@ def register(commands: Any) -> None:
                                  "ignored with REDIS_URL or redis_url, where running workers are used")
         parser.set_defaults(handler=_deploy_command if deploying else _undeploy_command, operation=operation)
 
-    status = commands.add_parser("status", help="the deployment status of a data product, from Redis")
+    status = commands.add_parser(
+        "status", help="the deployment status of a data product, from Redis (exit 1: no deployment of it recorded "
+                       "in ENV, or in any environment)")
     status.add_argument("data_product", metavar="DATA_PRODUCT_ID", help="e.g. urn:dmb:dp:finance:cashflow:1")
     status.add_argument("--env", default=None, help="one environment (default: every environment with a record)")
     _add_config(status)
@@ -425,15 +427,16 @@ def _status_command(arguments: argparse.Namespace) -> int:
     except (EmbeddedRedisError, OSError) as error:
         return _error(str(error))
     try:
-        names = [arguments.env] if arguments.env else environments(choice.connection, arguments.data_product)
+        known = environments(choice.connection, arguments.data_product)
+        names = [arguments.env] if arguments.env else known
+        if not known or arguments.env not in (None, *known):
+            return _unknown_product(arguments.data_product, arguments.env, known, arguments.format)
         statuses = [product_status(choice.connection, arguments.data_product, name) for name in names]
     except RedisError as error:
         return _redis_error(choice.url, error)
     if arguments.format == "json":
         documents = [status for status, _ in statuses]
         print(json.dumps(documents[0] if arguments.env else documents, indent=2))
-    elif not statuses:
-        print(f"{arguments.data_product}: no deployment recorded in any environment")
     else:
         print("\n".join(status_text(status, waiting) for status, waiting in statuses))
     return EXIT_OK
@@ -450,6 +453,19 @@ def _worker_command(arguments: argparse.Namespace) -> int:
 
     configure_logging()
     config = _config(arguments)
+def _unknown_product(data_product: str, environment: str | None, known: list[str], output: str) -> int:
+    """No record of the data product where asked (a typo in its id, or never deployed there): say so, exit 1."""
+    where = f"in {environment}" if environment else "in any environment"
+    message = f"no deployment of {data_product} {where}" + (
+        f" (it has records in: {', '.join(known)})" if known else "")
+    if output == "json":
+        print(json.dumps({"dataProduct": data_product, "environment": environment, "status": "NOT_DEPLOYED",
+                          "version": None, "deployment": None, "components": [], "message": message}, indent=2))
+    else:
+        print(f"meshbot: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
     if config is None:
         return EXIT_INPUT
     try:

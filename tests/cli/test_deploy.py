@@ -159,12 +159,28 @@ def test_deploy_then_status_in_a_new_process_then_undeploy(meshbot, tmp_path):
 
         text = meshbot("status", PRODUCT, "--env", "development")
         assert text.stdout.splitlines()[0] == f"{PRODUCT} 1.0.0 in development: NOT_DEPLOYED"
+        assert text.returncode == 0  # deployed, then undeployed: known, and not deployed
+
+        # Never deployed in production, nor anywhere under another id: exit 1, said on stderr or in the document.
+        elsewhere = meshbot("status", PRODUCT, "--env", "production")
+        assert (elsewhere.returncode, elsewhere.stdout, elsewhere.stderr) == (
+            1, "", f"meshbot: no deployment of {PRODUCT} in production (it has records in: development)\n")
+        unknown = "urn:dmb:dp:finance:cashflwo:1"
+        anywhere = meshbot("status", unknown)
+        assert (anywhere.returncode, anywhere.stdout, anywhere.stderr) == (
+            1, "", f"meshbot: no deployment of {unknown} in any environment\n")
+        document = meshbot("status", unknown, "--format", "json")
+        assert document.returncode == 1 and document.stderr == ""
+        assert json.loads(document.stdout) == {
+            "dataProduct": unknown, "environment": None, "status": "NOT_DEPLOYED", "version": None,
+            "deployment": None, "components": [], "message": f"no deployment of {unknown} in any environment"}
 
 
 def test_undeploying_what_was_never_deployed_says_so_and_records_nothing(meshbot):
     with adapter_server() as adapter:  # answers nothing: no adapter may be called
         config = meshbot.config(adapters_config(adapter.url, extra="environments: [development, production]\n"))
         never = meshbot("status", PRODUCT, "--env", "production", "--format", "json")
+        assert never.returncode == 1  # never deployed anywhere: unknown
         assert json.loads(never.stdout)["status"] == "NOT_DEPLOYED"
         assert json.loads(never.stdout)["deployment"] is None
         by_path = meshbot("undeploy", EXAMPLE, "--env", "production", "--config", config, "--remove-data")
@@ -177,8 +193,9 @@ def test_undeploying_what_was_never_deployed_says_so_and_records_nothing(meshbot
                                             "message": "nothing deployed in development"}
         assert adapter.requests() == []
     for environment in ("production", "development"):
-        status = json.loads(meshbot("status", PRODUCT, "--env", environment, "--format", "json").stdout)
-        assert (status["status"], status["deployment"]) == ("NOT_DEPLOYED", None)  # no deployment recorded
+        status = meshbot("status", PRODUCT, "--env", environment, "--format", "json")
+        assert status.returncode == 1  # no deployment recorded: still unknown
+        assert (json.loads(status.stdout)["status"], json.loads(status.stdout)["deployment"]) == ("NOT_DEPLOYED", None)
     neither = meshbot("undeploy", "no/such/folder", "--config", config)
     assert (neither.returncode, neither.stderr) == (2, "meshbot: 'no/such/folder' is neither a data product "
                                                        "repository folder nor a data product id (urn:...)\n")
