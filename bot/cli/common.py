@@ -25,11 +25,28 @@ _json_errors: list[InputError] | None = None
 
 
 def assemble_folder(path: str, environment: str) -> Descriptor:
-    """The descriptor of the data product repository at path; InputErrors when it is not one."""
+    """The descriptor of the data product repository path is in (see repository_root); InputErrors when none."""
+    from bot.cli.repository_root import find_root, refusal, relocate_positions, relocated_error
+
     folder = Path(path)
     if not folder.is_dir():
         raise InputErrors([InputError(f"'{path}' is not a folder (expected a data product repository)")])
-    return assemble(DirectoryReader(folder), environment)
+    root = find_root(path)
+    if root is None:
+        raise InputErrors([refusal(path)])
+    if root.levels_up:
+        print(f"meshbot: using the repository root '{root.shown(path)}' ({root.reason})", file=sys.stderr)
+    try:
+        descriptor = assemble(DirectoryReader(root.folder), environment)
+    except InputErrors as invalid:
+        raise InputErrors([relocated_error(error, root.levels_up, path) for error in invalid.errors]) from None
+    relocate_positions(descriptor, root.levels_up, path)
+    show = display_file(path)
+    for warning in descriptor.warnings:
+        where = warning.position
+        shown = f"{SourcePosition(show(where.file), where.line, where.column)}: " if where else ""
+        print(f"{shown}warning: {warning.message}", file=sys.stderr)
+    return descriptor
 
 
 def run_policies(descriptor: Descriptor, policies: list[Any], previous: dict[str, Any] | None,
