@@ -83,7 +83,7 @@ def to_text(report: CheckReport, color: bool = False, show_file: Callable[[str],
     descriptor = report.descriptor
     lines = [
         f"meshbot check: {descriptor.id} ({descriptor.environment}), "
-        f"{len(descriptor.components)} components, {report.policy_count} policies",
+        f"{counted(len(descriptor.components), 'component')}, {counted(report.policy_count, 'policy', 'policies')}",
         "",
     ]
     for category in CATEGORIES:
@@ -95,10 +95,11 @@ def to_text(report: CheckReport, color: bool = False, show_file: Callable[[str],
                 lines.append(f"    {where}{failure.path}: {failure.message}")
             lines.append("")
     counts = {category: len(report.failed(category)) for category in CATEGORIES}
-    summary = (
-        f"{paint('passed', str(len(report.passed_results)) + ' passed')}, "
-        f"{paint('blocking', str(counts['blocking']) + ' blocking')}, "
-        f"{counts['grace']} in grace, {counts['warning']} warnings, {counts['info']} info"
+    passed, blocking = f"{len(report.passed_results)} passed", f"{counts['blocking']} blocking"
+    summary = (  # a colour only where there is something to see: "0 blocking" is no alarm
+        f"{paint('passed', passed) if report.passed_results else passed}, "
+        f"{paint('blocking', blocking) if counts['blocking'] else blocking}, "
+        f"{counts['grace']} in grace, {counted(counts['warning'], 'warning')}, {counts['info']} info"
     )
     if report.not_evaluated:
         summary += f", {len(report.not_evaluated)} not evaluated"
@@ -108,6 +109,11 @@ def to_text(report: CheckReport, color: bool = False, show_file: Callable[[str],
     lines.append(summary)
     lines.append("Result: " + (paint("passed", "PASSED") if report.passed else paint("blocking", "BLOCKED")))
     return "\n".join(lines) + "\n"
+
+
+def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """A count and its noun in the right number: `1 component`, `2 components`, `0 policies`."""
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
 
 
 def _text_position(failure: Failure, show_file: Callable[[str], str]) -> str:
@@ -160,6 +166,7 @@ def markdown_environment() -> jinja2.Environment:
     environment.filters["code"] = code_span
     environment.filters["cell"] = lambda text: code_span(text).replace("|", "\\|")
     environment.filters["position"] = markdown_position
+    environment.filters["counted"] = counted
     return environment
 
 

@@ -163,12 +163,14 @@ def _deploy_command(arguments: argparse.Namespace) -> int:
         if text:
             counts = f"{len(report.passed_results)} passed"
             warnings = sum(1 for result in report.results if result.errors)
-            print(f"governance: {counts}" + (f", {warnings} non-blocking finding(s) (see `meshbot check`)"
+            print(f"governance: {counts}" + (f", {counted(warnings, 'non-blocking finding')} (see `meshbot check`)"
                                              if warnings else ""))
         from bot.engine.runner import preview
 
         if text:
             planned = preview(connection, descriptor, scope, registry.resolve_all)
+            from policies.report import counted
+
             print(f"plan: {planned.summary()}")
             for note in planned.notes(descriptor.environment):
                 print(f"  {note}")
@@ -310,6 +312,7 @@ def _run(arguments: argparse.Namespace, config: ServerConfig, data_product: str,
     except (EmbeddedRedisError, OSError) as error:
         return _error(str(error))
     workers: LocalWorkers | None = None
+    from policies.report import counted
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     deployment_id = ""
     try:
@@ -320,7 +323,7 @@ def _run(arguments: argparse.Namespace, config: ServerConfig, data_product: str,
         if choice.embedded:
             workers = LocalWorkers(choice.url, arguments.workers or os.cpu_count() or 1)
             workers.start()
-            _say(out, f"embedded Redis {choice.url}: started {workers.count} local worker(s)")
+            _say(out, f"embedded Redis {choice.url}: started {counted(workers.count, 'local worker')}")
         else:
             _say(out, f"Redis {shown_url(choice.url)}")
             _hint_without_workers(choice.connection)
@@ -329,7 +332,7 @@ def _run(arguments: argparse.Namespace, config: ServerConfig, data_product: str,
         version = f" {started.version}" if started.version else ""
         _say(out, f"{operation} of {data_product}{version} in {environment}{started.note}: deployment {deployment_id}")
         if started.ahead:
-            print(f"queued behind {started.ahead} deployment(s) of {data_product} in {environment}",
+            print(f"queued behind {counted(started.ahead, 'deployment')} of {data_product} in {environment}",
                   file=sys.stdout if text else sys.stderr)
         store = Store(choice.connection)
         alive = (lambda: workers.alive() > 0) if workers else (lambda: True)

@@ -30,7 +30,7 @@ from bot.descriptor.errors import InputError, InputErrors
 from bot.descriptor.files import DirectoryReader
 from bot.descriptor.yamldump import dump_yaml
 from bot.engine.plan import Plan, build_plan
-from policies.report import CheckReport, to_json, to_markdown, to_text
+from policies.report import CheckReport, counted, to_json, to_markdown, to_text
 
 EXAMPLE_DATA_PRODUCT = Path(__file__).resolve().parents[2] / "examples" / "finance-cashflow"
 
@@ -231,7 +231,8 @@ def _plan_command(arguments: argparse.Namespace) -> int:
 def plan_text(plan: Plan) -> str:
     """The plan as numbered stages of tasks that run at the same time."""
     kinds = {task.id: task.kind for task in plan.tasks}
-    lines = [f"{len(plan.tasks)} tasks in {len(plan.stages)} stages (tasks of one stage run in parallel)"]
+    lines = [f"{counted(len(plan.tasks), 'task')} in {counted(len(plan.stages), 'stage')} "
+             "(tasks of one stage run in parallel)"]
     for number, stage in enumerate(plan.stages, start=1):
         lines.append(f"stage {number}:")
         lines.extend(f"  {kinds[task_id]:<13} {task_id}" for task_id in stage)

@@ -109,7 +109,8 @@ def port_problem(host: str, port: int) -> str | None:
 
 def _banner(base: str, redis_url: str, embedded: bool, workers: int, generated: tuple[str, bool] | None) -> str:
     lines = [
-        f"meshbot is serving on {base} ({'embedded ' if embedded else ''}Redis {redis_url}, {workers} RQ worker(s))",
+        f"meshbot is serving on {base} ({'embedded ' if embedded else ''}Redis {redis_url}, {workers} RQ "
+        f"worker{'s' if workers != 1 else ''})",
         f"  GitHub webhook: {base}/webhooks/github  (content type application/json; events: push, pull requests, "
         "issue comments)",
         f"  GitLab webhook: {base}/webhooks/gitlab  (push, tag push, merge request and comment events)",

@@ -71,7 +71,7 @@ def follow(
                              DeploymentState.FAILED) \
                     and "validated" not in announced:
                 announced.add("validated")
-                _write(out, f"validated; running {len(tasks)} task(s)")
+                _write(out, f"validated; running {len(tasks)} task{'s' if len(tasks) != 1 else ''}")
         if out is not None:
             finished = [record for record in task_view(store, deployment_id)
                         if record["id"] not in printed

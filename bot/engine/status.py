@@ -95,5 +95,5 @@ def status_text(document: dict[str, Any], waiting: list[str]) -> str:
     for component in document["components"]:
         lines.append(f"  {component['id'].ljust(width)}  {component['status']:<12}  {component['message']}".rstrip())
     if waiting:
-        lines.append(f"  waiting: {len(waiting)} deployment(s): {', '.join(waiting)}")
+        lines.append(f"  waiting: {len(waiting)} deployment{'s' if len(waiting) != 1 else ''}: {', '.join(waiting)}")
     return "\n".join(lines)

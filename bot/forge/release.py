@@ -28,6 +28,7 @@ from bot.engine.reconcile import Scope
 from bot.engine.runner import request_deployment
 from bot.engine.store import Deployment, Store
 from policies.engine import evaluate
+from policies.report import counted
 from vcs.base import CommitState, ForgeError, Repository
 from vcs.base import DeploymentState as ForgeDeploymentState
 from vcs.reader import RevisionReader
@@ -151,7 +152,7 @@ def _release_to(
     if blocking:
         names = ", ".join(sorted({result.policy for result in blocking}))
         return ReleaseStep(environment, CommitState.FAILURE,
-                           f"nothing deployed: {len(blocking)} blocking governance failure(s): {names}")
+                           f"nothing deployed: {counted(len(blocking), 'blocking governance failure')}: {names}")
     registry = AdapterRegistry(config.adapters)
     unresolved = registry.unresolved(descriptor)
     if unresolved:
@@ -171,7 +172,7 @@ def _release_to(
                    "record": record, "statusUrl": status_url, "tag": tag, "version": version, "stage": environment,
                    **(report_extra or {})},
     )
-    waiting = f", queued behind {ahead} other deployment(s)" if ahead else ""
+    waiting = f", queued behind {counted(ahead, 'other deployment')}" if ahead else ""
     description = f"deploying {version} to {environment} (deployment {deployment_id}{waiting})"
     repository.set_deployment_state(record, ForgeDeploymentState.PENDING if ahead else ForgeDeploymentState.IN_PROGRESS,
                                     _one_line(description), status_url)

@@ -119,7 +119,7 @@ def test_deploy_then_status_in_a_new_process_then_undeploy(meshbot, tmp_path):
         deployed = meshbot("deploy", EXAMPLE, "--config", config, "--workers", "2")
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         lines = deployed.stdout.splitlines()
-        assert "validated; running 3 task(s)" in lines
+        assert "validated; running 3 tasks" in lines
         ledger = next(line for line in lines if LEDGER in line)
         assert ledger.startswith("✓ storage ") and " s  storage component " in ledger
         assert sum(line.startswith("✓ ") for line in lines) == 3

@@ -168,6 +168,16 @@ def test_plan_text_and_json(capsys):
                                 "depends_on": ["urn:dmb:cmp:finance:cashflow:1:ledger"]}
 
 
+def test_plan_text_counts_one_task_in_one_stage(capsys):
+    from bot.cli.main import plan_text
+    from bot.descriptor.model import Descriptor
+    from bot.engine.plan import build_plan
+
+    descriptor = Descriptor(data={"id": "urn:dmb:dp:finance:cashflow:1", "components": [
+        {"id": "urn:dmb:cmp:finance:cashflow:1:ledger", "kind": "storage"}]}, environment="development")
+    assert plan_text(build_plan(descriptor)).splitlines()[0] == "1 task in 1 stage (tasks of one stage run in parallel)"
+
+
 def test_not_a_folder_exits_two(tmp_path, capsys):
     assert main(["check", str(tmp_path / "missing")]) == 2
     assert "is not a folder (expected a data product repository)" in capsys.readouterr().err

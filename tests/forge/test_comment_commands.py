@@ -108,7 +108,7 @@ def test_a_deploy_queued_behind_another_says_so(redis_engine):
                           public_url="https://meshbot.example.com")
     [reply] = run_comment(repository, config, "github", 1, "c1", "/deploy", "writer", project="acme/cashflow",
                           connection=redis_engine.redis)
-    assert "queued behind 1 other deployment(s) of `urn:dmb:dp:finance:cashflow:1` in `development`" in reply
+    assert "queued behind 1 other deployment of `urn:dmb:dp:finance:cashflow:1` in `development`" in reply
     [deployment_id] = [item for item in redis_engine.store.history(product, "development")]
     deployment = redis_engine.store.load(deployment_id)
     assert deployment.report_to["comment"] == {"number": "1", "id": repository.comment_threads[1][-1].id}

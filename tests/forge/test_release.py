@@ -122,7 +122,7 @@ def test_a_blocking_policy_deploys_nothing(repository, redis_engine, tmp_path: P
         "severity: error\nstatus: enabled\nschema:\n  type: object\n  required: [sla]\n")
     sha, [step] = run(repository, redis_engine, "v1.0.0", policies=load_policies([tmp_path]))
     assert (step.state, step.description) == (
-        CommitState.FAILURE, "nothing deployed: 1 blocking governance failure(s): needs-sla")
+        CommitState.FAILURE, "nothing deployed: 1 blocking governance failure: needs-sla")
     assert repository.deployments == {}
 
 

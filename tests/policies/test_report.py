@@ -48,7 +48,7 @@ def test_text_report_lists_failures_by_category_with_clickable_positions():
     assert lines[3] == ("    repo/components/op/catalog-info.yaml:8:3: components[0].specific: "
                         "missing required field 'specific'")
     assert lines[5].startswith("WARNING   warn on")
-    assert lines[-2] == "1 passed, 1 blocking, 0 in grace, 1 warnings, 0 info"
+    assert lines[-2] == "1 passed, 1 blocking, 0 in grace, 1 warning, 0 info"
     assert lines[-1] == "Result: BLOCKED"
     assert "\x1b[" not in text
 
@@ -64,7 +64,7 @@ def test_markdown_blocking_first_and_passed_folded():
     assert body.index("#### ❌ Blocking failures") < body.index("#### ⚠️ Warnings")
     assert ("- `components/op/catalog-info.yaml` line 8, column 3 · `components[0].specific`: "
             "missing required field 'specific'") in body
-    assert "<details><summary>✅ 1 passed checks</summary>" in body
+    assert "<details><summary>✅ 1 passed check</summary>" in body
     assert "| `ok` | `urn:dmb:cmp:finance:cashflow:1:op` |" in body
 
 
@@ -116,8 +116,29 @@ def test_a_result_with_nothing_to_compare_is_not_evaluated_never_passed():
     assert "| ➖ not evaluated | 1 |" in body
     assert ("- **`no-breaking-changes`** on `urn:dmb:dp:finance:cashflow:1`: not evaluated: nothing deployed in "
             "production") in body
-    assert "<details><summary>✅ 1 passed checks</summary>" in body
+    assert "<details><summary>✅ 1 passed check</summary>" in body
 
 
 def test_markdown_without_unevaluated_results_has_no_such_row():
     assert "not evaluated" not in to_markdown(report(result("ok")))
+
+
+def test_counts_are_in_the_right_number():
+    one = CheckReport(descriptor=Descriptor(data={"id": "urn:dmb:dp:finance:cashflow:1", "components": [{}]},
+                                            environment="development"),
+                      results=[result("warn", severity="warning", errors=[FAILURE, FAILURE])], policy_count=1)
+    lines = to_text(one).splitlines()
+    assert lines[0] == "meshbot check: urn:dmb:dp:finance:cashflow:1 (development), 1 component, 1 policy"
+    assert lines[-2] == "0 passed, 0 blocking, 0 in grace, 1 warning, 0 info"
+    body = to_markdown(one)
+    assert " · 1 policy · 1 component\n" in body
+    assert "1 passed check<" not in body
+    assert "<details><summary>✅ 2 passed checks</summary>" in to_markdown(report(result("a"), result("b")))
+    assert "<details><summary>✅ 1 passed check</summary>" in to_markdown(report(result("a")))
+
+
+def test_zero_blocking_is_not_painted_red():
+    text = to_text(report(result("warn", severity="warning", errors=[FAILURE]), result("ok")), color=True)
+    summary = text.splitlines()[-2]
+    assert "\x1b[31;1m" not in summary and ", 0 blocking, " in summary
+    assert "\x1b[31;1m1 blocking\x1b[0m" in to_text(report(result("block", errors=[FAILURE])), color=True)
