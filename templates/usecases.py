@@ -40,6 +40,8 @@ KINDS = ("dataproduct", "storage", "outputport", "workload", "observability")
 YAML_SUFFIXES = (".yaml", ".yml")
 # The data product a component template links to comes from these parameters.
 LINK_PARAMETERS = ("domain", "name", "majorVersion")
+# What an output port over a storage table copies of each column (the column parameters of the templates).
+COLUMN_KEYS = ("name", "dataType", "dataLength", "precision", "scale", "jsonSchema", "constraint", "description")
 _FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PARAMETER_NAME = r"^[a-z][A-Za-z0-9]*$"
 
@@ -389,6 +391,11 @@ def _parameter_messages(error: jsonschema.ValidationError) -> Iterator[tuple[lis
     """(the parameter's path, a message) for each problem the error reports."""
     path = list(error.absolute_path)
     instance = error.instance
+    custom = error.schema.get("x-message") if isinstance(error.schema, dict) else None
+    if isinstance(custom, str):
+        # A conditional rule (if/then/else) says in its own words what it wants.
+        yield path, f"parameter '{_join(path)}': {custom}" if path else f"parameters: {custom}"
+        return
     if error.validator == "required":
         properties = error.schema.get("properties") if isinstance(error.schema, dict) else None
         for missing in _missing(error):
@@ -529,7 +536,7 @@ def derive_parameters(
     domain, name and majorVersion come from the System's `<domain>.<name>.<major>`, owner from its
     spec.owner. A template with `storageComponent`, `sourceTable` and `columns` parameters (an output
     port over a storage table) also takes the storage component when the data product has exactly one,
-    its table when it has exactly one, and that table's columns, so the data contract matches the table.
+    its table when it has exactly one, and that table's columns (COLUMN_KEYS), so the data contract matches it.
     """
     properties = template.properties
     derived: dict[str, Any] = {}
@@ -579,7 +586,7 @@ def _storage_values(destination: Path, given: Mapping[str, Any]) -> dict[str, An
     schema = tables[table_name].get("schema") if isinstance(table_name, str) and table_name in tables else None
     if "columns" not in given and isinstance(schema, list):
         derived["columns"] = [
-            {key: column[key] for key in ("name", "dataType", "constraint") if column.get(key) is not None}
+            {key: column[key] for key in COLUMN_KEYS if column.get(key) is not None}
             for column in schema if isinstance(column, dict)
         ]
     return derived

@@ -70,7 +70,8 @@ def test_every_violation_of_the_invalid_descriptor_is_reported_where_it_is():
         "contacts": "missing required field 'contacts'",
         "maturity": "maturity must be Tactical or Strategic",
         "securityInfo.GDPR": "GDPR must be Yes or No",
-        "tags[0].source": "a tag's source must be Tag or Glossary",
+        "tags[0].source": "a tag's source must be Classification (OpenMetadata's name, Tag in the specification) "
+                          "or Glossary",
         "components[0].kind": "a component's kind must be outputport, workload, storage or observability",
         "components[1].dependsOn[0]": "a component id must be a URN urn:dmb:cmp:",
         f"{port}[0].arrayDataType": "a column of dataType ARRAY needs arrayDataType",
@@ -173,8 +174,23 @@ def test_data_product_variations_that_pass(change):
          "components[3].dataContract.dataSharingAgreement.billing", "not of types"),
         (lambda d: d["components"][OUTPUT_PORT].update(sampleData={"columns": "a", "rows": []}),
          "components[3].sampleData.columns", 'not of type "array"'),
-        (lambda d: d["components"][OUTPUT_PORT].update(semanticLinking=[]),
-         "components[3].semanticLinking", 'not of types "null", "object"'),
+        (lambda d: d["components"][OUTPUT_PORT].update(semanticLinking="customerId"),
+         "components[3].semanticLinking", "semanticLinking is text; write a list of mappings (Witboost's output port "
+         "shape, what scaffold-based tech adapters parse, e.g. []) or a mapping (the Data Product Specification's "
+         "shape), or null"),
+        (lambda d: d["components"][OUTPUT_PORT].update(semanticLinking=1), "components[3].semanticLinking",
+         "semanticLinking is a number; write a list of mappings"),
+        (lambda d: d["components"][OUTPUT_PORT].update(semanticLinking=False), "components[3].semanticLinking",
+         "semanticLinking is a boolean; write a list of mappings"),
+        (lambda d: d["components"][OUTPUT_PORT].update(semanticLinking=[{"customerId": "x"}, "customer.id"]),
+         "components[3].semanticLinking[1]",
+         "semanticLinking is a list (Witboost's output port shape): each link in it must be a mapping"),
+        (lambda d: d["components"][OUTPUT_PORT].update(dataSharingAgreement={"purpose": ["reporting"]}),
+         "components[3].dataSharingAgreement.purpose", "not of types"),
+        (lambda d: d["components"][OUTPUT_PORT]["tags"].append(
+            {"tagFQN": "PII", "source": "Label", "labelType": "Manual", "state": "Confirmed"}),
+         "components[3].tags[0].source", "a tag's source must be Classification (OpenMetadata's name, Tag in the "
+         "specification) or Glossary"),
         (lambda d: d["components"][OUTPUT_PORT].pop("outputPortType"),
          "components[3].outputPortType", "missing required field"),
         (lambda d: d["components"][OUTPUT_PORT].update(version="1"), "components[3].version",
@@ -201,8 +217,20 @@ def test_output_port_and_column_rules(change, path, fragment):
         lambda d: [d["components"][OUTPUT_PORT].pop(key) for key in ("dataContract", "tags", "dependsOn", "specific")],
         lambda d: d["components"][OUTPUT_PORT].update(sampleData=None, semanticLinking={"sameAs": "x"}),
         lambda d: d["components"][OUTPUT_PORT].update(kind="OutputPort"),
+        # semanticLinking: Witboost's list of mappings, the specification's mapping, or nothing.
+        lambda d: d["components"][OUTPUT_PORT].update(semanticLinking=[]),
+        lambda d: d["components"][OUTPUT_PORT].update(
+            semanticLinking=[{"column": "customerId", "references": "urn:dmb:cmp:crm:customer:1:op"}]),
+        lambda d: d["components"][OUTPUT_PORT].update(semanticLinking={}),
+        lambda d: d["components"][OUTPUT_PORT].pop("semanticLinking"),
+        # Witboost writes dataSharingAgreement beside dataContract; OpenMetadata calls the Tag source Classification.
+        lambda d: d["components"][OUTPUT_PORT].update(dataSharingAgreement={"purpose": "Reporting", "billing": None}),
+        lambda d: d["components"][OUTPUT_PORT]["tags"].append(
+            {"tagFQN": "PII", "source": "Classification", "labelType": "Manual", "state": "Confirmed"}),
     ],
-    ids=["struct-without-children", "array", "json", "open-column", "defaulted-fields", "nulls", "kind-case"],
+    ids=["struct-without-children", "array", "json", "open-column", "defaulted-fields", "nulls", "kind-case",
+         "semantic-linking-empty-list", "semantic-linking-list", "semantic-linking-mapping", "semantic-linking-missing",
+         "data-sharing-agreement-beside-the-contract", "classification-tag"],
 )
 def test_output_port_variations_that_pass(change):
     result = changed(change)

@@ -238,11 +238,13 @@ def test_parameter_errors_are_one_line_each_in_parameter_order():
         "parameter 'description' is required (Description)",
         "parameter 'owner' is required (Owning team)",
         "parameter 'tableName': 'x y' does not match ^[A-Za-z_][A-Za-z0-9_]*$",
-        "parameter 'columns[0].dataType': 'TEXTY' is not one of TEXT, STRING, INT, BIGINT, SMALLINT, TINYINT, "
-        "NUMBER, NUMERIC, DECIMAL, FLOAT, DOUBLE, BOOLEAN, DATE, TIME, TIMESTAMP, DATETIME, BLOB",
+        "parameter 'columns[0].dataType': 'TEXTY' is not one of TEXT, STRING, MEDIUMTEXT, CHAR, VARCHAR, JSON, ENUM, "
+        "INT, BIGINT, SMALLINT, TINYINT, BYTEINT, BOOLEAN, NUMBER, NUMERIC, DECIMAL, FLOAT, DOUBLE, DATE, TIME, "
+        "TIMESTAMP, DATETIME, BINARY, VARBINARY, BYTES, BLOB, MEDIUMBLOB, LONGBLOB",
         "parameter 'columns[1].name': 'id' is given more than once",
         "parameter 'columns[2].dataType' is required (Data type)",
-        "parameter 'columns[2].nam' is not allowed (known: name, dataType, constraint)",
+        "parameter 'columns[2].nam' is not allowed (known: name, dataType, dataLength, precision, scale, jsonSchema, "
+        "constraint, description)",
         "parameter 'columns[2].name' is required (Column name)",
         "parameter 'foo' is not a parameter of this template (known: domain, name, majorVersion, component, title, "
         "description, owner, tableName, columns)",
@@ -415,8 +417,8 @@ def test_tags_render_as_catalog_tags():
     [_, catalog, _] = render(template, parameters)
     document = load_single(catalog.content, "catalog-info.yaml")
     assert document is not None and document.value["spec"]["mesh"]["tags"] == [
-        {"tagFQN": "Sales.Orders", "source": "Tag", "labelType": "Manual", "state": "Confirmed"},
-        {"tagFQN": "PII", "source": "Tag", "labelType": "Manual", "state": "Confirmed"},
+        {"tagFQN": "Sales.Orders", "source": "Classification", "labelType": "Manual", "state": "Confirmed"},
+        {"tagFQN": "PII", "source": "Classification", "labelType": "Manual", "state": "Confirmed"},
     ]
 
 
