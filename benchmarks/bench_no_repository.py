@@ -3,7 +3,8 @@
 Generates, into a temporary folder, --files small files spread over nested folders, with no `.git`
 and no catalog-info.yaml anywhere, and times (median over --repeat runs, time.perf_counter):
 
-  in-process   bot.cli.main.main(["check", FOLDER])   (what the command does after start-up)
+  assembly     bot.cli.common.assemble_folder(FOLDER, "development")   (reading the folder, or refusing it)
+  in-process   bot.cli.main.main(["check", FOLDER])   (what the command does after start-up, policy loading included)
   the CLI      `python -m bot.cli check FOLDER` as a subprocess (wall time, start-up included)
   start-up     `python -m bot.cli --version` (wall time), for comparison
 
@@ -45,6 +46,19 @@ def generate(folder: Path, files: int, per_folder: int = 50) -> None:
         (directory / f"f{index:06d}.txt").write_text(f"file {index}\n")
 
 
+def assembly(folder: Path) -> float:
+    """Seconds of assemble_folder on the folder (it raises InputErrors: no data product)."""
+    from bot.cli.common import assemble_folder
+    from bot.descriptor.errors import InputErrors
+
+    started = time.perf_counter()
+    try:
+        assemble_folder(str(folder), "development")
+    except InputErrors:
+        pass
+    return time.perf_counter() - started
+
+
 def in_process(folder: Path) -> tuple[float, int, str]:
     """Seconds, exit code and first stderr line of main(["check", folder]) in this process."""
     from bot.cli.main import main
@@ -75,6 +89,7 @@ def main() -> int:
         folder = Path(temporary) / "big"
         folder.mkdir()
         generate(folder, arguments.files)
+        assemblies = [assembly(folder) for _ in range(arguments.repeat)]
         runs = [in_process(folder) for _ in range(arguments.repeat)]
         cli = [subprocess_wall("check", str(folder)) for _ in range(arguments.repeat)]
         startup = [subprocess_wall("--version") for _ in range(arguments.repeat)]
@@ -83,6 +98,7 @@ def main() -> int:
         "machine": f"nproc {os.cpu_count()}, {cpu_model()}, Python {platform.python_version()}, {platform.system()}",
         "files": arguments.files,
         "repeat": arguments.repeat,
+        "assembly_ms": {"median": statistics.median(assemblies) * 1000, "min": min(assemblies) * 1000},
         "in_process_ms": {"median": statistics.median(r[0] for r in runs) * 1000,
                           "min": min(r[0] for r in runs) * 1000},
         "cli_ms": {"median": statistics.median(r[0] for r in cli) * 1000, "min": min(r[0] for r in cli) * 1000},
@@ -95,6 +111,8 @@ def main() -> int:
     else:
         print(f"{figures['date']}, {figures['machine']}")
         print(f"folder of {arguments.files:,} files, no .git, no catalog-info.yaml; {arguments.repeat} runs each")
+        print(f"  assemble_folder(FOLDER): median {figures['assembly_ms']['median']:,.2f} ms, "
+              f"min {figures['assembly_ms']['min']:,.2f} ms")
         print(f"  in-process main(['check', FOLDER]): median {figures['in_process_ms']['median']:,.1f} ms, "
               f"min {figures['in_process_ms']['min']:,.1f} ms")
         print(f"  CLI `python -m bot.cli check FOLDER` (wall): median {figures['cli_ms']['median']:,.0f} ms, "
