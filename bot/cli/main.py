@@ -145,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     from bot.cli.rollback import register as register_rollback_command
     from bot.cli.serve import register as register_serve_command
     from bot.cli.usecases import register as register_usecase_commands
+    from bot.cli.validate import register as register_validate_command
 
     register_adapter_commands(commands)
     register_usecase_commands(commands)
@@ -154,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     register_config_commands(commands)
     register_diff_command(commands)
     register_drift_command(commands)
+    register_validate_command(commands)
     return parser
 
 

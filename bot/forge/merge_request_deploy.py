@@ -14,7 +14,6 @@ from typing import Any
 
 import redis
 
-from adapters.payloads import component_request, data_product_request
 from adapters.registry import AdapterRegistry, AdapterTarget
 from bot.config import ServerConfig
 from bot.descriptor.assembly import assemble
@@ -29,6 +28,7 @@ from bot.engine.reconcile import Reconciliation, Scope
 from bot.engine.runner import preview, request_deployment
 from bot.engine.store import Deployment
 from bot.engine.undeploy import request_undeploy
+from bot.forge.adapter_validation import AdapterVerdict, ask_adapters, fenced_block
 from bot.forge.commands import Deploy, Undeploy
 from policies.engine import evaluate
 from policies.report import CheckReport, escape_markdown, markdown_environment, to_markdown
@@ -144,6 +144,8 @@ def dry_run_reply(descriptor: Descriptor, adapters: dict[str, AdapterTarget], sh
     plan = build_plan(descriptor)
     stage_of = {task_id: index + 1 for index, stage in enumerate(plan.stages) for task_id in stage}
     provision = set(planned.provision) if planned is not None else {task.id for task in plan.tasks}
+    asked = [task.id for task in plan.tasks if task.id in provision]
+    verdicts = {verdict.task: verdict for verdict in ask_adapters(descriptor, adapters, asked, timeout=60.0)}
     rows = []
     for task in plan.tasks:
         if task.id not in provision:
@@ -151,21 +153,25 @@ def dry_run_reply(descriptor: Descriptor, adapters: dict[str, AdapterTarget], sh
                          "action": "left as it is" if planned and planned.partial else "unchanged",
                          "verdict": "not asked"})
             continue
-        client = adapters[task.id].client(timeout=60.0)
-        request = data_product_request(descriptor.data) if task.kind == "dataproduct" else \
-            component_request(descriptor.data, task.id)
-        outcome = client.validate(request)
-        verdict = "valid" if outcome.valid else f"not valid: {outcome.message}"
         rows.append({"stage": stage_of.get(task.id, "?"), "task": task.id, "kind": task.kind, "action": "provision",
-                     "verdict": _cell(verdict)})
+                     "verdict": _verdict_cell(verdicts[task.id])})
     if planned is not None:
         rows += [{"stage": "", "task": task_id, "kind": "", "action": "**remove**", "verdict": "not asked"}
                  for task_id in planned.remove]
         rows += [{"stage": "", "task": task_id, "kind": "", "action": "kept", "verdict": "not asked"}
                  for task_id in planned.kept]
     return _reply("dry_run", data_product=descriptor.id, sha=sha[:8], environment=descriptor.environment, rows=rows,
-                  summary=planned.summary() if planned else "",
+                  verdicts=[verdicts[task_id] for task_id in asked], summary=planned.summary() if planned else "",
                   notes=[escape_markdown(note) for note in planned.notes(descriptor.environment)] if planned else [])
+
+
+def _verdict_cell(verdict: AdapterVerdict) -> str:
+    """A task's adapter verdict in one table cell: its errors are listed below the table, never in it."""
+    if verdict.valid:
+        return "valid"
+    if verdict.failed:
+        return "⚠️ could not validate: " + _cell(verdict.message)
+    return "not valid" + (": " + _cell(verdict.message) if verdict.message and not verdict.said else "")
 
 
 def progress_reply(deployment: Deployment, tasks: list[dict[str, Any]], status_url: str | None) -> str:
@@ -183,10 +189,26 @@ def progress_reply(deployment: Deployment, tasks: list[dict[str, Any]], status_u
     if deployment.reconciliation:
         planned = Reconciliation.from_json({**deployment.reconciliation, "remove": []})  # the table shows removals
         notes = [_cell(note) for note in planned.notes(deployment.environment)]
+    headline, *rest = (deployment.message or "").splitlines() or [""]
     return _reply("progress", command=command, data_product=deployment.data_product, version=deployment.version,
                   environment=deployment.environment, deployment=deployment.id, state=str(state),
-                  message=_cell(deployment.message) if deployment.message and state.finished else "", rows=rows,
-                  status_url=status_url, finished=state.finished, notes=notes)[:REPLY_LIMIT]
+                  message=_cell(headline) if headline and state.finished else "", rows=rows,
+                  status_url=status_url, finished=state.finished, notes=notes,
+                  details=message_details(rest) if state.finished else [])[:REPLY_LIMIT]
+
+
+def message_details(lines: list[str]) -> list[dict[str, str]]:
+    """The lines after an engine message's first (`- task: error`, indented continuations, plain lines) as items."""
+    items: list[dict[str, str]] = []
+    for line in lines:
+        if line.startswith("    ") and items and items[-1]["bullet"]:
+            items[-1]["more"] += line[4:] + "\n"
+        elif line.strip():
+            task, _, text = line[2:].partition(": ") if line.startswith("- ") else ("", "", line)
+            items.append({"bullet": "yes" if task else "", "task": task, "text": text, "more": ""})
+    for item in items:  # an error's further lines: a fenced block under its list item
+        item["more"] = fenced_block(item["more"], 2) if item["more"] else ""
+    return items
 
 
 def _duration(task: dict[str, Any]) -> str:

@@ -137,7 +137,9 @@ def _review_environment(reader: RevisionReader, environment: str, config: Server
     validation = validate_with_adapters(descriptor, config.adapters) if config.validate_with_adapters else None
     refused = sum(1 for verdict in validation or [] if verdict.refused)
     state = CommitState.SUCCESS if report.passed and not refused else CommitState.FAILURE
-    governance = _report_description(report) + (f"; adapters refused {refused}" if refused else "")
+    failed = sum(1 for verdict in validation or [] if verdict.failed)  # judged nothing: no failure of the review
+    governance = _report_description(report) + (f"; adapters refused {refused}" if refused else "") + \
+        (f"; {failed} adapter{'s' if failed != 1 else ''} could not validate" if failed else "")
     return EnvironmentReview(environment=environment, gating=gating, state=state,
                              description=_clip(f"{governance}; plan: {diff.summary()}", DESCRIPTION_LIMIT),
                              report=report, diff=diff, deployed=deployed, validation=validation,

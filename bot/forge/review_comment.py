@@ -63,10 +63,12 @@ def governance_text(item: EnvironmentReview) -> str:
     parts += [f"{counts['warning']} warning{'s' if counts['warning'] != 1 else ''}"] if counts["warning"] else []
     refused = sum(1 for verdict in item.validation or [] if verdict.refused)
     parts += [f"{refused} refused by adapters"] if refused else []
+    failed = sum(1 for verdict in item.validation or [] if verdict.failed)
+    parts += [f"{failed} adapter{'s' if failed != 1 else ''} could not validate"] if failed else []
     if not parts:
         parts = ["passed"]
     parts += [f"{len(report.not_evaluated)} not evaluated"] if report.not_evaluated else []
-    mark = "❌" if counts["blocking"] or refused else "⚠️" if counts["grace"] or counts["warning"] else "✅"
+    mark = "❌" if counts["blocking"] or refused else "⚠️" if counts["grace"] or counts["warning"] or failed else "✅"
     return f"{mark} {', '.join(parts)}"
 
 
