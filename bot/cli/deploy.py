@@ -161,6 +161,8 @@ def _deploy_command(arguments: argparse.Namespace) -> int:
         if not _governance_passes(report, arguments):
             return EXIT_FAILED
         if text:
+            from policies.report import counted
+
             counts = f"{len(report.passed_results)} passed"
             warnings = sum(1 for result in report.results if result.errors)
             print(f"governance: {counts}" + (f", {counted(warnings, 'non-blocking finding')} (see `meshbot check`)"
@@ -169,8 +171,6 @@ def _deploy_command(arguments: argparse.Namespace) -> int:
 
         if text:
             planned = preview(connection, descriptor, scope, registry.resolve_all)
-            from policies.report import counted
-
             print(f"plan: {planned.summary()}")
             for note in planned.notes(descriptor.environment):
                 print(f"  {note}")
@@ -304,6 +304,7 @@ def _run(arguments: argparse.Namespace, config: ServerConfig, data_product: str,
     from bot.engine.progress import WorkersGone, deployment_json, follow
     from bot.engine.redis_connection import EmbeddedRedisError
     from bot.engine.store import Store
+    from policies.report import counted
 
     text = arguments.format == "text"
     out = sys.stdout if text else None
@@ -312,7 +313,6 @@ def _run(arguments: argparse.Namespace, config: ServerConfig, data_product: str,
     except (EmbeddedRedisError, OSError) as error:
         return _error(str(error))
     workers: LocalWorkers | None = None
-    from policies.report import counted
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     deployment_id = ""
     try:
@@ -445,17 +445,6 @@ def _status_command(arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# ---------------------------------------------------------------------- worker
-
-
-def _worker_command(arguments: argparse.Namespace) -> int:
-    from bot.engine.local_workers import choose_redis, exit_with_parent, shown_url
-    from bot.engine.redis_connection import EmbeddedRedisError
-    from bot.engine.worker import run_worker
-    from bot.logs import configure_logging
-
-    configure_logging()
-    config = _config(arguments)
 def _unknown_product(data_product: str, environment: str | None, known: list[str], output: str) -> int:
     """No record of the data product where asked (a typo in its id, or never deployed there): say so, exit 1."""
     where = f"in {environment}" if environment else "in any environment"
@@ -469,6 +458,17 @@ def _unknown_product(data_product: str, environment: str | None, known: list[str
     return EXIT_FAILED
 
 
+# ---------------------------------------------------------------------- worker
+
+
+def _worker_command(arguments: argparse.Namespace) -> int:
+    from bot.engine.local_workers import choose_redis, exit_with_parent, shown_url
+    from bot.engine.redis_connection import EmbeddedRedisError
+    from bot.engine.worker import run_worker
+    from bot.logs import configure_logging
+
+    configure_logging()
+    config = _config(arguments)
     if config is None:
         return EXIT_INPUT
     try:
