@@ -24,6 +24,14 @@ from bot.descriptor.errors import InputErrors
 from bot.engine.deployment import DeploymentState, Operation
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LOST_CONTACT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+NOT_VALIDATED_HINTS = {  # what to do after a deployment that ended before provisioning anything
+    DeploymentState.REFUSED: "nothing was deployed: the tech adapters refused the descriptor; fix what they name "
+                             "(`meshbot validate {path} --env {env}` shows each error at its file:line:col) and deploy "
+                             "again",
+    DeploymentState.FAILED: "nothing was deployed: a tech adapter could not validate the descriptor (it did not "
+                            "judge it); deploy again once the adapter answers (`meshbot validate {path} --env {env}` "
+                            "asks it alone)",
+}
 UNDEPLOY_DESCRIPTION = (
     "Remove what is deployed of a data product in ENV: the tech adapters get the descriptor of its latest "
     "successful deployment there (after a first deploy that failed: the descriptor it sent), and its plan in "
@@ -365,6 +373,9 @@ def _run(arguments: argparse.Namespace, config: ServerConfig, data_product: str,
         print(json.dumps(deployment_json(store, deployment), indent=2))
     if deployment.state is DeploymentState.PARTIALLY_DEPLOYED and (deployment.reconciliation or {}).get("partial"):
         success = deployment.state  # --component: what was asked for deployed, the rest left as it was
+    hint = NOT_VALIDATED_HINTS.get(deployment.state) if operation is Operation.DEPLOY else None
+    if hint:
+        print(f"meshbot: {hint.format(path=getattr(arguments, 'path', 'PATH'), env=environment)}", file=sys.stderr)
     return EXIT_OK if deployment.state is success else EXIT_FAILED
 
 
