@@ -8,7 +8,7 @@ import sys
 
 from bot.cli.deployed_source import add_deployed_arguments, deployed_source
 
-EXIT_OK = 0
+EXIT_NO_CHANGE, EXIT_CHANGES = 0, 1  # as `git diff --exit-code`: a script can tell whether a deploy would act
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -16,7 +16,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     from bot.descriptor.assembly import DEFAULT_ENVIRONMENT
 
     diff = commands.add_parser(
-        "diff", help="the plan against what is deployed: components to add, change (which fields) and remove")
+        "diff", help="the plan against what is deployed: components to add, change (which fields) and remove "
+                     "(exit 0: nothing to change, 1: changes, 2: bad input)")
     diff.add_argument("path", metavar="PATH", help="the data product repository folder")
     diff.add_argument("--env", default=DEFAULT_ENVIRONMENT,
                       help=f"the environment to compare with (default: {DEFAULT_ENVIRONMENT})")
@@ -39,4 +40,4 @@ def _diff_command(arguments: argparse.Namespace) -> int:
         sys.stdout.write(plan_markdown(diff, limit=1_000_000))
     else:
         sys.stdout.write(diff.to_text())
-    return EXIT_OK
+    return EXIT_CHANGES if diff.has_changes else EXIT_NO_CHANGE

@@ -57,11 +57,11 @@ def test_diff_against_a_file_names_the_removed_column_with_its_position(tmp_path
     monkeypatch.setenv("NO_COLOR", "1")
     deployed = tmp_path / "deployed.json"
     deployed.write_text(json.dumps(deployed_with_an_extra_column()))
-    assert main(["diff", EXAMPLE, "--env", "production", "--against", str(deployed)]) == 0
+    assert main(["diff", EXAMPLE, "--env", "production", "--against", str(deployed)]) == 1  # changes
     text = capsys.readouterr().out
     assert "0 to add, 1 to change, 0 to remove, 2 unchanged" in text
     assert f"~ {PORT}" in text and "column `currency` removed" in text
-    assert main(["diff", EXAMPLE, "--env", "production", "--against", str(deployed), "--format", "json"]) == 0
+    assert main(["diff", EXAMPLE, "--env", "production", "--against", str(deployed), "--format", "json"]) == 1
     document = json.loads(capsys.readouterr().out)
     assert document["counts"] == {"add": 0, "change": 1, "remove": 0, "unchanged": 2}
     [changed] = [entry for entry in document["components"] if entry["action"] == "change"]
@@ -75,18 +75,27 @@ def test_diff_accepts_the_apis_document_as_the_file(tmp_path, capsys):
     document = {"dataProduct": DP, "environment": "production", "descriptor": deployed_with_an_extra_column()}
     deployed = tmp_path / "deployed.json"
     deployed.write_text(json.dumps(document))
-    assert main(["diff", EXAMPLE, "--env", "production", "--against", str(deployed), "--format", "json"]) == 0
+    assert main(["diff", EXAMPLE, "--env", "production", "--against", str(deployed), "--format", "json"]) == 1
     assert json.loads(capsys.readouterr().out)["counts"]["change"] == 1
 
 
 def test_diff_against_a_meshbot_service(redis_engine, service, capsys, monkeypatch):
     record_deployed(redis_engine, "production", deployed_with_an_extra_column())
-    assert main(["diff", EXAMPLE, "--env", "production", "--server", service, "--format", "markdown"]) == 0
+    assert main(["diff", EXAMPLE, "--env", "production", "--server", service, "--format", "markdown"]) == 1
     markdown = capsys.readouterr().out
     assert markdown.startswith("### meshbot plan for `production`: 0 to add, 1 to change, 0 to remove, 2 unchanged")
     assert "column `currency` removed" in markdown
-    assert main(["diff", EXAMPLE, "--env", "qa", "--server", service]) == 0
+    assert main(["diff", EXAMPLE, "--env", "qa", "--server", service]) == 1
     assert "nothing deployed: 3 to add" in capsys.readouterr().out
+
+
+def test_diff_exits_zero_only_when_a_deploy_would_change_nothing(tmp_path, capsys):
+    from bot.cli.common import assemble_folder
+
+    same = tmp_path / "same.json"
+    same.write_text(json.dumps(assemble_folder(EXAMPLE, "production").data))
+    assert main(["diff", EXAMPLE, "--env", "production", "--against", str(same)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("nothing to change")
 
 
 def test_a_wrong_token_or_an_unreachable_server_is_a_clear_error(redis_engine, service, capsys):
