@@ -270,7 +270,11 @@ def test_only_the_updates_below_spec_mesh_are_applied_and_the_others_are_named(r
     outcome = run_import(repository, config_for(server.url), policies)
 
     assert outcome.status is ImportStatus.OPENED, outcome.message
-    assert repository.read_file(BRANCH, PORT).decode() == original + "    description: Orders as the view reads them\n"
+    # the template writes spec.mesh.description (Witboost reads spec.mesh alone): the update replaces its value
+    old = '    description: "Every order with its customer, day, amount and sales channel"\n'  # spec.mesh's (metadata's
+    assert original.count(old) == 1  # is indented two spaces less)
+    assert repository.read_file(BRANCH, PORT).decode() == original.replace(
+        old, '    description: "Orders as the view reads them"\n')
     assert [(update.path, update.reason) for update in outcome.refused] == [
         ("metadata.name", "not below spec.mesh: the component's identity, which its ids derive from"),
         ("spec.owner", "not below spec.mesh: the component's ownership"),
@@ -283,7 +287,7 @@ def test_only_the_updates_below_spec_mesh_are_applied_and_the_others_are_named(r
                  "- `kind`: not below spec.mesh: the entity's kind"]:
         assert line in description and line in outcome.reply()
     assert "stolen" not in description.split("#### The change")[1] and "someone-else" not in description
-    assert outcome.validation_passed is True and (outcome.added, outcome.removed) == (1, 0)
+    assert outcome.validation_passed is True and (outcome.added, outcome.removed) == (1, 1)
 
 
 def test_when_every_update_is_refused_nothing_is_opened_and_the_reply_says_so(repository, server, policies):
