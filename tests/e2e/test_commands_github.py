@@ -59,7 +59,9 @@ def test_deploy_dry_run_then_deploy_then_undeploy_with_remove_data(bot: BotFacto
         assert final.count("✅ COMPLETED") == 3 and "| task | kind | status | time | adapter message |" in final
         document, _ = product_status(meshbot.engine.redis, PRODUCT, "development")
         assert document["status"] == "DEPLOYED"
-        assert meshbot.statuses(head, "meshbot/deploy/development")[-1]["state"] == "success"
+        # the progress job may write the final table just before the report job sets the status: wait for it
+        meshbot.until(lambda: [s for s in meshbot.statuses(head, "meshbot/deploy/development")
+                               if s["state"] == "success"], "the deploy's success status")
         assert {"table transactions", "view transactions_v"} <= sqlite_objects(tmp_path / "adapter.db")
         deploy_id = meshbot.engine.store.history(PRODUCT, "development")[0]
 
