@@ -31,6 +31,13 @@ Test API (all methods are thread-safe against the serving thread):
 - `add_review(repository, number, user, state)`: a review (APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED,
   PENDING) by user on a pull request, of its head commit; returns the review id.
 - `add_token(token, login)`: another personal token; `token` (user `meshbot`) is accepted from the start.
+- OAuth (sign-in with GitHub): `add_oauth_app(client_id, client_secret)`, then `sign_in(login)` is who the browser is
+  signed in as at GitHub. `GET /login/oauth/authorize` (client_id, redirect_uri, state) approves at once and
+  redirects to redirect_uri with a one-time `code` and the `state`; `POST /login/oauth/access_token` (form:
+  client_id, client_secret, code, redirect_uri) answers `{access_token, token_type, scope}` (JSON when asked, else
+  form-encoded, as GitHub), or 200 `{error: bad_verification_code}`. `oauth_denied = True`: authorize redirects with
+  `error=access_denied`. The token is a user token (`token` or `Bearer`); `GET /user/repos` lists the repositories
+  the user owns or has a role on (`set_permission`), with `permissions` {admin, maintain, push, triage, pull}.
 - `create_app(app_id, public_key_pem, slug)` and `install_app(app_id, repositories)` (returns the installation id):
   the app authenticates with RS256 JWTs signed by its key, then with installation tokens.
 - `script(method, path_glob, *replies)`: the next answers of matching requests (`ScriptedReply`), one each.
@@ -67,6 +74,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 from flask import Flask, Response, request
@@ -391,6 +399,10 @@ class GitHubServer:
         self.token = "ghp_meshbot_test_token"
         self.tokens: dict[str, str] = {self.token: "meshbot"}  # personal token -> login
         self.installation_tokens: dict[str, tuple[int, int]] = {}  # token -> (app id, installation id)
+        self.oauth_apps: dict[str, str] = {}  # client id -> client secret
+        self.oauth_codes: dict[str, tuple[str, str, str]] = {}  # one-time code -> (client id, redirect uri, login)
+        self.signed_in: str | None = None  # who the browser is signed in as at GitHub (the authorize page's user)
+        self.oauth_denied = False
         self.requests: list[Received] = []
         self._scripts: list[tuple[str, str, list[ScriptedReply]]] = []
         self._holds: list[tuple[str, str, Callable[[], bool], float]] = []
@@ -441,6 +453,14 @@ class GitHubServer:
     def add_token(self, token: str, login: str) -> None:
         """Accept a personal access token for login."""
         self.tokens[token] = login
+
+    def add_oauth_app(self, client_id: str, client_secret: str) -> None:
+        """Register an OAuth app (sign-in with GitHub)."""
+        self.oauth_apps[client_id] = client_secret
+
+    def sign_in(self, login: str | None) -> None:
+        """Who approves the next OAuth authorizations (None: nobody signed in, authorize answers 401)."""
+        self.signed_in = login
 
     def create_app(self, app_id: int, public_key_pem: str, slug: str = "meshbot") -> FakeApp:
         """Register a GitHub App verified with this public key."""
@@ -518,6 +538,8 @@ class GitHubServer:
             return "user", self.tokens[credential]
         if scheme.lower() == "token" and credential in self.installation_tokens:
             return "installation", self.installation_tokens[credential]
+        if scheme.lower() == "bearer" and credential in self.tokens:  # an OAuth token sent as Bearer
+            return "user", self.tokens[credential]
         if scheme.lower() == "bearer":
             try:
                 issuer = int(jwt.decode(credential, options={"verify_signature": False})["iss"])
@@ -564,7 +586,7 @@ class GitHubServer:
             if scripted is not None:
                 return self._json(scripted.data, scripted.status, scripted.headers)
             # codeload URLs carry their own one-time token (and GitHub drops Authorization on the redirect)
-            if self._identity() is None and not request.path.startswith("/_codeload/"):
+            if self._identity() is None and not request.path.startswith(("/_codeload/", "/login/oauth/")):
                 return self._error(401, "Bad credentials")
             return None
 
@@ -598,6 +620,53 @@ class GitHubServer:
             if kind != "user":
                 return self._error(403, "Resource not accessible by integration")
             return self._json(self._user(value))
+
+        # -- OAuth apps (sign-in with GitHub) and the user's repositories
+
+        @app.get("/login/oauth/authorize")
+        def oauth_authorize() -> Response:
+            client_id, redirect_uri = request.args.get("client_id", ""), request.args.get("redirect_uri", "")
+            if client_id not in self.oauth_apps or not redirect_uri:
+                return self._error(404, "Not Found")
+            state = request.args.get("state", "")
+            if self.oauth_denied:
+                return _redirect(redirect_uri, {"error": "access_denied", "state": state,
+                                                "error_description": "The user has denied your application access."})
+            if self.signed_in is None:
+                return self._error(401, "Sign in to GitHub first")
+            code = f"code-{next(self.ids)}"
+            with self.lock:
+                self.oauth_codes[code] = (client_id, redirect_uri, self.signed_in)
+            return _redirect(redirect_uri, {"code": code, "state": state})
+
+        @app.post("/login/oauth/access_token")
+        def oauth_access_token() -> Response:
+            form = request.form
+            client_id = form.get("client_id", "")
+            with self.lock:
+                granted = self.oauth_codes.pop(form.get("code", ""), None)
+            if self.oauth_apps.get(client_id) != form.get("client_secret") or granted is None \
+                    or granted[0] != client_id or granted[1] != form.get("redirect_uri", granted[1]):
+                answer = {"error": "bad_verification_code", "error_description": "The code passed is incorrect or "
+                          "expired."}
+            else:
+                token = f"gho_{next(self.ids)}"
+                self.add_token(token, granted[2])
+                answer = {"access_token": token, "token_type": "bearer", "scope": "repo"}
+            if "application/json" in request.headers.get("Accept", ""):
+                return self._json(answer)
+            return Response(urlencode(answer), content_type="application/x-www-form-urlencoded")
+
+        @app.get("/user/repos")
+        def user_repositories() -> Response:
+            kind, login = self._caller()
+            if kind != "user":
+                return self._error(403, "Resource not accessible by integration")
+            with self.lock:
+                readable = [repository for repository in self.repositories.values()
+                            if repository.owner == login or repository.permissions.get(login, "none") != "none"]
+            return self._paged([{**self._repository_json(repository),
+                                 "permissions": _permissions(repository, login)} for repository in readable])
 
         @app.get("/app")
         def get_app() -> Response:
@@ -1239,6 +1308,19 @@ class GitHubServer:
 
 class _NotFound(Exception):
     """A repository the caller cannot see."""
+
+
+def _redirect(url: str, query: dict[str, str]) -> Response:
+    """A 302 to url with query appended."""
+    return Response("", 302, {"Location": f"{url}{'&' if '?' in url else '?'}{urlencode(query)}"})
+
+
+def _permissions(repository: FakeRepository, login: str) -> dict[str, bool]:
+    """GitHub's `permissions` of a repository for login (its owner is admin)."""
+    role = "admin" if repository.owner == login else repository.permissions.get(login, "none")
+    order = ["none", "read", "triage", "write", "maintain", "admin"]
+    rank = order.index(role) if role in order else 1
+    return {"admin": rank >= 5, "maintain": rank >= 4, "push": rank >= 3, "triage": rank >= 2, "pull": rank >= 1}
 
 
 def _now() -> str:

@@ -33,7 +33,17 @@ source branch's head (what the endpoint answers).
 GitLab does, or `project.archive` when a test sets it (a crafted archive).
 
 Requests need `PRIVATE-TOKEN: <server.token>` or `Authorization: Bearer <server.token>` (401 otherwise) and act
-as `server.bot`. Project ids in URLs are numeric or URL-encoded paths (`group%2Fsub%2Fproject`), as on GitLab.
+as `server.bot`, or an OAuth token and act as its user.
+
+OAuth applications (sign-in with GitLab): `server.add_oauth_application(client_id, secret)`, then
+`server.sign_in(username)` is who the browser is signed in as at GitLab. `GET /oauth/authorize` (client_id,
+redirect_uri, response_type=code, state, scope) approves at once and redirects to redirect_uri with a one-time
+`code` and the `state` (`server.oauth_denied = True`: `error=access_denied`); `POST /oauth/token`
+(grant_type=authorization_code, client_id, client_secret, code, redirect_uri) answers `{access_token, token_type,
+expires_in, refresh_token, scope, created_at}` or 400 `{error: invalid_grant}`. With that token `GET /user` is its
+user and `GET /projects?membership=true&min_access_level=N` lists the projects where `set_member` gave them at least
+N (paginated: `per_page`, `page`, Link rel="next").
+Project ids in URLs are numeric or URL-encoded paths (`group%2Fsub%2Fproject`), as on GitLab.
 Responses carry the field names of GitLab's documented responses.
 """
 
@@ -49,7 +59,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
@@ -217,7 +227,14 @@ class GitLabServer:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.bot = self.add_user(bot_username)
+        self.oauth_applications: dict[str, str] = {}  # client id -> secret
+        self.oauth_codes: dict[str, tuple[str, str, str]] = {}  # one-time code -> (client id, redirect uri, username)
+        self.oauth_tokens: dict[str, str] = {}  # access token -> username
+        self.signed_in: str | None = None  # who the browser is signed in as at GitLab
+        self.oauth_denied = False
         self.app = Flask(__name__)
+        self.app.add_url_rule("/oauth/authorize", "oauth_authorize", self._oauth_authorize, methods=["GET"])
+        self.app.add_url_rule("/oauth/token", "oauth_token", self._oauth_token, methods=["POST"])
         self.app.add_url_rule("/api/v4/<path:rest>", "api", self._handle,
                               methods=["GET", "HEAD", "POST", "PUT", "DELETE"])
 
@@ -320,6 +337,16 @@ class GitLabServer:
         user = self.add_user(username)
         if user not in record.approved_by:
             record.approved_by.append(user)
+
+    def add_oauth_application(self, client_id: str, secret: str) -> None:
+        """Register an OAuth application (sign-in with GitLab)."""
+        self.oauth_applications[client_id] = secret
+
+    def sign_in(self, username: str | None) -> None:
+        """Who approves the next OAuth authorizations (None: nobody signed in, authorize answers 401)."""
+        if username is not None:
+            self.add_user(username)
+        self.signed_in = username
 
     def set_member(self, project: Project, username: str, access_level: int) -> None:
         """Give a user an access level on the project (10 Guest, 20 Reporter, 30 Developer, 40 Maintainer, 50 Owner)."""
@@ -464,7 +491,63 @@ class GitLabServer:
 
     def _authorized(self) -> bool:
         bearer = request.headers.get("Authorization", "")
-        return request.headers.get("PRIVATE-TOKEN") == self.token or bearer == f"Bearer {self.token}"
+        return request.headers.get("PRIVATE-TOKEN") == self.token or bearer == f"Bearer {self.token}" \
+            or bearer.removeprefix("Bearer ") in self.oauth_tokens
+
+    def _caller(self) -> User:
+        """The user of the request's OAuth token, else the bot."""
+        username = self.oauth_tokens.get(request.headers.get("Authorization", "").removeprefix("Bearer "))
+        return self.users[username] if username else self.bot
+
+    def _oauth_authorize(self) -> Response:
+        client_id, redirect_uri = request.args.get("client_id", ""), request.args.get("redirect_uri", "")
+        if client_id not in self.oauth_applications or not redirect_uri or request.args.get("response_type") != "code":
+            return self._json({"error": "invalid_request"}, 400)
+        query = {"state": request.args.get("state", "")}
+        if self.oauth_denied:
+            query.update(error="access_denied", error_description="The resource owner or authorization server "
+                                                                   "denied the request.")
+        elif self.signed_in is None:
+            return self._json({"message": "401 Unauthorized: sign in to GitLab first"}, 401)
+        else:
+            code = f"code-{next(self._ids)}"
+            with self._lock:
+                self.oauth_codes[code] = (client_id, redirect_uri, self.signed_in)
+            query["code"] = code
+        separator = "&" if "?" in redirect_uri else "?"
+        return Response("", 302, {"Location": f"{redirect_uri}{separator}{urlencode(query)}"})
+
+    def _oauth_token(self) -> Response:
+        form = request.form
+        with self._lock:
+            granted = self.oauth_codes.pop(form.get("code", ""), None)
+        client_id = form.get("client_id", "")
+        if form.get("grant_type") != "authorization_code" or granted is None or granted[0] != client_id \
+                or self.oauth_applications.get(client_id) != form.get("client_secret") \
+                or granted[1] != form.get("redirect_uri"):
+            return self._json({"error": "invalid_grant", "error_description": "The provided authorization grant is "
+                               "invalid, expired, revoked, does not match the redirection URI used in the "
+                               "authorization request, or was issued to another client."}, 400)
+        token = f"glo-{next(self._ids)}"
+        self.oauth_tokens[token] = granted[2]
+        return self._json({"access_token": token, "token_type": "Bearer", "expires_in": 7200,
+                           "refresh_token": f"glr-{next(self._ids)}", "scope": "read_api",
+                           "created_at": 1700000000})
+
+    def _project_list(self, query: dict[str, str]) -> Response:
+        """The caller's projects (membership=true; min_access_level), paginated as GitLab does."""
+        caller = self._caller()
+        minimum = int(query.get("min_access_level", "10"))
+        projects = [project for project in self.projects.values()
+                    if project.members.get(caller.id, 0) >= minimum]
+        per_page, page = min(int(query.get("per_page", "20")), 100), int(query.get("page", "1"))
+        headers = {"X-Total": str(len(projects)), "X-Page": str(page), "X-Per-Page": str(per_page)}
+        if page * per_page < len(projects):
+            following = urlencode({**query, "page": str(page + 1), "per_page": str(per_page)})
+            headers["Link"] = f'<{self.url}/api/v4/projects?{following}>; rel="next"'
+            headers["X-Next-Page"] = str(page + 1)
+        return self._json([self._project_json(project)
+                           for project in projects[(page - 1) * per_page: page * per_page]], headers=headers)
 
     @staticmethod
     def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -478,7 +561,9 @@ class GitLabServer:
 
     def _route(self, method: str, segments: list[str], query: dict[str, str], body: dict[str, Any]) -> Response:
         if segments == ["user"] and method == "GET":
-            return self._json(self.bot.json(self.url))
+            return self._json(self._caller().json(self.url))
+        if segments == ["projects"] and method == "GET":
+            return self._project_list(query)
         if segments == ["users"] and method == "GET":
             wanted = query.get("username")
             return self._json([user.json(self.url) for user in self.users.values() if user.username == wanted])
