@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -32,6 +32,11 @@ GITLAB_SECRET_VARIABLE = "MESHBOT_GITLAB_WEBHOOK_SECRET"
 API_TOKEN_VARIABLE = "MESHBOT_API_TOKEN"  # guards /status and /metrics
 BOT_USERNAME_VARIABLE = "MESHBOT_BOT_USERNAME"
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MiB
+WEBHOOK_PATHS = {"/webhooks/github": GITHUB, "/webhooks/gitlab": GITLAB}
+EVENT_HEADERS = {GITHUB: "X-GitHub-Event", GITLAB: "X-Gitlab-Event"}
+# meshbot_webhook_deliveries_total's answer label by HTTP status; the 200s and no_secret are set where decided.
+DELIVERY_ANSWERS = {202: "queued", 200: "ignored", 400: "not_json", 401: "unauthorized", 413: "too_large",
+                    503: "unavailable"}
 
 
 class _Redis:
@@ -101,9 +106,22 @@ def create_app(
         refused = _api_refusal()
         if refused is not None:
             return refused
-        from bot.metrics import render
+        from bot.engine.health import HEARTBEAT_WINDOW_SECONDS, probe_client, readiness
+        from bot.engine.runner import QUEUE_NAME
+        from bot.metrics import Gauge, render
 
-        return Response(render(connection.get()), mimetype="text/plain; version=0.0.4")
+        if not probes:
+            probes.append(probe_client(connection.get()))
+        found = readiness(probes[0], ready_heartbeat_window or HEARTBEAT_WINDOW_SECONDS)
+        on_queue = (QUEUE_NAME,)
+        gauges = [
+            Gauge("meshbot_queue_depth", "Jobs waiting on the RQ queue.", ("queue",),
+                  ((on_queue, float(found.queue_depth or 0)),)),
+            Gauge("meshbot_queue_oldest_job_age_seconds", "How long the next job out of the queue has waited (0 when "
+                  "it is empty).", ("queue",), ((on_queue, float(found.oldest_queued_seconds or 0.0)),)),
+            Gauge("meshbot_workers", "RQ workers whose heartbeat is fresh.", (), (((), float(found.workers_alive)),)),
+        ]
+        return Response(render(connection.get(), gauges), mimetype="text/plain; version=0.0.4")
 
     @app.get("/status/<path:data_product>")
     def status(data_product: str) -> ResponseReturnValue:
@@ -132,6 +150,23 @@ def create_app(
             return jsonify(error=f"nothing deployed in {environment}", dataProduct=data_product,
                            environment=environment), 404
         return jsonify(found.as_json())
+
+    @app.after_request
+    def count_delivery(response: Response) -> Response:
+        """Count every webhook delivery by forge, event and answer (the answer is never failed by counting)."""
+        forge = WEBHOOK_PATHS.get(request.path)
+        if forge is None or request.method != "POST":
+            return response
+        answer = g.get("delivery_answer") or DELIVERY_ANSWERS.get(response.status_code, "error")
+        # An unverified event header is never a label: anyone may send any.
+        event = "" if response.status_code in (401, 413) else request.headers.get(EVENT_HEADERS[forge], "")
+        from bot.metrics import count_delivery
+
+        try:
+            count_delivery(connection.get(), forge, event, answer, response.status_code)
+        except Exception as error:  # no Redis to count in (a 503 says so already)
+            logger.warning("could not count a %s delivery: %s", forge, error)
+        return response
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_error: RequestEntityTooLarge) -> ResponseReturnValue:
@@ -182,9 +217,11 @@ def create_app(
             routed = route(parse(event_name, payload), bots())
         except Exception:  # a payload must never earn a 500, whatever a parsing bug does
             logger.exception("could not read the %s %r event of delivery %r", forge, event_name, delivery)
+            g.delivery_answer = "unreadable"
             return jsonify(ignored=f"meshbot could not read this {forge} {event_name!r} event (logged)"), 200
         if isinstance(routed, Ignored):
             logger.info("%s delivery %r (%s) ignored: %s", forge, delivery, event_name, routed.reason)
+            g.delivery_answer = "ignored"
             return jsonify(ignored=routed.reason), 200
         return _enqueue(forge, delivery, routed)
 
@@ -198,6 +235,7 @@ def create_app(
             return jsonify(error=f"meshbot cannot queue work right now ({type(error).__name__}); retry later"), 503
         if job_ids is None:
             logger.info("%s delivery %r ignored: received before", forge, delivery)
+            g.delivery_answer = "duplicate"
             return jsonify(ignored=f"duplicate delivery {delivery}: it was received before"), 200
         logger.info("%s delivery %r queued jobs %s", forge, delivery, ", ".join(job_ids))
         return jsonify(jobs=job_ids, descriptions=[job.description for job in jobs]), 202
@@ -234,6 +272,7 @@ def _secret(variable: str) -> str | None:
 def _no_secret(variable: str) -> Response:
     """401: without a configured secret nothing can be verified, so everything is refused."""
     logger.error("refusing a webhook: no secret is configured; set %s to the webhook's secret", variable)
+    g.delivery_answer = "no_secret"
     response = jsonify(error=f"no webhook secret is configured on meshbot ({variable}): every delivery is refused")
     response.status_code = 401
     return response

@@ -26,5 +26,5 @@ def commands(forge: str, project: str, number: int, comment_id: str, body: str, 
                               project=project, connection=job.connection, policies=load_policies(config.policy_folders),
                               remote=ForgeLocations(client, client.web_url))
     finally:
-        count_event(job.connection, forge, "comment", client.api_calls)
+        count_event(job.connection, forge, "comment", client.api_calls, client.take_rate_limit_waits())
     return f"{project}!{number} comment {comment_id}: {len(replies)} command(s) answered"

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 from rq import get_current_job
 
 from bot.engine.deployed import RedisDeployedStates
 from bot.engine.redis_connection import RetrySafeLock
 from bot.engine.store import PREFIX
 from bot.forge.review import review_merge_request
-from bot.metrics import count_event
+from bot.metrics import count_event, count_review
 
 LOCK_SECONDS = 300  # longer than any review; a worker that dies holding the lock frees it after this
+_STATE = re.compile(r": (success|failure|error|pending) \(")  # review_merge_request's summary names the status
+
+
+def review_outcome(summary: str) -> str:
+    """The outcome of a review for the metrics: the commit status it set, or not_reviewed (closed or merged)."""
+    if summary.endswith(", not reviewed"):
+        return "not_reviewed"
+    found = _STATE.search(summary)
+    return found.group(1) if found else "unknown"
 
 
 def review(forge: str, project: str, number: int, head_sha: str) -> str:
@@ -23,8 +34,12 @@ def review(forge: str, project: str, number: int, head_sha: str) -> str:
     client = CallTally(forge_client(forge))
     lock = job.connection.lock(f"{PREFIX}:review:{forge}:{project}:{number}", timeout=LOCK_SECONDS,
                                blocking_timeout=LOCK_SECONDS, lock_class=RetrySafeLock)
+    outcome = "crashed"  # the review raised: the job fails
     try:
-        return review_merge_request(client, project, number, head_sha, lock=lock,
-                                    deployed=RedisDeployedStates(job.connection))
+        summary = review_merge_request(client, project, number, head_sha, lock=lock,
+                                       deployed=RedisDeployedStates(job.connection))
+        outcome = review_outcome(summary)
+        return summary
     finally:
-        count_event(job.connection, forge, "merge_request", client.api_calls)
+        count_review(job.connection, forge, outcome)
+        count_event(job.connection, forge, "merge_request", client.api_calls, client.take_rate_limit_waits())

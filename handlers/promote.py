@@ -25,7 +25,7 @@ def promote(forge: str, project: str, number: int, source_branch: str, target_br
                                   merge_sha=merge_sha, config=config, policies=load_policies(config.policy_folders),
                                   status_url=config.public_url, remote=ForgeLocations(client, client.web_url))
     finally:
-        count_event(job.connection, forge, "promotion", client.api_calls)
+        count_event(job.connection, forge, "promotion", client.api_calls, client.take_rate_limit_waits())
     if isinstance(outcome, str):
         return f"{project}!{number}: {outcome}"
     return f"{project}!{number}: {outcome.environment}: {outcome.state} {outcome.description}"

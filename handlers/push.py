@@ -20,4 +20,4 @@ def check(forge: str, project: str, branch: str, sha: str) -> str:
     try:
         return review_push(client, project, branch, sha, deployed=RedisDeployedStates(job.connection))
     finally:
-        count_event(job.connection, forge, "push", client.api_calls)
+        count_event(job.connection, forge, "push", client.api_calls, client.take_rate_limit_waits())

@@ -41,7 +41,7 @@ def deployment_ended(deployment_id: str) -> str:
                                  policies=load_policies(config.policy_folders),
                                  remote=ForgeLocations(client, client.web_url))
     finally:
-        count_event(job.connection, forge, "deployment_report", client.api_calls)
+        count_event(job.connection, forge, "deployment_report", client.api_calls, client.take_rate_limit_waits())
     return f"reported {deployment.state} to {forge}:{target['project']}" + "".join(f"; {line}" for line in followed)
 
 
@@ -69,5 +69,5 @@ def deployment_progress(deployment_id: str) -> str:
             repository.edit_comment(int(comment["number"]), str(comment["id"]), REPLY_MARKER + "\n" + progress_reply(
                 latest, task_view(store, deployment_id), target.get("statusUrl")))
     finally:
-        count_event(job.connection, forge, "deployment_progress", client.api_calls)
+        count_event(job.connection, forge, "deployment_progress", client.api_calls, client.take_rate_limit_waits())
     return f"updated the progress of {deployment_id}"

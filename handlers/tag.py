@@ -24,7 +24,7 @@ def release(forge: str, project: str, tag: str, sha: str) -> str:
                                sha=sha, config=config, policies=load_policies(config.policy_folders),
                                status_url=config.public_url, remote=ForgeLocations(client, client.web_url))
     finally:
-        count_event(job.connection, forge, "tag", client.api_calls)
+        count_event(job.connection, forge, "tag", client.api_calls, client.take_rate_limit_waits())
     if not steps:
         return f"{tag} is not a release tag (pattern {config.release_tag})"
     return "; ".join(f"{step.environment}: {step.state} {step.description}" for step in steps)

@@ -41,6 +41,7 @@ from vcs.base import (
     Permission,
     Tag,
 )
+from vcs.tally import rate_limit_waits
 
 DEFAULT_API_URL = "https://api.github.com"
 
@@ -141,6 +142,7 @@ class CountingRetry(GithubRetry):
                 and response.headers.get("X-RateLimit-Remaining") == "0"
                 and (response.headers.get("X-RateLimit-Reset") or "").isdigit()):
             wait = max(int(response.headers["X-RateLimit-Reset"]) - time.time(), 0.0) + 1.0
+            rate_limit_waits.record("github", wait)
             self._check_wait(wait, response)
             retry = Retry.increment(self, method, url, response, error, _pool, _stacktrace)
             retry.forced_backoff = wait
@@ -155,6 +157,8 @@ class CountingRetry(GithubRetry):
         """Retry-After in seconds, refused when longer than meshbot waits."""
         retry_after = super().get_retry_after(response)
         if retry_after is not None:
+            if response.status in (403, 429):
+                rate_limit_waits.record("github", retry_after)
             self._check_wait(retry_after, response)
         return retry_after
 

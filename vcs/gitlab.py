@@ -30,6 +30,7 @@ from gitlab.exceptions import GitlabError
 from bot.descriptor.files import MAX_FILE_BYTES, FileTooLarge
 from vcs.archive import ArchiveTooLarge, extract_all, extract_files
 from vcs.base import Comment, CommitState, DeploymentState, ForgeError, Issue, MergeRequest, Permission, Tag
+from vcs.tally import rate_limit_waits
 
 DEFAULT_URL = "https://gitlab.com"
 STATUS_DESCRIPTION_LIMIT = 255  # GitLab's commit status description column
@@ -112,6 +113,8 @@ class CountingSession(requests.Session):
         status = response.status_code
         if status == 429 or status >= 500:
             wait = retry_wait(response, time.time())
+            if status == 429:
+                rate_limit_waits.record("gitlab", wait or 0.0)
             if status == 429 and wait is not None and wait > self.max_wait:
                 response.close()
                 raise RateLimited(status, wait)

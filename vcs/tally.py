@@ -2,7 +2,36 @@
 
 from __future__ import annotations
 
+import threading
+
 from vcs.base import Forge, Repository
+
+
+class RateLimitWaits:
+    """What this process's forge clients were asked to wait by rate limits, per forge, until taken (thread-safe).
+
+    The clients (vcs.github's retry, vcs.gitlab's session) record each 403/429 rate-limit answer with the wait asked
+    for; the job that used them takes the figures when it counts its event (bot.metrics sits above vcs).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waits: dict[str, tuple[int, float]] = {}
+
+    def record(self, forge: str, seconds: float) -> None:
+        """One rate-limit answer from forge asking to wait seconds (waited, or refused as too long)."""
+        with self._lock:
+            times, total = self._waits.get(forge, (0, 0.0))
+            self._waits[forge] = (times + 1, total + max(0.0, seconds))
+
+    def take(self) -> list[tuple[str, int, float]]:
+        """(forge, times, seconds) recorded since the last take, and forget them."""
+        with self._lock:
+            taken, self._waits = self._waits, {}
+        return [(forge, times, seconds) for forge, (times, seconds) in sorted(taken.items())]
+
+
+rate_limit_waits = RateLimitWaits()
 
 
 class CallTally:
@@ -24,6 +53,10 @@ class CallTally:
     def bot_username(self) -> str:
         """The forge's bot user."""
         return self.forge.bot_username()
+
+    def take_rate_limit_waits(self) -> list[tuple[str, int, float]]:
+        """The rate-limit waits of this process's forge clients since they were last taken: (forge, times, seconds)."""
+        return rate_limit_waits.take()
 
     @property
     def api_calls(self) -> int:

@@ -7,9 +7,11 @@ its end, the final job always runs, and no deferred job is ever left behind in R
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import networkx as nx
@@ -41,6 +43,7 @@ from bot.engine.plan import build_plan
 from bot.engine.reconcile import Reconciliation, Scope, deployed_after, previous_components, reconcile
 from bot.engine.store import Deployment, PlannedTask, Store, new_deployment_id, now_iso
 from bot.engine.undeploy_target import undeploy_target
+from bot.metrics import TASK_DURATION, Batch, count_deployment, observe_adapter_call, observe_lock_wait
 
 QUEUE_NAME = "meshbot"
 JOB_MARGIN_SECONDS = 60  # an RQ job may run this much longer than its adapter's own deadline
@@ -213,10 +216,37 @@ def start_next(connection: redis.Redis, data_product: str, environment: str) -> 
     Store(connection).set_state(deployment_id, DeploymentState.VALIDATING)
     enqueue_prepare(connection, deployment_id)
     return deployment_id
+    waited = _seconds_since(_requested_at(deployment_id))
+    if waited is not None:
+        observe_lock_wait(connection, environment, waited)
 
 
 def prepare_job_id(deployment_id: str) -> str:
     """The RQ job id of a deployment's validation job."""
+def _requested_at(deployment_id: str) -> datetime | None:
+    """When a deployment was requested: its id starts with that time in milliseconds (new_deployment_id)."""
+    stamp = deployment_id.partition("-")[0]
+    return datetime.fromtimestamp(int(stamp) / 1000, UTC) if stamp.isdigit() else None
+
+
+def _seconds_since(moment: datetime | str | None) -> float | None:
+    """Seconds from moment (a datetime or an ISO 8601 time) to now; None when unknown."""
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if moment is None:
+        return None
+    return max(0.0, (datetime.now(UTC) - moment).total_seconds())
+
+
+def _count_end(connection: redis.Redis, deployment: Deployment, state: DeploymentState) -> None:
+    """Count a deployment's end by its final state, with how long it ran since it took its lock."""
+    count_deployment(connection, str(deployment.operation), str(state),
+                     _seconds_since(deployment.started_at or deployment.created_at))
+
+
     return f"meshbot-{deployment_id}-prepare"
 
 
@@ -261,18 +291,20 @@ def prepare(deployment_id: str) -> str:
         _release(connection, deployment)
         return "refused"
     if deployment.operation is Operation.DEPLOY and deployment.scope is not None and \
+        _count_end(connection, deployment, DeploymentState.REFUSED)
             store.product(deployment.data_product, deployment.environment).get("deployment") != deployment.id:
         # What is deployed may have changed while it waited: plan again against it (a retried job had started).
         if _reconcile(store, deployment):
             store.replan(deployment)
         prepared = _PREPARED[deployment_id] = _Prepared(deployment, prepared.descriptor_yaml)
-    refusals, failures = _validation_problems(prepared)
+    refusals, failures = _validation_problems(prepared, connection)
     if refusals or failures:
         state, message = validation_end(refusals, failures)
         store.set_state(deployment_id, state, message)
         _release(connection, deployment)
         return "refused" if state is DeploymentState.REFUSED else "not validated"
     store.save_descriptor_yaml(deployment_id, _descriptor_text(prepared))
+        _count_end(connection, deployment, state)
     store.set_state(deployment_id, DeploymentState.IN_PROGRESS)
     store.set_product(deployment.data_product, deployment.environment, status="IN_PROGRESS",
                       deployment=deployment_id)
@@ -299,22 +331,33 @@ def _undeploy_target_changed(store: Store, deployment: Deployment) -> str | None
     return None
 
 
-def _validation_problems(prepared: _Prepared) -> tuple[list[LocatedError], list[LocatedError]]:
-    """What the adapters refused (each error under the task it names) and which adapters failed to validate."""
+def _validation_problems(prepared: _Prepared,
+                         connection: redis.Redis | None = None) -> tuple[list[LocatedError], list[LocatedError]]:
+    """What the adapters refused (each error under the task it names) and which adapters failed to validate.
+
+    With a connection, each validate call's latency (and failure) is recorded in the metrics, in one pipeline.
+    """
     deployment = prepared.deployment
     if deployment.operation is Operation.UNDEPLOY:
         return [], []  # what exists must be removable even if today's adapter would refuse to create it
     to_validate = [(task, _request(prepared, task)) for task in deployment.tasks
                    if task.adapter_url and not task.removal]
 
-    def validate(item: tuple[PlannedTask, Request]) -> tuple[PlannedTask, ValidationOutcome]:
+    def validate(item: tuple[PlannedTask, Request]) -> tuple[PlannedTask, ValidationOutcome, float]:
         task, request = item
         client = TechAdapterClient(task.adapter_url or "", timeout=task.adapter_timeout,
                                    ca_bundle=task.adapter_ca_bundle)
-        return task, client.validate(request)
+        started = time.monotonic()
+        return task, client.validate(request), time.monotonic() - started
 
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(to_validate)))) as pool:
-        outcomes = list(pool.map(validate, to_validate))
+        timed = list(pool.map(validate, to_validate))
+    if connection is not None:
+        batch = Batch()
+        for task, outcome, seconds in timed:
+            observe_adapter_call(batch, task.adapter_url or "", "validate", seconds, outcome.failed)
+        batch.send(connection)
+    outcomes = [(task, outcome) for task, outcome, _ in timed]
     descriptor = Descriptor(deployment.descriptor, deployment.environment)
     task_ids = [task.id for task in deployment.tasks]
     refusals: list[LocatedError] = []
@@ -454,7 +497,14 @@ def run_task(deployment_id: str, task_id: str) -> str:
     store.update_task(
         deployment_id, task_id, running, state=TaskState.COMPLETED if result.ok else TaskState.FAILED,
         finishedAt=now_iso(),
+    started = time.monotonic()
         message=result.message + note, info=result.info, logs=result.logs, details=result.details,
+    seconds = time.monotonic() - started
+    operation = "provision" if _operation(deployment, task) is Operation.DEPLOY else "unprovision"
+    batch = Batch().observe(TASK_DURATION, (operation, "COMPLETED" if result.ok else "FAILED"), seconds)
+    if task.adapter_url:
+        observe_adapter_call(batch, task.adapter_url, operation, seconds, not result.ok)
+    batch.send(connection)
     )
     _report_progress(connection, deployment)
     return str(result.outcome)
@@ -591,6 +641,7 @@ def _components_before(deployment: Deployment, before: dict[str, Any],
         return {}
     wanted = {str(component.get("id")) for component in deployment.descriptor.get("components") or []
               if isinstance(component, dict)}
+    _count_end(connection, deployment, outcome)
     kept = reconciliation.get("kept") or {}
     components = {}
     for task_id, entry in before.items():
@@ -712,6 +763,7 @@ def on_finish_failure(job: Job, connection: redis.Redis, exc_type: Any, value: A
                 f"the final step failed ({exc_type.__name__}: {value}); what the tasks left behind is unknown")
 
 
+    _count_end(connection, deployment, state)
 def end_corrupt(connection: redis.Redis, deployment_id: str, message: str) -> None:
     """End a deployment whose outcome is unknown as CORRUPT and free its lock (unless it has ended already)."""
     store = Store(connection)
@@ -732,3 +784,4 @@ def task_view(store: Store, deployment_id: str) -> list[dict[str, Any]]:
         return []
     return [{"id": task.id, "kind": task.kind, **states.get(task.id, {})} for task in deployment.tasks]
 
+    _count_end(connection, deployment, DeploymentState.CORRUPT)
