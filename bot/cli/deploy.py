@@ -6,6 +6,7 @@ import argparse
 import difflib
 import getpass
 import json
+import logging
 import os
 import signal
 import socket
@@ -476,7 +477,7 @@ def _worker_command(arguments: argparse.Namespace) -> int:
     from bot.engine.local_workers import choose_redis, exit_with_parent, shown_url
     from bot.engine.redis_connection import EmbeddedRedisError
     from bot.engine.worker import run_worker
-    from bot.logs import configure_logging
+    from bot.logs import configure_logging, json_logs
 
     configure_logging()
     config = _config(arguments)
@@ -487,8 +488,11 @@ def _worker_command(arguments: argparse.Namespace) -> int:
     except (EmbeddedRedisError, OSError) as error:
         return _error(str(error))
     where = f"the embedded Redis {choice.url}" if choice.embedded else f"Redis {shown_url(choice.url)}"
-    print(f"meshbot worker{' ' + arguments.name if arguments.name else ''}: working on {where}", file=sys.stderr,
-          flush=True)
+    started = f"meshbot worker{' ' + arguments.name if arguments.name else ''}: working on {where}"
+    if json_logs():  # stderr is one JSON object per line
+        logging.getLogger("meshbot.worker").info("%s", started)
+    else:
+        print(started, file=sys.stderr, flush=True)
     if arguments.parent_pid:
         exit_with_parent(arguments.parent_pid)
     try:

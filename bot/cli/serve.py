@@ -195,6 +195,8 @@ def _run_gunicorn(bind: str, web_workers: int, access_log: bool = False,
                   model: str = DEFAULT_SERVING_MODEL) -> None:
     from gunicorn.app.base import BaseApplication
 
+    from bot.logs import gunicorn_logger_class, json_logs
+
     class Service(BaseApplication):  # type: ignore[misc]
         """gunicorn serving meshbot's Flask application."""
 
@@ -204,6 +206,8 @@ def _run_gunicorn(bind: str, web_workers: int, access_log: bool = False,
                         "errorlog": "-", "timeout": 30, "graceful_timeout": 10, "proc_name": "meshbot-web",
                         # gunicorn's control socket would live in ~/.gunicorn, outside meshbot's state folder
                         "control_socket_disable": True, **SERVING_MODELS[model]}
+            if json_logs():  # gunicorn's lines (errors, the access log) as meshbot's JSON lines, on stderr
+                settings["logger_class"] = gunicorn_logger_class()
             for key, value in settings.items():
                 if key in self.cfg.settings:  # older gunicorn versions lack the newer settings
                     self.cfg.set(key, value)

@@ -43,6 +43,7 @@ from bot.engine.plan import build_plan
 from bot.engine.reconcile import Reconciliation, Scope, deployed_after, previous_components, reconcile
 from bot.engine.store import Deployment, PlannedTask, Store, new_deployment_id, now_iso
 from bot.engine.undeploy_target import undeploy_target
+from bot.logs import bind_log_context
 from bot.metrics import TASK_DURATION, Batch, count_deployment, observe_adapter_call, observe_lock_wait
 
 QUEUE_NAME = "meshbot"
@@ -282,6 +283,7 @@ def prepare(deployment_id: str) -> str:
     deployment = store.load(deployment_id)
     if deployment is None:
         return "unknown deployment"
+    _bind(deployment)
     prepared = _prepared(store, deployment_id)
     if prepared is None:
         return "unknown deployment"
@@ -464,6 +466,7 @@ def run_task(deployment_id: str, task_id: str) -> str:
     if prepared is None:
         return "unknown deployment"
     deployment = prepared.deployment
+    _bind(deployment, task=task_id)
     task = deployment.task(task_id)
     states = store.task_records(deployment_id, [task_id, *task.depends_on])
     if states.get(task_id, {}).get("state") in (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED):
@@ -552,6 +555,12 @@ class _Prepared:
 _PREPARED: dict[str, _Prepared] = {}  # per worker process, the latest few deployments
 
 
+def _bind(deployment: Deployment, **more: str) -> None:
+    """The deployment's id, data product and environment on every log line of the running job."""
+    bind_log_context(deployment_id=deployment.id, data_product=deployment.data_product,
+                     environment=deployment.environment, **more)
+
+
 def _prepared(store: Store, deployment_id: str) -> _Prepared | None:
     prepared = _PREPARED.get(deployment_id)
     if prepared is None:
@@ -591,6 +600,7 @@ def finish(deployment_id: str) -> str:
     deployment = store.load(deployment_id)
     if deployment is None:
         return "unknown deployment"
+    _bind(deployment)
     if deployment.state.finished:
         _release(connection, deployment)
         return str(deployment.state)

@@ -19,7 +19,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rq import SimpleWorker
-from rq.job import Job
+from rq.job import Job, JobStatus
+from rq.job_lifecycle import call_exception_handlers, format_exc_info
 from rq.queue import Queue
 from rq.registry import ReadyJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
@@ -32,6 +33,7 @@ from bot.engine.recovery import GRACE_SECONDS, Repair, repair
 from bot.engine.redis_connection import ride_out_outages, seconds_since_redis_failed
 from bot.engine.runner import QUEUE_NAME, start_next
 from bot.engine.store import ACTIVE_KEY, PREFIX, Store
+from bot.logs import log_context
 
 HEARTBEAT_SECONDS = 1.0
 HEARTBEAT_TTL = 4  # seconds without a heartbeat before a job counts as abandoned
@@ -54,6 +56,7 @@ class MeshbotWorker(SimpleWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._registered = False
+        self._failure: BaseException | None = None
 
     def register_birth(self) -> None:
         """RQ's registration; from now on beat() keeps the worker's heartbeat fresh."""
@@ -106,6 +109,34 @@ class MeshbotWorker(SimpleWorker):
             log.error("worker %s lost Redis around job %s (%s); the reaper retries the job once Redis is back",
                       self.name, job.id, error)
             self.wait_for_redis()
+
+    def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
+        """RQ's perform_job inside the job's log context, with one line as it starts and one as it ends."""
+        with log_context(**job_log_context(job)):
+            function = _function(job)
+            log.info("job %s started", function, extra={"event": "job_started"})
+            self._failure = None
+            started = time.monotonic()
+            succeeded = super().perform_job(job, queue, execution)
+            duration = round(time.monotonic() - started, 3)
+            outcome = _outcome(job, succeeded)
+            extra: dict[str, Any] = {"event": "job_ended", "outcome": outcome, "duration_s": duration}
+            if outcome == "ok":
+                log.info("job %s ok in %.3f s", function, duration, extra=extra)
+                return succeeded
+            failure = self._failure
+            reason = f"{type(failure).__name__}: {failure}" if failure is not None else "returned a retry"
+            if failure is not None:
+                extra.update(error_type=type(failure).__name__, error=str(failure))
+            log.log(logging.WARNING if outcome == "retrying" else logging.ERROR, "job %s %s after %.3f s: %s",
+                    function, outcome, duration, reason, extra=extra)
+            return succeeded
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """RQ's exception handlers, the traceback only at DEBUG: perform_job writes the one ERROR line."""
+        self._failure = exc_info[1]
+        log.debug("job %s (%s) raised:\n%s", job.id, _function(job), format_exc_info(exc_info))
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def check_for_suspension(self, burst: bool) -> None:
         """RQ's suspension check; through a Redis outage, wait for Redis instead of quitting."""
@@ -173,6 +204,44 @@ class MeshbotWorker(SimpleWorker):
                 self.maintain_heartbeats(job, execution)
             except redis.RedisError:
                 log.warning("heartbeat for job %s failed; retrying", job.id)
+
+
+# Jobs whose first argument is a deployment id.
+DEPLOYMENT_JOBS = frozenset({f"bot.engine.runner.{name}" for name in ("prepare", "run_task", "finish")}
+                            | {"handlers.report.deployment_ended", "handlers.report.deployment_progress"})
+
+
+def _function(job: Job) -> str:
+    try:
+        return str(job.func_name)
+    except Exception:  # a job that cannot be deserialized
+        return "<unreadable job>"
+
+
+def _outcome(job: Job, succeeded: bool) -> str:
+    """ok, failed, or retrying (RQ scheduled or queued the job again: a Retry returned, or retries left)."""
+    if job.get_status(refresh=False) in (JobStatus.SCHEDULED, JobStatus.QUEUED):
+        return "retrying"
+    return "ok" if succeeded else "failed"
+
+
+def job_log_context(job: Job) -> dict[str, str | None]:
+    """What a job's log lines carry: its id and function, the delivery and forge it came from, its project.
+
+    Forge jobs (handlers/) take the forge and the project as their first two arguments.
+    """
+    meta = job.meta or {}
+    fields: dict[str, str | None] = {"job_id": job.id, "job": _function(job), "delivery_id": meta.get("delivery"),
+                                     "forge": meta.get("forge")}
+    try:
+        args = job.args
+    except Exception:
+        args = ()
+    if len(args) >= 2 and isinstance(args[0], str) and args[0] in ("github", "gitlab") and isinstance(args[1], str):
+        fields.update(forge=args[0], project=args[1])
+    elif fields["job"] in DEPLOYMENT_JOBS and args and isinstance(args[0], str):
+        fields["deployment_id"] = args[0]  # the job adds the data product and environment once it has loaded it
+    return fields
 
 
 def enqueue_ready_dependents(queue: Queue, attempts: int = 5) -> None:
