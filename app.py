@@ -24,7 +24,6 @@ from bot.forge.deliveries import DeliveryIntake
 from bot.forge.events import GITHUB, GITLAB, Event, Ignored, github_event, gitlab_event
 from bot.forge.router import JobRequest, route
 from bot.forge.signatures import github_signature_valid, gitlab_token_valid
-from bot.logs import bind_log_context, log_context
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +73,8 @@ def create_app(
     ready_heartbeat_window: float | None = None,
 ) -> Flask:
     """meshbot's web application: `/healthz`, `/readyz` (ready_heartbeat_window: how fresh a worker heartbeat must
-    be, 30 s by default), the two webhook endpoints, `/status/<data product>`, `/metrics`
-    and the deployed descriptors (`/api/v1/products/<id>/environments/<env>/descriptor`)."""
+    be, 30 s by default), the two webhook endpoints, `/status/<data product>`, `/metrics`,
+    the deployed descriptors (`/api/v1/products/<id>/environments/<env>/descriptor`) and the console (bot.console)."""
     app = Flask("meshbot")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     connection = _Redis(redis_connection)
@@ -126,6 +125,10 @@ def create_app(
 
     @app.get("/status/<path:data_product>")
     def status(data_product: str) -> ResponseReturnValue:
+        from bot.console.views import status_page_redirect, wants_page
+
+        if wants_page() and "Authorization" not in request.headers:  # a browser following a link: the console page
+            return status_page_redirect(data_product, request.args.get("env"))
         refused = _api_refusal()
         if refused is not None:
             return refused
@@ -169,6 +172,10 @@ def create_app(
             logger.warning("could not count a %s delivery: %s", forge, error)
         return response
 
+    from bot.console.views import register_console
+
+    register_console(app, connection.get)  # the operator console: /, /products/..., /deployments/..., /policies
+
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_error: RequestEntityTooLarge) -> ResponseReturnValue:
         return jsonify(error=f"the body is larger than {max_body_bytes} bytes"), 413
@@ -190,11 +197,10 @@ def create_app(
         if secret is None:
             return _no_secret(GITHUB_SECRET_VARIABLE)
         delivery = request.headers.get("X-GitHub-Delivery", "")
-        with log_context(delivery_id=delivery, forge=GITHUB):
-            if not github_signature_valid(secret, body, request.headers.get("X-Hub-Signature-256")):
-                logger.warning("github delivery %r refused: missing or wrong X-Hub-Signature-256", delivery)
-                return jsonify(error="missing or wrong X-Hub-Signature-256"), 401
-            return _intake(GITHUB, body, request.headers.get("X-GitHub-Event", ""), delivery, github_event)
+        if not github_signature_valid(secret, body, request.headers.get("X-Hub-Signature-256")):
+            logger.warning("github delivery %r refused: missing or wrong X-Hub-Signature-256", delivery)
+            return jsonify(error="missing or wrong X-Hub-Signature-256"), 401
+        return _intake(GITHUB, body, request.headers.get("X-GitHub-Event", ""), delivery, github_event)
 
     @app.post("/webhooks/gitlab")
     def gitlab() -> ResponseReturnValue:
@@ -203,11 +209,10 @@ def create_app(
         if secret is None:
             return _no_secret(GITLAB_SECRET_VARIABLE)
         delivery = request.headers.get("Idempotency-Key") or request.headers.get("X-Gitlab-Event-UUID") or ""
-        with log_context(delivery_id=delivery, forge=GITLAB):
-            if not gitlab_token_valid(secret, request.headers.get("X-Gitlab-Token")):
-                logger.warning("gitlab delivery %r refused: missing or wrong X-Gitlab-Token", delivery)
-                return jsonify(error="missing or wrong X-Gitlab-Token"), 401
-            return _intake(GITLAB, body, request.headers.get("X-Gitlab-Event", ""), delivery, gitlab_event)
+        if not gitlab_token_valid(secret, request.headers.get("X-Gitlab-Token")):
+            logger.warning("gitlab delivery %r refused: missing or wrong X-Gitlab-Token", delivery)
+            return jsonify(error="missing or wrong X-Gitlab-Token"), 401
+        return _intake(GITLAB, body, request.headers.get("X-Gitlab-Event", ""), delivery, gitlab_event)
 
     def _intake(
         forge: str, body: bytes, event_name: str, delivery: str, parse: Callable[[str, Any], Event]
@@ -217,9 +222,7 @@ def create_app(
         except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             return jsonify(error="the body is not JSON (set the webhook's content type to application/json)"), 400
         try:
-            event = parse(event_name, payload)
-            bind_log_context(project=getattr(event, "project", None))  # until the delivery's log_context ends
-            routed = route(event, bots())
+            routed = route(parse(event_name, payload), bots())
         except Exception:  # a payload must never earn a 500, whatever a parsing bug does
             logger.exception("could not read the %s %r event of delivery %r", forge, event_name, delivery)
             g.delivery_answer = "unreadable"

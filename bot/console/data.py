@@ -1,0 +1,341 @@
+"""The console's data: read from the engine's Redis with few round trips (pipelines), shaped by pure functions."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import redis
+
+from bot.console.svg import Span, dependency_graph_svg, duration_seconds, timeline_svg
+from bot.descriptor.model import Descriptor
+from bot.engine.deployed import RedisDeployedStates
+from bot.engine.drift import deployed_products, load_report
+from bot.engine.plan import build_plan
+from bot.engine.status import environments as product_environment_names
+from bot.engine.status import product_status
+from bot.engine.store import PREFIX, Store, as_text, deployment_key, history_key, product_key, tasks_key
+from policies.engine import evaluate
+from policies.model import Policy, Status
+
+PRODUCT_HEAD = f"{PREFIX}:product:"
+HISTORY_HEAD = f"{PREFIX}:history:"
+HISTORY_SHOWN = 50
+
+
+# ---------------------------------------------------------------- pure shaping
+
+
+def public_info(info: Any) -> Any:
+    """What an adapter's info may show: its publicInfo only (privateInfo stays with the platform)."""
+    if isinstance(info, Mapping):
+        return info.get("publicInfo")
+    return None
+
+
+def split_key(key: str, head: str) -> tuple[str, str] | None:
+    """(data product, environment) of a product or history key; None for anything else (environments hold no colon)."""
+    if not key.startswith(head):
+        return None
+    data_product, _, environment = key[len(head):].rpartition(":")
+    return (data_product, environment) if data_product and environment else None
+
+
+def domain_of(data_product: str, descriptor: Mapping[str, Any] | None = None) -> str:
+    """The domain of a data product: its descriptor's, else the one in its URN (urn:dmb:dp:<domain>:<name>:<major>)."""
+    if descriptor and descriptor.get("domain"):
+        return str(descriptor["domain"])
+    parts = data_product.split(":")
+    return parts[3] if len(parts) >= 5 and parts[:3] == ["urn", "dmb", "dp"] else "(no domain)"
+
+
+def origin(report_to: Mapping[str, Any] | None, started_by: str) -> dict[str, Any]:
+    """Where a deployment was started: a merge request command, a release tag, or the command line."""
+    report = dict(report_to or {})
+    repository = f"{report['forge']}:{report['project']}" if report.get("forge") and report.get("project") else None
+    if report.get("tag"):
+        kind, detail = "tag", str(report["tag"])
+    elif repository and "@" in started_by.partition(" ")[0]:  # a release: "<forge>:<project>@<tag>"
+        kind, detail = "tag", started_by.partition(" ")[0].rpartition("@")[2]
+    elif report.get("comment") is not None or "!" in started_by:
+        kind, detail = "merge request", started_by.partition(" by ")[0]
+    elif started_by.startswith("cli:") or started_by.endswith("(cli)") or report_to is None:
+        kind, detail = "cli", started_by
+    else:
+        kind, detail = "other", started_by
+    return {"kind": kind, "detail": detail, "repository": repository, "command": report.get("command"),
+            "sha": report.get("sha"), "statusContext": report.get("context")}
+
+
+def matches(row: Mapping[str, Any], domain: str = "", environment: str = "", status: str = "", query: str = "") -> bool:
+    """Whether a mesh row passes the filters (each empty filter passes everything; search ignores case)."""
+    if domain and row["domain"] != domain:
+        return False
+    cells: Mapping[str, Any] = row["environments"]
+    if environment and environment not in cells:
+        return False
+    if status:
+        wanted = status.upper()
+        considered = [cells[environment]] if environment else list(cells.values())
+        if not any(cell.get("status") == wanted for cell in considered):
+            return False
+    if query:
+        text = " ".join([row["id"], row.get("name") or "", row.get("description") or "", row["domain"]]).lower()
+        return query.lower() in text
+    return True
+
+
+def edges_of(tasks: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(dependency, task) pairs of planned tasks (plain data with `id` and `depends_on`)."""
+    return [(str(dependency), str(task["id"])) for task in tasks for dependency in task.get("depends_on") or []]
+
+
+def _loads(value: Any) -> Any:
+    return None if value is None else json.loads(value)
+
+
+# ---------------------------------------------------------------- the mesh
+
+
+def product_environments(connection: redis.Redis) -> list[tuple[str, str]]:
+    """Every (data product, environment) with a status record or a deployment history, sorted."""
+    found: set[tuple[str, str]] = set()
+    for head in (PRODUCT_HEAD, HISTORY_HEAD):
+        for key in connection.scan_iter(match=head + "*", count=1000):
+            pair = split_key(as_text(key), head)
+            if pair:
+                found.add(pair)
+    return sorted(found)
+
+
+def mesh(connection: redis.Redis) -> dict[str, Any]:
+    """Every data product with its status in each environment (two pipelined round trips after the key scan)."""
+    pairs = product_environments(connection)
+    with connection.pipeline(transaction=False) as pipeline:
+        for data_product, environment in pairs:
+            pipeline.hmget(product_key(data_product, environment), ["status", "version", "deployment", "updatedAt"])
+            pipeline.lindex(history_key(data_product, environment), 0)
+        replies = pipeline.execute()
+    latest: list[str | None] = []
+    records: list[dict[str, Any]] = []
+    for index in range(len(pairs)):
+        status, version, acted, updated = (_loads(value) for value in replies[2 * index])
+        newest = replies[2 * index + 1]
+        latest.append(as_text(newest) if newest is not None else acted)
+        records.append({"status": status, "version": version, "deployment": acted, "updatedAt": updated})
+    with connection.pipeline(transaction=False) as pipeline:
+        for deployment_id in latest:
+            pipeline.hmget(deployment_key(deployment_id or "-"), ["record", "state", "finishedAt", "startedAt"])
+        deployments = pipeline.execute()
+    products: dict[str, dict[str, Any]] = {}
+    environments: set[str] = set()
+    for (data_product, environment), record, deployment_id, values in zip(pairs, records, latest, deployments,
+                                                                          strict=True):
+        static = json.loads(values[0]) if values[0] is not None else {}
+        descriptor = static.get("descriptor") or {}
+        row = products.setdefault(data_product, {
+            "id": data_product, "domain": domain_of(data_product, descriptor), "name": descriptor.get("name"),
+            "description": descriptor.get("description"), "repositories": set(), "environments": {}})
+        found = origin(static.get("reportTo"), str(static.get("startedBy") or ""))
+        if found["repository"]:
+            row["repositories"].add(found["repository"])
+        environments.add(environment)
+        row["environments"][environment] = {
+            "status": record["status"] or "NOT_DEPLOYED", "version": record["version"],
+            "when": record["updatedAt"] or (as_text(values[2]) if values[2] else None) or static.get("createdAt"),
+            "by": static.get("startedBy"), "deployment": deployment_id,
+            "deploymentState": as_text(values[1]) if values[1] is not None else None,
+        }
+    return {"environments": sorted(environments), "products": [products[key] for key in sorted(products)]}
+
+
+def mesh_document(found: Mapping[str, Any], visible: set[str], domain: str = "", environment: str = "",
+                  status: str = "", query: str = "") -> dict[str, Any]:
+    """The mesh page's data (and /api/v1/products): the visible rows passing the filters, grouped by domain."""
+    rows = [row for row in found["products"] if row["id"] in visible]
+    shown = [{**row, "repositories": sorted(row["repositories"])} for row in rows
+             if matches(row, domain, environment, status, query)]
+    return {
+        "environments": [environment] if environment else list(found["environments"]),
+        "domains": sorted({row["domain"] for row in rows}),
+        "filters": {"domain": domain, "environment": environment, "status": status, "q": query},
+        "products": shown,
+        "byDomain": {name: [row["id"] for row in shown if row["domain"] == name]
+                     for name in sorted({row["domain"] for row in shown})},
+    }
+
+
+# ---------------------------------------------------------------- a data product
+
+
+def history(connection: redis.Redis, data_product: str, environment: str,
+            limit: int = HISTORY_SHOWN) -> list[dict[str, Any]]:
+    """The deployments of a data product in an environment, newest first (one read of ids, one pipeline)."""
+    ids = [as_text(item) for item in connection.lrange(history_key(data_product, environment), 0, limit - 1)]
+    with connection.pipeline(transaction=False) as pipeline:
+        for deployment_id in ids:
+            pipeline.hmget(deployment_key(deployment_id), ["record", "state", "startedAt", "finishedAt", "message"])
+        replies = pipeline.execute()
+    entries = []
+    for deployment_id, (record, state, started, finished, message) in zip(ids, replies, strict=True):
+        static = json.loads(record) if record is not None else {}
+        entries.append({
+            "id": deployment_id, "environment": environment, "operation": static.get("operation"),
+            "version": static.get("version"), "state": as_text(state) if state is not None else None,
+            "startedBy": static.get("startedBy"), "createdAt": static.get("createdAt"),
+            "startedAt": as_text(started) if started is not None else None,
+            "finishedAt": as_text(finished) if finished is not None else None,
+            "message": as_text(message) if message is not None else "",
+            "origin": origin(static.get("reportTo"), str(static.get("startedBy") or "")) if static else None,
+        })
+    return entries
+
+
+def product(connection: redis.Redis, data_product: str, policies: Sequence[Policy]) -> dict[str, Any] | None:
+    """Everything the data product page shows, per environment; None when meshbot never saw the product."""
+    environments = product_environment_names(connection, data_product)
+    if not environments:
+        return None
+    deployed_states = RedisDeployedStates(connection)
+    shown = []
+    for environment in environments:
+        document, waiting = product_status(connection, data_product, environment)
+        deployment = document.get("deployment") or {}
+        deployment.pop("descriptor", None)
+        deployed = deployed_states.deployed(data_product, environment)
+        descriptor = deployed.descriptor if deployed else None
+        components = [{"id": component["id"], "status": component["status"], "message": component["message"],
+                       "publicInfo": public_info(component.get("info"))} for component in document["components"]]
+        states = {component["id"]: component["status"] for component in components}
+        report = load_report(connection, data_product, environment)
+        shown.append({
+            "environment": environment, "status": document["status"], "version": document["version"],
+            "deployment": deployment or None, "waiting": waiting, "components": components,
+            "deployed": None if deployed is None else {"version": deployed.version, "deployment": deployed.deployment,
+                                                       "deployedAt": deployed.deployed_at},
+            "governance": governance(descriptor, environment, policies),
+            "drift": None if report is None else report.as_json(),
+            "graph": graph(descriptor, environment, states),
+            "history": history(connection, data_product, environment),
+        })
+    first = next((entry for entry in shown if entry["deployed"]), shown[0])
+    return {"id": data_product, "domain": domain_of(data_product), "environments": shown,
+            "repositories": sorted({entry["origin"]["repository"] for item in shown for entry in item["history"]
+                                    if entry["origin"] and entry["origin"]["repository"]}),
+            "current": first["environment"]}
+
+
+def graph(descriptor: Mapping[str, Any] | None, environment: str, states: Mapping[str, str]) -> dict[str, Any] | None:
+    """The deployed descriptor's plan: stages, edges and its SVG; None when nothing is deployed."""
+    if not descriptor:
+        return None
+    try:
+        plan = build_plan(Descriptor(data=dict(descriptor), environment=environment))
+    except Exception:  # a recorded descriptor the plan cannot read (a cycle written by an older meshbot)
+        return None
+    tasks = plan.as_json()["tasks"]
+    edges = edges_of(tasks)
+    return {"stages": plan.stages, "edges": [list(edge) for edge in edges],
+            "svg": dependency_graph_svg(plan.stages, edges, states)}
+
+
+def governance(descriptor: Mapping[str, Any] | None, environment: str,
+               policies: Sequence[Policy]) -> dict[str, Any]:
+    """The policies evaluated now on the deployed descriptor (results from deploy time are not recorded)."""
+    if not descriptor:
+        return {"evaluated": False, "note": "nothing deployed: no descriptor to evaluate", "results": []}
+    results = evaluate(Descriptor(data=dict(descriptor), environment=environment), policies,
+                       previous_missing="the console compares with no earlier descriptor")
+    return {"evaluated": True, "note": "the current policies on the deployed descriptor, evaluated now; the results "
+                                       "at deploy time are not recorded", "results": [r.as_json() for r in results]}
+
+
+# ---------------------------------------------------------------- a deployment
+
+
+def deployment(connection: redis.Redis, deployment_id: str) -> dict[str, Any] | None:
+    """Everything the deployment page shows; None when the deployment is unknown (or dropped from history)."""
+    with connection.pipeline(transaction=False) as pipeline:
+        pipeline.hgetall(deployment_key(deployment_id))
+        pipeline.hgetall(tasks_key(deployment_id))
+        fields, task_fields = pipeline.execute()
+    if not fields:
+        return None
+    loaded = Store(connection).load(deployment_id)  # the same parse as the engine's (the hash is in memory already)
+    if loaded is None:
+        return None
+    records = {as_text(key): json.loads(value) for key, value in task_fields.items()}
+    tasks = []
+    for task in loaded.tasks:
+        record = records.get(task.id, {})
+        tasks.append({
+            "id": task.id, "kind": task.kind, "dependsOn": task.depends_on, "removal": task.removal,
+            "state": record.get("state"), "startedAt": record.get("startedAt"), "finishedAt": record.get("finishedAt"),
+            "durationSeconds": duration_seconds(record.get("startedAt"), record.get("finishedAt")),
+            "attempts": record.get("attempts"), "message": record.get("message", ""),
+            "publicInfo": public_info(record.get("info")), "logs": record.get("logs") or [],
+        })
+    spans = [Span(task["id"], str(task["state"] or ""), task["startedAt"], task["finishedAt"]) for task in tasks]
+    states = {task["id"]: str(task["state"] or "") for task in tasks}
+    stages = _stages(loaded.tasks)
+    return {
+        "id": loaded.id, "dataProduct": loaded.data_product, "environment": loaded.environment,
+        "version": loaded.version, "operation": str(loaded.operation), "state": str(loaded.state),
+        "message": loaded.message, "startedBy": loaded.started_by,
+        "origin": origin(loaded.report_to, loaded.started_by), "removeData": loaded.remove_data,
+        "createdAt": loaded.created_at, "startedAt": loaded.started_at, "finishedAt": loaded.finished_at,
+        "durationSeconds": duration_seconds(loaded.started_at, loaded.finished_at),
+        "reconciliation": loaded.reconciliation, "tasks": tasks,
+        "timelineSvg": timeline_svg(spans),
+        "graphSvg": dependency_graph_svg(stages, edges_of([task.as_json() for task in loaded.tasks]), states),
+    }
+
+
+def _stages(tasks: Sequence[Any]) -> list[list[str]]:
+    """Planned tasks in layers: each task one column right of its deepest dependency (pure)."""
+    depth: dict[str, int] = {}
+    known = {task.id: task for task in tasks}
+
+    def level(task_id: str, seen: frozenset[str] = frozenset()) -> int:
+        if task_id not in depth:
+            parents = [p for p in known[task_id].depends_on if p in known and p not in seen]
+            depth[task_id] = 1 + max((level(p, seen | {task_id}) for p in parents), default=-1)
+        return depth[task_id]
+
+    for task in tasks:
+        level(task.id)
+    stages: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for task in tasks:
+        stages[depth[task.id]].append(task.id)
+    return stages
+
+
+# ---------------------------------------------------------------- policies
+
+
+def policies_document(connection: redis.Redis, policies: Sequence[Policy], visible: set[str]) -> dict[str, Any]:
+    """Every policy, and the deployed (visible) data products that fail it now (drafts evaluated as if in grace)."""
+    states = RedisDeployedStates(connection)
+    failing: dict[str, list[dict[str, Any]]] = {policy.id: [] for policy in policies}
+    trial = [dataclasses.replace(policy, status=Status.GRACE) if policy.status is Status.DRAFT else policy
+             for policy in policies]
+    for data_product, environment in deployed_products(connection):
+        if data_product not in visible:
+            continue
+        deployed = states.deployed(data_product, environment)
+        if deployed is None:
+            continue
+        results = evaluate(Descriptor(data=dict(deployed.descriptor), environment=environment), trial,
+                           previous_missing="the console compares with no earlier descriptor")
+        for result in results:
+            if result.errors and result.policy in failing:
+                failing[result.policy].append({
+                    "dataProduct": data_product, "environment": environment, "resource": result.resource,
+                    "errors": [error.message for error in result.errors[:5]]})
+    return {"policies": [{
+        "id": policy.id, "description": policy.description, "status": str(policy.status),
+        "severity": str(policy.severity), "target": str(policy.target), "file": policy.file,
+        "builtin": policy.builtin, "failing": failing[policy.id]} for policy in policies]}
+
