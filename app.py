@@ -24,6 +24,7 @@ from bot.forge.deliveries import DeliveryIntake
 from bot.forge.events import GITHUB, GITLAB, Event, Ignored, github_event, gitlab_event
 from bot.forge.router import JobRequest, route
 from bot.forge.signatures import github_signature_valid, gitlab_token_valid
+from bot.logs import bind_log_context, log_context
 
 logger = logging.getLogger(__name__)
 
@@ -197,10 +198,11 @@ def create_app(
         if secret is None:
             return _no_secret(GITHUB_SECRET_VARIABLE)
         delivery = request.headers.get("X-GitHub-Delivery", "")
-        if not github_signature_valid(secret, body, request.headers.get("X-Hub-Signature-256")):
-            logger.warning("github delivery %r refused: missing or wrong X-Hub-Signature-256", delivery)
-            return jsonify(error="missing or wrong X-Hub-Signature-256"), 401
-        return _intake(GITHUB, body, request.headers.get("X-GitHub-Event", ""), delivery, github_event)
+        with log_context(delivery_id=delivery, forge=GITHUB):
+            if not github_signature_valid(secret, body, request.headers.get("X-Hub-Signature-256")):
+                logger.warning("github delivery %r refused: missing or wrong X-Hub-Signature-256", delivery)
+                return jsonify(error="missing or wrong X-Hub-Signature-256"), 401
+            return _intake(GITHUB, body, request.headers.get("X-GitHub-Event", ""), delivery, github_event)
 
     @app.post("/webhooks/gitlab")
     def gitlab() -> ResponseReturnValue:
@@ -209,10 +211,11 @@ def create_app(
         if secret is None:
             return _no_secret(GITLAB_SECRET_VARIABLE)
         delivery = request.headers.get("Idempotency-Key") or request.headers.get("X-Gitlab-Event-UUID") or ""
-        if not gitlab_token_valid(secret, request.headers.get("X-Gitlab-Token")):
-            logger.warning("gitlab delivery %r refused: missing or wrong X-Gitlab-Token", delivery)
-            return jsonify(error="missing or wrong X-Gitlab-Token"), 401
-        return _intake(GITLAB, body, request.headers.get("X-Gitlab-Event", ""), delivery, gitlab_event)
+        with log_context(delivery_id=delivery, forge=GITLAB):
+            if not gitlab_token_valid(secret, request.headers.get("X-Gitlab-Token")):
+                logger.warning("gitlab delivery %r refused: missing or wrong X-Gitlab-Token", delivery)
+                return jsonify(error="missing or wrong X-Gitlab-Token"), 401
+            return _intake(GITLAB, body, request.headers.get("X-Gitlab-Event", ""), delivery, gitlab_event)
 
     def _intake(
         forge: str, body: bytes, event_name: str, delivery: str, parse: Callable[[str, Any], Event]
@@ -222,7 +225,9 @@ def create_app(
         except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             return jsonify(error="the body is not JSON (set the webhook's content type to application/json)"), 400
         try:
-            routed = route(parse(event_name, payload), bots())
+            event = parse(event_name, payload)
+            bind_log_context(project=getattr(event, "project", None))  # until the delivery's log_context ends
+            routed = route(event, bots())
         except Exception:  # a payload must never earn a 500, whatever a parsing bug does
             logger.exception("could not read the %s %r event of delivery %r", forge, event_name, delivery)
             g.delivery_answer = "unreadable"
