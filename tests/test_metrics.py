@@ -194,3 +194,17 @@ def test_an_end_to_end_deploy_through_real_workers_shows_in_every_family(start: 
     assert value(found, "meshbot_workers") == 2
     assert value(found, "meshbot_forge_api_calls_total", forge="gitlab", event="merge_request") == 4
     assert value(found, "meshbot_webhook_deliveries_total", forge="gitlab", answer="no_secret") == 1
+
+
+def test_the_example_grafana_dashboard_charts_every_metric_family():
+    import json
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    dashboard = json.loads((docs / "grafana-dashboard.json").read_text())
+    charted = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"meshbot_[a-z_]+", target["expr"])}
+    charted = {re.sub(r"_(bucket|sum|count)$", "", name) for name in charted}
+    listed = set(re.findall(r"^\| `(meshbot_[a-z_]+)` \|", (docs / "operations.md").read_text(), flags=re.MULTILINE))
+    assert listed and listed <= charted, sorted(listed - charted)
