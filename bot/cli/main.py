@@ -142,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     from bot.cli.deploy import register as register_deploy_commands
     from bot.cli.diff import register as register_diff_command
     from bot.cli.drift import register as register_drift_command
+    from bot.cli.github_app import register as register_github_app_command
     from bot.cli.rollback import register as register_rollback_command
     from bot.cli.serve import register as register_serve_command
     from bot.cli.usecases import register as register_usecase_commands
@@ -155,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     register_config_commands(commands)
     register_diff_command(commands)
     register_drift_command(commands)
+    register_github_app_command(commands)
     register_validate_command(commands)
     return parser
 

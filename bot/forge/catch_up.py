@@ -124,6 +124,9 @@ def sweep(forges: Mapping[str, Forge], config: ServerConfig, since: datetime,
     result = Sweep()
     for name, forge in forges.items():
         app_calls_before = forge.app_api_calls if isinstance(forge, AppForge) else 0
+        # An App's deliveries come through its own webhook (redelivered below): its manifest grants no Webhooks
+        # permission (bot/cli/github_app.py), so repository webhooks are a token set-up's only.
+        is_app = isinstance(forge, AppForge) and forge.is_app
         try:
             projects = repositories_of(forge, config)
         except ForgeError as error:
@@ -141,11 +144,11 @@ def sweep(forges: Mapping[str, Forge], config: ServerConfig, since: datetime,
                 result.requests += [(name, request) for request in sweep_repository(repository, name, project, config)]
             except ForgeError as error:
                 result.problems.append(f"{name} {project}: {error.message}")
-            if config.catch_up.redeliver and isinstance(repository, HookDeliveries) \
+            if config.catch_up.redeliver and isinstance(repository, HookDeliveries) and not is_app \
                     and (name, project) not in skip_hooks:
                 _redeliver_repository(repository, name, project, since, result)
             result.calls[name] = result.calls.get(name, 0) + repository.api_calls - before
-        if config.catch_up.redeliver and isinstance(forge, AppForge) and forge.is_app:
+        if config.catch_up.redeliver and isinstance(forge, AppForge) and is_app:
             try:
                 for delivery in to_redeliver(forge.app_hook_deliveries(since)):
                     forge.redeliver_app_delivery(delivery)
