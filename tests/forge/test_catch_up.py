@@ -194,6 +194,8 @@ def test_github_app_installations_and_app_hook_deliveries(github: GitHubServer):
     assert sorted(item.args[1] for _, item in found.requests) == ["acme/one", "acme/two", "other/three"]
     assert app.redeliveries == [lost] and found.redelivered == [f"guid-{lost}"]
     assert found.repositories == 3
+    # the App's manifest grants no Webhooks permission: its deliveries come through its own hook
+    assert github.requests_to("GET", "/repos/*/hooks*") == [] and found.hooks_refused == []
 
 
 def test_gitlab_sweep_finds_unreviewed_merge_requests_and_an_undeployed_release():
