@@ -27,7 +27,7 @@ from bot.console.access import (
     token_valid,
     visible_products,
 )
-from bot.console.signin import RedisViewers, signed_in_viewer, signin_blueprint
+from bot.console.signin import VIEWER_SESSION_KEY, RedisViewers, configured_forges, signed_in_viewer, signin_blueprint
 from policies.loader import load_policies
 from policies.model import Policy
 
@@ -184,17 +184,21 @@ def console_blueprint(connection: ConnectionSource, config: ConfigSource = defau
         target = safe_next(request.values.get("next"))
         if request.method == "GET":
             return render_template("console/login.html", next=target, error=None, viewer=None,
-                                   closed=api_token() is None)
+                                   closed=api_token() is None, forges=[forge.name for forge in configured_forges()])
         if not token_valid(request.form.get("token")):
             logger.warning("console sign-in refused: wrong operator token")
             return render_template("console/login.html", next=target, error="That is not the operator token.",
-                                   viewer=None, closed=api_token() is None), 401
+                                   viewer=None, closed=api_token() is None,
+                                   forges=[forge.name for forge in configured_forges()]), 401
         session.clear()
         session[OPERATOR] = token_fingerprint()
         return redirect(target)
 
     @console.post("/logout")
     def logout() -> ResponseReturnValue:
+        viewer_id = session.get(VIEWER_SESSION_KEY)
+        if isinstance(viewer_id, str):
+            RedisViewers(connection()).forget(viewer_id)
         session.clear()
         return redirect(url_for("console.login"))
 

@@ -17,7 +17,8 @@ from bot.engine.drift import ComponentDrift, ComponentState, Difference, DriftRe
 from bot.engine.runner import request_deployment
 from bot.engine.store import Deployment
 from tests.deploy_harness import Engine, adapters_for, component_id, generated_descriptor, scripted_adapter
-from tests.deploy_harness import start as start  # the fixture, also when tests/conftest.py is not loaded
+from tests.deploy_harness import redis_engine as redis_engine  # the fixtures, also without tests/conftest.py
+from tests.deploy_harness import start as start
 from tests.servers.tech_adapter import Reply
 
 TOKEN = "console-operator-token"
@@ -241,3 +242,26 @@ def test_status_links_open_the_console_for_a_browser_and_stay_json_for_scripts(m
     assert client.get(link).status_code == 401  # a script without the token, as before
     page = text(signed_in(client).get(browser.headers["Location"], headers=HTML))
     assert SECRET_PATH not in page and re.search(r"development: <span class=\"status s-deployed\">", page)
+
+
+def test_the_login_form_offers_the_configured_forges_and_sign_out_forgets_a_forge_user(
+    redis_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.console.access import Viewer
+    from bot.console.signin import VIEWER_SESSION_KEY, RedisViewers
+
+    monkeypatch.setenv("MESHBOT_API_TOKEN", TOKEN)
+    monkeypatch.delenv("MESHBOT_GITLAB_CLIENT_ID", raising=False)
+    monkeypatch.setenv("MESHBOT_GITHUB_CLIENT_ID", "client")
+    monkeypatch.setenv("MESHBOT_GITHUB_CLIENT_SECRET", "secret")
+    client = create_app(redis_connection=redis_engine.redis).test_client()
+    form = text(client.get("/login?next=/policies"))
+    assert "/login/github?next=/policies" in form and "GitHub" in form and "/login/gitlab" not in form
+    viewers = RedisViewers(redis_engine.redis)
+    viewer_id = viewers.save(Viewer("github:alice", repositories=frozenset({"github:acme/cash"})))
+    with client.session_transaction() as session:
+        session[VIEWER_SESSION_KEY] = viewer_id
+    assert client.get("/api/v1/products").get_json()["products"] == []  # signed in, sees nothing of nothing
+    client.post("/logout")
+    assert viewers.load(viewer_id) is None
+    assert client.get("/api/v1/products").status_code == 401
