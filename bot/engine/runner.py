@@ -215,15 +215,13 @@ def start_next(connection: redis.Redis, data_product: str, environment: str) -> 
     if deployment_id is None:
         return None
     Store(connection).set_state(deployment_id, DeploymentState.VALIDATING)
-    enqueue_prepare(connection, deployment_id)
-    return deployment_id
     waited = _seconds_since(_requested_at(deployment_id))
     if waited is not None:
         observe_lock_wait(connection, environment, waited)
+    enqueue_prepare(connection, deployment_id)
+    return deployment_id
 
 
-def prepare_job_id(deployment_id: str) -> str:
-    """The RQ job id of a deployment's validation job."""
 def _requested_at(deployment_id: str) -> datetime | None:
     """When a deployment was requested: its id starts with that time in milliseconds (new_deployment_id)."""
     stamp = deployment_id.partition("-")[0]
@@ -248,6 +246,8 @@ def _count_end(connection: redis.Redis, deployment: Deployment, state: Deploymen
                      _seconds_since(deployment.started_at or deployment.created_at))
 
 
+def prepare_job_id(deployment_id: str) -> str:
+    """The RQ job id of a deployment's validation job."""
     return f"meshbot-{deployment_id}-prepare"
 
 
@@ -290,10 +290,10 @@ def prepare(deployment_id: str) -> str:
     changed = _undeploy_target_changed(store, deployment)
     if changed:
         store.set_state(deployment_id, DeploymentState.REFUSED, changed)
+        _count_end(connection, deployment, DeploymentState.REFUSED)
         _release(connection, deployment)
         return "refused"
     if deployment.operation is Operation.DEPLOY and deployment.scope is not None and \
-        _count_end(connection, deployment, DeploymentState.REFUSED)
             store.product(deployment.data_product, deployment.environment).get("deployment") != deployment.id:
         # What is deployed may have changed while it waited: plan again against it (a retried job had started).
         if _reconcile(store, deployment):
@@ -303,10 +303,10 @@ def prepare(deployment_id: str) -> str:
     if refusals or failures:
         state, message = validation_end(refusals, failures)
         store.set_state(deployment_id, state, message)
+        _count_end(connection, deployment, state)
         _release(connection, deployment)
         return "refused" if state is DeploymentState.REFUSED else "not validated"
     store.save_descriptor_yaml(deployment_id, _descriptor_text(prepared))
-        _count_end(connection, deployment, state)
     store.set_state(deployment_id, DeploymentState.IN_PROGRESS)
     store.set_product(deployment.data_product, deployment.environment, status="IN_PROGRESS",
                       deployment=deployment_id)
@@ -496,18 +496,18 @@ def run_task(deployment_id: str, task_id: str) -> str:
         note = f" (attempt {attempts}; before: {str(previous.get('message', '')).removesuffix('; retrying')})"
     running = store.update_task(deployment_id, task_id, previous, state=TaskState.RUNNING, startedAt=now_iso(),
                                 attempts=attempts, message="running" + note)
-    result = _call_adapter(prepared, task)
-    store.update_task(
-        deployment_id, task_id, running, state=TaskState.COMPLETED if result.ok else TaskState.FAILED,
-        finishedAt=now_iso(),
     started = time.monotonic()
-        message=result.message + note, info=result.info, logs=result.logs, details=result.details,
+    result = _call_adapter(prepared, task)
     seconds = time.monotonic() - started
     operation = "provision" if _operation(deployment, task) is Operation.DEPLOY else "unprovision"
     batch = Batch().observe(TASK_DURATION, (operation, "COMPLETED" if result.ok else "FAILED"), seconds)
     if task.adapter_url:
         observe_adapter_call(batch, task.adapter_url, operation, seconds, not result.ok)
     batch.send(connection)
+    store.update_task(
+        deployment_id, task_id, running, state=TaskState.COMPLETED if result.ok else TaskState.FAILED,
+        finishedAt=now_iso(),
+        message=result.message + note, info=result.info, logs=result.logs, details=result.details,
     )
     _report_progress(connection, deployment)
     return str(result.outcome)
@@ -640,6 +640,7 @@ def finish(deployment_id: str) -> str:
     if deployment.operation is Operation.UNDEPLOY and outcome is DeploymentState.NOT_DEPLOYED:
         store.drop_product_fields(deployment.data_product, deployment.environment, DEPLOYED_FIELD, "descriptor")
     store.set_state(deployment_id, outcome, message)
+    _count_end(connection, deployment, outcome)
     _release(connection, deployment)
     return str(outcome)
 
@@ -651,7 +652,6 @@ def _components_before(deployment: Deployment, before: dict[str, Any],
         return {}
     wanted = {str(component.get("id")) for component in deployment.descriptor.get("components") or []
               if isinstance(component, dict)}
-    _count_end(connection, deployment, outcome)
     kept = reconciliation.get("kept") or {}
     components = {}
     for task_id, entry in before.items():
@@ -762,6 +762,7 @@ def end_refused(connection: redis.Redis, deployment_id: str, message: str,
     if deployment is None or deployment.state.finished:
         return
     store.set_state(deployment.id, state, message)
+    _count_end(connection, deployment, state)
     _release(connection, deployment)
 
 
@@ -773,7 +774,6 @@ def on_finish_failure(job: Job, connection: redis.Redis, exc_type: Any, value: A
                 f"the final step failed ({exc_type.__name__}: {value}); what the tasks left behind is unknown")
 
 
-    _count_end(connection, deployment, state)
 def end_corrupt(connection: redis.Redis, deployment_id: str, message: str) -> None:
     """End a deployment whose outcome is unknown as CORRUPT and free its lock (unless it has ended already)."""
     store = Store(connection)
@@ -783,6 +783,7 @@ def end_corrupt(connection: redis.Redis, deployment_id: str, message: str) -> No
     store.set_product(deployment.data_product, deployment.environment, status="CORRUPT", deployment=deployment.id,
                       updatedAt=now_iso())
     store.set_state(deployment.id, DeploymentState.CORRUPT, message)
+    _count_end(connection, deployment, DeploymentState.CORRUPT)
     _release(connection, deployment)
 
 
@@ -794,4 +795,3 @@ def task_view(store: Store, deployment_id: str) -> list[dict[str, Any]]:
         return []
     return [{"id": task.id, "kind": task.kind, **states.get(task.id, {})} for task in deployment.tasks]
 
-    _count_end(connection, deployment, DeploymentState.CORRUPT)
