@@ -11,6 +11,7 @@ from rq import get_current_job
 from bot.config import config_path, load_config
 from bot.engine.runner import task_view
 from bot.engine.store import Store
+from bot.forge.links import deployment_url
 from bot.forge.promotion import follow_up, needs_follow_up, report_promotion
 from bot.forge.release import report_outcome
 from bot.metrics import count_event
@@ -63,11 +64,11 @@ def deployment_progress(deployment_id: str) -> str:
     try:
         repository = client.repository(str(target["project"]))
         repository.edit_comment(int(comment["number"]), str(comment["id"]), REPLY_MARKER + "\n" + progress_reply(
-            deployment, task_view(store, deployment_id), target.get("statusUrl")))
+            deployment, task_view(store, deployment_id), deployment_url(target, deployment_id)))
         latest = store.load(deployment_id)
         if latest is not None and latest.state.finished:  # it ended while we wrote: the final table goes last
             repository.edit_comment(int(comment["number"]), str(comment["id"]), REPLY_MARKER + "\n" + progress_reply(
-                latest, task_view(store, deployment_id), target.get("statusUrl")))
+                latest, task_view(store, deployment_id), deployment_url(target, deployment_id)))
     finally:
         count_event(job.connection, forge, "deployment_progress", client.api_calls, client.take_rate_limit_waits())
     return f"updated the progress of {deployment_id}"

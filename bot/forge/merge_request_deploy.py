@@ -58,7 +58,8 @@ def run_deploy_command(
         return _reply("cannot_read", word=word, environment=environment, error=str(error))
     started_by = f"{forge}:{project}!{merge_request.number} by @{author}"
     report_to = {"forge": forge, "project": project, "sha": sha, "context": f"meshbot/deploy/{environment}",
-                 "statusUrl": _status_url(config, descriptor.id, environment), "comment": reply, "command": word}
+                 "statusUrl": _status_url(config, descriptor.id, environment), "publicUrl": config.public_url,
+                 "comment": reply, "command": word}
     if isinstance(command, Undeploy):  # the head only names the data product: what is deployed is removed
         return undeploy_reply(connection, config, descriptor.id, environment, command, started_by, report_to)
     deployed = RedisDeployedStates(connection).deployed(descriptor.id, environment)

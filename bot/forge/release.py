@@ -27,6 +27,7 @@ from bot.engine.deployment import DeploymentState, Operation
 from bot.engine.reconcile import Scope
 from bot.engine.runner import request_deployment
 from bot.engine.store import Deployment, Store
+from bot.forge.links import deployment_url
 from policies.engine import evaluate
 from policies.report import counted
 from vcs.base import CommitState, ForgeError, Repository
@@ -169,13 +170,15 @@ def _release_to(
         marketplace=config.marketplace, history=config.history, resolve_removed=registry.resolve_all,
         scope=Scope(prune=config.rules(environment).prune, only_changed=config.only_changed),
         report_to={"forge": forge, "project": project, "sha": sha, "context": deploy_context(environment),
-                   "record": record, "statusUrl": status_url, "tag": tag, "version": version, "stage": environment,
-                   **(report_extra or {})},
+                   "record": record, "statusUrl": status_url, "publicUrl": config.public_url, "tag": tag,
+                   "version": version, "stage": environment, **(report_extra or {})},
     )
     waiting = f", queued behind {counted(ahead, 'other deployment')}" if ahead else ""
     description = f"deploying {version} to {environment} (deployment {deployment_id}{waiting})"
     repository.set_deployment_state(record, ForgeDeploymentState.PENDING if ahead else ForgeDeploymentState.IN_PROGRESS,
-                                    _one_line(description), status_url)
+                                    _one_line(description),
+                                    deployment_url({"publicUrl": config.public_url, "statusUrl": status_url},
+                                                   deployment_id))
     return ReleaseStep(environment, CommitState.PENDING, description, deployment_id)
 
 
@@ -199,7 +202,7 @@ def report_outcome(repository: Repository, deployment: Deployment, tasks: list[d
     state, record_state = _outcome(deployment.state)
     description = _one_line(f"{deployment.state}: {deployment.message}" if deployment.message
                             else str(deployment.state))
-    url = target.get("statusUrl")
+    url = deployment_url(target, deployment.id)  # the console page of this deployment, when there is a console
     repository.set_commit_status(str(target["sha"]), str(target["context"]), state, description, url)
     if target.get("record"):
         repository.set_deployment_state(str(target["record"]), record_state, description, url)

@@ -55,7 +55,8 @@ def run_rollback_command(
         return blocked
     started_by = f"rollback to {choice.version} by @{author} ({forge}:{project}!{merge_request.number})"
     report_to = {"forge": forge, "project": project, "sha": sha, "context": f"meshbot/rollback/{environment}",
-                 "statusUrl": _status_url(config, data_product, environment), "comment": reply, "command": WORD}
+                 "statusUrl": _status_url(config, data_product, environment), "publicUrl": config.public_url,
+                 "comment": reply, "command": WORD}
     scope = Scope(prune=config.rules(environment).prune, only_changed=config.only_changed)
     requested = request_rollback(connection, choice, AdapterRegistry(config.adapters), started_by, scope=scope,
                                  marketplace=config.marketplace, history=config.history, report_to=report_to)

@@ -157,3 +157,25 @@ def test_a_reader_and_a_fork_are_refused_and_typos_answered(bot: BotFactory) -> 
     [fork_reply] = replies(meshbot, fork_number)
     assert "merge requests from forks can never deploy or import" in fork_reply
     assert meshbot.engine.store.history(PRODUCT, "development") == []
+
+
+def test_the_deploy_reply_links_the_console_page_of_that_deployment(bot: BotFactory, tmp_path: Path,  # noqa: F811
+                                                                    monkeypatch: Any) -> None:
+    monkeypatch.setenv("MESHBOT_API_TOKEN", "operator-token")
+    with running_adapter(tmp_path / "adapter.db") as adapter:
+        meshbot = bot(adapters_config(adapter.url, extra="public_url: https://meshbot.example.com\n"))
+        meshbot.repository.set_permission("writer", "write")
+        number, head = meshbot.open_pull_request("change", {"README.md": b"a change\n"})
+        say(meshbot, number, "/deploy development", "writer")
+        final = meshbot.until(lambda: next((text for text in replies(meshbot, number) if "**DEPLOYED**" in text
+                                            and "Status: " in text), None), "the deploy reply with its link")
+        meshbot.until(lambda: [s for s in meshbot.statuses(head, "meshbot/deploy/development")
+                               if s["state"] == "success"], "the deploy's success status")
+        meshbot.idle()
+    deployment_id = meshbot.engine.store.history(PRODUCT, "development")[0]
+    link = f"https://meshbot.example.com/deployments/{deployment_id}"
+    assert f"Status: {link}" in final
+    assert meshbot.statuses(head, "meshbot/deploy/development")[-1]["target_url"] == link
+    page = meshbot.client.get(f"/deployments/{deployment_id}", headers={"Authorization": "Bearer operator-token",
+                                                                       "Accept": "text/html"})
+    assert page.status_code == 200 and deployment_id in page.get_data(as_text=True)
