@@ -359,9 +359,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
         },
         "public_url": {
             "$ref": "#/$defs/url",
-            "description": "Where meshbot's web service is reached, for links: from the commit statuses of release "
-                           "deploys (`meshbot/deploy/ENV`) and, as `PUBLIC_URL/status/DATA_PRODUCT?env=ENV`, from "
-                           "`/deploy` replies. Default: none (no links).",
+            "description": "Where meshbot's web service is reached, for links: commit statuses, forge deployment "
+                           "records and `/deploy` / `/rollback` replies link the console page of their deployment, "
+                           "`PUBLIC_URL/deployments/ID`. Default: none (no links).",
             "examples": ["https://meshbot.example.com"],
         },
     },
