@@ -11,13 +11,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.descriptor.assembly import assemble
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
 from bot.descriptor.files import DirectoryReader
 from bot.descriptor.model import Descriptor
 from policies.report import CheckReport
+
+if TYPE_CHECKING:
+    from bot.config import ServerConfig
 
 EXIT_OK, EXIT_BLOCKED, EXIT_INPUT = 0, 1, 2
 # While a `--format json` command runs (main() sets it): where print_errors keeps its errors (files as shown).
@@ -98,6 +101,23 @@ def print_errors(errors: list[InputError], root: str | None) -> None:
 def print_error(message: str) -> None:
     """One input error without a place: `meshbot: message` on stderr (or kept for the JSON document)."""
     print_errors([InputError(message)], None)
+
+
+def config_for_environment(config_file: str | None, environment: str) -> ServerConfig | int:
+    """The server configuration (--config, else $MESHBOT_CONFIG), or exit 2 after saying why it is unusable or
+    does not know the environment."""
+    from bot.config import config_path, load_config
+
+    try:
+        config = load_config(config_path(config_file))
+    except InputErrors as invalid:
+        print_errors(invalid.errors, None)
+        return EXIT_INPUT
+    problem = config.environment_error(environment)
+    if problem:
+        print_error(problem)
+        return EXIT_INPUT
+    return config
 
 
 @contextmanager

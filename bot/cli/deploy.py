@@ -211,11 +211,9 @@ def _component_ids(descriptor: Any, names: list[str]) -> tuple[str, ...] | int:
 
 def _config_for_environment(arguments: argparse.Namespace) -> ServerConfig | int:
     """The server configuration, or the exit code after saying why it is unusable or does not know --env."""
-    config = _config(arguments)
-    if config is None:
-        return EXIT_INPUT
-    problem = config.environment_error(arguments.env)
-    return _error(problem) if problem else config
+    from bot.cli.common import config_for_environment
+
+    return config_for_environment(arguments.config, arguments.env)
 
 
 def _undeploy_command(arguments: argparse.Namespace) -> int:

@@ -33,22 +33,15 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _drift_command(arguments: argparse.Namespace) -> int:
     from redis import RedisError
 
-    from bot.cli.common import print_errors
-    from bot.config import config_path, load_config
-    from bot.descriptor.errors import InputErrors
+    from bot.cli.common import config_for_environment
     from bot.engine.deployed import RedisDeployedStates
     from bot.engine.drift import DriftStatus, check_deployed
     from bot.engine.local_workers import choose_redis, shown_url
     from bot.engine.redis_connection import EmbeddedRedisError
 
-    try:
-        config = load_config(config_path(arguments.config))
-    except InputErrors as invalid:
-        print_errors(invalid.errors, None)
-        return EXIT_INPUT
-    problem = config.environment_error(arguments.env)
-    if problem:
-        return _error(problem)
+    config = config_for_environment(arguments.config, arguments.env)
+    if isinstance(config, int):
+        return config
     try:
         choice = choose_redis(config.redis_url)
     except (EmbeddedRedisError, OSError) as error:

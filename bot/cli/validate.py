@@ -44,21 +44,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _validate_command(arguments: argparse.Namespace) -> int:
     from adapters.registry import AdapterRegistry
-    from bot.cli.common import assemble_folder, display_file, print_error, print_errors
-    from bot.config import config_path, load_config
-    from bot.descriptor.errors import InputErrors
+    from bot.cli.common import assemble_folder, config_for_environment, display_file, print_errors
     from bot.engine.plan import build_plan
     from bot.forge.adapter_validation import ask_adapters
 
-    try:
-        config = load_config(config_path(arguments.config))
-    except InputErrors as invalid:
-        print_errors(invalid.errors, None)
-        return EXIT_INPUT
-    problem = config.environment_error(arguments.env)
-    if problem:
-        print_error(problem)
-        return EXIT_INPUT
+    config = config_for_environment(arguments.config, arguments.env)
+    if isinstance(config, int):
+        return config
     descriptor = assemble_folder(arguments.path, arguments.env)  # InputErrors: printed by main, exit 2
     registry = AdapterRegistry(config.adapters)
     unresolved = registry.unresolved(descriptor)
