@@ -38,6 +38,7 @@ def _drift_command(arguments: argparse.Namespace) -> int:
     from bot.engine.drift import DriftStatus, check_deployed
     from bot.engine.local_workers import choose_redis, shown_url
     from bot.engine.redis_connection import EmbeddedRedisError
+    from bot.metrics import Batch
 
     config = config_for_environment(arguments.config, arguments.env)
     if isinstance(config, int):
@@ -52,7 +53,9 @@ def _drift_command(arguments: argparse.Namespace) -> int:
         return _error(f"cannot use Redis at {shown_url(choice.url)}: {error}")
     if deployed is None:
         return _error(f"nothing deployed of {arguments.data_product} in {arguments.env}")
-    report = check_deployed(deployed, config)
+    metrics = Batch()
+    report = check_deployed(deployed, config, metrics=metrics)
+    metrics.send(choice.connection)  # each reverse provisioning call's latency, by adapter (never raises)
     if arguments.format == "json":
         sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
     else:

@@ -27,6 +27,7 @@ product and environment is kept in Redis (`save_report` / `load_report`) for the
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from bot.descriptor.update_scope import MESH, screen_updates
 from bot.engine.deployed import Deployed
 from bot.engine.plan_diff import field_changes
 from bot.engine.store import PREFIX, as_text
+from bot.metrics import Batch, observe_adapter_call
 
 JSON_VERSION = 1
 CHECK_TIMEOUT_SECONDS = 120.0  # the longest one component's reverse provisioning may take in a drift check
@@ -234,14 +236,17 @@ def component_prefix(data_product_id: str) -> str:
 
 
 def check_deployed(deployed: Deployed, config: ServerConfig, client_for: ClientFor | None = None,
-                   now: datetime | None = None) -> DriftReport:
-    """Ask each deployed component's tech adapter for its live state and compare it with the deployed descriptor."""
+                   now: datetime | None = None, metrics: Batch | None = None) -> DriftReport:
+    """Ask each deployed component's tech adapter for its live state and compare it with the deployed descriptor.
+
+    metrics: where each reverse provisioning call's latency is observed (the caller sends it to Redis).
+    """
     registry = AdapterRegistry(config.adapters)
     checked_at = (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
     raw = deployed.descriptor.get("components")
     components = [item for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
     prefix = component_prefix(deployed.data_product)
-    results = tuple(check_component(component, deployed.environment, registry, client_for, prefix)
+    results = tuple(check_component(component, deployed.environment, registry, client_for, prefix, metrics)
                     for component in components)
     return DriftReport(data_product=deployed.data_product, environment=deployed.environment,
                        deployment=deployed.deployment, version=deployed.version, checked_at=checked_at,
@@ -249,7 +254,8 @@ def check_deployed(deployed: Deployed, config: ServerConfig, client_for: ClientF
 
 
 def check_component(component: dict[str, Any], environment: str, registry: AdapterRegistry,
-                    client_for: ClientFor | None = None, prefix: str = "") -> ComponentDrift:
+                    client_for: ClientFor | None = None, prefix: str = "",
+                    metrics: Batch | None = None) -> ComponentDrift:
     """The drift check of one deployed component through its tech adapter."""
     identifier = str(component.get("id", ""))
     name, kind = component_name(component), str(component.get("kind") or "")
@@ -267,8 +273,12 @@ def check_component(component: dict[str, Any], environment: str, registry: Adapt
                                                 f"'{environment}'")
     client = client_for(adapter) if client_for is not None else AdapterTarget(
         adapter.url, adapter.timeout, adapter.ca_bundle).client(timeout=CHECK_TIMEOUT_SECONDS)
+    started = time.monotonic()
     answer = client.reverse_provision(reverse_provisioning_request(use_case, environment, {},
                                                                    catalog_info(component)))
+    if metrics is not None:
+        observe_adapter_call(metrics, adapter.url, "reverse_provision", time.monotonic() - started,
+                             not answer.ok and not answer.unsupported)
     if answer.unsupported:
         return result(ComponentState.NOT_CHECKABLE, "its tech adapter has no reverse provisioning")
     if not answer.ok:

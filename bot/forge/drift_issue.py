@@ -34,6 +34,7 @@ from bot.engine.drift import (
 )
 from bot.engine.locks import Locks
 from bot.engine.store import Store
+from bot.metrics import Batch
 from policies.report import code_span, escape_markdown, markdown_environment
 from vcs.base import Forge, ForgeError, Issue, Repository
 
@@ -142,7 +143,9 @@ def check_and_report(connection: redis.Redis, config: ServerConfig, data_product
         return DriftCheck(None, f"nothing deployed of {data_product} in {environment}")
     if Locks(connection).holder(data_product, environment) is not None:
         return DriftCheck(None, f"skipped {data_product} in {environment}: a deployment holds it")
-    report = check_deployed(deployed, config, client_for)
+    metrics = Batch()
+    report = check_deployed(deployed, config, client_for, metrics=metrics)
+    metrics.send(connection)  # each reverse provisioning call's latency, by adapter
     save_report(connection, report)
     log.info("drift check of %s in %s: %s", data_product, environment, report.summary())
     target = repository_of(Store(connection), data_product, environment)

@@ -32,6 +32,7 @@ from bot.engine.drift import (
     save_report,
     sweep_enabled,
 )
+from bot.metrics import Batch, render
 from tests.deploy_harness import ENVIRONMENT, Engine, example_descriptor
 from tests.servers.reference_adapter import running_adapter
 from tests.servers.tech_adapter import Reply, adapter_server
@@ -132,8 +133,13 @@ def test_the_reference_adapter_reports_a_column_added_by_hand_and_nothing_before
     with running_adapter(tmp_path / "adapter.db") as adapter:
         running = start(2)
         deployed = deploy_example(running, adapter.url)
-        before = check_deployed(deployed, config(adapter.url))
+        metrics = Batch()
+        before = check_deployed(deployed, config(adapter.url), metrics=metrics)
         assert before.status is DriftStatus.IN_SYNC, before.to_text()
+        metrics.send(running.redis)  # each reverse provisioning call is timed, by adapter
+        scraped = render(running.redis).decode()
+        assert 'meshbot_adapter_call_duration_seconds_count{adapter="127.0.0.1:' in scraped
+        assert 'operation="reverse_provision"} 3.0' in scraped
         assert [component.state for component in before.components] == [ComponentState.IN_SYNC] * 3
 
         add_a_column_by_hand(adapter.database)
