@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from bot.descriptor.model import Descriptor, format_path
 from bot.descriptor.yamlsafe import DataPath
 from policies.builtins import BUILTINS, CheckContext
-from policies.model import Failure, Policy, PolicyResult, Severity, Status, Target
+from policies.model import Failure, Policy, PolicyResult, Severity, Status, Target, effective_status
 
 MAX_FAILURES_PER_RESULT = 50
 MAX_MESSAGE_LENGTH = 300
@@ -17,14 +18,15 @@ MAX_MESSAGE_LENGTH = 300
 
 def evaluate(
     descriptor: Descriptor, policies: Iterable[Policy], previous: dict[str, Any] | None = None,
-    previous_missing: str = "no previous descriptor to compare with",
+    previous_missing: str = "no previous descriptor to compare with", today: date | None = None,
 ) -> list[PolicyResult]:
     """One result per (policy, selected resource), draft policies skipped; policy order, then resource order.
 
     `previous` is the deployed descriptor that breaking-change checks compare with; without it they report
     "not evaluated" with `previous_missing` as the reason (e.g. "nothing deployed in production").
+    A grace policy whose `grace_until` is on or before `today` (default: the local date) runs as enabled.
     """
-    context = _Previous(previous, previous_missing)
+    context = _Previous(previous, previous_missing, today or date.today())
     active = [policy for policy in policies if policy.status is not Status.DRAFT]
     component_policies = [policy for policy in active if policy.target is Target.COMPONENT]
     selected = _select_components(descriptor, component_policies)
@@ -84,16 +86,19 @@ def _select_components(descriptor: Descriptor, policies: list[Policy]) -> dict[s
 class _Previous:
     descriptor: dict[str, Any] | None
     missing: str
+    today: date
 
 
 def _run(policy: Policy, descriptor: Descriptor, path: DataPath, instance: Any, previous: _Previous) -> PolicyResult:
     resource = str(instance.get("id", "")) if isinstance(instance, dict) else ""
+    status = effective_status(policy, previous.today)
     result = PolicyResult(
         policy=policy.id,
         description=policy.description,
         resource=resource,
         severity=policy.severity,
-        status=policy.status,
+        status=status,
+        grace_until=policy.grace_until if status is Status.GRACE else None,
     )
     if policy.validator is not None:
         if not policy.validator.is_valid(instance):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ PACKAGE_DIRECTORY = Path(__file__).resolve().parent
 BUILTIN_DIRECTORY = PACKAGE_DIRECTORY / "builtin"
 EXAMPLES_DIRECTORY = PACKAGE_DIRECTORY / "examples"
 POLICY_SUFFIXES = (".yaml", ".yml")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @cache
@@ -87,6 +90,8 @@ def _check_fields(document: YamlDocument) -> None:
         errors.append(InputError(
             "field 'selector.kind': only component policies select by kind", document.position(("selector", "kind"))
         ))
+    if not errors and "grace_until" in value:
+        errors.extend(_grace_until_errors(document))
     if not errors and has_builtin and value["builtin"] not in BUILTINS:
         known = ", ".join(sorted(BUILTINS))
         errors.append(InputError(f"field 'builtin': unknown built-in check '{value['builtin']}' (known: {known})",
@@ -95,6 +100,28 @@ def _check_fields(document: YamlDocument) -> None:
         errors.extend(_schema_errors(document))
     if errors:
         raise InputErrors(errors)
+
+
+def _grace_until_errors(document: YamlDocument) -> list[InputError]:
+    """A grace_until that is no date, or that is on a policy not in grace, with its position."""
+    value, position = document.value, document.position(("grace_until",))
+    if parse_grace_until(value["grace_until"]) is None:
+        return [InputError(f"field 'grace_until': {value['grace_until']} is not a valid date; "
+                           "write it as YYYY-MM-DD, e.g. 2027-03-01", position)]
+    if value["status"] != Status.GRACE:
+        return [InputError(f"field 'grace_until': only a policy with status grace has a grace date "
+                           f"(this one is {value['status']}); remove grace_until or set status: grace", position)]
+    return []
+
+
+def parse_grace_until(text: str) -> date | None:
+    """The date of an ISO `YYYY-MM-DD` text (YAML dates load as their text); None when it is no such date."""
+    if not _ISO_DATE.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _field_error(document: YamlDocument, error: jsonschema.ValidationError) -> InputError:
@@ -166,4 +193,5 @@ def _build(document: YamlDocument) -> Policy:
         schema=schema,
         builtin=value.get("builtin"),
         validator=compile_schema(schema) if schema is not None else None,
+        grace_until=parse_grace_until(value["grace_until"]) if "grace_until" in value else None,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -80,6 +81,14 @@ class Policy:
     schema: dict[str, Any] | None = None
     builtin: str | None = None
     validator: Any = None
+    grace_until: date | None = None  # a grace policy blocks (as if enabled) from this date on
+
+
+def effective_status(policy: Policy, today: date) -> Status:
+    """The status a policy is evaluated with on today: grace turns enabled once its grace_until has come."""
+    if policy.status is Status.GRACE and policy.grace_until is not None and today >= policy.grace_until:
+        return Status.ENABLED
+    return policy.status
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +123,14 @@ class PolicyResult:
     errors: list[Failure] = field(default_factory=list)
     note: str | None = None
     evaluated: bool = True  # False when there was nothing to evaluate against (e.g. nothing deployed yet)
+    grace_until: date | None = None  # set while a grace policy's grace runs: it blocks from this date
+
+    @property
+    def blocks_from(self) -> str | None:
+        """`blocks from 2027-03-01` while the policy is in grace with a date; None otherwise."""
+        if self.status is Status.GRACE and self.grace_until is not None:
+            return f"blocks from {self.grace_until.isoformat()}"
+        return None
 
     @property
     def outcome(self) -> str:
@@ -138,6 +155,8 @@ class PolicyResult:
             "blocking": self.blocking,
             "errors": [error.as_json() for error in self.errors],
         }
+        if self.status is Status.GRACE and self.grace_until is not None:
+            result["graceUntil"] = self.grace_until.isoformat()
         if self.note:
             result["note"] = self.note
         return result

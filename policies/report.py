@@ -89,7 +89,7 @@ def to_text(report: CheckReport, color: bool = False, show_file: Callable[[str],
     for category in CATEGORIES:
         for result in report.failed(category):
             lines.append(f"{paint(category, _LABELS[category].ljust(8))}  {result.policy} on {result.resource}  "
-                         + paint("dim", f"[{result.severity}, {result.status}] {result.description}"))
+                         + paint("dim", f"[{_status_text(result)}] {result.description}"))
             for failure in result.errors:
                 where = _text_position(failure, show_file)
                 lines.append(f"    {where}{failure.path}: {failure.message}")
@@ -109,6 +109,12 @@ def to_text(report: CheckReport, color: bool = False, show_file: Callable[[str],
     lines.append(summary)
     lines.append("Result: " + (paint("passed", "PASSED") if report.passed else paint("blocking", "BLOCKED")))
     return "\n".join(lines) + "\n"
+
+
+def _status_text(result: PolicyResult) -> str:
+    """`error, grace`, with `, blocks from DATE` while a dated grace runs."""
+    text = f"{result.severity}, {result.status}"
+    return f"{text}, {result.blocks_from}" if result.blocks_from else text
 
 
 def counted(count: int, singular: str, plural: str | None = None) -> str:

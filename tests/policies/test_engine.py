@@ -1,5 +1,6 @@
 """The policy engine: selection, outcomes, blocking, messages and positions."""
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from bot.descriptor.errors import SourcePosition
 from policies.engine import MAX_FAILURES_PER_RESULT, evaluate
 from policies.loader import load_policy_file
-from policies.model import Status
+from policies.model import Status, effective_status
 from tests.builders import component, descriptor_of
 
 OUTPUT_PORT = """\
@@ -170,3 +171,38 @@ def test_a_component_that_is_not_a_mapping_is_skipped_not_a_crash(tmp_path):
     from bot.descriptor.model import Descriptor
     descriptor = Descriptor(data={"id": "urn:dmb:dp:a:b:1", "components": ["oops"]}, environment="development")
     assert evaluate(descriptor, [policy(tmp_path, needs("specific"))]) == []
+
+
+@pytest.mark.parametrize(("today", "status", "blocking"), [
+    (date(2027, 2, 28), Status.GRACE, False),
+    (date(2027, 3, 1), Status.ENABLED, True),
+    (date(2027, 3, 2), Status.ENABLED, True),
+])
+def test_grace_policy_blocks_from_its_grace_until(tmp_path, descriptor, today, status, blocking):
+    dated = policy(tmp_path, needs("nope", status="grace") + "grace_until: 2027-03-01\n")
+    [result, *_] = evaluate(descriptor, [dated], today=today)
+    assert (result.status, result.blocking) == (status, blocking)
+    assert result.grace_until == (date(2027, 3, 1) if status is Status.GRACE else None)
+    assert result.blocks_from == ("blocks from 2027-03-01" if status is Status.GRACE else None)
+
+
+def test_grace_until_does_not_make_a_warning_block(tmp_path, descriptor):
+    dated = policy(tmp_path, needs("nope", severity="warning", status="grace") + "grace_until: 2027-03-01\n")
+    [result, *_] = evaluate(descriptor, [dated], today=date(2027, 6, 1))
+    assert result.status is Status.ENABLED
+    assert result.outcome == "failed" and not result.blocking
+
+
+def test_grace_without_a_date_stays_grace(tmp_path, descriptor):
+    undated = policy(tmp_path, needs("nope", status="grace"))
+    assert effective_status(undated, date(2999, 1, 1)) is Status.GRACE
+    [result, *_] = evaluate(descriptor, [undated], today=date(2999, 1, 1))
+    assert (result.status, result.blocking, result.blocks_from) == (Status.GRACE, False, None)
+
+
+def test_json_of_a_dated_grace_result_carries_the_date(tmp_path, descriptor):
+    dated = policy(tmp_path, needs("nope", status="grace") + "grace_until: 2027-03-01\n")
+    before = evaluate(descriptor, [dated], today=date(2027, 1, 1))[0].as_json()
+    after = evaluate(descriptor, [dated], today=date(2027, 3, 1))[0].as_json()
+    assert (before["status"], before["blocking"], before["graceUntil"]) == ("grace", False, "2027-03-01")
+    assert (after["status"], after["blocking"], "graceUntil" in after) == ("enabled", True, False)

@@ -1,5 +1,6 @@
 """Policy files: loading, and invalid files reported with file, field and line."""
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,41 @@ def test_policy_alias_bomb_is_refused_quickly(tmp_path):
         lines.append(f"{name}: &{name} [{', '.join(['*' + previous] * 10)}]")
     path = write(tmp_path, "p.yaml", "\n".join(lines) + "\n")
     assert "alias bomb" in errors_of(path)[0]
+
+
+def test_grace_until_as_a_yaml_date(tmp_path):
+    policy = load_policy_file(write(tmp_path, "p.yaml", VALID + "grace_until: 2027-03-01\n"))
+    assert policy.grace_until == date(2027, 3, 1)
+
+
+def test_grace_until_as_an_iso_string(tmp_path):
+    policy = load_policy_file(write(tmp_path, "p.yaml", VALID + "grace_until: '2027-03-01'\n"))
+    assert policy.grace_until == date(2027, 3, 1)
+
+
+def test_no_grace_until_by_default(tmp_path):
+    assert load_policy_file(write(tmp_path, "p.yaml", VALID)).grace_until is None
+
+
+def test_bad_grace_until_date_names_file_line_and_column(tmp_path):
+    path = write(tmp_path, "p.yaml", VALID + "grace_until: 2027-13-01\n")
+    assert errors_of(path) == [f"{path}:12:14: field 'grace_until': 2027-13-01 is not a valid date; "
+                               "write it as YYYY-MM-DD, e.g. 2027-03-01"]
+
+
+@pytest.mark.parametrize("text", ["'next spring'", "2027-3-1", "20270301"])
+def test_grace_until_that_is_no_iso_date_is_refused(tmp_path, text):
+    path = write(tmp_path, "p.yaml", VALID + f"grace_until: {text}\n")
+    assert len(errors := errors_of(path)) == 1
+    assert errors[0].startswith(f"{path}:12:14: field 'grace_until': ")
+
+
+@pytest.mark.parametrize("status", ["enabled", "draft"])
+def test_grace_until_on_a_policy_not_in_grace_is_an_error(tmp_path, status):
+    path = write(tmp_path, "p.yaml", VALID.replace("status: grace", f"status: {status}") + "grace_until: 2027-03-01\n")
+    assert errors_of(path) == [f"{path}:12:14: field 'grace_until': only a policy with status grace has a grace "
+                               f"date (this one is {status}); remove grace_until or set status: grace"]
+
+
+def test_builtin_policies_carry_no_grace_date():
+    assert all(policy.grace_until is None for policy in load_policies())

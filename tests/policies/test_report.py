@@ -1,9 +1,12 @@
 """Reports: text for terminals, json for machines, markdown for merge request comments."""
 
+from datetime import date
+
 from bot.descriptor.errors import SourcePosition
 from bot.descriptor.model import Descriptor
 from policies.model import Failure, PolicyResult, Severity, Status
 from policies.report import CheckReport, category_of, code_span, escape_markdown, to_json, to_markdown, to_text
+from tests.forge.test_review_comments import assert_golden
 
 DESCRIPTOR = Descriptor(data={"id": "urn:dmb:dp:finance:cashflow:1", "components": [{}, {}]},
                         environment="development")
@@ -142,3 +145,30 @@ def test_zero_blocking_is_not_painted_red():
     summary = text.splitlines()[-2]
     assert "\x1b[31;1m" not in summary and ", 0 blocking, " in summary
     assert "\x1b[31;1m1 blocking\x1b[0m" in to_text(report(result("block", errors=[FAILURE])), color=True)
+
+
+def dated_grace_report():
+    dated = PolicyResult(policy="needs-owner", description="needs-owner description",
+                         resource="urn:dmb:cmp:finance:cashflow:1:op", severity=Severity.ERROR, status=Status.GRACE,
+                         errors=[FAILURE], grace_until=date(2027, 3, 1))
+    return report(dated, result("undated", status="grace", errors=[FAILURE]), result("ok"))
+
+
+def test_text_report_says_when_a_grace_policy_blocks_from():
+    text = to_text(dated_grace_report())
+    assert ("GRACE     needs-owner on urn:dmb:cmp:finance:cashflow:1:op  "
+            "[error, grace, blocks from 2027-03-01] needs-owner description") in text.splitlines()
+    assert_golden("governance-grace-until.txt", text)
+
+
+def test_review_comment_says_when_a_grace_policy_blocks_from():
+    body = to_markdown(dated_grace_report())
+    assert ("**`needs-owner`** on `urn:dmb:cmp:finance:cashflow:1:op` (error, grace, blocks from 2027-03-01): "
+            "needs-owner description") in body
+    assert "**`undated`** on `urn:dmb:cmp:finance:cashflow:1:op` (error, grace): " in body
+    assert_golden("governance-grace-until.md", body)
+
+
+def test_json_report_carries_the_grace_date():
+    results = to_json(dated_grace_report())["results"]
+    assert [r.get("graceUntil") for r in results] == ["2027-03-01", None, None]
