@@ -198,9 +198,10 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {"notify": {
                 "type": "array", "items": {"$ref": "#/$defs/url"},
-                "description": "URLs that receive a POST (JSON: `dataProduct`, `environment`, `version`, "
-                               "`deployment`, `descriptor`, `results`) after every successful deploy; an answer "
-                               "other than 2xx, or none within 10 s, makes the deployment `CORRUPT`. Default: none.",
+                "description": "URLs that receive a signed CloudEvent (`dev.meshbot.dataproduct.deployed`, "
+                               "`.undeployed`, `.failed`) when a deployment ends, each by its own job with retries "
+                               "(docs/operations.md, Marketplace events); the deployment's outcome never depends on "
+                               "them. Default: none.",
                 "examples": [["https://marketplace.internal/hooks/meshbot"]],
             }},
         },

@@ -7,6 +7,7 @@ its end, the final job always runs, and no deferred job is ever left behind in R
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,6 @@ from typing import Any
 
 import networkx as nx
 import redis
-import requests
 from rq import Callback, Queue, Retry
 from rq.job import Dependency, Job, JobStatus
 from rq.queue import EnqueueData
@@ -29,6 +29,7 @@ from adapters.payloads import ComponentRequests, data_product_request
 from adapters.registry import AdapterTarget
 from bot.descriptor.model import Descriptor
 from bot.descriptor.yamldump import dump_yaml
+from bot.engine import marketplace
 from bot.engine.deployed import DEPLOYED_FIELD, SUCCESSFUL, RedisDeployedStates, deployed_record
 from bot.engine.deployment import (
     DeploymentState,
@@ -594,7 +595,7 @@ def _request(prepared: _Prepared, task: PlannedTask) -> Request:
 
 
 def finish(deployment_id: str) -> str:
-    """Job: compute the outcome from every task, record it, notify the marketplace, free the lock."""
+    """Job: compute the outcome from every task, record it, free the lock (which queues the marketplace events)."""
     connection = _connection()
     store = Store(connection)
     deployment = store.load(deployment_id)
@@ -624,11 +625,6 @@ def finish(deployment_id: str) -> str:
         components[task.id] = {"status": after, "message": states.get(task.id, {}).get("message", "")}
     status = product_status({task_id: entry["status"] for task_id, entry in components.items()})
     message = _summary(states, deployment)
-    if status.value in ("DEPLOYED",) and deployment.marketplace:
-        failures = _notify_marketplace(deployment, states)
-        if failures:
-            status = product_status({}, corrupt=True)
-            message = "provisioned, but the marketplace notification failed: " + "; ".join(failures)
     outcome = deployment_outcome(deployment.operation, status)
     fields: dict[str, Any] = {"status": str(status), "version": deployment.version, "deployment": deployment_id,
                               "components": components, "updatedAt": now_iso(),
@@ -702,23 +698,9 @@ def _summary(states: dict[str, dict[str, Any]], deployment: Deployment) -> str:
     return text + ("; failed: " + "; ".join(failed) if failed else "")
 
 
-def _notify_marketplace(deployment: Deployment, states: dict[str, dict[str, Any]]) -> list[str]:
-    body: dict[str, Any] = {"dataProduct": deployment.data_product, "environment": deployment.environment,
-            "version": deployment.version, "deployment": deployment.id, "descriptor": deployment.descriptor,
-            "results": {task_id: {k: record.get(k) for k in ("state", "message", "info")}
-                        for task_id, record in states.items()}}
-    failures = []
-    for url in deployment.marketplace:
-        try:
-            response = requests.post(url, json=body, timeout=10)
-            if response.status_code >= 300:
-                failures.append(f"{url} answered HTTP {response.status_code}")
-        except requests.RequestException as error:
-            failures.append(f"{url}: {type(error).__name__}")
-    return failures
-
-
 REPORT_JOB = "handlers.report.deployment_ended"  # tells whoever asked (a forge) how a deployment ended
+MARKETPLACE_JOB = "handlers.marketplace.deliver"  # sends a deployment's CloudEvent to one marketplace URL
+MARKETPLACE_SENT_TTL = 7 * 86400  # how long "this event was queued for this URL" is remembered
 
 
 def _release(connection: redis.Redis, deployment: Deployment) -> None:
@@ -726,7 +708,26 @@ def _release(connection: redis.Redis, deployment: Deployment) -> None:
     if deployment.report_to:
         queue(connection).enqueue(REPORT_JOB, deployment.id, job_id=f"meshbot-{deployment.id}-report",
                                   retry=Retry(max=3, interval=[5, 30, 120]), result_ttl=600, failure_ttl=86400)
+    _enqueue_marketplace(connection, deployment)
     start_next(connection, deployment.data_product, deployment.environment)
+
+
+def _enqueue_marketplace(connection: redis.Redis, deployment: Deployment) -> None:
+    """Queue one delivery job per marketplace URL for a deployment that ended, once: a second release (a retried
+    final job) finds each URL's marker and queues nothing."""
+    if not deployment.marketplace:
+        return
+    ended = Store(connection).load(deployment.id)
+    if ended is None or marketplace.event_type(ended.operation, ended.state) is None:
+        return
+    intervals = marketplace.retry_intervals(os.environ.get(marketplace.RETRY_INTERVALS_VARIABLE))
+    for url in dict.fromkeys(deployment.marketplace):
+        job_id = marketplace.delivery_job_id(deployment.id, url)
+        if not connection.set(f"meshbot:marketplace-sent:{job_id}", "1", nx=True, ex=MARKETPLACE_SENT_TTL):
+            continue
+        queue(connection).enqueue(MARKETPLACE_JOB, deployment.id, url, job_id=job_id,
+                                  retry=Retry(max=len(intervals), interval=intervals),
+                                  result_ttl=86400, failure_ttl=7 * 86400)
 
 
 # ---------------------------------------------------------------------- failure callbacks

@@ -208,7 +208,8 @@ class MeshbotWorker(SimpleWorker):
 
 # Jobs whose first argument is a deployment id.
 DEPLOYMENT_JOBS = frozenset({f"bot.engine.runner.{name}" for name in ("prepare", "run_task", "finish")}
-                            | {"handlers.report.deployment_ended", "handlers.report.deployment_progress"})
+                            | {"handlers.report.deployment_ended", "handlers.report.deployment_progress",
+                               "handlers.marketplace.deliver"})
 
 
 def _function(job: Job) -> str:

@@ -62,7 +62,7 @@ def test_component_state_after_covers_every_operation_and_task_state():
     ({"a": "DEPLOYED", "b": "FAILED"}, False, ProductStatus.CORRUPT),
     ({"a": "NOT_DEPLOYED", "b": "FAILED"}, False, ProductStatus.CORRUPT),
     ({"a": "DEPLOYED", "b": "NOT_DEPLOYED", "c": "FAILED"}, False, ProductStatus.CORRUPT),
-    # corrupt (the marketplace notification failed) wins over anything the components say
+    # corrupt=True (an outcome known to be unknown) wins over anything the components say
     ({}, True, ProductStatus.CORRUPT),
     ({"a": "DEPLOYED"}, True, ProductStatus.CORRUPT),
     ({"a": "NOT_DEPLOYED"}, True, ProductStatus.CORRUPT),

@@ -32,7 +32,7 @@ from tests.deploy_harness import (
     scripted_adapter,
 )
 from tests.servers.reference_adapter import running_adapter
-from tests.servers.tech_adapter import AdapterServer, Reply, adapter_server
+from tests.servers.tech_adapter import Reply
 
 
 @pytest.fixture
@@ -373,46 +373,6 @@ def test_deployments_of_one_product_queue_and_of_different_products_run_concurre
         right_span = (min(call.started for call in right_calls), max(call.ended or 0 for call in right_calls))
         assert left_span[0] < right_span[1] and right_span[0] < left_span[1], (left_span, right_span)
         running.assert_clean((left.id, ENVIRONMENT), (right.id, ENVIRONMENT))
-
-
-# ---------------------------------------------------------------------- the marketplace
-
-
-def test_the_marketplace_hears_of_a_deploy_and_its_failure_makes_it_corrupt(start, scripted):
-    descriptor = example_descriptor()
-    running = start(2)
-    adapters = adapters_for(descriptor, scripted.url)
-    with adapter_server("/catalog") as marketplace:
-        marketplace.reply("POST", "/notify", Reply(201, {"ok": True}))
-        notify = marketplace.url + "/notify"
-        deployment_id, _ = running.request(descriptor, adapters, marketplace=[notify])
-        deployment = running.wait(deployment_id)
-        assert (deployment.state, deployment.message) == (DeploymentState.DEPLOYED, "3 completed")
-        [received] = marketplace.requests("POST", "/notify")
-        body = received.json()
-        assert {key: body[key] for key in ("dataProduct", "environment", "version", "deployment")} == {
-            "dataProduct": descriptor.id, "environment": ENVIRONMENT, "version": "1.0.0", "deployment": deployment_id}
-        assert body["descriptor"] == descriptor.data
-        ledger = component_id(descriptor, "ledger")
-        assert body["results"][ledger] == {"state": "COMPLETED", "message": f"provisioned {ledger}",
-                                           "info": {"publicInfo": {"target": ledger}, "privateInfo": {}}}
-        assert set(body["results"]) == {component["id"] for component in descriptor.components}
-
-        failing = _failing_marketplace(marketplace)
-        corrupt_id, _ = running.request(descriptor, adapters, marketplace=[notify, failing])
-        corrupt = running.wait(corrupt_id)
-        assert corrupt.state is DeploymentState.CORRUPT
-        assert corrupt.message == f"provisioned, but the marketplace notification failed: {failing} answered HTTP 500"
-        product = running.store.product(descriptor.id, ENVIRONMENT)
-        assert (product["status"], product["deployment"]) == ("CORRUPT", corrupt_id)
-        assert {entry["status"] for entry in product["components"].values()} == {"DEPLOYED"}
-        assert len(marketplace.requests("POST", "/notify")) == 2
-        running.assert_clean((descriptor.id, ENVIRONMENT))
-
-
-def _failing_marketplace(marketplace: AdapterServer) -> str:
-    marketplace.reply("POST", "/broken", Reply(500, {"error": "catalog unavailable"}))
-    return marketplace.url + "/broken"
 
 
 # ---------------------------------------------------------------------- how the jobs are enqueued
