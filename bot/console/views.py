@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -110,25 +111,29 @@ def console_blueprint(connection: ConnectionSource, config: ConfigSource = defau
         found = data.mesh(connection())
         return data.policies_document(connection(), policies(), visible(who, found))
 
+    def signed_in(api: bool) -> Callable[[Callable[..., ResponseReturnValue]], Callable[..., ResponseReturnValue]]:
+        """A view given the signed-in viewer; without one, the login page (pages) or a 401 (the API)."""
+        def wrap(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
+            @functools.wraps(view)
+            def guarded(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+                who = viewer()
+                return refusal(api=api) if who is None else view(who, *args, **kwargs)
+            return guarded
+        return wrap
+
     @console.get("/")
-    def mesh_page() -> ResponseReturnValue:
-        who = viewer()
-        if who is None:
-            return refusal(api=False)
+    @signed_in(api=False)
+    def mesh_page(who: Viewer) -> ResponseReturnValue:
         return render_template("console/mesh.html", mesh=mesh_data(who), viewer=who, statuses=STATUSES)
 
     @console.get("/api/v1/products")
-    def mesh_api() -> ResponseReturnValue:
-        who = viewer()
-        if who is None:
-            return refusal(api=True)
+    @signed_in(api=True)
+    def mesh_api(who: Viewer) -> ResponseReturnValue:
         return jsonify(mesh_data(who))
 
     @console.get("/products/<data_product>")
-    def product_page(data_product: str) -> ResponseReturnValue:
-        who = viewer()
-        if who is None:
-            return refusal(api=False)
+    @signed_in(api=False)
+    def product_page(who: Viewer, data_product: str) -> ResponseReturnValue:
         found = product_data(who, data_product)
         if found is None:
             return render_template("console/missing.html", what="data product", name=data_product, viewer=who), 404
@@ -136,47 +141,37 @@ def console_blueprint(connection: ConnectionSource, config: ConfigSource = defau
         return render_template("console/product.html", product=found, focus=focus, viewer=who)
 
     @console.get("/api/v1/products/<data_product>")
-    def product_api(data_product: str) -> ResponseReturnValue:
-        who = viewer()
-        if who is None:
-            return refusal(api=True)
+    @signed_in(api=True)
+    def product_api(who: Viewer, data_product: str) -> ResponseReturnValue:
         found = product_data(who, data_product)
         if found is None:
             return jsonify(error="no such data product", dataProduct=data_product), 404
         return jsonify(found)
 
     @console.get("/deployments/<deployment_id>")
-    def deployment_page(deployment_id: str) -> ResponseReturnValue:
-        who = viewer()
-        if who is None:
-            return refusal(api=False)
+    @signed_in(api=False)
+    def deployment_page(who: Viewer, deployment_id: str) -> ResponseReturnValue:
         found = deployment_data(who, deployment_id)
         if found is None:
             return render_template("console/missing.html", what="deployment", name=deployment_id, viewer=who), 404
         return render_template("console/deployment.html", deployment=found, viewer=who)
 
     @console.get("/api/v1/deployments/<deployment_id>")
-    def deployment_api(deployment_id: str) -> ResponseReturnValue:
-        who = viewer()
-        if who is None:
-            return refusal(api=True)
+    @signed_in(api=True)
+    def deployment_api(who: Viewer, deployment_id: str) -> ResponseReturnValue:
         found = deployment_data(who, deployment_id)
         if found is None:
             return jsonify(error="no such deployment (or dropped from history)", deployment=deployment_id), 404
         return jsonify(found)
 
     @console.get("/policies")
-    def policies_page() -> ResponseReturnValue:
-        who = viewer()
-        if who is None:
-            return refusal(api=False)
+    @signed_in(api=False)
+    def policies_page(who: Viewer) -> ResponseReturnValue:
         return render_template("console/policies.html", policies=policies_data(who)["policies"], viewer=who)
 
     @console.get("/api/v1/policies")
-    def policies_api() -> ResponseReturnValue:
-        who = viewer()
-        if who is None:
-            return refusal(api=True)
+    @signed_in(api=True)
+    def policies_api(who: Viewer) -> ResponseReturnValue:
         return jsonify(policies_data(who))
 
     @console.route("/login", methods=["GET", "POST"])
