@@ -29,6 +29,10 @@ PROMOTIONS = ("automatic", "merge-request")
 PERMISSIONS = {"read": Permission.READ, "write": Permission.WRITE, "maintain": Permission.MAINTAIN,
                "admin": Permission.ADMIN}
 PRODUCTION_NAMES = frozenset({"production", "prod", "prd"})
+DEFAULT_POLICY_ENGINE_TIMEOUT = 10.0  # seconds one call of a remote policy engine may take
+DEFAULT_COMPLIANCE_INTERVAL = 86400  # seconds between two compliance checks of what is deployed
+DEFAULT_USER_REF = "user:{name}"
+DEFAULT_GROUP_REF = "group:{name}"
 
 ENVIRONMENT_SETTINGS_SCHEMA: dict[str, Any] = {
     "type": ["object", "null"],
@@ -358,6 +362,84 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "policy_engines": {
+            "type": "object",
+            "description": "Remote policy engines (Witboost's Remote Engine API): a policy file with `remote: ENGINE` "
+                           "is evaluated by POSTing `{content, resourceType, resourceId}` to the engine's URL and "
+                           "reading `{satisfiesPolicy, errors}`. Only this file says where an engine is; a policy "
+                           "naming an engine that is not here is refused when policies are read. Default: none.",
+            "propertyNames": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$", "title": "engine name"},
+            "additionalProperties": {
+                "type": "object", "additionalProperties": False, "required": ["url"],
+                "description": "One remote policy engine.",
+                "properties": {
+                    "url": {"$ref": "#/$defs/url",
+                            "description": "The URL meshbot POSTs each evaluation to."},
+                    "timeout": {
+                        "type": "number", "exclusiveMinimum": 0, "maximum": 600,
+                        "description": "Seconds one evaluation may take; a slower or failing engine gives the "
+                                       "policy an `error` outcome (never passed).",
+                        "default": DEFAULT_POLICY_ENGINE_TIMEOUT,
+                    },
+                },
+            },
+            "examples": [{"cue": {"url": "https://policies.internal/v1/evaluate", "timeout": 10}}],
+        },
+        "compliance": {
+            "type": "object",
+            "description": "Compliance of what is deployed: meshbot re-evaluates today's policies on every deployed "
+                           "descriptor when the policy files change and every `interval_seconds`, keeps the "
+                           "results per data product and environment (with their history), shows them in the "
+                           "console, and keeps one issue open on the repository of a product that no longer "
+                           "complies.",
+            "additionalProperties": False,
+            "properties": {
+                "interval_seconds": {
+                    "type": "integer", "minimum": 0, "maximum": 2592000,
+                    "description": "Seconds between two compliance checks of every deployed data product; 0 turns "
+                                   "the periodic check off (a change of the policy files still runs one).",
+                    "default": DEFAULT_COMPLIANCE_INTERVAL,
+                },
+                "issues": {
+                    "type": "boolean",
+                    "description": "Open (and edit in place, and close when fixed) one issue per non-compliant "
+                                   "data product on its repository.",
+                    "default": True,
+                },
+            },
+        },
+        "access": {
+            "type": "object",
+            "description": "Access requests as merge requests: the consumers of an output port are declared in "
+                           "`access/<output port name>.yaml` of the data product's repository; merging a change "
+                           "there calls the tech adapter's `updateacl` with the resulting refs in every environment "
+                           "where the port is deployed. This section maps forge users and groups to the refs "
+                           "adapters expect.",
+            "additionalProperties": False,
+            "properties": {
+                "refs": {
+                    "type": "object",
+                    "description": "Explicit refs: `user:LOGIN` or `group:PATH` as written in an access file, "
+                                   "mapped to the identity the adapter expects.",
+                    "propertyNames": {"type": "string", "pattern": "^(user|group):\\S+$",
+                                      "title": "user:LOGIN or group:PATH"},
+                    "additionalProperties": {"type": "string", "minLength": 1},
+                    "examples": [{"user:alice": "user:alice@acme.com", "group:acme/finance": "group:finance-analysts"}],
+                },
+                "user_ref": {
+                    "type": "string", "pattern": "^[^{}]*\\{name\\}[^{}]*$",
+                    "description": "The ref of a user who is not in `refs`; `{name}` stands for the forge login.",
+                    "default": DEFAULT_USER_REF,
+                    "examples": ["user:{name}@acme.com"],
+                },
+                "group_ref": {
+                    "type": "string", "pattern": "^[^{}]*\\{name\\}[^{}]*$",
+                    "description": "The ref of a group (GitHub team `org/team`, GitLab group path) that is not in "
+                                   "`refs`; `{name}` stands for its path.",
+                    "default": DEFAULT_GROUP_REF,
+                },
+            },
+        },
         "public_url": {
             "$ref": "#/$defs/url",
             "description": "Where meshbot's web service is reached, for links: commit statuses, forge deployment "
@@ -432,6 +514,39 @@ class ReleaseStage:
     promotion: str = "automatic"  # how it follows `after`: automatic | merge-request (PROMOTIONS)
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyEngineSettings:
+    """Where a remote policy engine is and how long one evaluation may take."""
+
+    name: str
+    url: str
+    timeout: float = DEFAULT_POLICY_ENGINE_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class ComplianceSettings:
+    """How often what is deployed is checked against today's policies, and whether issues are opened."""
+
+    interval_seconds: int = DEFAULT_COMPLIANCE_INTERVAL
+    issues: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AccessSettings:
+    """How the users and groups of access files become the refs tech adapters expect."""
+
+    refs: dict[str, str] = field(default_factory=dict)
+    user_ref: str = DEFAULT_USER_REF
+    group_ref: str = DEFAULT_GROUP_REF
+
+    def ref(self, kind: str, name: str) -> str:
+        """The adapter's ref of a `user` or `group` named name (the explicit mapping, else the template)."""
+        explicit = self.refs.get(f"{kind}:{name}")
+        if explicit is not None:
+            return explicit
+        return (self.user_ref if kind == "user" else self.group_ref).replace("{name}", name)
+
+
 @dataclass(slots=True)
 class ServerConfig:
     """The platform's settings; the defaults describe a meshbot with no adapters and the built-in policies."""
@@ -454,6 +569,9 @@ class ServerConfig:
     catch_up: CatchUpSettings = field(default_factory=CatchUpSettings)
     release_stages: list[ReleaseStage] | None = None  # None: each release environment deployed at once
     only_changed: bool = False  # deploy only the components that changed since the last successful deployment
+    policy_engines: dict[str, PolicyEngineSettings] = field(default_factory=dict)
+    compliance: ComplianceSettings = field(default_factory=ComplianceSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
 
     @property
     def stages(self) -> list[ReleaseStage]:
@@ -558,6 +676,15 @@ def load_config(path: str | None) -> ServerConfig:
         validate_with_adapters=bool(reviews.get("validate_with_adapters", False)),
         environment_statuses=bool(reviews.get("environment_statuses", False)),
         catch_up=_catch_up(value.get("catch_up") or {}),
+        policy_engines={name: PolicyEngineSettings(name=name, url=engine["url"],
+                                                   timeout=float(engine.get("timeout", DEFAULT_POLICY_ENGINE_TIMEOUT)))
+                        for name, engine in (value.get("policy_engines") or {}).items()},
+        compliance=ComplianceSettings(
+            interval_seconds=int((value.get("compliance") or {}).get("interval_seconds", DEFAULT_COMPLIANCE_INTERVAL)),
+            issues=bool((value.get("compliance") or {}).get("issues", True))),
+        access=AccessSettings(refs=dict((value.get("access") or {}).get("refs") or {}),
+                              user_ref=(value.get("access") or {}).get("user_ref", DEFAULT_USER_REF),
+                              group_ref=(value.get("access") or {}).get("group_ref", DEFAULT_GROUP_REF)),
     )
 
 

@@ -16,14 +16,14 @@ def commands(forge: str, project: str, number: int, comment_id: str, body: str, 
 
     job = get_current_job()
     assert job is not None, "meshbot jobs run on RQ workers"
-    from policies.loader import load_policies
+    from policies.loader import policies_for
     from vcs.locations import ForgeLocations
 
     client = CallTally(forge_client(forge))
     config = load_config(config_path(None))
     try:
         replies = run_comment(client.repository(project), config, forge, number, comment_id, body, author,
-                              project=project, connection=job.connection, policies=load_policies(config.policy_folders),
+                              project=project, connection=job.connection, policies=policies_for(config),
                               remote=ForgeLocations(client, client.web_url))
     finally:
         count_event(job.connection, forge, "comment", client.api_calls, client.take_rate_limit_waits())

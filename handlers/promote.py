@@ -7,7 +7,7 @@ from rq import get_current_job
 from bot.config import config_path, load_config
 from bot.forge.promotion import promote as promote_release
 from bot.metrics import count_event
-from policies.loader import load_policies
+from policies.loader import policies_for
 from vcs import factory
 from vcs.locations import ForgeLocations
 from vcs.tally import CallTally
@@ -22,7 +22,7 @@ def promote(forge: str, project: str, number: int, source_branch: str, target_br
     try:
         outcome = promote_release(client.repository(project), job.connection, forge=forge, project=project,
                                   number=number, source_branch=source_branch, target_branch=target_branch,
-                                  merge_sha=merge_sha, config=config, policies=load_policies(config.policy_folders),
+                                  merge_sha=merge_sha, config=config, policies=policies_for(config),
                                   status_url=config.public_url, remote=ForgeLocations(client, client.web_url))
     finally:
         count_event(job.connection, forge, "promotion", client.api_calls, client.take_rate_limit_waits())

@@ -15,7 +15,7 @@ from bot.forge.links import deployment_url
 from bot.forge.promotion import follow_up, needs_follow_up, report_promotion
 from bot.forge.release import report_outcome
 from bot.metrics import count_event
-from policies.loader import load_policies
+from policies.loader import policies_for
 from vcs import factory
 from vcs.locations import ForgeLocations
 from vcs.tally import CallTally
@@ -39,7 +39,7 @@ def deployment_ended(deployment_id: str) -> str:
         config = load_config(config_path(None))
         if needs_follow_up(deployment, config):  # the release stages that wait for this one
             followed = follow_up(repository, job.connection, deployment, config=config,
-                                 policies=load_policies(config.policy_folders),
+                                 policies=policies_for(config),
                                  remote=ForgeLocations(client, client.web_url))
     finally:
         count_event(job.connection, forge, "deployment_report", client.api_calls, client.take_rate_limit_waits())

@@ -7,7 +7,7 @@ from rq import get_current_job
 from bot.config import config_path, load_config
 from bot.forge.release import release as release_commit
 from bot.metrics import count_event
-from policies.loader import load_policies
+from policies.loader import policies_for
 from vcs import factory
 from vcs.locations import ForgeLocations
 from vcs.tally import CallTally
@@ -21,7 +21,7 @@ def release(forge: str, project: str, tag: str, sha: str) -> str:
     client = CallTally(factory.forge(forge))
     try:
         steps = release_commit(client.repository(project), job.connection, forge=forge, project=project, tag=tag,
-                               sha=sha, config=config, policies=load_policies(config.policy_folders),
+                               sha=sha, config=config, policies=policies_for(config),
                                status_url=config.public_url, remote=ForgeLocations(client, client.web_url))
     finally:
         count_event(job.connection, forge, "tag", client.api_calls, client.take_rate_limit_waits())

@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import jsonschema_rs
 
+from bot.config import ServerConfig
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
 from bot.descriptor.files import MAX_FILE_BYTES
 from bot.descriptor.yamlsafe import YamlDocument, load_single
@@ -57,6 +58,11 @@ def load_policies(folders: Sequence[str | Path] = (), include_builtin: bool = Tr
     if errors:
         raise InputErrors(errors)
     return policies
+
+
+def policies_for(config: ServerConfig) -> list[Policy]:
+    """The built-in policies and those of the configuration's policy folders (what every review and deploy runs)."""
+    return load_policies(config.policy_folders)
 
 
 def load_policy_file(path: Path) -> Policy:

@@ -60,7 +60,8 @@ def test_unknown_key_is_named_with_the_known_ones_at_its_own_line(tmp_path):
     path = write(tmp_path, GOOD + "adaptors: []\n")
     assert errors_of(path) == [
         f"{path}:9:1: configuration: unknown key 'adaptors' (known keys: adapters, policies, environments, "
-        "marketplace, redis_url, deployments, deploy, merge_requests, releases, catch_up, public_url)"
+        "marketplace, redis_url, deployments, deploy, merge_requests, releases, catch_up, policy_engines, "
+        "compliance, access, public_url)"
     ]
 
 
@@ -243,3 +244,34 @@ def test_prune_and_drift_interval_per_environment_with_strict_production_default
     bad = write(tmp_path, "environments:\n  qa: {prune: sometimes}\n")
     assert errors_of(bad)[0].startswith(f"{bad}:2:")
     assert "'sometimes' is not one of ['auto', 'confirm', 'never']" in errors_of(bad)[0]
+
+
+def test_policy_engines_compliance_and_access_are_read(tmp_path):
+    path = tmp_path / "meshbot.yaml"
+    path.write_text(
+        "policy_engines:\n  cue: {url: 'https://policies.internal/v1/evaluate', timeout: 3}\n  opa: {url: 'http://127.0.0.1:8181/x'}\n"
+        "compliance: {interval_seconds: 3600, issues: false}\n"
+        "access:\n  refs: {'user:alice': 'user:alice@acme.com'}\n  user_ref: 'user:{name}@acme.com'\n"
+    )
+    config = load_config(str(path))
+    assert config.policy_engines["cue"].url == "https://policies.internal/v1/evaluate"
+    assert (config.policy_engines["cue"].timeout, config.policy_engines["opa"].timeout) == (3.0, 10.0)
+    assert (config.compliance.interval_seconds, config.compliance.issues) == (3600, False)
+    assert config.access.ref("user", "alice") == "user:alice@acme.com"
+    assert config.access.ref("user", "bob") == "user:bob@acme.com"
+    assert config.access.ref("group", "acme/finance") == "group:acme/finance"
+
+
+def test_defaults_of_policy_engines_compliance_and_access():
+    config = load_config(None)
+    assert config.policy_engines == {}
+    assert (config.compliance.interval_seconds, config.compliance.issues) == (86400, True)
+    assert config.access.ref("user", "alice") == "user:alice"
+
+
+def test_an_access_ref_template_without_name_is_refused(tmp_path):
+    path = tmp_path / "meshbot.yaml"
+    path.write_text("access:\n  user_ref: 'user:alice'\n")
+    with pytest.raises(InputErrors) as raised:
+        load_config(str(path))
+    assert ":2:" in str(raised.value.errors[0].position) or raised.value.errors[0].position.line == 2

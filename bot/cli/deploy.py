@@ -282,12 +282,12 @@ def _governance(descriptor: Any, config: ServerConfig, connection: Redis | None)
     """The governance report, against what is deployed in the descriptor's environment when connection is given."""
     from bot.cli.common import run_policies
     from bot.engine.deployed import RedisDeployedStates
-    from policies.loader import load_policies
+    from policies.loader import policies_for
 
     if connection is None:
-        return run_policies(descriptor, load_policies(config.policy_folders), None, "not compared yet")
+        return run_policies(descriptor, policies_for(config), None, "not compared yet")
     deployed = RedisDeployedStates(connection).deployed(descriptor.id, descriptor.environment)
-    return run_policies(descriptor, load_policies(config.policy_folders), deployed.descriptor if deployed else None,
+    return run_policies(descriptor, policies_for(config), deployed.descriptor if deployed else None,
                         f"nothing deployed in {descriptor.environment}")
 
 

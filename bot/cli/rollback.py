@@ -62,14 +62,14 @@ def register(commands: Any) -> None:
 def _rollback_command(arguments: argparse.Namespace) -> int:
     """Choose, check governance, request and follow the rollback."""
     from adapters.registry import AdapterRegistry
-    from policies.loader import load_policies
+    from policies.loader import policies_for
 
     config = _config_for_environment(arguments)
     if isinstance(config, int):
         return config
     if not arguments.data_product.startswith("urn:"):
         return _error(f"'{arguments.data_product}' is not a data product id (urn:...)")
-    policies = load_policies(config.policy_folders)  # InputErrors: printed by main, exit 2
+    policies = policies_for(config)  # InputErrors: printed by main, exit 2
     registry = AdapterRegistry(config.adapters)
     environment = arguments.env
 

@@ -29,7 +29,7 @@ from bot.console.access import (
     visible_products,
 )
 from bot.console.signin import VIEWER_SESSION_KEY, RedisViewers, configured_forges, signed_in_viewer, signin_blueprint
-from policies.loader import load_policies
+from policies.loader import policies_for
 from policies.model import Policy
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def console_blueprint(connection: ConnectionSource, config: ConfigSource = defau
     def policies() -> list[Policy]:
         """The server's policies and the built-ins, loaded once per request."""
         if "console_policies" not in g:
-            g.console_policies = load_policies(config().policy_folders)
+            g.console_policies = policies_for(config())
         return list(g.console_policies)
 
     def refusal(api: bool) -> ResponseReturnValue:

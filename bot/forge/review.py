@@ -22,7 +22,7 @@ from bot.engine.plan_diff import PlanDiff, plan_diff
 from bot.forge.adapter_validation import AdapterVerdict, validate_with_adapters
 from bot.forge.review_comment import markdown_error, review_comment
 from policies.engine import evaluate
-from policies.loader import load_policies
+from policies.loader import policies_for
 from policies.model import Policy, Status
 from policies.report import CATEGORIES, CheckReport, markdown_environment
 from vcs.base import CommitState, Forge, ForgeError, Repository
@@ -292,7 +292,7 @@ CONFIG_PROBLEM = "meshbot's server configuration or governance policies are inva
 def load_governance() -> Governance:
     """The server configuration ($MESHBOT_CONFIG) and its policies; InputErrors when the platform's files are wrong."""
     config = load_config(config_path(None))
-    return config, load_policies(config.policy_folders)
+    return config, policies_for(config)
 
 
 def review_merge_request(forge: Forge, project: str, number: int, head_sha: str,
