@@ -1,4 +1,4 @@
-"""Merge request commands read from a comment: `/deploy`, `/import`, `/undeploy`, `/rollback`, `/help` (pure).
+"""Commands read from a comment: `/deploy`, `/import`, `/undeploy`, `/rollback`, `/request-access`, `/help` (pure).
 
 A command is a line of the comment that starts with `/` and one of meshbot's words; its arguments are split
 as a shell would (quotes allowed). Lines inside fenced code blocks and quoted lines (`> /deploy`, a reply
@@ -20,12 +20,16 @@ USAGE = {
     "import": "/import COMPONENT [key=value ...]",
     "undeploy": "/undeploy ENV [--remove-data]",
     "rollback": "/rollback ENV [VERSION]",
+    "request-access": "/request-access OUTPUT_PORT [--group GROUP_PATH]",
     "help": "/help",
 }
 _PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _ENVIRONMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _VERSION = re.compile(r"v?\d+\.\d+\.\d+[0-9A-Za-z.+-]*")
+_PORT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}")  # a short name, or a component id (urn:...)
+_GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*(/[A-Za-z0-9][A-Za-z0-9_.@-]*)*")  # GitHub org/team, GitLab path
+MAX_GROUP = 255
 VALUE_FLAGS = frozenset({"--component"})  # options followed by a value
 
 
@@ -72,6 +76,18 @@ class Undeploy:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestAccess:
+    """`/request-access OUTPUT_PORT [--group GROUP_PATH]`: a merge request adding the commenter (or group) as consumer.
+
+    Anyone may ask, for themselves or for any group: the port's owners decide by merging (or closing) it.
+    """
+
+    port: str
+    group: str | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     """`/help`."""
 
@@ -101,7 +117,7 @@ class Typo:
     line: int = 0
 
 
-Command = Deploy | Import | Undeploy | Rollback | Help
+Command = Deploy | Import | Undeploy | Rollback | RequestAccess | Help
 Reading = Command | Malformed | Typo
 
 
@@ -152,6 +168,8 @@ def _read(name: str, rest: str, line: int) -> Reading:
         return _undeploy(positional, flags, line)
     if name == "import":
         return _import(positional, flags, line)
+    if name == "request-access":
+        return _request_access(words, line)
     if words:
         return Malformed(name, "/help takes no arguments", line)
     return Help(line)
@@ -227,3 +245,33 @@ def _import(positional: list[str], flags: list[str], line: int) -> Reading:
             return Malformed("import", f"'{key}' is given twice", line)
         parameters[key] = value
     return Import(positional[0], parameters, line)
+
+
+def _request_access(words: list[str], line: int) -> Reading:
+    positional: list[str] = []
+    groups: list[str] = []
+    remaining = iter(words)
+    for word in remaining:
+        option, equals, value = word.partition("=")
+        if option == "--group":
+            if not equals:
+                value = next(remaining, "")
+            if not value or value.startswith("--"):
+                return Malformed("request-access", "--group needs a group path (a GitHub org/team, a GitLab group)",
+                                 line)
+            groups.append(value)
+        elif word.startswith("--"):
+            return Malformed("request-access", f"unknown option {word}", line)
+        else:
+            positional.append(word)
+    if len(positional) != 1:
+        return Malformed("request-access", "name exactly one output port" if not positional else
+                         f"one output port, got {len(positional)}: {', '.join(positional)}", line)
+    if not _PORT.fullmatch(positional[0]):
+        return Malformed("request-access", f"'{positional[0]}' is not an output port name", line)
+    if len(groups) > 1:
+        return Malformed("request-access", "one --group at most", line)
+    if groups and (len(groups[0]) > MAX_GROUP or not _GROUP.fullmatch(groups[0])):
+        return Malformed("request-access", f"'{groups[0]}' is not a group path (letters, digits, '_', '.', '@', "
+                                           "'-', parts separated by '/')", line)
+    return RequestAccess(positional[0], groups[0] if groups else None, line)

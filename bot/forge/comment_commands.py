@@ -1,11 +1,12 @@
-"""Running the commands of a merge request comment: acknowledge, check rights, reply once per command.
+"""Running the commands of a merge request (or issue) comment: acknowledge, check rights, reply once per command.
 
 Every command is acknowledged (`eyes`) and answered in its own comment: `/help`, usage errors and "did you
 mean" at once; `/deploy` (also `--dry-run`), `/undeploy` and `/rollback` after the rights checks, through the
 engine, their reply edited as the deployment runs; `/import` after the same checks, its reply saying what it opened.
 A rollback is checked as a deploy to its environment (rights.refusal("rollback", ...)) except that
 `merge_request_deploys: false` does not refuse it: it redeploys what the environment already ran, not the merge
-request's content.
+request's content. `/request-access` needs no role (the owners decide by merging what it opens) and is the one
+command acted on in an issue comment (`run_issue_comment`): the others get a reply that they work on merge requests.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import redis
 
 from bot.config import ServerConfig
 from bot.descriptor.discovery import RemoteLocations
+from bot.engine.deployed import DeployedStates, NothingDeployed, RedisDeployedStates
+from bot.forge.access_request import Origin, issue_only_reply, request_access
 from bot.forge.commands import (
     USAGE,
     Command,
@@ -26,6 +29,7 @@ from bot.forge.commands import (
     Help,
     Import,
     Malformed,
+    RequestAccess,
     Rollback,
     Typo,
     Undeploy,
@@ -50,6 +54,8 @@ DESCRIPTIONS = {
                 "whatever this merge request holds (`--remove-data` deletes the data too)",
     "rollback": "redeploy a version kept in ENV's deployment history (default: the previous one), within the "
                 "deployed major version, after today's governance; whatever this merge request holds",
+    "request-access": "open a merge request that adds you (or GROUP_PATH) to the consumers of OUTPUT_PORT in "
+                      "`access/OUTPUT_PORT.yaml`; its owners grant by merging it (also works in an issue)",
     "help": "this list",
 }
 
@@ -79,7 +85,11 @@ def run_comment(repository: Repository, config: ServerConfig, forge: str, number
     replies = []
     for reading in readings:
         text = reply_to(reading, config, context)
-        if text is None and isinstance(reading, Import):  # passed the checks: the reply says what it did
+        if isinstance(reading, RequestAccess):  # anyone may ask: the reply says what it opened
+            text = request_access(repository, config, _deployed(connection), command=reading, remote=remote,
+                                  origin=Origin(forge, number, on_issue=False, author=author)).reply
+            repository.create_comment(number, f"{REPLY_MARKER}\n{text}")
+        elif text is None and isinstance(reading, Import):  # passed the checks: the reply says what it did
             comment = repository.create_comment(number, f"{REPLY_MARKER}\n`/import`: asking the tech adapter …")
             outcome = import_component(repository, config, policies, forge=forge, merge_request=request,
                                        component=reading.component, parameters=reading.parameters,
@@ -106,6 +116,33 @@ def run_comment(repository: Repository, config: ServerConfig, forge: str, number
     return replies
 
 
+def run_issue_comment(repository: Repository, config: ServerConfig, forge: str, number: int, body: str, author: str,
+                      *, connection: redis.Redis | None = None, remote: RemoteLocations | None = None) -> list[str]:
+    """Answer an issue comment's commands: `/request-access` acts, the others are told they need a merge request."""
+    replies = []
+    for reading in read_commands(body):
+        if isinstance(reading, RequestAccess):
+            text = request_access(repository, config, _deployed(connection), command=reading, remote=remote,
+                                  origin=Origin(forge, number, on_issue=True, author=author)).reply
+        elif isinstance(reading, (Malformed, Typo)):
+            text = mistake_reply(reading, author)
+        else:
+            text = issue_only_reply(forge, author, _word_of(reading))
+        repository.create_issue_comment(number, f"{REPLY_MARKER}\n{text}")
+        replies.append(text)
+    return replies
+
+
+def _deployed(connection: redis.Redis | None) -> DeployedStates:
+    return RedisDeployedStates(connection) if connection is not None else NothingDeployed()
+
+
+def _word_of(command: Command) -> str:
+    words: dict[str, type] = {"deploy": Deploy, "import": Import, "undeploy": Undeploy, "rollback": Rollback,
+                              "help": Help}
+    return next(word for word, kind in words.items() if isinstance(command, kind))
+
+
 def _acknowledge(repository: Repository, number: int, comment_id: str) -> None:
     """React `eyes` to the comment; a forge that refuses (403, 500) is logged: the commands run all the same."""
     try:
@@ -118,13 +155,12 @@ def _acknowledge(repository: Repository, number: int, comment_id: str) -> None:
 def reply_to(reading: Command | Malformed | Typo, config: ServerConfig, context: Context) -> str | None:
     """The reply to one command, or None for a deploy, undeploy or rollback that may run (its reply follows it)."""
     mention = f"@{escape_markdown(context.author)}"
-    if isinstance(reading, Typo):
-        return (f"{mention} `{escape_markdown(reading.written)}` is not a meshbot command: did you mean "
-                f"`{reading.suggestion}`? (`/help` lists them)")
-    if isinstance(reading, Malformed):
-        return f"{mention} `/{reading.word}`: {escape_markdown(reading.problem)}.\n\nUsage: `{reading.usage}`"
+    if isinstance(reading, (Typo, Malformed)):
+        return mistake_reply(reading, context.author)
     if isinstance(reading, Help):
         return help_text(config, context)
+    if isinstance(reading, RequestAccess):
+        return None
     word, environment = _word_and_environment(reading, config)
     refused = refusal(word, config.rules(environment), context.requester, context.forge)
     if refused is not None:
@@ -133,6 +169,15 @@ def reply_to(reading: Command | Malformed | Typo, config: ServerConfig, context:
     if refused_by_config:
         return f"{mention} `/{word}` refused: {escape_markdown(refused_by_config)}"
     return None
+
+
+def mistake_reply(reading: Malformed | Typo, author: str) -> str:
+    """The reply to a command written wrong (its usage) or a near miss of one (did you mean)."""
+    mention = f"@{escape_markdown(author)}"
+    if isinstance(reading, Typo):
+        return (f"{mention} `{escape_markdown(reading.written)}` is not a meshbot command: did you mean "
+                f"`{reading.suggestion}`? (`/help` lists them)")
+    return f"{mention} `/{reading.word}`: {escape_markdown(reading.problem)}.\n\nUsage: `{reading.usage}`"
 
 
 def _needs_approval(readings: list[Command | Malformed | Typo], config: ServerConfig) -> bool:
@@ -176,4 +221,5 @@ def help_text(config: ServerConfig, context: Context) -> str:
     import_allowed = refusal("import", config.rules(config.merge_request_environment), context.requester,
                              context.forge) is None
     lines.append(f"- `/import`: {'yes' if import_allowed else 'no'}")
+    lines.append("- `/request-access`: yes (anyone, here or in an issue)")
     return "\n".join(lines)

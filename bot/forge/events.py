@@ -76,7 +76,7 @@ class MergeRequestMerged:
 
 @dataclass(frozen=True)
 class CommentEvent:
-    """A comment written (or edited) on a merge request."""
+    """A comment written (or edited) on a merge request, or on an issue when on_issue (number is then the issue's)."""
 
     forge: str
     project: str
@@ -85,6 +85,7 @@ class CommentEvent:
     body: str
     author: str
     edited: bool
+    on_issue: bool = False
 
 
 @dataclass(frozen=True)
@@ -277,12 +278,11 @@ def _github_comment(payload: Any) -> Event:
     action = _field(payload, "action")
     if action not in ("created", "edited"):
         return Ignored(f"issue_comment action {action!r} is not handled")
-    if not isinstance(_field(payload, "issue.pull_request"), dict):
-        return Ignored("a comment on an issue, not on a pull request")
+    on_issue = not isinstance(_field(payload, "issue.pull_request"), dict)  # a pull request's issue carries it
     return CommentEvent(
         forge=GITHUB, project=_text(payload, "repository.full_name"), number=_number(payload, "issue.number"),
         comment_id=_identifier(payload, "comment.id"), body=_text(payload, "comment.body", empty=True),
-        author=_text(payload, "comment.user.login"), edited=action == "edited",
+        author=_text(payload, "comment.user.login"), edited=action == "edited", on_issue=on_issue,
     )
 
 
@@ -358,14 +358,15 @@ def _gitlab_merged(payload: Any) -> Event:
 def _gitlab_note(payload: Any) -> Event:
     attributes = "object_attributes"
     noteable = _field(payload, f"{attributes}.noteable_type")
-    if noteable != "MergeRequest":
-        return Ignored(f"a note on {noteable!r}, not on a merge request")
+    if noteable not in ("MergeRequest", "Issue"):
+        return Ignored(f"a note on {noteable!r}, not on a merge request or an issue")
     if _flag(payload, f"{attributes}.system", default=False):
         return Ignored("a system note")
     action = _field(payload, f"{attributes}.action")  # "create" or "update"; older GitLab versions omit it
+    on_issue = noteable == "Issue"
     return CommentEvent(
         forge=GITLAB, project=_text(payload, "project.path_with_namespace"),
-        number=_number(payload, "merge_request.iid"), comment_id=_identifier(payload, f"{attributes}.id"),
-        body=_text(payload, f"{attributes}.note", empty=True), author=_text(payload, "user.username"),
-        edited=action == "update",
+        number=_number(payload, "issue.iid" if on_issue else "merge_request.iid"),
+        comment_id=_identifier(payload, f"{attributes}.id"), body=_text(payload, f"{attributes}.note", empty=True),
+        author=_text(payload, "user.username"), edited=action == "update", on_issue=on_issue,
     )

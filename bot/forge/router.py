@@ -13,6 +13,7 @@ REVIEW = "handlers.merge_request.review"
 CHECK = "handlers.push.check"
 RELEASE = "handlers.tag.release"
 COMMANDS = "handlers.comment.commands"
+ISSUE_COMMANDS = "handlers.request_access.issue_commands"  # an issue comment: only /request-access acts there
 PROMOTE = "handlers.promote.promote"
 PROMOTION_BRANCH_PREFIX = "meshbot/promote/"  # the branches of promotion merge requests (bot.forge.promotion)
 CATCH_UP = "handlers.catch_up.sweep"  # the periodic catch-up sweep (bot.forge.catch_up), not started by events
@@ -55,6 +56,11 @@ def route(event: Event, bot_usernames: Iterable[str] = ()) -> list[JobRequest] |
         return Ignored(f"comment {event.comment_id} was written by meshbot itself ({event.author})")
     if not read_commands(event.body):
         return Ignored(f"comment {event.comment_id} holds no meshbot command")
+    if event.on_issue:
+        return [JobRequest(ISSUE_COMMANDS, (event.forge, event.project, event.number, event.comment_id, event.body,
+                                            event.author),
+                           f"commands of {event.forge} {event.project} issue {event.number} "
+                           f"comment {event.comment_id} by {event.author}")]
     return [JobRequest(COMMANDS, (event.forge, event.project, event.number, event.comment_id, event.body, event.author),
                        f"commands of {event.forge} {event.project} merge request {event.number} "
                        f"comment {event.comment_id} by {event.author}")]

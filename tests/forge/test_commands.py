@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from bot.forge.commands import MAX_COMMANDS, Deploy, Help, Import, Malformed, Typo, Undeploy, read_commands
+from bot.forge.commands import (
+    MAX_COMMANDS,
+    Deploy,
+    Help,
+    Import,
+    Malformed,
+    RequestAccess,
+    Typo,
+    Undeploy,
+    read_commands,
+)
 from bot.forge.commands import Rollback as RollbackCommand
 
 
@@ -22,6 +32,12 @@ from bot.forge.commands import Rollback as RollbackCommand
     ('/import urn:dmb:cmp:finance:cashflow:1:ledger schema.name="My Schema"',
      [Import("urn:dmb:cmp:finance:cashflow:1:ledger", {"schema.name": "My Schema"}, 1)]),
     ("/help", [Help(1)]),
+    ("/request-access transactions", [RequestAccess("transactions", None, 1)]),
+    ("/Request-Access urn:dmb:cmp:finance:cashflow:1:transactions",
+     [RequestAccess("urn:dmb:cmp:finance:cashflow:1:transactions", None, 1)]),
+    ("/request-access sales-view --group acme/finance-analysts",
+     [RequestAccess("sales-view", "acme/finance-analysts", 1)]),
+    ("/request-access --group=data/sales/readers sales-view", [RequestAccess("sales-view", "data/sales/readers", 1)]),
 ])
 def test_commands_and_their_arguments(body, expected):
     assert read_commands(body) == expected
@@ -46,6 +62,16 @@ def test_several_commands_run_in_order_and_prose_is_ignored():
     ("/import ledger 'unclosed", "import", "cannot split the arguments: No closing quotation"),
     ("/help me", "help", "/help takes no arguments"),
     ("/deploy, please", "deploy", "unknown command '/deploy,'"),
+    ("/request-access", "request-access", "name exactly one output port"),
+    ("/request-access a b", "request-access", "one output port, got 2: a, b"),
+    ("/request-access a --group", "request-access", "--group needs a group path (a GitHub org/team, a GitLab group)"),
+    ("/request-access a --group x --group y", "request-access", "one --group at most"),
+    ("/request-access a --user bob", "request-access", "unknown option --user"),
+    ("/request-access '<b>x</b>'", "request-access", "'<b>x</b>' is not an output port name"),
+    ("/request-access a --group acme//x", "request-access",
+     "'acme//x' is not a group path (letters, digits, '_', '.', '@', '-', parts separated by '/')"),
+    ("/request-access a --group 'a b'", "request-access",
+     "'a b' is not a group path (letters, digits, '_', '.', '@', '-', parts separated by '/')"),
 ])
 def test_malformed_commands_say_what_is_wrong_and_their_usage(body, word, problem):
     [reading] = read_commands(body)
@@ -56,6 +82,7 @@ def test_malformed_commands_say_what_is_wrong_and_their_usage(body, word, proble
 @pytest.mark.parametrize(("body", "suggestion"), [
     ("/deplyo staging", "/deploy"), ("/depoly", "/deploy"), ("/improt ledger", "/import"),
     ("/undeplo prod", "/undeploy"), ("/hlep", "/help"), ("/deployment", "/deploy"),
+    ("/request-acces x", "/request-access"), ("/requestaccess x", "/request-access"),
 ])
 def test_a_typo_of_ours_gets_a_did_you_mean(body, suggestion):
     [reading] = read_commands(body)

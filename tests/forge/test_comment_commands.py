@@ -68,7 +68,8 @@ def test_help_lists_what_the_commenter_may_run_here(repository):
         assert usage in text
     assert "(role: write)" in text
     assert "- `development`: `/deploy`, `/rollback`\n" in text and "- `production`: nothing\n" in text
-    assert text.endswith("- `/import`: yes")
+    assert text.endswith("- `/import`: yes\n- `/request-access`: yes (anyone, here or in an issue)")
+    assert "| `/request-access OUTPUT_PORT [--group GROUP_PATH]` |" in text
 
 
 def test_user_text_is_escaped_in_replies(repository):

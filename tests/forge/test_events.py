@@ -181,8 +181,15 @@ def test_github_edited_comment_is_marked_edited():
     assert isinstance(event, CommentEvent) and event.edited
 
 
-def test_github_comment_on_an_issue_is_ignored():
-    assert github("issue_comment_issue") == Ignored("a comment on an issue, not on a pull request")
+def test_github_comment_on_an_issue_is_a_comment_on_an_issue():
+    assert github("issue_comment_issue") == CommentEvent(
+        forge="github", project=GH_REPO, number=17, comment_id="2091234567", body="Same here on staging.",
+        author="alice-dev", edited=False, on_issue=True,
+    )
+    payload = fixture("github", "issue_comment_pr_created")
+    payload["issue"]["pull_request"] = None  # lenient: null is no pull request
+    event = github_event("issue_comment", payload)
+    assert isinstance(event, CommentEvent) and event.on_issue
 
 
 def test_github_deleted_comment_is_ignored():
@@ -284,9 +291,19 @@ def test_gitlab_note_on_a_merge_request():
     assert isinstance(event, CommentEvent) and event.edited
 
 
+def test_gitlab_note_on_an_issue_names_the_issue_iid():
+    assert gitlab("note_issue") == CommentEvent(
+        forge="gitlab", project=GL_PROJECT, number=3, comment_id="40211", body="Same here on staging.",
+        author="carla", edited=False, on_issue=True,
+    )
+    payload = fixture("gitlab", "note_issue")
+    del payload["issue"]
+    assert gitlab_event("Note Hook", payload) == Ignored(
+        "GitLab Note Hook without what meshbot needs: issue is not an object")
+
+
 def test_gitlab_notes_elsewhere_and_system_notes_are_ignored():
-    assert gitlab("note_commit") == Ignored("a note on 'Commit', not on a merge request")
-    assert gitlab("note_issue") == Ignored("a note on 'Issue', not on a merge request")
+    assert gitlab("note_commit") == Ignored("a note on 'Commit', not on a merge request or an issue")
     payload = fixture("gitlab", "note_merge_request")
     payload["object_attributes"]["system"] = True
     assert gitlab_event("Note Hook", payload) == Ignored("a system note")

@@ -53,6 +53,18 @@ def test_own_and_edited_comments_are_ignored():
         "comment 2091234567 was edited: commands run only from new comments")
 
 
+def test_an_issue_comment_with_a_command_starts_the_issue_job():
+    event = CommentEvent(forge="gitlab", project="data/shop", number=3, comment_id="8", author="carla", edited=False,
+                         body="/request-access sales-view", on_issue=True)
+    [job] = route(event, bot_usernames=["meshbot"])
+    assert job == JobRequest("handlers.request_access.issue_commands",
+                             ("gitlab", "data/shop", 3, "8", "/request-access sales-view", "carla"),
+                             "commands of gitlab data/shop issue 3 comment 8 by carla")
+    assert route(CommentEvent(forge="gitlab", project="data/shop", number=3, comment_id="9", author="carla",
+                              edited=False, body="Same here.", on_issue=True)) == Ignored(
+        "comment 9 holds no meshbot command")
+
+
 def test_ignored_stays_ignored():
     assert route(Ignored("ping")) == Ignored("ping")
 
