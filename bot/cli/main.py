@@ -143,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     from bot.cli.diff import register as register_diff_command
     from bot.cli.drift import register as register_drift_command
     from bot.cli.github_app import register as register_github_app_command
+    from bot.cli.policies_test import register as register_policies_commands
     from bot.cli.rollback import register as register_rollback_command
     from bot.cli.serve import register as register_serve_command
     from bot.cli.usecases import register as register_usecase_commands
@@ -158,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     register_drift_command(commands)
     register_github_app_command(commands)
     register_validate_command(commands)
+    register_policies_commands(commands)
     return parser
 
 
