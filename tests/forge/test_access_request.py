@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.config import ServerConfig
@@ -85,9 +87,7 @@ def test_a_second_request_links_the_open_one(repository):
 def test_a_request_after_a_declined_one_opens_again_on_the_same_branch(repository):
     first = ask(repository, "transactions")
     assert first.merge_request is not None
-    repository.merge_requests[first.merge_request.number] = first.merge_request.__class__(
-        **{**{field: getattr(first.merge_request, field) for field in first.merge_request.__slots__},
-           "state": "closed"})
+    repository.merge_requests[first.merge_request.number] = replace(first.merge_request, state="closed")  # declined
     again = ask(repository, "transactions")
     assert again.status is AccessStatus.OPENED and again.merge_request is not None
     assert again.merge_request.number != first.merge_request.number and again.branch == first.branch
