@@ -55,7 +55,7 @@ def _test_command(arguments: argparse.Namespace) -> int:
     from bot.cli.common import print_error, print_errors
     from bot.descriptor.errors import InputErrors
     from bot.engine.local_workers import choose_redis, shown_url
-    from bot.engine.policy_impact import Positions, deployed_descriptors, evaluated_products, impact_json, impacts
+    from bot.engine.policy_impact import Positions, assess, deployed_descriptors, impact_json
     from bot.engine.redis_connection import EmbeddedRedisError
 
     config = _config(arguments)
@@ -78,7 +78,7 @@ def _test_command(arguments: argparse.Namespace) -> int:
         print_error(f"cannot use Redis at {shown_url(choice.url)}: {error}")
         return EXIT_INPUT
     today = date.today()
-    result = impacts(policies, evaluated_products(found, Positions()), today, changes)
+    result = assess(policies, found, Positions(), today, changes)
     if arguments.format == "json":
         sys.stdout.write(json.dumps(impact_json(result, today, arguments.env, len(found)), indent=2) + "\n")
     else:

@@ -8,7 +8,7 @@ deployed, evaluated instead: its failures then say file, line and column. Otherw
 evaluated and the reason there is no position is kept. One unreachable repository never stops the rest.
 
 The decisions (verdict, change, trial, comparison, grouping) are pure; `deployed_descriptors` reads Redis and
-`Positions` reads repositories.
+`Positions` reads repositories, only for the products whose stored descriptor fails a policy (`assess`).
 
 `impact_json` (`meshbot policies test --format json`, `/api/v1/policies/impact`), version 1:
     {"version": 1, "today": "YYYY-MM-DD", "environment": str|null, "deployed": int, "failing": int,
@@ -247,6 +247,14 @@ class Positions:
         return Evaluated(deployed, assembled, origin=origin)
 
 
-def evaluated_products(found: Sequence[tuple[Deployed, Origin | str]], positions: Positions) -> list[Evaluated]:
-    """Each deployed descriptor, made evaluable (see Positions.evaluable)."""
-    return [positions.evaluable(deployed, origin) for deployed, origin in found]
+def assess(policies: Sequence[Policy], found: Sequence[tuple[Deployed, Origin | str]], positions: Positions,
+           today: date, changes: Mapping[str, str] | None = None) -> list[PolicyImpact]:
+    """impacts on the deployed descriptors; a repository is read only for a product whose stored descriptor fails."""
+    tried, wanted = trial(policies), {policy.id for policy in policies}
+    failing = []
+    for deployed, origin in found:
+        stored = Descriptor(data=dict(deployed.descriptor), environment=deployed.environment)
+        results = evaluate(stored, tried, previous_missing=PREVIOUS_MISSING, today=today)
+        if any(result.errors and result.policy in wanted for result in results):
+            failing.append(positions.evaluable(deployed, origin))
+    return impacts(policies, failing, today, changes)

@@ -17,12 +17,11 @@ from bot.engine.policy_impact import (
     UNCHANGED,
     WOULD_BLOCK,
     WOULD_WARN,
-    Evaluated,
     Origin,
     Positions,
+    assess,
     change,
     deployed_descriptors,
-    evaluated_products,
     impact_json,
     impacts,
     origin_of,
@@ -139,5 +138,22 @@ def test_deployed_descriptors_read_from_redis_with_their_origin(redis_engine: En
     assert [item.data_product for item, _ in deployed_descriptors(connection, "production")] == [
         "urn:dmb:dp:finance:ledger:1"]
     assert deployed_descriptors(connection, visible={"urn:dmb:dp:finance:ledger:1"})[0][0].environment == "production"
-    evaluated = evaluated_products(found[1:], Positions())
-    assert isinstance(evaluated[0], Evaluated) and evaluated[0].descriptor.data == found[1][0].descriptor
+
+
+def test_assess_reads_only_the_repositories_of_failing_products(redis_engine: Engine, tmp_path: Path) -> None:
+    connection = redis_engine.redis
+    for name, tier in (("cashflow", "bronze"), ("ledger", "gold")):
+        deploy_record(connection, files("finance", name, tier), "development",
+                      {"forge": "github", "project": f"acme/{name}", "sha": "a" * 40})
+    asked: list[Origin] = []
+
+    def read(origin: Origin, environment: str) -> Descriptor:
+        asked.append(origin)
+        raise ForgeError("offline")
+
+    tier = tmp_path / "tier.yaml"
+    tier.write_text(TIER_POLICY)
+    [impact] = assess([load_policy_file(tier)], deployed_descriptors(connection), Positions(read), TODAY)
+    assert asked == [Origin("github", "acme/cashflow", "a" * 40)]
+    assert [(failure.data_product, failure.no_position) for failure in impact.failing] == [
+        ("urn:dmb:dp:finance:cashflow:1", f"repository not reachable: github:acme/cashflow@{'a' * 8}: offline")]
