@@ -509,6 +509,7 @@ def run_task(deployment_id: str, task_id: str) -> str:
         deployment_id, task_id, running, state=TaskState.COMPLETED if result.ok else TaskState.FAILED,
         finishedAt=now_iso(),
         message=result.message + note, info=result.info, logs=result.logs, details=result.details,
+        result=result.message if result.ok else "",  # the answer's result, for updateacl's provisionInfo
     )
     _report_progress(connection, deployment)
     return str(result.outcome)
@@ -623,6 +624,9 @@ def finish(deployment_id: str) -> str:
             removed.append(task.id)
             continue
         components[task.id] = {"status": after, "message": states.get(task.id, {}).get("message", "")}
+        kept_result = states[task.id].get("result") or (before.get(task.id) or {}).get("result")
+        if kept_result and after == "DEPLOYED":  # the provision answer's result, which updateacl sends back
+            components[task.id]["result"] = kept_result
     status = product_status({task_id: entry["status"] for task_id, entry in components.items()})
     message = _summary(states, deployment)
     outcome = deployment_outcome(deployment.operation, status)

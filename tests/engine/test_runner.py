@@ -114,7 +114,8 @@ def test_the_example_deploys_and_undeploys_against_the_reference_adapter(start, 
         assert deployed is not None
         assert (deployed.descriptor, deployed.version, deployed.deployment, deployed.status) == (
             descriptor.data, "1.0.0", deployment_id, "DEPLOYED")
-        assert product["components"] == {task: {"status": "DEPLOYED", "message": tasks[task]["message"]}
+        assert product["components"] == {task: {"status": "DEPLOYED", "message": tasks[task]["message"],
+                                                "result": tasks[task]["message"]}  # kept for updateacl
                                          for task in (daily, ledger, transactions)}
         running.assert_clean((descriptor.id, ENVIRONMENT))
 
