@@ -1,0 +1,243 @@
+"""Access grants on merge: a merged change of `access/<output port>.yaml` calls `updateacl` where the port is deployed.
+
+On every merge into the default branch meshbot reads the access files at the merge commit, assembles the data
+product there for each environment where it is deployed, and compares each output port's desired refs (its consumers
+mapped through the server configuration's `access` section) with the refs last applied (bot.engine.access). Only
+ports whose refs differ are sent to the adapter, as the complete list: a later merge that removes a consumer revokes.
+One comment on the merge request reports it; most merges touch no access file and get none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from adapters.registry import AdapterRegistry
+from bot.config import AccessSettings, ServerConfig
+from bot.descriptor.access_file import Consumer, output_port_of, read_consumers
+from bot.descriptor.assembly import assemble
+from bot.descriptor.discovery import RemoteLocations
+from bot.descriptor.errors import InputError, InputErrors, SourcePosition
+from bot.descriptor.files import FileTooLarge
+from bot.descriptor.model import Descriptor, component_name
+from bot.engine.access import APPLIED, FAILED, SKIPPED, UNCHANGED, AccessRun, AccessStore, AclChange, start_run
+from bot.engine.deployed import RedisDeployedStates
+from bot.engine.status import environments as known_environments
+from policies.report import markdown_environment
+from vcs.base import ForgeError, Repository
+from vcs.reader import RevisionReader
+
+INVALID, UNKNOWN_PORT, NO_ADAPTER = "invalid", "unknown port", "no adapter"
+COMMENT_LIMIT = 60_000  # under GitHub's 65,536 characters
+
+
+# ---------------------------------------------------------------------- decisions (pure)
+
+
+def desired_refs(consumers: Iterable[Consumer], settings: AccessSettings) -> list[str]:
+    """The refs an adapter must grant: each consumer mapped through the configuration, sorted, without repeats."""
+    return sorted({settings.ref(consumer.kind, consumer.name) for consumer in consumers})
+
+
+def refs_diff(before: Sequence[str], after: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(granted, revoked): the refs after has and before lacks, and the other way round, sorted."""
+    return sorted(set(after) - set(before)), sorted(set(before) - set(after))
+
+
+@dataclass(frozen=True, slots=True)
+class PortAccess:
+    """One output port's access file at the merge commit: its consumers, or why it cannot be read."""
+
+    port: str
+    path: str
+    consumers: list[Consumer] | None  # None: no file (deleted, or never written)
+    errors: list[InputError] = field(default_factory=list)
+
+
+def needs_update(desired: list[str], applied: list[str] | None) -> bool:
+    """Whether updateacl must be called: the refs differ from those applied, or a file asks for refs never sent."""
+    if applied is None:
+        return bool(desired)  # nothing applied and nobody wanted: nothing to revoke either
+    return desired != applied
+
+
+def worth_reporting(entries: Sequence[dict[str, Any]]) -> bool:
+    """Whether a merge gets a comment: it had an access file, or refs were applied before (there is news)."""
+    return bool(entries)
+
+
+# ---------------------------------------------------------------------- reading the merge commit
+
+
+def read_access_files(reader: RevisionReader) -> dict[str, PortAccess]:
+    """Every access file at the revision, by output port name; an unreadable one carries its errors."""
+    found = {}
+    for path in reader.list_files():
+        port = output_port_of(path)
+        if port is None or port in found:
+            continue
+        try:
+            found[port] = PortAccess(port, path, read_consumers(reader.read_bytes(path), path))
+        except InputErrors as invalid:
+            found[port] = PortAccess(port, path, None, invalid.errors)
+        except (FileTooLarge, FileNotFoundError) as error:
+            found[port] = PortAccess(port, path, None, [InputError(str(error), SourcePosition(path))])
+    return found
+
+
+def output_ports(descriptor: Descriptor) -> dict[str, dict[str, Any]]:
+    """The output port components of a descriptor, by short name."""
+    return {component_name(item): item for item in descriptor.components if item.get("kind") == "outputport"}
+
+
+@dataclass(slots=True)
+class AccessPlan:
+    """What a merge asks: entries settled at once (plain data for the report) and the changes for the engine."""
+
+    data_product: str
+    decided: list[dict[str, Any]] = field(default_factory=list)
+    changes: dict[str, list[AclChange]] = field(default_factory=dict)
+
+
+def plan_access(files: dict[str, PortAccess], descriptors: dict[str, Descriptor],
+                applied: dict[str, dict[str, list[str]]], deployed_components: dict[str, set[str]],
+                config: ServerConfig) -> AccessPlan:
+    """Decide each output port in each environment where the data product is deployed (pure, given what was read).
+
+    descriptors: the data product at the merge commit, per deployed environment; applied: refs last applied, per
+    environment and port; deployed_components: the component ids deployed per environment.
+    """
+    data_product = next(iter(descriptors.values())).id if descriptors else ""
+    plan = AccessPlan(data_product)
+    for access in files.values():
+        if access.errors:
+            plan.decided.append({"port": access.port, "status": INVALID, "path": access.path,
+                                 "errors": [_error_json(error) for error in access.errors]})
+    registry = AdapterRegistry(config.adapters)
+    for environment, descriptor in descriptors.items():
+        ports = output_ports(descriptor)
+        for port in sorted(set(files) - set(ports)):
+            if not files[port].errors and environment == next(iter(descriptors)):
+                plan.decided.append({"port": port, "status": UNKNOWN_PORT, "path": files[port].path,
+                                     "known": sorted(ports)})
+        for port, component in sorted(ports.items()):
+            found = files.get(port)
+            before = applied.get(environment, {}).get(port)
+            if found is not None and found.errors:
+                continue  # reported once, above; nothing changes for it
+            if found is None and before is None:
+                continue  # no file, nothing ever applied: nothing to say
+            desired = desired_refs(found.consumers or [], config.access) if found else []
+            entry = {"environment": environment, "port": port, "component": str(component.get("id")),
+                     "before": before or [], "refs": desired, "message": ""}
+            if str(component.get("id")) not in deployed_components.get(environment, set()):
+                plan.decided.append({**entry, "status": SKIPPED, "message": f"not deployed in {environment}"})
+            elif not needs_update(desired, before):
+                plan.decided.append({**entry, "status": UNCHANGED})
+            else:
+                template = component.get("infrastructureTemplateId")
+                adapter = registry.find(template, environment) if isinstance(template, str) else None
+                if adapter is None:
+                    plan.decided.append({**entry, "status": FAILED, "message": f"no tech adapter serves "
+                                         f"infrastructureTemplateId '{template}' in {environment}"})
+                    continue
+                plan.changes.setdefault(environment, []).append(AclChange(
+                    port=port, component=str(component.get("id")), refs=desired,
+                    adapter={"url": adapter.url, "timeout": adapter.timeout, "ca_bundle": adapter.ca_bundle}))
+    return plan
+
+
+def _error_json(error: InputError) -> dict[str, Any]:
+    position = error.position
+    return {"message": error.message, "file": position.file if position else None,
+            "line": position.line if position else None, "column": position.column if position else None}
+
+
+# ---------------------------------------------------------------------- the merge
+
+
+def grant_on_merge(repository: Repository, connection: redis.Redis, *, forge: str, project: str, number: int,
+                   target_branch: str, merge_sha: str, merged_by: str, config: ServerConfig,
+                   remote: RemoteLocations | None = None) -> str:
+    """Read the merge commit and start the access run it asks for; what was done, in one line."""
+    if target_branch != repository.default_branch():
+        return f"merged into {target_branch}, not the default branch: access files there grant nothing"
+    reader = RevisionReader(repository, merge_sha)
+    files = read_access_files(reader)
+    access = AccessStore(connection)
+    if not files and not access.knows_project(forge, project):
+        return "no access file, and no access ever applied: nothing to do"
+    origin = {"forge": forge, "project": project, "number": number, "mergedBy": merged_by, "sha": merge_sha}
+    try:
+        first = assemble(reader, config.merge_request_environment, remote)
+    except InputErrors as invalid:
+        return _refuse(connection, origin, first_error(invalid), bool(files))
+    except (ForgeError, FileTooLarge, FileNotFoundError) as error:
+        return _refuse(connection, origin, f"cannot read the repository at {merge_sha[:12]}: {error}", bool(files))
+    deployed_states = RedisDeployedStates(connection)
+    descriptors: dict[str, Descriptor] = {}
+    deployed_components: dict[str, set[str]] = {}
+    applied: dict[str, dict[str, list[str]]] = {}
+    for environment in known_environments(connection, first.id):
+        deployed = deployed_states.deployed(first.id, environment)
+        if deployed is None:
+            continue
+        try:
+            descriptors[environment] = first if environment == first.environment else \
+                assemble(reader, environment, remote)
+        except InputErrors as invalid:
+            return _refuse(connection, origin, f"{environment}: {first_error(invalid)}", bool(files))
+        deployed_components[environment] = {str(item.get("id")) for item in deployed.descriptor.get("components")
+                                            or [] if isinstance(item, dict)}
+        applied[environment] = {port: entry.refs for port, entry in access.applied(first.id, environment).items()}
+    plan = plan_access(files, descriptors, applied, deployed_components, config)
+    if not plan.decided and not plan.changes:
+        return "no access file changes anything where the data product is deployed"
+    plan.data_product = first.id
+    run_id = start_run(connection, AccessRun(origin, first.id, plan.changes), plan.decided)
+    changes = sum(len(items) for items in plan.changes.values())
+    return f"access run {run_id}: {changes} updateacl call(s) queued, {len(plan.decided)} settled"
+
+
+def first_error(invalid: InputErrors) -> str:
+    """The first assembly error, with its position."""
+    return str(invalid.errors[0]) if invalid.errors else str(invalid)
+
+
+def _refuse(connection: redis.Redis, origin: dict[str, Any], message: str, report: bool) -> str:
+    """The data product could not be read at the merge commit: said on the merge request when it has access files."""
+    if report:
+        start_run(connection, AccessRun(origin, ""), [{"status": "unreadable", "message": message}])
+    return f"not applied: {message}"
+
+
+# ---------------------------------------------------------------------- the report
+
+
+def access_comment(data_product: str, entries: Sequence[dict[str, Any]]) -> str:
+    """The merge request comment of an access run (templates/comments/access_result.md.j2)."""
+    rows = []
+    for entry in entries:
+        granted, revoked = refs_diff(entry.get("before") or [], entry.get("refs") or [])
+        rows.append({**entry, "granted": granted, "revoked": revoked})
+    order = {APPLIED: 0, FAILED: 1, INVALID: 2, UNKNOWN_PORT: 3, "unreadable": 4, SKIPPED: 5, UNCHANGED: 6}
+    rows.sort(key=lambda row: (order.get(str(row.get("status")), 9), str(row.get("port", "")),
+                               str(row.get("environment", ""))))
+    text = markdown_environment().get_template("access_result.md.j2").render(data_product=data_product, rows=rows)
+    if len(text) > COMMENT_LIMIT:
+        text = text[:COMMENT_LIMIT].rsplit("\n", 1)[0] + "\n\n… (cut: the report is longer than a comment holds)\n"
+    return text
+
+
+def report_run(repository: Repository, record: dict[str, Any]) -> str:
+    """Post the comment of a finished access run on its merge request; what was done, in one line."""
+    entries = [*record["decided"], *record["outcomes"]]
+    if not worth_reporting(entries):
+        return "nothing to report"
+    number = int(record["origin"]["number"])
+    repository.create_comment(number, access_comment(record["dataProduct"], entries))
+    return f"reported {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} on merge request {number}"
+

@@ -1,0 +1,201 @@
+"""Access grants on merge: the pure decisions (desired refs, their diff, what to send, what to report), the reading of
+a merge commit through the in-memory forge with a real Redis (no worker), and the comment as written (a golden file,
+tests/fixtures/comments/access-result.md; regenerate with `MESHBOT_REGENERATE_GOLDEN=1` and read the diff)."""
+
+from __future__ import annotations
+
+import json
+
+from adapters.reference import OUTPUT_PORT_TEMPLATE_ID
+from bot.config import AccessSettings, AdapterSettings, ServerConfig
+from bot.descriptor.access_file import Consumer
+from bot.descriptor.errors import InputError, SourcePosition
+from bot.engine.access import AccessStore, Applied, run_key
+from bot.engine.deployed import deployed_record
+from bot.forge.access_grant import (
+    PortAccess,
+    access_comment,
+    desired_refs,
+    grant_on_merge,
+    needs_update,
+    plan_access,
+    read_access_files,
+    refs_diff,
+    worth_reporting,
+)
+from tests.deploy_harness import example_descriptor
+from tests.forge.test_review_comments import assert_golden
+from tests.vcs.test_reader import example_files
+from vcs.memory import MemoryForge
+from vcs.reader import RevisionReader
+
+PRODUCT = "urn:dmb:dp:finance:cashflow:1"
+DAILY = "urn:dmb:cmp:finance:cashflow:1:daily-cashflow"
+TRANSACTIONS = "urn:dmb:cmp:finance:cashflow:1:transactions"
+CONFIG = ServerConfig(adapters=[AdapterSettings(OUTPUT_PORT_TEMPLATE_ID, "http://127.0.0.1:8091/x")],
+                      access=AccessSettings(refs={"group:acme/finance": "group:finance-analysts"},
+                                            user_ref="user:{name}@acme.com"))
+
+
+def test_desired_refs_map_each_consumer_through_the_configuration_sorted_once():
+    consumers = [Consumer("user", "bob"), Consumer("group", "acme/finance"), Consumer("user", "alice"),
+                 Consumer("user", "alice")]
+    assert desired_refs(consumers, CONFIG.access) == ["group:finance-analysts", "user:alice@acme.com",
+                                                      "user:bob@acme.com"]
+    assert desired_refs([Consumer("group", "acme/other")], AccessSettings()) == ["group:acme/other"]
+    assert desired_refs([], CONFIG.access) == []
+
+
+def test_the_diff_of_refs_says_who_was_granted_and_who_revoked():
+    assert refs_diff([], ["user:alice"]) == (["user:alice"], [])
+    assert refs_diff(["user:alice", "user:bob"], ["user:bob", "user:carol"]) == (["user:carol"], ["user:alice"])
+    assert refs_diff(["user:alice"], []) == ([], ["user:alice"])
+    assert refs_diff(["user:alice"], ["user:alice"]) == ([], [])
+
+
+def test_updateacl_is_needed_only_when_the_refs_differ_from_those_applied():
+    assert needs_update(["user:alice"], None)
+    assert not needs_update([], None)  # nobody wanted and nothing ever applied: nothing to revoke
+    assert needs_update([], ["user:alice"])  # a revert: revoke
+    assert not needs_update(["user:alice"], ["user:alice"])
+    assert not worth_reporting([])
+    assert worth_reporting([{"status": "unchanged"}])
+
+
+def files(**ports: list[Consumer] | None) -> dict[str, PortAccess]:
+    return {port: PortAccess(port, f"access/{port}.yaml", consumers) for port, consumers in ports.items()}
+
+
+def test_each_port_and_environment_is_granted_unchanged_skipped_or_revoked():
+    descriptor = example_descriptor()
+    descriptors = {"development": descriptor, "qa": descriptor}
+    deployed = {"development": {DAILY, TRANSACTIONS}, "qa": {TRANSACTIONS}}
+    applied = {"development": {"transactions": ["user:bob@acme.com"]}, "qa": {"transactions": ["user:old@acme.com"]}}
+    plan = plan_access(files(**{"daily-cashflow": [Consumer("user", "alice")]}), descriptors, applied, deployed,
+                       CONFIG)
+    # development: daily-cashflow granted; transactions's file is gone, so what was applied is revoked (refs []).
+    # qa: daily-cashflow not deployed there (skipped); transactions revoked too.
+    assert {env: [(c.port, c.component, c.refs) for c in changes] for env, changes in plan.changes.items()} == {
+        "development": [("daily-cashflow", DAILY, ["user:alice@acme.com"]), ("transactions", TRANSACTIONS, [])],
+        "qa": [("transactions", TRANSACTIONS, [])]}
+    assert plan.changes["qa"][0].adapter == {"url": "http://127.0.0.1:8091/x", "timeout": 600.0, "ca_bundle": None}
+    assert [(entry["environment"], entry["port"], entry["status"], entry["message"]) for entry in plan.decided] == [
+        ("qa", "daily-cashflow", "skipped", "not deployed in qa")]
+
+    again = plan_access(files(**{"daily-cashflow": [Consumer("user", "alice")]}), {"development": descriptor},
+                        {"development": {"daily-cashflow": ["user:alice@acme.com"]}}, deployed, CONFIG)
+    assert again.changes == {}
+    assert [(entry["port"], entry["status"]) for entry in again.decided] == [("daily-cashflow", "unchanged")]
+
+
+def test_an_invalid_file_changes_nothing_and_a_file_for_no_port_is_named():
+    descriptor = example_descriptor()
+    broken = PortAccess("daily-cashflow", "access/daily-cashflow.yaml", None,
+                        [InputError("field 'consumers.0': expected 'user: LOGIN'",
+                                    SourcePosition("access/daily-cashflow.yaml", 3, 5))])
+    plan = plan_access({"daily-cashflow": broken, **files(sales=[Consumer("user", "alice")])},
+                       {"development": descriptor}, {"development": {"daily-cashflow": ["user:alice@acme.com"]}},
+                       {"development": {DAILY, TRANSACTIONS}}, CONFIG)
+    assert plan.changes == {}  # what was applied to daily-cashflow stays
+    assert plan.decided == [
+        {"port": "daily-cashflow", "status": "invalid", "path": "access/daily-cashflow.yaml",
+         "errors": [{"message": "field 'consumers.0': expected 'user: LOGIN'", "file": "access/daily-cashflow.yaml",
+                     "line": 3, "column": 5}]},
+        {"port": "sales", "status": "unknown port", "path": "access/sales.yaml",
+         "known": ["daily-cashflow", "transactions"]}]
+
+
+def test_a_port_no_adapter_serves_fails_without_a_call():
+    plan = plan_access(files(transactions=[Consumer("user", "alice")]), {"development": example_descriptor()}, {},
+                       {"development": {TRANSACTIONS}}, ServerConfig())
+    assert plan.changes == {}
+    [entry] = plan.decided
+    assert (entry["status"], entry["message"]) == (
+        "failed", f"no tech adapter serves infrastructureTemplateId '{OUTPUT_PORT_TEMPLATE_ID}' in development")
+
+
+def test_access_files_are_read_at_the_revision_with_positions():
+    repository = MemoryForge().add("acme/cashflow", {
+        **example_files(), "access/daily-cashflow.yaml": b"consumers:\n  - user: alice\n  - group: acme/finance\n",
+        "access/transactions.yml": b"consumers:\n  - user: alice\n  - robot: r2d2\n", "access/README.md": b"x\n",
+        "access/nested/sales.yaml": b"consumers: []\n"})
+    found = read_access_files(RevisionReader(repository, "main"))
+    assert sorted(found) == ["daily-cashflow", "transactions"]
+    assert found["daily-cashflow"].consumers == [Consumer("group", "acme/finance"), Consumer("user", "alice")]
+    [error] = found["transactions"].errors
+    assert found["transactions"].consumers is None
+    assert (error.position.file, error.position.line, error.position.column) == ("access/transactions.yml", 3, 5)
+
+
+def test_the_comment_as_written():
+    rows = [
+        {"environment": "qa", "port": "daily-cashflow", "component": DAILY, "status": "applied",
+         "before": ["user:bob"], "refs": ["group:finance-analysts", "user:alice"], "message": "recorded"},
+        {"environment": "production", "port": "daily-cashflow", "component": DAILY, "status": "applied",
+         "before": ["user:alice"], "refs": [], "message": "recorded"},
+        {"environment": "development", "port": "transactions", "component": TRANSACTIONS, "status": "unchanged",
+         "before": ["user:alice"], "refs": ["user:alice"], "message": ""},
+        {"environment": "qa", "port": "transactions", "component": TRANSACTIONS, "status": "skipped",
+         "before": [], "refs": ["user:alice"], "message": "not deployed in qa"},
+        {"environment": "production", "port": "transactions", "component": TRANSACTIONS, "status": "failed",
+         "before": [], "refs": ["user:alice"], "message": "<b>@admin</b> | the catalog [is] read-only"},
+        {"port": "sales", "status": "invalid", "path": "access/sales.yaml",
+         "errors": [{"message": "field 'consumers.0': expected 'user: LOGIN' `x`", "file": "access/sales.yaml",
+                     "line": 2, "column": 5}]},
+        {"port": "orders", "status": "unknown port", "path": "access/orders.yaml",
+         "known": ["daily-cashflow", "transactions"]},
+    ]
+    text = access_comment(PRODUCT, rows)
+    assert "| `daily-cashflow` | `qa` | ✅ granted to `group:finance-analysts`, `user:alice`; revoked from " \
+           "`user:bob` |" in text
+    assert "&lt;b&gt;@\u200badmin&lt;/b&gt; \\| the catalog \\[is\\] read-only" in text  # escaped, no mention
+    assert_golden("access-result.md", text)
+    quiet = access_comment(PRODUCT, [rows[2]])
+    assert quiet.startswith("### 🔑 meshbot: access to the output ports of `urn:dmb:dp:finance:cashflow:1`\n\n"
+                            "No access changed with this merge.\n")
+
+
+def merge_commit(extra: dict[str, bytes]):
+    repository = MemoryForge().add("acme/cashflow", example_files())
+    return repository, repository.push("main", extra)
+
+
+def test_a_merge_queues_only_what_differs_where_the_product_is_deployed(redis_engine):
+    descriptor = example_descriptor()
+    redis_engine.store.set_product(PRODUCT, "development", status="DEPLOYED", deployed=deployed_record(
+        descriptor.data, "1.0.0", "d1", "2026-01-01T00:00:00Z", "DEPLOYED"))
+    repository, sha = merge_commit({"access/daily-cashflow.yaml": b"consumers:\n  - user: alice\n"})
+    outcome = grant_on_merge(repository, redis_engine.redis, forge="github", project="acme/cashflow", number=4,
+                             target_branch="main", merge_sha=sha, merged_by="owner", config=CONFIG)
+    assert outcome.startswith("access run ") and outcome.endswith(": 1 updateacl call(s) queued, 0 settled")
+    [key] = [key.decode() for key in redis_engine.redis.scan_iter(run_key("*"))]
+    changes = json.loads(redis_engine.redis.hget(key, "changes:development"))
+    assert [(item["port"], item["refs"]) for item in changes] == [("daily-cashflow", ["user:alice@acme.com"])]
+    assert json.loads(redis_engine.redis.hget(key, "origin")) == {
+        "forge": "github", "project": "acme/cashflow", "number": 4, "mergedBy": "owner", "sha": sha}
+
+    assert grant_on_merge(repository, redis_engine.redis, forge="github", project="acme/cashflow", number=4,
+                          target_branch="release", merge_sha=sha, merged_by="owner", config=CONFIG) == (
+        "merged into release, not the default branch: access files there grant nothing")
+
+
+def test_a_merge_without_access_files_does_nothing_unless_access_was_applied_before(redis_engine):
+    descriptor = example_descriptor()
+    redis_engine.store.set_product(PRODUCT, "development", status="DEPLOYED", deployed=deployed_record(
+        descriptor.data, "1.0.0", "d1", "2026-01-01T00:00:00Z", "DEPLOYED"))
+    repository, sha = merge_commit({"README.md": b"a change\n"})
+    arguments = {"forge": "github", "project": "acme/cashflow", "number": 5, "target_branch": "main",
+                 "merge_sha": sha, "merged_by": "owner", "config": CONFIG}
+    assert grant_on_merge(repository, redis_engine.redis, **arguments) == (
+        "no access file, and no access ever applied: nothing to do")
+    assert list(redis_engine.redis.scan_iter(run_key("*"))) == []
+
+    access = AccessStore(redis_engine.redis)
+    access.remember_project("github", "acme/cashflow")
+    access.record(PRODUCT, "development", "transactions", {"status": "COMPLETED"},
+                  Applied(["user:alice@acme.com"], "2026-01-01T00:00:00Z", 3, "owner"))
+    outcome = grant_on_merge(repository, redis_engine.redis, **arguments)  # the file was deleted: revoke
+    assert outcome.endswith(": 1 updateacl call(s) queued, 0 settled")
+    [key] = [key.decode() for key in redis_engine.redis.scan_iter(run_key("*"))]
+    assert [(item["port"], item["refs"]) for item in json.loads(redis_engine.redis.hget(key, "changes:development"))
+            ] == [("transactions", [])]
