@@ -24,6 +24,9 @@ CATCH_UP = "catch-up"
 CATCH_UP_JOB = "handlers.catch_up.sweep"  # bot.forge.router.CATCH_UP (the engine names jobs by string)
 DRIFT = "drift"
 DRIFT_JOB = "handlers.drift.sweep"
+COMPLIANCE = "compliance"
+COMPLIANCE_JOB = "handlers.compliance.sweep"
+COMPLIANCE_ROUND_SECONDS = 60  # a compliance round only compares the policy set's fingerprint unless a check is due
 DRIFT_START_RECHECK_SECONDS = 3600  # how often a running worker looks whether the drift sweep should start
 START_GUARD_SECONDS = 60  # workers starting together (serve --workers N, replicas) start one round
 ROUND_TIMEOUT_SECONDS = 1800  # the longest a round may run; its lock lapses after this
@@ -81,7 +84,8 @@ def schedule_next(queue: Queue, name: str, function: str, interval_seconds: int)
 
 def start_periodic_jobs(queue: Queue) -> None:
     """When a long-running worker starts: the first round of the catch-up sweep, if the configuration asks for
-    sweeps, and of the drift sweep, if some environment checks drift and something is deployed there."""
+    sweeps, of the drift sweep, if some environment checks drift and something is deployed there, and of the
+    compliance sweep, if something is deployed."""
     try:
         config = load_config(config_path(None))
     except (InputErrors, OSError) as error:
@@ -93,6 +97,29 @@ def start_periodic_jobs(queue: Queue) -> None:
         except redis.RedisError as error:  # Redis down at start: the next start (or a scheduled round) sweeps
             log.warning("not starting the catch-up sweep: %s", error)
     start_drift_sweep(queue, config)
+    start_compliance_sweep(queue)
+
+
+def start_compliance_sweep(queue: Queue) -> str | None:
+    """A compliance round, unless one is scheduled or running or nothing is deployed; its job id."""
+    from bot.engine.drift import deployed_products
+
+    connection = queue.connection
+    try:
+        if connection.exists(_key(COMPLIANCE, "next"), _key(COMPLIANCE, "running")):
+            return None
+        if not deployed_products(connection):
+            return None
+        return start_round(queue, COMPLIANCE, COMPLIANCE_JOB)
+    except redis.RedisError as error:
+        log.warning("not starting the compliance sweep: %s", error)
+        return None
+
+
+def start_due_sweeps(queue: Queue) -> None:
+    """A running worker's hourly look: start the drift and compliance sweeps that have become due."""
+    start_drift_sweep(queue)
+    start_compliance_sweep(queue)
 
 
 def start_drift_sweep(queue: Queue, config: ServerConfig | None = None) -> str | None:

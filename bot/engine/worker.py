@@ -28,7 +28,7 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from bot.engine.locks import Locks
-from bot.engine.periodic import DRIFT_START_RECHECK_SECONDS, start_drift_sweep, start_periodic_jobs
+from bot.engine.periodic import DRIFT_START_RECHECK_SECONDS, start_due_sweeps, start_periodic_jobs
 from bot.engine.recovery import GRACE_SECONDS, Repair, repair
 from bot.engine.redis_connection import ride_out_outages, seconds_since_redis_failed
 from bot.engine.runner import QUEUE_NAME, start_next
@@ -336,9 +336,9 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
     worker = MeshbotWorker([queue], connection=connection, serializer=JSONSerializer, name=name,
                            worker_ttl=WORKER_TTL)
     stop = threading.Event()
-    # A long-running worker starts the periodic jobs (the catch-up sweep when configured, the drift sweep when
-    # something is deployed), and looks every hour whether the drift sweep should start (a first deploy since).
-    start_reaper(connection, stop, worker.beat, recheck=None if burst else partial(start_drift_sweep, queue))
+    # A long-running worker starts the periodic jobs (the catch-up sweep when configured, the drift and compliance
+    # sweeps when something is deployed), and looks every hour whether those should start (a first deploy since).
+    start_reaper(connection, stop, worker.beat, recheck=None if burst else partial(start_due_sweeps, queue))
     if not burst:
         start_periodic_jobs(queue)
     try:
