@@ -28,6 +28,7 @@ from bot.console.access import (
     token_valid,
     visible_products,
 )
+from bot.console.policy_impact import impact_document
 from bot.console.signin import VIEWER_SESSION_KEY, RedisViewers, configured_forges, signed_in_viewer, signin_blueprint
 from policies.loader import policies_for
 from policies.model import Policy
@@ -111,6 +112,10 @@ def console_blueprint(connection: ConnectionSource, config: ConfigSource = defau
         found = data.mesh(connection())
         return data.policies_document(connection(), policies(), visible(who, found))
 
+    def impact_data(who: Viewer) -> dict[str, Any]:
+        found = data.mesh(connection())
+        return impact_document(connection(), policies(), visible(who, found))
+
     def signed_in(api: bool) -> Callable[[Callable[..., ResponseReturnValue]], Callable[..., ResponseReturnValue]]:
         """A view given the signed-in viewer; without one, the login page (pages) or a 401 (the API)."""
         def wrap(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
@@ -173,6 +178,16 @@ def console_blueprint(connection: ConnectionSource, config: ConfigSource = defau
     @signed_in(api=True)
     def policies_api(who: Viewer) -> ResponseReturnValue:
         return jsonify(policies_data(who))
+
+    @console.get("/policies/impact")
+    @signed_in(api=False)
+    def policy_impact_page(who: Viewer) -> ResponseReturnValue:
+        return render_template("console/policy_impact.html", impact=impact_data(who), viewer=who)
+
+    @console.get("/api/v1/policies/impact")
+    @signed_in(api=True)
+    def policy_impact_api(who: Viewer) -> ResponseReturnValue:
+        return jsonify(impact_data(who))
 
     @console.route("/login", methods=["GET", "POST"])
     def login() -> ResponseReturnValue:
