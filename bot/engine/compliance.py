@@ -148,11 +148,11 @@ class ComplianceResult:
         return hashlib.sha256(json.dumps([self.outcome, self.version, rows]).encode()).hexdigest()
 
     def summary(self) -> str:
-        """`compliant`, or `non compliant: 2 blocking, 1 grace, 1 not evaluated` and the like."""
+        """`compliant`, `compliant, in grace: 1 grace` or `non compliant: 2 blocking, 1 not evaluated` and the like."""
         counts = [(len(self.of(category)), category.replace("_", " "))
                   for category in ("blocking", GRACE, "warning", "info", "not_evaluated")]
         details = ", ".join(f"{count} {label}" for count, label in counts if count)
-        head = self.outcome.replace("_", " ")
+        head = {COMPLIANT: "compliant", GRACE: "compliant, in grace", NON_COMPLIANT: "non compliant"}[self.outcome]
         return f"{head}: {details}" if details else head
 
     def as_json(self) -> dict[str, Any]:
