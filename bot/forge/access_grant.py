@@ -31,6 +31,7 @@ from vcs.base import ForgeError, Repository
 from vcs.reader import RevisionReader
 
 INVALID, UNKNOWN_PORT, NO_ADAPTER = "invalid", "unknown port", "no adapter"
+MERGE_MEMORY_SECONDS = 7 * 86400  # a retried job of the same merge starts no second run
 COMMENT_LIMIT = 60_000  # under GitHub's 65,536 characters
 
 
@@ -197,6 +198,9 @@ def grant_on_merge(repository: Repository, connection: redis.Redis, *, forge: st
     if not plan.decided and not plan.changes:
         return "no access file changes anything where the data product is deployed"
     plan.data_product = first.id
+    once = f"meshbot:access-merge:{forge}:{project}:{number}:{merge_sha}"
+    if not connection.set(once, "1", nx=True, ex=MERGE_MEMORY_SECONDS):
+        return "this merge's access run was started before (a retried job): nothing more to do"
     run_id = start_run(connection, AccessRun(origin, first.id, plan.changes), plan.decided)
     changes = sum(len(items) for items in plan.changes.values())
     return f"access run {run_id}: {changes} updateacl call(s) queued, {len(plan.decided)} settled"

@@ -15,6 +15,7 @@ RELEASE = "handlers.tag.release"
 COMMANDS = "handlers.comment.commands"
 ISSUE_COMMANDS = "handlers.request_access.issue_commands"  # an issue comment: only /request-access acts there
 PROMOTE = "handlers.promote.promote"
+ACCESS = "handlers.access.grant"  # every merge: the access files at the merge commit (bot.forge.access_grant)
 PROMOTION_BRANCH_PREFIX = "meshbot/promote/"  # the branches of promotion merge requests (bot.forge.promotion)
 CATCH_UP = "handlers.catch_up.sweep"  # the periodic catch-up sweep (bot.forge.catch_up), not started by events
 
@@ -67,19 +68,20 @@ def route(event: Event, bot_usernames: Iterable[str] = ()) -> list[JobRequest] |
 
 
 def _merged(event: MergeRequestMerged) -> list[JobRequest] | Ignored:
-    """A merged promotion merge request deploys its environment; any other merge starts nothing."""
-    if not event.source_branch.startswith(PROMOTION_BRANCH_PREFIX):
-        return Ignored(f"merge request {event.number} was merged from {event.source_branch!r}, not a promotion "
-                       f"branch ({PROMOTION_BRANCH_PREFIX}...): nothing to do")
-    if event.from_fork:
-        return Ignored(f"merge request {event.number} was merged from a fork's {event.source_branch!r}: promotion "
-                       "branches are meshbot's own, in the repository itself")
+    """Every merge may change access files (the job checks the default branch); a promotion branch's merge deploys."""
     if not event.merge_sha:
         return Ignored(f"merge request {event.number} was merged without a merge commit sha in the payload")
-    return [JobRequest(PROMOTE, (event.forge, event.project, event.number, event.source_branch, event.target_branch,
-                                 event.merge_sha),
-                       f"promote {event.forge} {event.project} merge request {event.number} "
-                       f"({event.source_branch}) merged at {event.merge_sha[:12]}")]
+    jobs = []
+    if event.source_branch.startswith(PROMOTION_BRANCH_PREFIX) and not event.from_fork:  # a fork's is not meshbot's
+        jobs.append(JobRequest(PROMOTE, (event.forge, event.project, event.number, event.source_branch,
+                                         event.target_branch, event.merge_sha),
+                               f"promote {event.forge} {event.project} merge request {event.number} "
+                               f"({event.source_branch}) merged at {event.merge_sha[:12]}"))
+    jobs.append(JobRequest(ACCESS, (event.forge, event.project, event.number, event.target_branch, event.merge_sha,
+                                    event.merged_by),
+                           f"access grants of {event.forge} {event.project} merge request {event.number} merged at "
+                           f"{event.merge_sha[:12]}"))
+    return jobs
 
 
 def _username(name: str) -> str:

@@ -7,6 +7,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
 from bot.engine.status import product_status
 from bot.forge.promotion import read_release_file
 from tests.cli.test_deploy import adapters_config
@@ -110,10 +113,11 @@ def test_a_merged_pull_request_from_another_branch_promotes_nothing(bot: BotFact
     with meshbot.github.lock:
         pull = dict(meshbot.repository.pulls[number])
     merge_sha = meshbot.repository.merge_pull_request(number)
-    response = meshbot.send("pull_request", merged_payload(pull, merge_sha))
-    assert (response.status_code, response.get_json()) == (200, {"ignored": (
-        f"merge request {number} was merged from 'feature/docs', not a promotion branch (meshbot/promote/...): "
-        "nothing to do")})
+    [job] = meshbot.accepted("pull_request", merged_payload(pull, merge_sha))  # only its access files are read
+    meshbot.idle()
+    result = Job.fetch(job, connection=meshbot.engine.redis, serializer=JSONSerializer).return_value()
+    assert result == f"{PROJECT}!{number}: no access file, and no access ever applied: nothing to do"
+    assert promotion_pull(meshbot) is None
 
 
 def test_a_failed_qa_opens_no_promotion_and_production_says_not_promoted(bot: BotFactory) -> None:  # noqa: F811

@@ -175,6 +175,10 @@ def test_a_merge_queues_only_what_differs_where_the_product_is_deployed(redis_en
         "forge": "github", "project": "acme/cashflow", "number": 4, "mergedBy": "owner", "sha": sha}
 
     assert grant_on_merge(repository, redis_engine.redis, forge="github", project="acme/cashflow", number=4,
+                          target_branch="main", merge_sha=sha, merged_by="owner", config=CONFIG) == (
+        "this merge's access run was started before (a retried job): nothing more to do")
+    assert len(list(redis_engine.redis.scan_iter(run_key("*")))) == 1
+    assert grant_on_merge(repository, redis_engine.redis, forge="github", project="acme/cashflow", number=4,
                           target_branch="release", merge_sha=sha, merged_by="owner", config=CONFIG) == (
         "merged into release, not the default branch: access files there grant nothing")
 

@@ -80,21 +80,22 @@ def merged(branch: str, from_fork: bool = False, merge_sha: str = SHA) -> MergeR
                               target_branch="main", merge_sha=merge_sha, from_fork=from_fork, merged_by="carla")
 
 
+ACCESS_JOB = JobRequest("handlers.access.grant", ("gitlab", "data/shop", 9, "main", SHA, "carla"),
+                        "access grants of gitlab data/shop merge request 9 merged at 9c1e4f0b0d7a")
+
+
 def test_a_merged_promotion_merge_request_promotes():
-    [job] = route(merged("meshbot/promote/production/1.1.0"))
+    [job, grant] = route(merged("meshbot/promote/production/1.1.0"))
     assert job == JobRequest("handlers.promote.promote",
                              ("gitlab", "data/shop", 9, "meshbot/promote/production/1.1.0", "main", SHA),
                              "promote gitlab data/shop merge request 9 (meshbot/promote/production/1.1.0) merged at "
                              "9c1e4f0b0d7a")
+    assert grant == ACCESS_JOB
 
 
-def test_other_merged_merge_requests_start_nothing():
-    assert route(merged("feature/forecast")) == Ignored(
-        "merge request 9 was merged from 'feature/forecast', not a promotion branch (meshbot/promote/...): "
-        "nothing to do")
-    assert route(merged("meshbot/import/3/ledger")) == Ignored(
-        "merge request 9 was merged from 'meshbot/import/3/ledger', not a promotion branch (meshbot/promote/...): "
-        "nothing to do")
-    assert route(merged("meshbot/promote/production/1.1.0", from_fork=True)) == Ignored(
-        "merge request 9 was merged from a fork's 'meshbot/promote/production/1.1.0': promotion branches are "
-        "meshbot's own, in the repository itself")
+def test_every_other_merge_only_looks_at_access_files():
+    assert route(merged("feature/forecast")) == [ACCESS_JOB]
+    assert route(merged("meshbot/access/sales/alice")) == [ACCESS_JOB]
+    # a fork's promotion branch is not meshbot's: it promotes nothing, and its merged content is in the repository
+    assert route(merged("meshbot/promote/production/1.1.0", from_fork=True)) == [
+        ACCESS_JOB]
