@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 import redis
@@ -12,13 +12,14 @@ import redis
 from bot.console.svg import Span, dependency_graph_svg, duration_seconds, timeline_svg
 from bot.descriptor.model import Descriptor
 from bot.engine.deployed import RedisDeployedStates
-from bot.engine.drift import deployed_products, load_report
+from bot.engine.drift import load_report
 from bot.engine.plan import build_plan
+from bot.engine.policy_impact import deployed_descriptors, impacts, stored
 from bot.engine.status import environments as product_environment_names
 from bot.engine.status import product_status
 from bot.engine.store import PREFIX, Store, as_text, deployment_key, history_key, product_key, tasks_key
 from policies.engine import evaluate
-from policies.model import Policy, Status
+from policies.model import Policy
 
 PRODUCT_HEAD = f"{PREFIX}:product:"
 HISTORY_HEAD = f"{PREFIX}:history:"
@@ -316,26 +317,14 @@ def _stages(tasks: Sequence[Any]) -> list[list[str]]:
 
 
 def policies_document(connection: redis.Redis, policies: Sequence[Policy], visible: set[str]) -> dict[str, Any]:
-    """Every policy, and the deployed (visible) data products that fail it now (drafts evaluated as if in grace)."""
-    states = RedisDeployedStates(connection)
-    failing: dict[str, list[dict[str, Any]]] = {policy.id: [] for policy in policies}
-    trial = [dataclasses.replace(policy, status=Status.GRACE) if policy.status is Status.DRAFT else policy
-             for policy in policies]
-    for data_product, environment in deployed_products(connection):
-        if data_product not in visible:
-            continue
-        deployed = states.deployed(data_product, environment)
-        if deployed is None:
-            continue
-        results = evaluate(Descriptor(data=dict(deployed.descriptor), environment=environment), trial,
-                           previous_missing="the console compares with no earlier descriptor")
-        for result in results:
-            if result.errors and result.policy in failing:
-                failing[result.policy].append({
-                    "dataProduct": data_product, "environment": environment, "resource": result.resource,
-                    "errors": [error.message for error in result.errors[:5]]})
+    """Every policy, and the deployed (visible) data products that fail it now (drafts evaluated as if enabled)."""
+    found = deployed_descriptors(connection, visible=visible, origins=False)
+    evaluated = [stored(deployed, reason) for deployed, reason in found if isinstance(reason, str)]
+    failing = {impact.policy.id: impact.failing for impact in impacts(policies, evaluated, date.today())}
     return {"policies": [{
         "id": policy.id, "description": policy.description, "status": str(policy.status),
         "severity": str(policy.severity), "target": str(policy.target), "file": policy.file,
-        "builtin": policy.builtin, "failing": failing[policy.id]} for policy in policies]}
-
+        "builtin": policy.builtin, "failing": [{
+            "dataProduct": failure.data_product, "environment": failure.environment, "resource": failure.resource,
+            "errors": [error.message for error in failure.errors[:5]]} for failure in failing[policy.id]],
+    } for policy in policies]}

@@ -180,9 +180,10 @@ def impact_json(found: Sequence[PolicyImpact], today: date, environment: str | N
 # ---------------------------------------------------------------- reading (I/O)
 
 
-def deployed_descriptors(connection: redis.Redis, environment: str | None = None,
-                         visible: set[str] | None = None) -> list[tuple[Deployed, Origin | str]]:
-    """Every deployed descriptor (in environment, of the visible products), with where it came from or why unknown."""
+def deployed_descriptors(connection: redis.Redis, environment: str | None = None, visible: set[str] | None = None,
+                         origins: bool = True) -> list[tuple[Deployed, Origin | str]]:
+    """Every deployed descriptor (in environment, of the visible products), with where it came from or why unknown
+    (without origins: no deployment record is read, and each says so)."""
     states, store = RedisDeployedStates(connection), Store(connection)
     found: list[tuple[Deployed, Origin | str]] = []
     for data_product, where in deployed_products(connection):
@@ -190,6 +191,9 @@ def deployed_descriptors(connection: redis.Redis, environment: str | None = None
             continue
         deployed = states.deployed(data_product, where)
         if deployed is None:
+            continue
+        if not origins:
+            found.append((deployed, "repositories not read"))
             continue
         record = store.load_static(deployed.deployment) if deployed.deployment else None
         if record is None:
@@ -213,6 +217,12 @@ def assemble_at(origin: Origin, environment: str) -> Descriptor:
     return assemble(RevisionReader(repository, origin.sha), environment, ForgeLocations(client, client.web_url))
 
 
+def stored(deployed: Deployed, no_position: str) -> Evaluated:
+    """The deployed descriptor as stored (no positions), evaluable."""
+    return Evaluated(deployed, Descriptor(data=dict(deployed.descriptor), environment=deployed.environment),
+                     no_position=no_position)
+
+
 class Positions:
     """Deployed descriptors made evaluable with positions: assembled again from their commit where reachable."""
 
@@ -225,25 +235,24 @@ class Positions:
     def evaluable(self, deployed: Deployed, origin: Origin | str) -> Evaluated:
         """The descriptor to evaluate: the repository's (with positions) when it is the one deployed, else the
         stored one with the reason there are no positions."""
-        stored = Descriptor(data=dict(deployed.descriptor), environment=deployed.environment)
         if isinstance(origin, str):
-            return Evaluated(deployed, stored, no_position=origin)
+            return stored(deployed, origin)
         key = (origin.forge, origin.project, origin.sha)
         if key not in self.repositories and self.max_repositories is not None \
                 and len(self.repositories) >= self.max_repositories:
             self.skipped.add(key)
-            return Evaluated(deployed, stored, no_position=f"repository not read: at most {self.max_repositories} "
-                                                           f"repositories are read {self.per}")
+            return stored(deployed, f"repository not read: at most {self.max_repositories} repositories are read "
+                                    f"{self.per}")
         self.repositories.add(key)
         try:
             assembled = self.read(origin, deployed.environment)
         except InputErrors as invalid:
-            return Evaluated(deployed, stored, no_position=f"{origin} does not assemble: {invalid.errors[0]}")
+            return stored(deployed, f"{origin} does not assemble: {invalid.errors[0]}")
         except Exception as error:  # any failure of a forge or its client leaves this one product without positions
             why = str(error)[:200] or type(error).__name__
-            return Evaluated(deployed, stored, no_position=f"repository not reachable: {origin}: {why}")
+            return stored(deployed, f"repository not reachable: {origin}: {why}")
         if not same_descriptor(assembled.data, deployed.descriptor):
-            return Evaluated(deployed, stored, no_position=f"{origin} no longer assembles the deployed descriptor")
+            return stored(deployed, f"{origin} no longer assembles the deployed descriptor")
         return Evaluated(deployed, assembled, origin=origin)
 
 
@@ -253,8 +262,7 @@ def assess(policies: Sequence[Policy], found: Sequence[tuple[Deployed, Origin | 
     tried, wanted = trial(policies), {policy.id for policy in policies}
     failing = []
     for deployed, origin in found:
-        stored = Descriptor(data=dict(deployed.descriptor), environment=deployed.environment)
-        results = evaluate(stored, tried, previous_missing=PREVIOUS_MISSING, today=today)
+        results = evaluate(stored(deployed, "").descriptor, tried, previous_missing=PREVIOUS_MISSING, today=today)
         if any(result.errors and result.policy in wanted for result in results):
             failing.append(positions.evaluable(deployed, origin))
     return impacts(policies, failing, today, changes)
