@@ -9,6 +9,7 @@ One comment on the merge request reports it; most merges touch no access file an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,11 +27,12 @@ from bot.descriptor.model import Descriptor, component_name
 from bot.engine.access import APPLIED, FAILED, SKIPPED, UNCHANGED, AccessRun, AccessStore, AclChange, start_run
 from bot.engine.deployed import RedisDeployedStates
 from bot.engine.status import environments as known_environments
+from bot.engine.store import as_text
 from policies.report import markdown_environment
 from vcs.base import ForgeError, Repository
 from vcs.reader import RevisionReader
 
-INVALID, UNKNOWN_PORT, NO_ADAPTER = "invalid", "unknown port", "no adapter"
+INVALID, UNKNOWN_PORT, UNREADABLE = "invalid", "unknown port", "unreadable"
 MERGE_MEMORY_SECONDS = 7 * 86400  # a retried job of the same merge starts no second run
 COMMENT_LIMIT = 60_000  # under GitHub's 65,536 characters
 
@@ -65,9 +67,18 @@ def needs_update(desired: list[str], applied: list[str] | None) -> bool:
     return desired != applied
 
 
+NEWS = frozenset({APPLIED, FAILED, INVALID, UNKNOWN_PORT, UNREADABLE})
+
+
 def worth_reporting(entries: Sequence[dict[str, Any]]) -> bool:
-    """Whether a merge gets a comment: it had an access file, or refs were applied before (there is news)."""
-    return bool(entries)
+    """Whether a merge gets a comment: something was granted, revoked, failed or is wrong; never for a merge that
+    leaves every port unchanged (or not deployed), which is most merges."""
+    return any(entry.get("status") in NEWS for entry in entries)
+
+
+def problem_fingerprint(entry: dict[str, Any]) -> str:
+    """What an invalid or unknown access file's report says, to tell it once and not on every later merge."""
+    return json.dumps([entry.get("status"), entry.get("errors"), entry.get("known")], sort_keys=True)
 
 
 # ---------------------------------------------------------------------- reading the merge commit
@@ -195,8 +206,9 @@ def grant_on_merge(repository: Repository, connection: redis.Redis, *, forge: st
                                             or [] if isinstance(item, dict)}
         applied[environment] = {port: entry.refs for port, entry in access.applied(first.id, environment).items()}
     plan = plan_access(files, descriptors, applied, deployed_components, config)
-    if not plan.decided and not plan.changes:
-        return "no access file changes anything where the data product is deployed"
+    plan.decided = _new_problems(connection, f"{forge}:{project}", files, plan.decided)
+    if not plan.changes and not worth_reporting(plan.decided):
+        return "no access changes where the data product is deployed: nothing to send or report"
     plan.data_product = first.id
     once = f"meshbot:access-merge:{forge}:{project}:{number}:{merge_sha}"
     if not connection.set(once, "1", nx=True, ex=MERGE_MEMORY_SECONDS):
@@ -204,6 +216,30 @@ def grant_on_merge(repository: Repository, connection: redis.Redis, *, forge: st
     run_id = start_run(connection, AccessRun(origin, first.id, plan.changes), plan.decided)
     changes = sum(len(items) for items in plan.changes.values())
     return f"access run {run_id}: {changes} updateacl call(s) queued, {len(plan.decided)} settled"
+
+
+def _new_problems(connection: redis.Redis, repository: str, files: dict[str, PortAccess],
+                  decided: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """decided without the invalid or unknown access files already reported as they are now (told once per state);
+    a file that is fine again is forgotten, so a new mistake in it is told."""
+    key = f"meshbot:access:problems:{repository}"
+    told = {as_text(path): as_text(value) for path, value in connection.hgetall(key).items()}
+    kept: list[dict[str, Any]] = []
+    problems: dict[Any, Any] = {}
+    for entry in decided:
+        if entry.get("status") in (INVALID, UNKNOWN_PORT):
+            problems[str(entry["path"])] = problem_fingerprint(entry)
+            if told.get(str(entry["path"])) == problems[str(entry["path"])]:
+                continue
+        kept.append(entry)
+    fixed = [path for path in told if path not in problems]
+    with connection.pipeline() as pipeline:
+        if fixed:
+            pipeline.hdel(key, *fixed)
+        if problems:
+            pipeline.hset(key, mapping=problems)
+        pipeline.execute()
+    return kept
 
 
 def first_error(invalid: InputErrors) -> str:
@@ -214,7 +250,7 @@ def first_error(invalid: InputErrors) -> str:
 def _refuse(connection: redis.Redis, origin: dict[str, Any], message: str, report: bool) -> str:
     """The data product could not be read at the merge commit: said on the merge request when it has access files."""
     if report:
-        start_run(connection, AccessRun(origin, ""), [{"status": "unreadable", "message": message}])
+        start_run(connection, AccessRun(origin, ""), [{"status": UNREADABLE, "message": message}])
     return f"not applied: {message}"
 
 
@@ -227,7 +263,7 @@ def access_comment(data_product: str, entries: Sequence[dict[str, Any]]) -> str:
     for entry in entries:
         granted, revoked = refs_diff(entry.get("before") or [], entry.get("refs") or [])
         rows.append({**entry, "granted": granted, "revoked": revoked})
-    order = {APPLIED: 0, FAILED: 1, INVALID: 2, UNKNOWN_PORT: 3, "unreadable": 4, SKIPPED: 5, UNCHANGED: 6}
+    order = {APPLIED: 0, FAILED: 1, INVALID: 2, UNKNOWN_PORT: 3, UNREADABLE: 4, SKIPPED: 5, UNCHANGED: 6}
     rows.sort(key=lambda row: (order.get(str(row.get("status")), 9), str(row.get("port", "")),
                                str(row.get("environment", ""))))
     text = markdown_environment().get_template("access_result.md.j2").render(data_product=data_product, rows=rows)

@@ -59,7 +59,9 @@ def test_updateacl_is_needed_only_when_the_refs_differ_from_those_applied():
     assert needs_update([], ["user:alice"])  # a revert: revoke
     assert not needs_update(["user:alice"], ["user:alice"])
     assert not worth_reporting([])
-    assert worth_reporting([{"status": "unchanged"}])
+    assert not worth_reporting([{"status": "unchanged"}, {"status": "skipped"}])  # most merges: no comment
+    for news in ("applied", "failed", "invalid", "unknown port", "unreadable"):
+        assert worth_reporting([{"status": "unchanged"}, {"status": news}])
 
 
 def files(**ports: list[Consumer] | None) -> dict[str, PortAccess]:
@@ -203,3 +205,29 @@ def test_a_merge_without_access_files_does_nothing_unless_access_was_applied_bef
     [key] = [key.decode() for key in redis_engine.redis.scan_iter(run_key("*"))]
     assert [(item["port"], item["refs"]) for item in json.loads(redis_engine.redis.hget(key, "changes:development"))
             ] == [("transactions", [])]
+
+
+def test_an_invalid_file_is_told_once_until_it_changes(redis_engine):
+    descriptor = example_descriptor()
+    redis_engine.store.set_product(PRODUCT, "development", status="DEPLOYED", deployed=deployed_record(
+        descriptor.data, "1.0.0", "d1", "2026-01-01T00:00:00Z", "DEPLOYED"))
+    repository = MemoryForge().add("acme/cashflow", example_files())
+
+    def merge(number: int, content: bytes) -> str:
+        sha = repository.push("main", {"access/daily-cashflow.yaml": content})
+        return grant_on_merge(repository, redis_engine.redis, forge="github", project="acme/cashflow", number=number,
+                              target_branch="main", merge_sha=sha, merged_by="owner", config=CONFIG)
+
+    def decided() -> list[str]:
+        runs = sorted(key.decode() for key in redis_engine.redis.scan_iter(run_key("*")))
+        return [entry["status"] for entry in json.loads(redis_engine.redis.hget(runs[-1], "decided"))]
+
+    assert merge(1, b"consumers:\n  - robot: r2d2\n").endswith(": 0 updateacl call(s) queued, 1 settled")
+    assert decided() == ["invalid"]
+    assert merge(2, b"consumers:\n  - robot: r2d2\n") == (
+        "no access changes where the data product is deployed: nothing to send or report")
+    assert merge(3, b"consumers:\n  - robot: r2d2\n  - droid: c3po\n").endswith(": 0 updateacl call(s) queued, "
+                                                                            "1 settled")  # a new mistake: told
+    assert merge(4, b"consumers: []\n") == (
+        "no access changes where the data product is deployed: nothing to send or report")  # nobody, never applied
+    assert merge(5, b"consumers:\n  - robot: r2d2\n").endswith("1 settled")  # fixed, then broken again: told
