@@ -179,12 +179,20 @@ def test_a_bad_policy_file_exits_two_with_its_position(deployed: Deployed) -> No
     result = deployed.meshbot("policies", "test", str(deployed.policies), "--config", deployed.config)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == f"{bad}:5:9: field 'status': 'maybe' is not one of draft, grace, enabled\n"
+    as_json = deployed.meshbot("policies", "test", str(deployed.policies), "--config", deployed.config,
+                               "--format", "json")
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout) == {"errors": [{
+        "message": "field 'status': 'maybe' is not one of draft, grace, enabled", "file": str(bad), "line": 5,
+        "column": 9}]}
 
 
 def test_an_unknown_environment_or_an_empty_folder_is_an_input_error(deployed: Deployed, tmp_path: Path) -> None:
     unknown = deployed.meshbot("policies", "test", str(deployed.policies), "--config", deployed.config, "--env", "qa")
     assert (unknown.returncode, unknown.stderr) == (2, "meshbot: environment 'qa' is not in the server configuration "
                                                        "(known: development, production)\n")
+    bare = deployed.meshbot("policies")
+    assert bare.returncode == 2 and "test" in bare.stderr and bare.stdout == ""
     (tmp_path / "empty").mkdir()
     empty = deployed.meshbot("policies", "test", str(tmp_path / "empty"), "--config", deployed.config)
     assert (empty.returncode, empty.stderr) == (2, f"{tmp_path / 'empty'}: no policy files (*.yaml, *.yml) in this "
