@@ -11,6 +11,7 @@ import redis
 
 from bot.console.svg import Span, dependency_graph_svg, duration_seconds, timeline_svg
 from bot.descriptor.model import Descriptor
+from bot.engine import compliance
 from bot.engine.deployed import RedisDeployedStates
 from bot.engine.drift import load_report
 from bot.engine.plan import build_plan
@@ -216,6 +217,7 @@ def product(connection: redis.Redis, data_product: str, policies: Sequence[Polic
             "deployment": deployment or None, "waiting": waiting, "components": components,
             "deployed": None if deployed is None else {"version": deployed.version, "deployment": deployed.deployment,
                                                        "deployedAt": deployed.deployed_at},
+            "compliance": compliance.document(connection, data_product, environment),
             "governance": governance(descriptor, environment, policies),
             "drift": None if report is None else report.as_json(),
             "graph": graph(descriptor, environment, states),

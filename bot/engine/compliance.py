@@ -386,3 +386,12 @@ def full_check_due(last: RoundState, current_fingerprint: str, interval_seconds:
     if interval_seconds > 0 and (age is None or age >= interval_seconds):
         return f"the last check is older than {interval_seconds} s"
     return None
+
+
+def document(connection: redis.Redis, data_product: str, environment: str, history_limit: int = 10) -> dict[str, Any]:
+    """The latest compliance result and a short history, as the console shows them (None, [] when never checked)."""
+    latest = load(connection, data_product, environment)
+    return {"latest": latest.as_json() if latest is not None else None,
+            "history": [{"checkedAt": entry.checked_at, "outcome": entry.outcome, "summary": entry.summary(),
+                         "version": entry.version, "fingerprint": entry.fingerprint[:12]}
+                        for entry in history(connection, data_product, environment, history_limit)]}
