@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from bot.console.consumers import consumers
 from bot.console.svg import Span, dependency_graph_svg, duration_seconds, timeline_svg
 from bot.descriptor.model import Descriptor
 from bot.engine import compliance
@@ -221,6 +222,7 @@ def product(connection: redis.Redis, data_product: str, policies: Sequence[Polic
             "governance": governance(descriptor, environment, policies),
             "drift": None if report is None else report.as_json(),
             "graph": graph(descriptor, environment, states),
+            "consumers": consumers(connection, data_product, environment),  # output ports' applied access
             "history": history(connection, data_product, environment),
         })
     first = next((entry for entry in shown if entry["deployed"]), shown[0])

@@ -123,6 +123,13 @@ class AccessStore:
         """The last attempts of an output port, newest first."""
         return [json.loads(item) for item in self.redis.lrange(attempts_key(data_product, environment, port), 0, -1)]
 
+    def ports(self, data_product: str, environment: str) -> list[str]:
+        """Every output port with refs applied or an attempt recorded, sorted."""
+        prefix = attempts_key(data_product, environment, "")
+        pattern = "".join(f"\\{c}" if c in "*?[]\\" else c for c in prefix) + "*"
+        tried = {as_text(key)[len(prefix):] for key in self.redis.scan_iter(match=pattern, count=1000)}
+        return sorted(tried | set(self.applied(data_product, environment)))
+
     def record(self, data_product: str, environment: str, port: str, attempt: dict[str, Any],
                applied: Applied | None) -> None:
         """Keep an attempt (bounded history) and, when the adapter accepted it, the refs now applied."""
