@@ -58,7 +58,8 @@ CASES = {
         {"message": "use-case template folder not found", "file": "nowhere", "line": None, "column": None}]),
     "config": (["check", "repo", "--config", "broken.yaml"], [MALFORMED, {
         "message": "configuration: unknown key 'polices' (known keys: adapters, policies, environments, "
-                    "marketplace, redis_url, deployments, deploy, merge_requests, releases, catch_up, public_url)",
+                    "marketplace, redis_url, deployments, deploy, merge_requests, releases, catch_up, "
+                    "policy_engines, compliance, access, public_url)",
         "file": "broken.yaml", "line": 1, "column": 1}]),
 }
 

@@ -225,5 +225,6 @@ def test_invalid_config_exits_two(tmp_path, capsys):
     assert main(["check", EXAMPLE, "--config", str(tmp_path / "meshbot.yaml")]) == 2
     assert capsys.readouterr().err == (
         f"{tmp_path / 'meshbot.yaml'}:1:1: configuration: unknown key 'polices' (known keys: adapters, policies, "
-        "environments, marketplace, redis_url, deployments, deploy, merge_requests, releases, catch_up, public_url)\n"
+        "environments, marketplace, redis_url, deployments, deploy, merge_requests, releases, catch_up, "
+        "policy_engines, compliance, access, public_url)\n"
     )
