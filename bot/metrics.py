@@ -88,6 +88,9 @@ DEPLOYMENTS = Counter("meshbot_deployments", "Deployments ended, by operation an
 ADAPTER_ERRORS = Counter("meshbot_adapter_errors",
                          "Tech adapter calls that failed (no answer, a timeout, HTTP 5xx, a malformed or FAILED "
                          "answer); a refusal is a verdict, not an error.", ("adapter", "operation"))
+COMPLIANCE_CHECKS = Counter("meshbot_compliance_checks",
+                            "Compliance checks of a deployed data product in an environment against today's policies, "
+                            "by outcome (compliant, grace, non_compliant).", ("environment", "outcome"))
 
 DEPLOYMENT_DURATION = Histogram(
     "meshbot_deployment_duration_seconds",
@@ -106,7 +109,7 @@ LOCK_WAIT = Histogram(
     ("environment",), (0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 21600))
 
 COUNTERS = (EVENTS, FORGE_API_CALLS, RATE_LIMIT_WAITS, RATE_LIMIT_WAIT_SECONDS, DELIVERIES, REVIEWS, DEPLOYMENTS,
-            ADAPTER_ERRORS)
+            ADAPTER_ERRORS, COMPLIANCE_CHECKS)
 HISTOGRAMS = (DEPLOYMENT_DURATION, TASK_DURATION, ADAPTER_CALL_DURATION, LOCK_WAIT)
 
 # Backwards-compatible names of the first two hashes.
@@ -190,6 +193,14 @@ def count_deployment(connection: redis.Redis, operation: str, outcome: str, seco
     batch = Batch().count(DEPLOYMENTS, (operation, outcome))
     if seconds is not None:
         batch.observe(DEPLOYMENT_DURATION, (operation, outcome), seconds)
+    batch.send(connection)
+
+
+def count_compliance(connection: redis.Redis, outcomes: Iterable[tuple[str, str]]) -> None:
+    """Count compliance checks, one per (environment, outcome)."""
+    batch = Batch()
+    for environment, outcome in outcomes:
+        batch.count(COMPLIANCE_CHECKS, (environment, outcome))
     batch.send(connection)
 
 

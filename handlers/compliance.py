@@ -24,7 +24,7 @@ from bot.engine.periodic import (
     schedule_next,
 )
 from bot.forge.compliance_issue import check_product
-from bot.metrics import count_event
+from bot.metrics import count_compliance, count_event
 from policies.loader import policies_for
 from vcs import factory
 
@@ -105,6 +105,7 @@ def check(data_product: str, environments: list[str]) -> str:
         return f"the configuration or the policies cannot be read: {error}"
     finally:
         connection.delete(pending_key(data_product))
+    count_compliance(connection, [(checked.environment, checked.outcome) for checked in result.results])
     if result.forge is not None:
         count_event(connection, result.forge, "compliance_check", result.api_calls)
     return result.message

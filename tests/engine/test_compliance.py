@@ -17,6 +17,7 @@ from bot.engine.compliance import ComplianceResult, RoundState, fingerprint, ful
 from bot.engine.deployed import Deployed, deployed_record
 from bot.engine.periodic import COMPLIANCE, COMPLIANCE_JOB, start_compliance_sweep
 from bot.engine.runner import QUEUE_NAME
+from bot.metrics import render
 from policies.loader import load_policies
 from tests.deploy_harness import ENVIRONMENT, Engine, Start, example_descriptor, wait_for
 
@@ -188,6 +189,9 @@ def test_a_round_checks_everything_once_then_only_when_the_policies_or_a_deploym
     run_round(running)
     assert compliance.load(running.redis, product, ENVIRONMENT) is None
     assert compliance.checked_products(running.redis) == set()  # no issue to close: no longer followed
+    scraped = render(running.redis).decode()
+    assert 'meshbot_compliance_checks_total{environment="development",outcome="compliant"} 1.0' in scraped
+    assert 'meshbot_compliance_checks_total{environment="development",outcome="non_compliant"} 2.0' in scraped
 
 
 def test_two_hundred_deployed_products_are_checked_in_one_round(start: Start, configured: Path) -> None:
