@@ -206,3 +206,16 @@ def test_two_hundred_deployed_products_are_checked_in_one_round(start: Start, co
     print(f"200 deployed data products checked in {seconds:.1f} s on 2 workers")
     assert len(compliance.checked_pairs(running.redis)) == 200
     assert seconds < 120
+
+
+def test_a_round_with_unreadable_policies_says_so_and_checks_nothing(redis_engine, tmp_path):
+    from bot.config import ServerConfig
+    from handlers.compliance import run_sweep
+
+    folder = policy_folder(tmp_path / "policies")
+    (folder / "broken.yaml").write_text("id: broken\nstatus: sometimes\n")
+    set_deployed(redis_engine, "urn:dmb:dp:a:b:1", ENVIRONMENT, example_descriptor().data, "d1")
+    queue = Queue(QUEUE_NAME, connection=redis_engine.redis, serializer=JSONSerializer)
+    message = run_sweep(queue, ServerConfig(policy_folders=[folder]), NOW)
+    assert message.startswith("the policies cannot be read: ") and "broken.yaml" in message, message
+    assert queue.count == 0 and compliance.round_state(redis_engine.redis) == RoundState()
