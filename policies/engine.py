@@ -1,19 +1,23 @@
-"""Evaluate policies on a descriptor: each compiled schema or built-in, on each resource it selects."""
+"""Evaluate policies on a descriptor: each compiled schema, built-in or remote engine, on each resource it selects."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from bot.descriptor.model import Descriptor, format_path
+from bot.descriptor.yamldump import dump_yaml
 from bot.descriptor.yamlsafe import DataPath
 from policies.builtins import BUILTINS, CheckContext
 from policies.model import Failure, Policy, PolicyResult, Severity, Status, Target, effective_status
+from policies.remote import RESOURCE_TYPE_COMPONENT, RESOURCE_TYPE_SYSTEM, EngineError, Question
 
 MAX_FAILURES_PER_RESULT = 50
 MAX_MESSAGE_LENGTH = 300
+REMOTE_CONCURRENCY = 8  # remote evaluations in flight at once, per evaluate() call
 
 
 def evaluate(
@@ -25,24 +29,74 @@ def evaluate(
     `previous` is the deployed descriptor that breaking-change checks compare with; without it they report
     "not evaluated" with `previous_missing` as the reason (e.g. "nothing deployed in production").
     A grace policy whose `grace_until` is on or before `today` (default: the local date) runs as enabled.
+    Remote policies are asked concurrently (at most REMOTE_CONCURRENCY at once); the order stays the same.
     """
     context = _Previous(previous, previous_missing, today or date.today())
     active = [policy for policy in policies if policy.status is not Status.DRAFT]
     component_policies = [policy for policy in active if policy.target is Target.COMPONENT]
     selected = _select_components(descriptor, component_policies)
-    results: list[PolicyResult] = []
+    tasks: list[tuple[Policy, DataPath, Any]] = []
     for policy in active:
         if policy.target is Target.DATA_PRODUCT:
             if policy.selector.matches(descriptor.data, descriptor.environment):
-                results.append(_run(policy, descriptor, (), descriptor.data, context))
+                tasks.append((policy, (), descriptor.data))
         else:
-            for index in selected[policy.id]:
-                results.append(
-                    _run(policy, descriptor, ("components", index), descriptor.components[index], context)
-                )
+            tasks.extend((policy, ("components", index), descriptor.components[index]) for index in selected[policy.id])
+    results = [_run(policy, descriptor, path, instance, context) for policy, path, instance in tasks]
+    _ask_engines(descriptor, [(task, result) for task, result in zip(tasks, results, strict=True)
+                              if task[0].remote is not None])
     if descriptor.warnings:
         results.append(catalog_warnings(descriptor))
     return results
+
+
+RemoteTask = tuple[tuple[Policy, DataPath, Any], PolicyResult]
+
+
+def _ask_engines(descriptor: Descriptor, remote: list[RemoteTask]) -> None:
+    """Fill each remote policy's result from its engine: in a bounded thread pool when there are several."""
+    if not remote:
+        return
+    contents: dict[DataPath, str] = {}
+    questions = []
+    for (policy, path, instance), result in remote:
+        if path not in contents:
+            contents[path] = dump_yaml(instance)
+        questions.append(Question(
+            policy=policy.id, version=policy.version, resource_id=result.resource, content=contents[path],
+            resource_type=RESOURCE_TYPE_SYSTEM if policy.target is Target.DATA_PRODUCT else RESOURCE_TYPE_COMPONENT,
+            environment=descriptor.environment,
+        ))
+
+    def ask(index: int) -> None:
+        (policy, path, _), result = remote[index]
+        _remote_outcome(policy, descriptor, path, questions[index], result)
+
+    if len(remote) == 1:
+        ask(0)
+        return
+    with ThreadPoolExecutor(max_workers=min(REMOTE_CONCURRENCY, len(remote)),
+                            thread_name_prefix="policy-engine") as pool:
+        list(pool.map(ask, range(len(remote))))
+
+
+def _remote_outcome(policy: Policy, descriptor: Descriptor, path: DataPath, question: Question,
+                    result: PolicyResult) -> None:
+    """The engine's verdict as failures at the resource's position, or its failure to answer as engine_error."""
+    if policy.engine is None:
+        result.engine_error = f"policy engine '{policy.remote}' is not in the server configuration"
+        return
+    try:
+        verdict = policy.engine.verdict(question)
+    except EngineError as error:
+        result.engine_error = str(error)
+        return
+    if verdict.satisfied:
+        return
+    messages = verdict.errors or (f"policy engine '{policy.remote}' found the policy not satisfied (no reason given)",)
+    where, position = format_path(path), descriptor.position(path)
+    result.errors = [Failure(message=message, path=where, position=position)
+                     for message in messages[:MAX_FAILURES_PER_RESULT]]
 
 
 CATALOG_POLICY = "catalog-entities"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -12,13 +13,15 @@ from typing import Any
 
 import jsonschema
 import jsonschema_rs
+import redis
 
-from bot.config import ServerConfig
+from bot.config import PolicyEngineSettings, ServerConfig
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
 from bot.descriptor.files import MAX_FILE_BYTES
 from bot.descriptor.yamlsafe import YamlDocument, load_single
 from policies.builtins import BUILTINS
 from policies.model import SELECTOR_FIELDS, Policy, Selector, Severity, Status, Target
+from policies.remote import RemoteEngine, VerdictCache, cache_for, engines_for
 
 PACKAGE_DIRECTORY = Path(__file__).resolve().parent
 BUILTIN_DIRECTORY = PACKAGE_DIRECTORY / "builtin"
@@ -33,8 +36,15 @@ def _file_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-def load_policies(folders: Sequence[str | Path] = (), include_builtin: bool = True) -> list[Policy]:
-    """The built-in policies (unless excluded) and every policy file in the folders, in a stable order."""
+def load_policies(folders: Sequence[str | Path] = (), include_builtin: bool = True,
+                  engines: Mapping[str, PolicyEngineSettings] | None = None,
+                  cache: VerdictCache | None = None) -> list[Policy]:
+    """The built-in policies (unless excluded) and every policy file in the folders, in a stable order.
+
+    `engines` are the server configuration's remote policy engines (none by default: a `remote:` policy is then
+    refused); their definite answers are kept in cache (default: this process's LRU).
+    """
+    clients = engines_for(engines or {}, cache)
     directories = ([BUILTIN_DIRECTORY] if include_builtin else []) + [Path(folder) for folder in folders]
     errors: list[InputError] = []
     policies: list[Policy] = []
@@ -44,7 +54,7 @@ def load_policies(folders: Sequence[str | Path] = (), include_builtin: bool = Tr
             continue
         for path in sorted(p for p in directory.rglob("*") if p.suffix in POLICY_SUFFIXES and p.is_file()):
             try:
-                policies.append(load_policy_file(path))
+                policies.append(load_policy_file(path, clients))
             except InputErrors as invalid:
                 errors.extend(invalid.errors)
     first_file: dict[str, str] = {}
@@ -60,32 +70,59 @@ def load_policies(folders: Sequence[str | Path] = (), include_builtin: bool = Tr
     return policies
 
 
-def policies_for(config: ServerConfig) -> list[Policy]:
-    """The built-in policies and those of the configuration's policy folders (what every review and deploy runs)."""
-    return load_policies(config.policy_folders)
+def policies_for(config: ServerConfig, connection: redis.Redis | None = None) -> list[Policy]:
+    """The built-in policies and those of the configuration's policy folders (what every review and deploy runs).
+
+    Remote verdicts are cached in Redis too when a connection is given, or when this runs in an RQ job (its
+    connection), so that every worker process shares them.
+    """
+    connection = connection if connection is not None else _job_connection()
+    return load_policies(config.policy_folders, engines=config.policy_engines, cache=cache_for(connection))
 
 
-def load_policy_file(path: Path) -> Policy:
-    """One policy; InputErrors naming the file, the field and its line when the file is invalid."""
+def _job_connection() -> redis.Redis | None:
+    """The Redis connection of the RQ job this process is running, if any."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    return job.connection if job is not None else None
+
+
+def load_policy_file(path: Path, engines: Mapping[str, RemoteEngine] | None = None) -> Policy:
+    """One policy; InputErrors naming the file, the field and its line when the file is invalid.
+
+    `engines` are the clients of the configured remote engines a `remote:` policy may name.
+    """
     label = str(path)
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise InputErrors([InputError(f"file is {size} bytes, over the 1 MiB limit", SourcePosition(label))])
-    document = load_single(path.read_bytes(), label)
+    content = path.read_bytes()
+    document = load_single(content, label)
     if document is None or not isinstance(document.value, dict):
         raise InputErrors([InputError("a policy file must be a mapping (id, description, target, ...)",
                                       SourcePosition(label, 1, 1))])
-    _check_fields(document)
-    return _build(document)
+    engines = engines or {}
+    _check_fields(document, engines)
+    policy = _build(document)
+    policy.version = hashlib.sha256(content).hexdigest()
+    policy.engine = engines.get(policy.remote) if policy.remote is not None else None
+    return policy
 
 
-def _check_fields(document: YamlDocument) -> None:
+CHECKS = ("schema", "builtin", "remote")
+
+
+def _check_fields(document: YamlDocument, engines: Mapping[str, RemoteEngine]) -> None:
     value: dict[str, Any] = document.value
-    has_schema, has_builtin = "schema" in value, "builtin" in value
-    if has_schema == has_builtin:
+    checks = [key for key in value if key in CHECKS]
+    has_schema, has_builtin, has_remote = ("schema" in checks), ("builtin" in checks), ("remote" in checks)
+    if len(checks) != 1:
         raise InputErrors([InputError(
-            "a policy needs exactly one check: 'schema' (JSON Schema) or 'builtin' (a built-in check name)",
-            document.position(("builtin",) if has_builtin else ()),
+            "a policy needs exactly one check: 'schema' (JSON Schema), 'builtin' (a built-in check name) or "
+            "'remote' (a policy engine of the server configuration)"
+            + (f"; this one has {', '.join(map(repr, checks))}" if checks else ""),
+            document.position((checks[1],) if len(checks) > 1 else ()),
         )])
     problems = sorted(
         (error for error in _file_validator().iter_errors(value) if error.validator != "oneOf"),
@@ -102,6 +139,10 @@ def _check_fields(document: YamlDocument) -> None:
         known = ", ".join(sorted(BUILTINS))
         errors.append(InputError(f"field 'builtin': unknown built-in check '{value['builtin']}' (known: {known})",
                                  document.position(("builtin",))))
+    if not errors and has_remote and value["remote"] not in engines:
+        known = ", ".join(sorted(engines)) or "none"
+        errors.append(InputError(f"field 'remote': policy engine '{value['remote']}' is not in the server "
+                                 f"configuration (known: {known})", document.position(("remote",))))
     if not errors and has_schema:
         errors.extend(_schema_errors(document))
     if errors:
@@ -198,6 +239,7 @@ def _build(document: YamlDocument) -> Policy:
         selector=selector,
         schema=schema,
         builtin=value.get("builtin"),
+        remote=value.get("remote"),
         validator=compile_schema(schema) if schema is not None else None,
         grace_until=parse_grace_until(value["grace_until"]) if "grace_until" in value else None,
     )

@@ -6,9 +6,12 @@ import fnmatch
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.descriptor.errors import SourcePosition
+
+if TYPE_CHECKING:
+    from policies.remote import RemoteEngine
 
 
 class Target(StrEnum):
@@ -82,6 +85,9 @@ class Policy:
     builtin: str | None = None
     validator: Any = None
     grace_until: date | None = None  # a grace policy blocks (as if enabled) from this date on
+    remote: str | None = None  # the name of the remote policy engine that evaluates it
+    engine: RemoteEngine | None = None  # that engine's client, set by the loader from the server configuration
+    version: str = ""  # sha256 of the policy file's bytes (remote verdicts are cached per version)
 
 
 def effective_status(policy: Policy, today: date) -> Status:
@@ -124,6 +130,7 @@ class PolicyResult:
     note: str | None = None
     evaluated: bool = True  # False when there was nothing to evaluate against (e.g. nothing deployed yet)
     grace_until: date | None = None  # set while a grace policy's grace runs: it blocks from this date
+    engine_error: str | None = None  # a remote engine gave no answer: the outcome is error, never passed
 
     @property
     def blocks_from(self) -> str | None:
@@ -134,15 +141,18 @@ class PolicyResult:
 
     @property
     def outcome(self) -> str:
-        """`passed`, `failed` or `not_evaluated` (never passed when nothing was compared)."""
+        """`passed`, `failed`, `error` (its engine gave no answer) or `not_evaluated` (never passed then)."""
+        if self.engine_error is not None:
+            return "error"
         if not self.evaluated:
             return "not_evaluated"
         return "failed" if self.errors else "passed"
 
     @property
     def blocking(self) -> bool:
-        """Only a failed, enabled policy of severity error blocks."""
-        return bool(self.errors) and self.status is Status.ENABLED and self.severity is Severity.ERROR
+        """Only a failed (or, failing closed, unanswered) enabled policy of severity error blocks."""
+        failed = bool(self.errors) or self.engine_error is not None
+        return failed and self.status is Status.ENABLED and self.severity is Severity.ERROR
 
     def as_json(self) -> dict[str, Any]:
         """The result as in `meshbot check --format json`."""
@@ -157,6 +167,8 @@ class PolicyResult:
         }
         if self.status is Status.GRACE and self.grace_until is not None:
             result["graceUntil"] = self.grace_until.isoformat()
+        if self.engine_error is not None:
+            result["engineError"] = self.engine_error
         if self.note:
             result["note"] = self.note
         return result

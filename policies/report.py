@@ -33,13 +33,20 @@ class CheckReport:
         return not any(result.blocking for result in self.results)
 
     def failed(self, category: str) -> list[PolicyResult]:
-        """Failed results of one category: blocking, grace, warning or info."""
-        return [result for result in self.results if result.errors and category_of(result) == category]
+        """Failed results of one category: blocking, grace, warning or info (an engine error counts as failed)."""
+        return [result for result in self.results
+                if (result.errors or result.engine_error is not None) and category_of(result) == category]
 
     @property
     def passed_results(self) -> list[PolicyResult]:
         """Results that were evaluated and found nothing wrong."""
-        return [result for result in self.results if result.evaluated and not result.errors]
+        return [result for result in self.results
+                if result.evaluated and not result.errors and result.engine_error is None]
+
+    @property
+    def engine_errors(self) -> list[PolicyResult]:
+        """Results whose remote engine gave no answer (outcome error: never passed, blocking when enabled)."""
+        return [result for result in self.results if result.engine_error is not None]
 
     @property
     def not_evaluated(self) -> list[PolicyResult]:
@@ -90,6 +97,9 @@ def to_text(report: CheckReport, color: bool = False, show_file: Callable[[str],
         for result in report.failed(category):
             lines.append(f"{paint(category, _LABELS[category].ljust(8))}  {result.policy} on {result.resource}  "
                          + paint("dim", f"[{_status_text(result)}] {result.description}"))
+            if result.engine_error is not None:
+                consequence = engine_consequence(result)
+                lines.append(f"    {paint(category, 'ENGINE ERROR')}: {result.engine_error}; {consequence}")
             for failure in result.errors:
                 where = _text_position(failure, show_file)
                 lines.append(f"    {where}{failure.path}: {failure.message}")
@@ -101,6 +111,8 @@ def to_text(report: CheckReport, color: bool = False, show_file: Callable[[str],
         f"{paint('blocking', blocking) if counts['blocking'] else blocking}, "
         f"{counts['grace']} in grace, {counted(counts['warning'], 'warning')}, {counts['info']} info"
     )
+    if report.engine_errors:
+        summary += f", {counted(len(report.engine_errors), 'engine error')} (counted above)"
     if report.not_evaluated:
         summary += f", {len(report.not_evaluated)} not evaluated"
         lines.extend(f"NOT EVALUATED  {result.policy} on {result.resource}: not evaluated: {result.note}"
@@ -109,6 +121,13 @@ def to_text(report: CheckReport, color: bool = False, show_file: Callable[[str],
     lines.append(summary)
     lines.append("Result: " + (paint("passed", "PASSED") if report.passed else paint("blocking", "BLOCKED")))
     return "\n".join(lines) + "\n"
+
+
+def engine_consequence(result: PolicyResult) -> str:
+    """What an engine error means for the result: it blocks (fail closed) when the policy is enabled."""
+    if result.blocking:
+        return "the policy engine gave no verdict, so this policy counts as failed and blocks (fail closed)"
+    return "the policy engine gave no verdict, so this policy was not evaluated"
 
 
 def _status_text(result: PolicyResult) -> str:
@@ -173,6 +192,7 @@ def markdown_environment() -> jinja2.Environment:
     environment.filters["cell"] = lambda text: code_span(text).replace("|", "\\|")
     environment.filters["position"] = markdown_position
     environment.filters["counted"] = counted
+    environment.filters["engine_consequence"] = engine_consequence
     return environment
 
 
@@ -189,6 +209,7 @@ def to_markdown(report: CheckReport, limit: int = MARKDOWN_LIMIT, headline: bool
         for result in report.failed(category):
             lines = [_markdown_failure(failure) for failure in result.errors]
             cost = sum(len(line) + 1 for line in lines) + len(result.policy) + len(result.resource) + 200
+            cost += 2 * len(result.engine_error) + 200 if result.engine_error is not None else 0
             if cost > budget:
                 left_out += len(result.errors)
                 continue
@@ -213,6 +234,7 @@ def to_markdown(report: CheckReport, limit: int = MARKDOWN_LIMIT, headline: bool
         passed=passed,
         passed_shown=passed_shown,
         not_evaluated=report.not_evaluated,
+        engine_errors=report.engine_errors,
         left_out=left_out,
     )
     return body if len(body) <= limit else body[: limit - 80] + "\n\n…(report cut at the comment size limit)\n"

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import PolicyEngineSettings, ServerConfig
 from bot.descriptor.errors import InputErrors
-from policies.loader import BUILTIN_DIRECTORY, load_policies, load_policy_file
+from policies.loader import BUILTIN_DIRECTORY, load_policies, load_policy_file, policies_for
 from policies.model import Selector, Severity, Status, Target
 
 VALID = """\
@@ -73,7 +74,8 @@ def test_bad_id_pattern(tmp_path):
 def test_schema_and_builtin_together_are_refused(tmp_path):
     path = write(tmp_path, "p.yaml", VALID + "builtin: urn-ids\n")
     assert errors_of(path) == [
-        f"{path}:12:10: a policy needs exactly one check: 'schema' (JSON Schema) or 'builtin' (a built-in check name)"
+        f"{path}:12:10: a policy needs exactly one check: 'schema' (JSON Schema), 'builtin' (a built-in check name) "
+        "or 'remote' (a policy engine of the server configuration); this one has 'schema', 'builtin'"
     ]
 
 
@@ -209,3 +211,65 @@ def test_grace_until_on_a_policy_not_in_grace_is_an_error(tmp_path, status):
 
 def test_builtin_policies_carry_no_grace_date():
     assert all(policy.grace_until is None for policy in load_policies())
+
+
+# ---------------------------------------------------------------------- remote policies (policy engines)
+
+REMOTE = """\
+id: cue-check
+description: Checked by the CUE engine
+target: component
+severity: error
+status: enabled
+remote: cue
+"""
+ENGINES = {"cue": PolicyEngineSettings("cue", "http://127.0.0.1:9/evaluate", 5.0),
+           "opa": PolicyEngineSettings("opa", "http://127.0.0.1:9/opa", 5.0)}
+
+
+def test_a_remote_policy_names_a_configured_engine(tmp_path):
+    write(tmp_path, "p.yaml", REMOTE)
+    [policy] = load_policies([tmp_path], include_builtin=False, engines=ENGINES)
+    assert (policy.remote, policy.schema, policy.builtin, policy.validator) == ("cue", None, None, None)
+    assert policy.engine is not None and policy.engine.settings == ENGINES["cue"]
+
+
+def test_an_engine_not_in_the_server_configuration_is_refused_at_remote(tmp_path):
+    path = write(tmp_path, "p.yaml", REMOTE.replace("remote: cue", "remote: cuee"))
+    with pytest.raises(InputErrors) as raised:
+        load_policies([tmp_path], include_builtin=False, engines=ENGINES)
+    assert [str(error) for error in raised.value.errors] == [
+        f"{path}:6:9: field 'remote': policy engine 'cuee' is not in the server configuration (known: cue, opa)"
+    ]
+
+
+def test_without_engines_a_remote_policy_is_refused_naming_none(tmp_path):
+    path = write(tmp_path, "p.yaml", REMOTE)
+    assert errors_of(path) == [
+        f"{path}:6:9: field 'remote': policy engine 'cue' is not in the server configuration (known: none)"
+    ]
+
+
+@pytest.mark.parametrize(("extra", "second", "line"), [
+    ("builtin: urn-ids\n", "'builtin'", 7), ("schema: {type: object}\n", "'schema'", 7),
+])
+def test_remote_and_another_check_are_refused(tmp_path, extra, second, line):
+    path = write(tmp_path, "p.yaml", REMOTE + extra)
+    [error] = errors_of(path)
+    assert error.startswith(f"{path}:{line}:")
+    assert error.endswith(f"a policy needs exactly one check: 'schema' (JSON Schema), 'builtin' (a built-in check "
+                          f"name) or 'remote' (a policy engine of the server configuration); this one has 'remote', "
+                          f"{second}")
+
+
+def test_remote_must_be_an_engine_name(tmp_path):
+    path = write(tmp_path, "p.yaml", REMOTE.replace("remote: cue", "remote: [cue]"))
+    assert errors_of(path) == [f"{path}:6:1: field 'remote': ['cue'] is not of type 'string'"]
+
+
+def test_policies_for_passes_the_configured_engines(tmp_path):
+    write(tmp_path, "p.yaml", REMOTE)
+    config = ServerConfig(policy_folders=[str(tmp_path)], policy_engines=ENGINES)
+    assert [policy.id for policy in policies_for(config) if policy.remote] == ["cue-check"]
+    with pytest.raises(InputErrors):
+        policies_for(ServerConfig(policy_folders=[str(tmp_path)]))

@@ -172,3 +172,66 @@ def test_review_comment_says_when_a_grace_policy_blocks_from():
 def test_json_report_carries_the_grace_date():
     results = to_json(dated_grace_report())["results"]
     assert [r.get("graceUntil") for r in results] == ["2027-03-01", None, None]
+
+
+# ---------------------------------------------------------------------- remote policy engines that gave no answer
+
+
+def engine_error_report():
+    unreached = result("cue-sla")
+    unreached.engine_error = "policy engine 'cue' timed out after 10 s"
+    grace = result("opa-owner", status="grace", resource="urn:dmb:dp:finance:cashflow:1")
+    grace.engine_error = "policy engine 'opa' answered HTTP 500"
+    return report(unreached, grace, result("block", errors=[FAILURE]), result("ok"))
+
+
+def test_an_engine_error_is_its_own_outcome_never_passed_and_blocks_when_enabled():
+    built = engine_error_report()
+    assert [r.outcome for r in built.results] == ["error", "error", "failed", "passed"]
+    assert [r.blocking for r in built.results] == [True, False, True, False]
+    assert not built.passed
+    assert [r.policy for r in built.passed_results] == ["ok"]
+    assert [r.policy for r in built.engine_errors] == ["cue-sla", "opa-owner"]
+    assert [r.policy for r in built.failed("blocking")] == ["cue-sla", "block"]
+    assert [r.policy for r in built.failed("grace")] == ["opa-owner"]
+
+
+def test_text_report_shows_engine_errors_distinctly():
+    text = to_text(engine_error_report())
+    assert ("    ENGINE ERROR: policy engine 'cue' timed out after 10 s; the policy engine gave no verdict, so "
+            "this policy counts as failed and blocks (fail closed)") in text.splitlines()
+    assert text.splitlines()[-2] == ("1 passed, 2 blocking, 1 in grace, 0 warnings, 0 info, "
+                                     "2 engine errors (counted above)")
+    assert_golden("governance-engine-error.txt", text)
+
+
+def test_review_comment_shows_engine_errors_distinctly():
+    body = to_markdown(engine_error_report())
+    assert body.startswith("### meshbot governance: ❌ blocked\n")
+    assert "| ⛔ policy engine errors (counted above) | 2 |" in body
+    assert ("- ⛔ **engine error**: policy engine 'cue' timed out after 10 s; the policy engine gave no verdict, "
+            "so this policy counts as failed and blocks (fail closed)") in body.splitlines()
+    assert ("- ⛔ **engine error**: policy engine 'opa' answered HTTP 500; the policy engine gave no verdict, "
+            "so this policy was not evaluated") in body.splitlines()
+    assert "| `cue-sla` |" not in body  # not among the passed checks
+    assert_golden("governance-engine-error.md", body)
+
+
+def test_engine_error_text_is_escaped_in_the_comment():
+    unreached = result("cue-sla")
+    unreached.engine_error = "policy engine 'cue' answered **bold** <b>@team</b>"
+    body = to_markdown(report(unreached))
+    assert "answered \\*\\*bold\\*\\* &lt;b&gt;@\u200bteam&lt;/b&gt;" in body
+
+
+def test_json_report_names_the_engine_error():
+    results = to_json(engine_error_report())["results"]
+    assert [(r["outcome"], r["blocking"], r.get("engineError")) for r in results] == [
+        ("error", True, "policy engine 'cue' timed out after 10 s"),
+        ("error", False, "policy engine 'opa' answered HTTP 500"),
+        ("failed", True, None), ("passed", False, None)]
+
+
+def test_reports_without_engine_errors_have_no_such_row():
+    body = to_markdown(report(result("ok")))
+    assert "engine error" not in body and "engine error" not in to_text(report(result("ok")))
