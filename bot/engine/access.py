@@ -18,7 +18,8 @@ from datetime import timedelta
 from typing import Any
 
 import redis
-from rq import Retry
+from rq import Callback, Retry
+from rq.job import Job
 
 from adapters.client import TechAdapterClient
 from adapters.payloads import component_request
@@ -170,10 +171,28 @@ def start_run(connection: redis.Redis, run: AccessRun, decided: list[dict[str, A
     if not environments:
         _enqueue_report(connection, run_id)
     for environment in environments:
-        queue(connection).enqueue(APPLY_JOB, run_id, environment, 0, job_id=f"meshbot-access-{run_id}-{environment}",
-                                  job_timeout=_job_timeout(run.changes[environment]), result_ttl=600,
-                                  failure_ttl=86400, retry=Retry(max=1))
+        queue(connection).enqueue(APPLY_JOB, run_id, environment, 0, **_apply_options(
+            f"meshbot-access-{run_id}-{environment}", run.changes[environment]))
     return run_id
+
+
+def _apply_options(job_id: str, changes: list[AclChange]) -> dict[str, Any]:
+    """How an apply job is queued: retried once (updateacl is idempotent), its failure reported as the outcome."""
+    return {"job_id": job_id, "job_timeout": _job_timeout(changes), "result_ttl": 600, "failure_ttl": 86400,
+            "retry": Retry(max=1), "on_failure": Callback(f"{__name__}.on_apply_failure")}
+
+
+def on_apply_failure(job: Job, connection: redis.Redis, exc_type: Any, value: Any, traceback: Any) -> None:
+    """An apply job crashed or its worker died for good: its ports failed (nothing recorded), and the run reports."""
+    if job.retries_left:
+        return
+    run_id, environment = str(job.args[0]), str(job.args[1])
+    raw = connection.hget(run_key(run_id), f"changes:{environment}")
+    if raw is None or connection.hexists(run_key(run_id), f"outcome:{environment}"):
+        return
+    message = f"the updateacl job failed ({exc_type.__name__}: {value}); nothing recorded as applied"
+    _finish(connection, run_id, environment, [_entry(environment, AclChange.from_json(item), FAILED, [], message)
+                                              for item in json.loads(raw)])
 
 
 def run_record(connection: redis.Redis, run_id: str) -> dict[str, Any] | None:
@@ -227,8 +246,8 @@ def apply_with(connection: redis.Redis, run_id: str, environment: str, waits: in
             locks.holder(product, environment) != holder:
         if waits < MAX_WAITS:
             queue(connection).enqueue_in(timedelta(seconds=WAIT_SECONDS), APPLY_JOB, run_id, environment, waits + 1,
-                                         job_id=f"meshbot-access-{run_id}-{environment}-{waits + 1}",
-                                         job_timeout=_job_timeout(changes), result_ttl=600, failure_ttl=86400)
+                                         **_apply_options(f"meshbot-access-{run_id}-{environment}-{waits + 1}",
+                                                          changes))
             return "waiting for the deploy lock"
         message = f"not applied: deployments of the data product in {environment} held it for over two hours"
         entries = [_entry(environment, change, FAILED, [], message) for change in changes]

@@ -33,6 +33,7 @@ from vcs.base import ForgeError, Repository
 from vcs.reader import RevisionReader
 
 INVALID, UNKNOWN_PORT, UNREADABLE = "invalid", "unknown port", "unreadable"
+MAX_ACCESS_FILES = 100
 MERGE_MEMORY_SECONDS = 7 * 86400  # a retried job of the same merge starts no second run
 COMMENT_LIMIT = 60_000  # under GitHub's 65,536 characters
 
@@ -86,11 +87,15 @@ def problem_fingerprint(entry: dict[str, Any]) -> str:
 
 def read_access_files(reader: RevisionReader) -> dict[str, PortAccess]:
     """Every access file at the revision, by output port name; an unreadable one carries its errors."""
-    found = {}
+    found: dict[str, PortAccess] = {}
     for path in reader.list_files():
         port = output_port_of(path)
         if port is None or port in found:
             continue
+        if len(found) >= MAX_ACCESS_FILES:  # each file is a forge call: a repository cannot make meshbot read more
+            found[port] = PortAccess(port, path, None, [InputError(
+                f"not read, nor any access file after it: over {MAX_ACCESS_FILES} access files", SourcePosition(path))])
+            break
         try:
             found[port] = PortAccess(port, path, read_consumers(reader.read_bytes(path), path))
         except InputErrors as invalid:

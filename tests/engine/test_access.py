@@ -123,3 +123,16 @@ def test_provision_info_is_the_provisioning_request_and_result_and_a_failure_rec
     assert (skipped["status"], skipped["message"]) == ("skipped", f"not deployed in {ENVIRONMENT}")
     assert len(scripted.requests("/v1/updateacl")) == 1
     running.assert_clean((descriptor.id, ENVIRONMENT))
+
+
+def test_an_apply_job_that_crashes_twice_reports_its_ports_failed(start, tmp_path):
+    with running_adapter(tmp_path / "adapter.db") as adapter:
+        running = start(1)
+        product, port = deployed(running, adapter.url)
+        broken = AclChange(port="daily-cashflow", component=port, refs=["user:alice"], adapter={"timeout": 5})
+        [entry] = run(running, product, [broken])  # no url: the job raises, is retried once, then reports
+        assert (entry["status"], entry["refs"]) == ("failed", ["user:alice"])
+        assert entry["message"] == ("the updateacl job failed (KeyError: 'url'); nothing recorded as applied")
+        assert AccessStore(running.redis).applied(product, ENVIRONMENT) == {}
+        assert acl(adapter.database, port) == []
+        running.assert_clean((product, ENVIRONMENT))  # the lock was released on the way out

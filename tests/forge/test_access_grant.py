@@ -231,3 +231,12 @@ def test_an_invalid_file_is_told_once_until_it_changes(redis_engine):
     assert merge(4, b"consumers: []\n") == (
         "no access changes where the data product is deployed: nothing to send or report")  # nobody, never applied
     assert merge(5, b"consumers:\n  - robot: r2d2\n").endswith("1 settled")  # fixed, then broken again: told
+
+
+def test_a_repository_cannot_make_meshbot_read_more_than_a_hundred_access_files():
+    many = {f"access/port-{index:03d}.yaml": b"consumers: []\n" for index in range(105)}
+    repository = MemoryForge().add("acme/cashflow", {**example_files(), **many})
+    found = read_access_files(RevisionReader(repository, "main"))
+    assert len(found) == 101
+    [error] = found["port-100"].errors
+    assert str(error) == "access/port-100.yaml: not read, nor any access file after it: over 100 access files"
