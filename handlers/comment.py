@@ -23,7 +23,8 @@ def commands(forge: str, project: str, number: int, comment_id: str, body: str, 
     config = load_config(config_path(None))
     try:
         replies = run_comment(client.repository(project), config, forge, number, comment_id, body, author,
-                              project=project, connection=job.connection, policies=policies_for(config),
+                              project=project, connection=job.connection,
+                              policies=policies_for(config, connection=job.connection),
                               remote=ForgeLocations(client, client.web_url))
     finally:
         count_event(job.connection, forge, "comment", client.api_calls, client.take_rate_limit_waits())

@@ -22,7 +22,8 @@ def promote(forge: str, project: str, number: int, source_branch: str, target_br
     try:
         outcome = promote_release(client.repository(project), job.connection, forge=forge, project=project,
                                   number=number, source_branch=source_branch, target_branch=target_branch,
-                                  merge_sha=merge_sha, config=config, policies=policies_for(config),
+                                  merge_sha=merge_sha, config=config,
+                                  policies=policies_for(config, connection=job.connection),
                                   status_url=config.public_url, remote=ForgeLocations(client, client.web_url))
     finally:
         count_event(job.connection, forge, "promotion", client.api_calls, client.take_rate_limit_waits())

@@ -39,7 +39,7 @@ def deployment_ended(deployment_id: str) -> str:
         config = load_config(config_path(None))
         if needs_follow_up(deployment, config):  # the release stages that wait for this one
             followed = follow_up(repository, job.connection, deployment, config=config,
-                                 policies=policies_for(config),
+                                 policies=policies_for(config, connection=job.connection),
                                  remote=ForgeLocations(client, client.web_url))
     finally:
         count_event(job.connection, forge, "deployment_report", client.api_calls, client.take_rate_limit_waits())

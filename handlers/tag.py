@@ -21,7 +21,7 @@ def release(forge: str, project: str, tag: str, sha: str) -> str:
     client = CallTally(factory.forge(forge))
     try:
         steps = release_commit(client.repository(project), job.connection, forge=forge, project=project, tag=tag,
-                               sha=sha, config=config, policies=policies_for(config),
+                               sha=sha, config=config, policies=policies_for(config, connection=job.connection),
                                status_url=config.public_url, remote=ForgeLocations(client, client.web_url))
     finally:
         count_event(job.connection, forge, "tag", client.api_calls, client.take_rate_limit_waits())

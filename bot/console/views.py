@@ -74,7 +74,7 @@ def console_blueprint(connection: ConnectionSource, config: ConfigSource = defau
     def policies() -> list[Policy]:
         """The server's policies and the built-ins, loaded once per request."""
         if "console_policies" not in g:
-            g.console_policies = policies_for(config())
+            g.console_policies = policies_for(config(), connection=connection())
         return list(g.console_policies)
 
     def refusal(api: bool) -> ResponseReturnValue:
