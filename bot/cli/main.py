@@ -182,7 +182,7 @@ def _check_command(arguments: argparse.Namespace) -> int:
     policies, descriptor, previous = [], None, None
     try:
         config = load_config(config_path(arguments.config))
-        policies = load_policies([*config.policy_folders, *arguments.policies])
+        policies = load_policies([*config.policy_folders, *arguments.policies], engines=config.policy_engines)
     except InputErrors as invalid:
         errors.extend(invalid.errors)
     missing = "no deployed descriptor given (--previous FILE or --against-deployed)"

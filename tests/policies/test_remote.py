@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -311,3 +312,28 @@ def test_policies_are_asked_with_the_status_they_run_with(engine, tmp_path):
     policies = load(tmp_path / "p", engine.url, p=policy_text(status="draft"))
     assert policies[0].status is Status.DRAFT
     assert evaluate(DESCRIPTOR, policies) == [] and engine.received() == []
+
+
+# ---------------------------------------------------------------------- meshbot check
+
+
+def test_meshbot_check_asks_the_engines_of_its_configuration(engine, tmp_path, capsys, monkeypatch):
+    """`meshbot check --config FILE` evaluates remote policies with that file's engines; an engine error blocks."""
+    from bot.cli.main import main
+    from tests.deploy_harness import EXAMPLE
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "cue.yaml").write_text(policy_text(target="dataproduct"))
+    config = tmp_path / "meshbot.yaml"
+    config.write_text(f"policies: [{folder}]\npolicy_engines:\n  cue: {{url: '{engine.url}', timeout: 0.5}}\n")
+    assert main(["check", str(EXAMPLE), "--config", str(config)]) == 0
+    assert [request.body["resourceId"] for request in engine.received()] == [PRODUCT]
+    capsys.readouterr()
+    engine.behave("sleep", delay=2)
+    (folder / "cue.yaml").write_text(policy_text(target="dataproduct") + "# a new version: not in the cache\n")
+    assert main(["check", str(EXAMPLE), "--config", str(config), "--format", "json"]) == 1
+    [remote] = [r for r in json.loads(capsys.readouterr().out)["results"] if r["policy"] == "cue-check"]
+    assert (remote["outcome"], remote["blocking"], remote["engineError"]) == (
+        "error", True, "policy engine 'cue' timed out after 0.5 s")
