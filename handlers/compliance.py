@@ -56,7 +56,7 @@ def run_sweep(queue: Queue, config: ServerConfig, now: datetime | None = None) -
     connection = queue.connection
     now = now or datetime.now(UTC)
     try:
-        policies = policies_for(config)
+        policies = policies_for(config, connection=connection)
     except InputErrors as error:
         log.warning("compliance round: the policies cannot be read: %s", error)
         return f"the policies cannot be read: {error}"
@@ -95,7 +95,7 @@ def check(data_product: str, environments: list[str]) -> str:
     connection: redis.Redis = job.connection
     try:
         config = load_config(config_path(None))
-        policies = policies_for(config)
+        policies = policies_for(config, connection=connection)
         now = datetime.now(UTC)
         result = check_product(connection, config, data_product, environments, policies,
                                compliance.fingerprint(policies, now.date()), now, factory.forge)

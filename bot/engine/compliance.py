@@ -37,7 +37,8 @@ HISTORY_REPEAT_SECONDS = 86400  # an unchanged outcome is recorded again after t
 MESSAGE_LIMIT = 20  # messages kept per failing result
 MESSAGE_LENGTH = 500  # characters kept per message
 PREVIOUS_MISSING = "a compliance check compares with no earlier descriptor"
-COMPLIANT, GRACE, NON_COMPLIANT = "compliant", "grace", "non_compliant"
+COMPLIANT, GRACE, NON_COMPLIANT, UNKNOWN = "compliant", "grace", "non_compliant", "unknown"
+UNANSWERED = "unanswered"  # the category of a remote policy whose engine gave no answer
 ROUND_KEY = f"{PREFIX}:compliance:round"
 PRODUCTS_KEY = f"{PREFIX}:compliance:products"
 
@@ -81,7 +82,7 @@ class Finding:
     severity: str
     status: str
     outcome: str  # failed | not_evaluated
-    category: str  # blocking | grace | warning | info | not_evaluated
+    category: str  # blocking | grace | warning | info | not_evaluated | unanswered
     blocking: bool
     grace_until: str | None = None
     messages: tuple[str, ...] = ()
@@ -131,10 +132,13 @@ class ComplianceResult:
 
     @property
     def outcome(self) -> str:
-        """non_compliant (something blocks), grace (only grace failures need attention) or compliant."""
+        """non_compliant (something blocks), grace (only grace failures need attention), unknown (nothing fails but a
+        remote policy engine gave no answer) or compliant."""
         if not self.compliant:
             return NON_COMPLIANT
-        return GRACE if self.of(GRACE) else COMPLIANT
+        if self.of(GRACE):
+            return GRACE
+        return UNKNOWN if self.of(UNANSWERED) else COMPLIANT
 
     @property
     def needs_attention(self) -> bool:
@@ -150,9 +154,10 @@ class ComplianceResult:
     def summary(self) -> str:
         """`compliant`, `compliant, in grace: 1 grace` or `non compliant: 2 blocking, 1 not evaluated` and the like."""
         counts = [(len(self.of(category)), category.replace("_", " "))
-                  for category in ("blocking", GRACE, "warning", "info", "not_evaluated")]
+                  for category in ("blocking", GRACE, "warning", "info", "not_evaluated", UNANSWERED)]
         details = ", ".join(f"{count} {label}" for count, label in counts if count)
-        head = {COMPLIANT: "compliant", GRACE: "compliant, in grace", NON_COMPLIANT: "non compliant"}[self.outcome]
+        head = {COMPLIANT: "compliant", GRACE: "compliant, in grace", NON_COMPLIANT: "non compliant",
+                UNKNOWN: "unknown"}[self.outcome]
         return f"{head}: {details}" if details else head
 
     def as_json(self) -> dict[str, Any]:
@@ -174,17 +179,26 @@ class ComplianceResult:
 
 
 def finding_of(result: PolicyResult) -> Finding | None:
-    """A failed or not evaluated result as a finding; None when it passed."""
-    if result.outcome == "passed":
+    """A failed, unanswered or not evaluated result as a finding; None when it passed.
+
+    A remote policy whose engine gave no answer blocks a deploy (fail closed), but says nothing about what is
+    deployed: here it is `unanswered`, never blocking, and leaves an open compliance issue as it is.
+    """
+    outcome = result.outcome
+    if outcome == "passed":
         return None
     messages = tuple(failure.message[:MESSAGE_LENGTH] for failure in result.errors[:MESSAGE_LIMIT])
+    engine_error = result.engine_error
+    if outcome == "error" and engine_error is not None:
+        return Finding(result.policy, result.resource, str(result.severity), str(result.status), outcome,
+                       UNANSWERED, False, None, (str(engine_error)[:MESSAGE_LENGTH],))
     if not result.evaluated:
         messages = (result.note or PREVIOUS_MISSING,)
         category = "not_evaluated"
     else:
         category = category_of(result)
     grace = result.grace_until.isoformat() if result.grace_until is not None else None
-    return Finding(result.policy, result.resource, str(result.severity), str(result.status), result.outcome,
+    return Finding(result.policy, result.resource, str(result.severity), str(result.status), outcome,
                    category, result.blocking, grace, messages)
 
 

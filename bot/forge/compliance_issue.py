@@ -66,7 +66,9 @@ def issue_action(results: Sequence[ComplianceResult], existing: Issue | None, ti
             return IssueAction.OPENED
         same = existing.body.strip() == body.strip() and existing.title == title
         return IssueAction.UNCHANGED if same else IssueAction.UPDATED
-    return IssueAction.CLOSED if existing is not None else IssueAction.NONE
+    if existing is None or any(result.of(compliance.UNANSWERED) for result in results):
+        return IssueAction.NONE  # a remote engine gave no answer: not known to comply, the issue stays as it is
+    return IssueAction.CLOSED
 
 
 def sync_issue(repository: Repository, bot_user: str, data_product: str,
@@ -145,7 +147,7 @@ def check_product(connection: redis.Redis, config: ServerConfig, data_product: s
         log.warning("compliance issue of %s on %s %s: %s", data_product, name, project, error.message)
         message = f"{data_product}: {summary}; the compliance issue could not be written on {name} {project}: "
         return ProductCheck(results, message + error.message, name, api_calls=repository.api_calls - before)
-    if outcome.action in (IssueAction.OPENED, IssueAction.UPDATED, IssueAction.UNCHANGED):
+    if outcome.action is not IssueAction.CLOSED and outcome.issue is not None:
         connection.set(issue_key(data_product), f"{name} {project}")
     else:
         connection.delete(issue_key(data_product))

@@ -219,3 +219,17 @@ def test_a_round_with_unreadable_policies_says_so_and_checks_nothing(redis_engin
     message = run_sweep(queue, ServerConfig(policy_folders=[folder]), NOW)
     assert message.startswith("the policies cannot be read: ") and "broken.yaml" in message, message
     assert queue.count == 0 and compliance.round_state(redis_engine.redis) == RoundState()
+
+
+def test_a_remote_policy_left_unanswered_is_neither_blocking_nor_compliant():
+    from policies.model import PolicyResult, Severity, Status
+
+    unanswered = PolicyResult("tier", "Tier set", "urn:dmb:dp:a:b:1", Severity.ERROR, Status.ENABLED,
+                              engine_error="engine cue: no answer within 10 s")
+    assert unanswered.blocking  # a deploy fails closed
+    finding = compliance.finding_of(unanswered)
+    assert finding is not None and (finding.category, finding.blocking, finding.messages) == (
+        "unanswered", False, ("engine cue: no answer within 10 s",))
+    result = ComplianceResult("urn:dmb:dp:a:b:1", ENVIRONMENT, "2026-05-01T12:00:00Z", "fp", findings=(finding,))
+    assert (result.outcome, result.compliant, result.needs_attention) == ("unknown", True, False)
+    assert result.summary() == "unknown: 1 unanswered"

@@ -150,3 +150,12 @@ def test_a_product_deployed_from_a_forge_gets_its_issue_and_the_forge_is_left_al
     assert closed.issue is not None and closed.issue.action is IssueAction.CLOSED
     assert [issue.state for issue in repo.issues.values()] == ["closed"]
     assert connection.get(issue_key(PRODUCT)) is None and compliance.checked_products(connection) == set()
+
+
+def test_an_open_issue_stays_open_while_a_remote_engine_gives_no_answer():
+    repo = repository()
+    opened = sync_issue(repo, "meshbot", PRODUCT, [result("production", OWNER)]).issue
+    assert opened is not None
+    silent = Finding("owner-team", PRODUCT, "error", "enabled", "error", "unanswered", False, None, ("no answer",))
+    left = sync_issue(repo, "meshbot", PRODUCT, [result("production", silent)])
+    assert left.action is IssueAction.NONE and repo.issue(opened.number).state == "open"
