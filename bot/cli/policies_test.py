@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the command line registers this module on every start: keep its imports light
     from bot.config import ServerConfig
-    from bot.engine.policy_impact import PolicyImpact, ProductFailure
+    from bot.forge.policy_impact import PolicyImpact, ProductFailure
     from policies.model import Policy
 
 EXIT_NONE_FAIL, EXIT_SOME_FAIL, EXIT_INPUT = 0, 1, 2
@@ -55,8 +55,8 @@ def _test_command(arguments: argparse.Namespace) -> int:
     from bot.cli.common import print_error, print_errors
     from bot.descriptor.errors import InputErrors
     from bot.engine.local_workers import choose_redis, shown_url
-    from bot.engine.policy_impact import Positions, assess, deployed_descriptors, impact_json
     from bot.engine.redis_connection import EmbeddedRedisError
+    from bot.forge.policy_impact import Positions, assess, deployed_descriptors, impact_json
 
     config = _config(arguments)
     if isinstance(config, int):
@@ -121,7 +121,7 @@ def _load(directory: str, config: ServerConfig) -> list[Policy]:
 
 def _changes(policies: Sequence[Policy], config: ServerConfig) -> dict[str, str]:
     """Each DIR policy against the server's: new, changed (another file content) or unchanged."""
-    from bot.engine.policy_impact import change
+    from bot.forge.policy_impact import change
     from policies.loader import policies_for
 
     server = {policy.id: Path(policy.file).read_bytes() for policy in policies_for(config)}
@@ -130,7 +130,7 @@ def _changes(policies: Sequence[Policy], config: ServerConfig) -> dict[str, str]
 
 def impact_text(found: Sequence[PolicyImpact], today: date, environment: str | None, deployed: int) -> str:
     """The terminal report: each policy, what it would do, and the deployed resources failing it."""
-    from bot.engine.policy_impact import failing_products
+    from bot.forge.policy_impact import failing_products
     from policies.report import counted
 
     where = f"in {environment}" if environment else "in every environment"

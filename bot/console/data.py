@@ -16,10 +16,10 @@ from bot.engine import compliance
 from bot.engine.deployed import RedisDeployedStates
 from bot.engine.drift import load_report
 from bot.engine.plan import build_plan
-from bot.engine.policy_impact import deployed_descriptors, impacts, stored
 from bot.engine.status import environments as product_environment_names
 from bot.engine.status import product_status
 from bot.engine.store import PREFIX, Store, as_text, deployment_key, history_key, product_key, tasks_key
+from bot.forge.policy_impact import deployed_descriptors, impacts, stored
 from policies.engine import evaluate
 from policies.model import Policy
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from bot.engine.policy_impact import DescriptorAt, Positions, assemble_at, assess, deployed_descriptors, impact_json
+from bot.forge.policy_impact import DescriptorAt, Positions, assemble_at, assess, deployed_descriptors, impact_json
 from policies.model import Policy, Status
 
 MAX_REPOSITORIES = 10  # repositories read again per page view (positions); the rest are named as not read

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from bot.console.policy_impact import about_to_switch, impact_document
 from bot.descriptor.model import Descriptor
-from bot.engine.policy_impact import Origin
+from bot.forge.policy_impact import Origin
 from policies.loader import load_policy_file
 from policies.model import Policy, Severity, Status, Target
 from tests.cli.test_policies_test import CASHFLOW, LEDGER, ORDERS, TIER_POLICY, deploy_record, files

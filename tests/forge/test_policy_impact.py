@@ -11,7 +11,7 @@ import pytest
 from bot.descriptor.assembly import assemble
 from bot.descriptor.model import Descriptor
 from bot.engine.deployed import Deployed
-from bot.engine.policy_impact import (
+from bot.forge.policy_impact import (
     CHANGED,
     NEW,
     UNCHANGED,
