@@ -21,7 +21,7 @@ from bot.engine.status import product_status
 from bot.engine.store import PREFIX, Store, as_text, deployment_key, history_key, product_key, tasks_key
 from bot.forge.policy_impact import deployed_descriptors, impacts, stored
 from policies.engine import evaluate
-from policies.model import Policy
+from policies.model import Policy, effective_status
 
 PRODUCT_HEAD = f"{PREFIX}:product:"
 HISTORY_HEAD = f"{PREFIX}:history:"
@@ -324,9 +324,12 @@ def policies_document(connection: redis.Redis, policies: Sequence[Policy], visib
     """Every policy, and the deployed (visible) data products that fail it now (drafts evaluated as if enabled)."""
     found = deployed_descriptors(connection, visible=visible, origins=False)
     evaluated = [stored(deployed, reason) for deployed, reason in found if isinstance(reason, str)]
-    failing = {impact.policy.id: impact.failing for impact in impacts(policies, evaluated, date.today())}
+    today = date.today()
+    failing = {impact.policy.id: impact.failing for impact in impacts(policies, evaluated, today)}
     return {"policies": [{
         "id": policy.id, "description": policy.description, "status": str(policy.status),
+        "effectiveStatus": str(effective_status(policy, today)),
+        "graceUntil": policy.grace_until.isoformat() if policy.grace_until else None,
         "severity": str(policy.severity), "target": str(policy.target), "file": policy.file,
         "builtin": policy.builtin, "failing": [{
             "dataProduct": failure.data_product, "environment": failure.environment, "resource": failure.resource,
