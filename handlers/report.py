@@ -9,6 +9,7 @@ from __future__ import annotations
 from rq import get_current_job
 
 from bot.config import config_path, load_config
+from bot.engine.access import queue_after_deployment
 from bot.engine.runner import task_view
 from bot.engine.store import Store
 from bot.forge.links import deployment_url
@@ -28,6 +29,7 @@ def deployment_ended(deployment_id: str) -> str:
     deployment = Store(job.connection).load(deployment_id)
     if deployment is None or not deployment.report_to:
         return "nothing to report"
+    queue_after_deployment(job.connection, deployment)  # a successful deploy: its ACLs follow the access files
     target = deployment.report_to
     forge = str(target["forge"])
     client = CallTally(factory.forge(forge))

@@ -5,6 +5,10 @@ environment are applied by one job on the deploy queue that holds the data produ
 (bot.engine.locks), so an `updateacl` never runs while a deployment of the same product and environment does. The
 refs an adapter accepted are recorded with the time, the merge request and who merged it; a failure records nothing
 applied (the next merge, or a retry, sends the refs again). The last job of a run queues the report to the forge.
+
+A successful deployment of a repository that ever had access files queues `handlers.access.after_deployment`
+(`queue_after_deployment`): the environment's ACLs are brought to what the default branch's access files say. Refs
+applied before a component was unprovisioned (an undeploy, a prune) count as never applied (`removed_since`).
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from rq.job import Job
 from adapters.client import TechAdapterClient
 from adapters.payloads import component_request
 from bot.engine.deployed import RedisDeployedStates
+from bot.engine.deployment import DeploymentState, Operation
 from bot.engine.locks import Locks, lock_key
 from bot.engine.runner import queue, start_next
-from bot.engine.store import PREFIX, Store, as_text, now_iso
+from bot.engine.store import PREFIX, Deployment, Store, as_text, now_iso
 
 APPLY_JOB = f"{__name__}.apply"
 REPORT_JOB = "handlers.access.report"  # renders the run's outcome on its merge request (bot.forge.access_grant)
@@ -35,6 +40,12 @@ WAIT_SECONDS = 3  # between two looks at a deploy lock held by a deployment
 MAX_WAITS = 2400  # two hours of waiting for deployments of the product in that environment to end
 RUN_TTL = 7 * 86400
 PROJECTS_KEY = f"{PREFIX}:access:projects"  # forge:project of every repository that ever had access applied
+FILES_KEY = f"{PREFIX}:access:file-projects"  # forge:project of every repository whose merges ever had access files
+AFTER_DEPLOYMENT_JOB = "handlers.access.after_deployment"  # a deployment succeeded: its environment's ACLs follow
+AFTER_DEPLOYMENT_TTL = 7 * 86400  # a retried report job queues no second after_deployment
+SUCCEEDED = frozenset({DeploymentState.DEPLOYED, DeploymentState.PARTIALLY_DEPLOYED})
+REMOVALS_LOOKED_AT = 50  # newest deployments read to find unprovisions after refs were applied
+EVERY_COMPONENT = "*"  # removed_since: an undeploy removed every component
 
 APPLIED, UNCHANGED, FAILED, SKIPPED = "applied", "unchanged", "failed", "skipped"
 
@@ -64,11 +75,12 @@ class Applied:
     merged_by: str = ""
     project: str = ""
     message: str = ""
+    origin: str = ""  # what asked, when not a merge: "after deployment <id>"
 
     def as_json(self) -> dict[str, Any]:
         """Plain data."""
         return {"refs": self.refs, "appliedAt": self.applied_at, "mergeRequest": self.merge_request,
-                "mergedBy": self.merged_by, "project": self.project, "message": self.message}
+                "mergedBy": self.merged_by, "project": self.project, "message": self.message, "origin": self.origin}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Applied:
@@ -77,7 +89,7 @@ class Applied:
         return cls(refs=[str(ref) for ref in data.get("refs") or []], applied_at=str(data.get("appliedAt") or ""),
                    merge_request=int(number) if isinstance(number, int) else None,
                    merged_by=str(data.get("mergedBy") or ""), project=str(data.get("project") or ""),
-                   message=str(data.get("message") or ""))
+                   message=str(data.get("message") or ""), origin=str(data.get("origin") or ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +100,18 @@ class AclChange:
     component: str
     refs: list[str]
     adapter: dict[str, Any]  # {url, timeout, ca_bundle}: what the server configuration resolved
+    resend: bool = False  # the refs recorded were applied before the component was unprovisioned: send them again
 
     def as_json(self) -> dict[str, Any]:
         """Plain data."""
-        return {"port": self.port, "component": self.component, "refs": self.refs, "adapter": self.adapter}
+        return {"port": self.port, "component": self.component, "refs": self.refs, "adapter": self.adapter,
+                "resend": self.resend}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AclChange:
         """From plain data."""
         return cls(port=str(data["port"]), component=str(data["component"]), refs=[str(r) for r in data["refs"]],
-                   adapter=dict(data["adapter"]))
+                   adapter=dict(data["adapter"]), resend=bool(data.get("resend")))
 
 
 @dataclass(slots=True)
@@ -149,6 +163,92 @@ class AccessStore:
     def knows_project(self, forge: str, project: str) -> bool:
         """Whether access was ever applied for a repository."""
         return bool(self.redis.sismember(PROJECTS_KEY, f"{forge}:{project}"))
+
+    def remember_files(self, forge: str, project: str) -> None:
+        """Note that a merge into a repository's default branch had access files (its deployments must follow them)."""
+        self.redis.sadd(FILES_KEY, f"{forge}:{project}")
+
+    def follows_deployments(self, forge: str, project: str) -> bool:
+        """Whether a repository ever had access files or access applied: only then does a deployment look at them."""
+        member = f"{forge}:{project}"
+        with self.redis.pipeline() as pipeline:
+            pipeline.sismember(FILES_KEY, member)
+            pipeline.sismember(PROJECTS_KEY, member)
+            return any(pipeline.execute())
+
+
+# ---------------------------------------------------------------------- after a deployment
+
+
+def deployment_origin(deployment: Deployment) -> dict[str, Any]:
+    """The origin of the access run after a deployment: its forge and project, and the merge request whose command
+    started it (None for a release tag or a promotion: nothing is commented then)."""
+    target = deployment.report_to or {}
+    number = str((target.get("comment") or {}).get("number") or "")
+    return {"forge": str(target.get("forge") or ""), "project": str(target.get("project") or ""),
+            "number": int(number) if number.isdigit() else None, "mergedBy": "", "sha": "",
+            "deployment": deployment.id, "environment": deployment.environment}
+
+
+def origin_label(origin: dict[str, Any]) -> str:
+    """How the console names a run that no merge asked for: `after deployment <id>`; empty for a merge."""
+    return f"after deployment {origin['deployment']}" if origin.get("deployment") else ""
+
+
+def follows_up(deployment: Deployment) -> bool:
+    """Whether a deployment's end may change access: a successful deploy a forge asked for (pure)."""
+    target = deployment.report_to or {}
+    return (deployment.operation == Operation.DEPLOY and deployment.state in SUCCEEDED
+            and bool(target.get("forge")) and bool(target.get("project")))
+
+
+def queue_after_deployment(connection: redis.Redis, deployment: Deployment) -> bool:
+    """Queue the access job of a successful deployment of a repository that ever had access files, once; whether it
+    was queued. Repositories without access files cost nothing here (no forge call, two Redis reads)."""
+    if not follows_up(deployment):
+        return False
+    target = deployment.report_to or {}
+    if not AccessStore(connection).follows_deployments(str(target["forge"]), str(target["project"])):
+        return False
+    if not connection.set(f"{PREFIX}:access-after:{deployment.id}", "1", nx=True, ex=AFTER_DEPLOYMENT_TTL):
+        return False
+    queue(connection).enqueue(AFTER_DEPLOYMENT_JOB, deployment.id, job_id=f"meshbot-{deployment.id}-access",
+                              retry=Retry(max=3, interval=[5, 30, 120]), result_ttl=600, failure_ttl=86400)
+    return True
+
+
+def removed_since(deployments: list[Deployment], since: str) -> set[str]:
+    """The components unprovisioned by deployments that ended after since (EVERY_COMPONENT for an undeploy): refs
+    applied before then are gone with the resource (pure)."""
+    removed: set[str] = set()
+    for deployment in deployments:
+        if not deployment.finished_at or deployment.finished_at <= since or \
+                deployment.state in (DeploymentState.REFUSED, DeploymentState.FAILED):
+            continue  # ended before, or provisioned nothing
+        if deployment.operation == Operation.UNDEPLOY:
+            removed.add(EVERY_COMPONENT)
+        else:
+            removed.update(str(item) for item in (deployment.reconciliation or {}).get("remove") or [])
+    return removed
+
+
+def recent_deployments(connection: redis.Redis, data_product: str, environment: str) -> list[Deployment]:
+    """The newest deployments of a data product in an environment (at most REMOVALS_LOOKED_AT)."""
+    store = Store(connection)
+    loaded = (store.load(deployment_id) for deployment_id in
+              store.history(data_product, environment)[:REMOVALS_LOOKED_AT])
+    return [deployment for deployment in loaded if deployment is not None]
+
+
+def still_applied(applied: dict[str, Applied], components: dict[str, str],
+                  deployments: list[Deployment]) -> dict[str, Applied]:
+    """The applied refs whose component was not unprovisioned since they were applied (components: port -> id)."""
+    kept: dict[str, Applied] = {}
+    for port, entry in applied.items():
+        gone = removed_since(deployments, entry.applied_at)
+        if EVERY_COMPONENT not in gone and components.get(port) not in gone:
+            kept[port] = entry
+    return kept
 
 
 # ---------------------------------------------------------------------- runs
@@ -294,8 +394,8 @@ def _apply_one(connection: redis.Redis, product: str, environment: str, change: 
     """One output port, under the lock: what is deployed now decides, then the adapter's answer."""
     access = AccessStore(connection)
     before = access.applied(product, environment).get(change.port)
-    before_refs = before.refs if before else []
-    if before is not None and before.refs == change.refs:
+    before_refs = before.refs if before and not change.resend else []  # resend: those refs went with the resource
+    if before is not None and before.refs == change.refs and not change.resend:
         return _entry(environment, change, UNCHANGED, before_refs, "")
     deployed = RedisDeployedStates(connection).deployed(product, environment)
     components = {str(item.get("id")): item for item in (deployed.descriptor.get("components") or [])
@@ -309,14 +409,16 @@ def _apply_one(connection: redis.Redis, product: str, environment: str, change: 
     client = TechAdapterClient(str(adapter["url"]), timeout=float(adapter.get("timeout", 600.0)),
                                ca_bundle=adapter.get("ca_bundle"))
     result = client.update_acl(change.refs, info)
+    label = origin_label(origin)
+    merge_request = None if label else origin.get("number")  # a /deploy's merge request granted nothing: unmerged
     attempt = {"at": now_iso(), "refs": change.refs, "status": str(result.outcome), "message": result.message,
-               "mergeRequest": origin.get("number"), "mergedBy": origin.get("mergedBy", ""),
-               "project": origin.get("project", "")}
+               "mergeRequest": merge_request, "mergedBy": origin.get("mergedBy", ""),
+               "project": origin.get("project", ""), "origin": label}
     applied = None
     if result.ok:
-        applied = Applied(refs=change.refs, applied_at=attempt["at"], merge_request=origin.get("number"),
+        applied = Applied(refs=change.refs, applied_at=attempt["at"], merge_request=merge_request,
                           merged_by=str(origin.get("mergedBy") or ""), project=str(origin.get("project") or ""),
-                          message=result.message)
+                          message=result.message, origin=label)
         access.remember_project(str(origin.get("forge") or ""), str(origin.get("project") or ""))
     access.record(product, environment, change.port, attempt, applied)
     return _entry(environment, change, APPLIED if result.ok else FAILED, before_refs, result.message)

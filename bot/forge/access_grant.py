@@ -5,13 +5,18 @@ product there for each environment where it is deployed, and compares each outpu
 mapped through the server configuration's `access` section) with the refs last applied (bot.engine.access). Only
 ports whose refs differ are sent to the adapter, as the complete list: a later merge that removes a consumer revokes.
 One comment on the merge request reports it; most merges touch no access file and get none.
+
+After a successful deployment of a repository whose merges ever had access files, the same comparison runs for that
+environment with the access files of the default branch head (`grant_after_deployment`): a port deployed after its
+file was merged gets its refs. Its report is a comment on the merge request whose `/deploy` started the deployment;
+after a release tag or a promotion, only the console shows it ("after deployment <id>").
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
@@ -24,10 +29,22 @@ from bot.descriptor.discovery import RemoteLocations
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
 from bot.descriptor.files import FileTooLarge
 from bot.descriptor.model import Descriptor, component_name
-from bot.engine.access import APPLIED, FAILED, SKIPPED, UNCHANGED, AccessRun, AccessStore, AclChange, start_run
+from bot.engine.access import (
+    APPLIED,
+    FAILED,
+    SKIPPED,
+    UNCHANGED,
+    AccessRun,
+    AccessStore,
+    AclChange,
+    deployment_origin,
+    recent_deployments,
+    start_run,
+    still_applied,
+)
 from bot.engine.deployed import RedisDeployedStates
 from bot.engine.status import environments as known_environments
-from bot.engine.store import as_text
+from bot.engine.store import Deployment, as_text
 from policies.report import markdown_environment
 from vcs.base import ForgeError, Repository
 from vcs.reader import RevisionReader
@@ -173,7 +190,7 @@ def _error_json(error: InputError) -> dict[str, Any]:
             "line": position.line if position else None, "column": position.column if position else None}
 
 
-# ---------------------------------------------------------------------- the merge
+# ---------------------------------------------------------------------- the merge, or a deployment
 
 
 def grant_on_merge(repository: Repository, connection: redis.Redis, *, forge: str, project: str, number: int,
@@ -185,20 +202,54 @@ def grant_on_merge(repository: Repository, connection: redis.Redis, *, forge: st
     reader = RevisionReader(repository, merge_sha)
     files = read_access_files(reader)
     access = AccessStore(connection)
-    if not files and not access.knows_project(forge, project):
+    if files:
+        access.remember_files(forge, project)  # its later deployments bring their environment to these files
+    elif not access.knows_project(forge, project):
         return "no access file, and no access ever applied: nothing to do"
     origin = {"forge": forge, "project": project, "number": number, "mergedBy": merged_by, "sha": merge_sha}
+    return grant_at(reader, connection, origin, files, config=config, remote=remote,
+                    once=f"meshbot:access-merge:{forge}:{project}:{number}:{merge_sha}")
+
+
+def grant_after_deployment(repository: Repository, connection: redis.Redis, deployment: Deployment, *,
+                           config: ServerConfig, remote: RemoteLocations | None = None) -> str:
+    """Bring the ACLs of a deployment's environment to the default branch head's access files (never a merge
+    request's head: unmerged access files grant nothing); what was done, in one line."""
+    branch = repository.default_branch()
+    head = repository.branch_head(branch)
+    if head is None:
+        return f"the default branch {branch} has no commit: nothing to do"
+    reader = RevisionReader(repository, head)
+    files = read_access_files(reader)
+    origin = {**deployment_origin(deployment), "sha": head}
+    if not files and not AccessStore(connection).applied(deployment.data_product, deployment.environment):
+        return f"no access file on {branch} and no access applied in {deployment.environment}: nothing to do"
+    return grant_at(reader, connection, origin, files, config=config, remote=remote,
+                    environments=[deployment.environment], data_product=deployment.data_product,
+                    once=f"meshbot:access-deployment:{deployment.id}")
+
+
+def grant_at(reader: RevisionReader, connection: redis.Redis, origin: dict[str, Any], files: dict[str, PortAccess],
+             *, config: ServerConfig, once: str, environments: Sequence[str] | None = None,
+             data_product: str | None = None, remote: RemoteLocations | None = None) -> str:
+    """Compare the access files read at reader's revision with the refs applied, in environments (default: every
+    environment where the data product is deployed), and start the run that sends the differences, once per once."""
+    sha = str(origin.get("sha") or "")
     try:
-        first = assemble(reader, config.merge_request_environment, remote)
+        first = assemble(reader, environments[0] if environments else config.merge_request_environment, remote)
     except InputErrors as invalid:
         return _refuse(connection, origin, first_error(invalid), bool(files))
     except (ForgeError, FileTooLarge, FileNotFoundError) as error:
-        return _refuse(connection, origin, f"cannot read the repository at {merge_sha[:12]}: {error}", bool(files))
+        return _refuse(connection, origin, f"cannot read the repository at {sha[:12]}: {error}", bool(files))
+    if data_product is not None and first.id != data_product:
+        return f"the data product at {sha[:12]} is {first.id}, not {data_product}: nothing applied"
+    access = AccessStore(connection)
     deployed_states = RedisDeployedStates(connection)
     descriptors: dict[str, Descriptor] = {}
     deployed_components: dict[str, set[str]] = {}
     applied: dict[str, dict[str, list[str]]] = {}
-    for environment in known_environments(connection, first.id):
+    stale: dict[str, set[str]] = {}
+    for environment in environments if environments is not None else known_environments(connection, first.id):
         deployed = deployed_states.deployed(first.id, environment)
         if deployed is None:
             continue
@@ -209,15 +260,21 @@ def grant_on_merge(repository: Repository, connection: redis.Redis, *, forge: st
             return _refuse(connection, origin, f"{environment}: {first_error(invalid)}", bool(files))
         deployed_components[environment] = {str(item.get("id")) for item in deployed.descriptor.get("components")
                                             or [] if isinstance(item, dict)}
-        applied[environment] = {port: entry.refs for port, entry in access.applied(first.id, environment).items()}
+        recorded = access.applied(first.id, environment)
+        components = {port: str(item.get("id")) for port, item in output_ports(descriptors[environment]).items()}
+        kept = still_applied(recorded, components, recent_deployments(connection, first.id, environment)) \
+            if recorded else {}
+        applied[environment] = {port: entry.refs for port, entry in kept.items()}
+        stale[environment] = set(recorded) - set(kept)
     plan = plan_access(files, descriptors, applied, deployed_components, config)
-    plan.decided = _new_problems(connection, f"{forge}:{project}", files, plan.decided)
+    plan.changes = {environment: [replace(change, resend=change.port in stale.get(environment, set()))
+                                  for change in changes] for environment, changes in plan.changes.items()}
+    plan.decided = _new_problems(connection, f"{origin.get('forge')}:{origin.get('project')}", files, plan.decided)
     if not plan.changes and not worth_reporting(plan.decided):
         return "no access changes where the data product is deployed: nothing to send or report"
     plan.data_product = first.id
-    once = f"meshbot:access-merge:{forge}:{project}:{number}:{merge_sha}"
     if not connection.set(once, "1", nx=True, ex=MERGE_MEMORY_SECONDS):
-        return "this merge's access run was started before (a retried job): nothing more to do"
+        return "this access run was started before (a retried job): nothing more to do"
     run_id = start_run(connection, AccessRun(origin, first.id, plan.changes), plan.decided)
     changes = sum(len(items) for items in plan.changes.values())
     return f"access run {run_id}: {changes} updateacl call(s) queued, {len(plan.decided)} settled"
@@ -262,8 +319,9 @@ def _refuse(connection: redis.Redis, origin: dict[str, Any], message: str, repor
 # ---------------------------------------------------------------------- the report
 
 
-def access_comment(data_product: str, entries: Sequence[dict[str, Any]]) -> str:
-    """The merge request comment of an access run (templates/comments/access_result.md.j2)."""
+def access_comment(data_product: str, entries: Sequence[dict[str, Any]], origin: dict[str, Any] | None = None) -> str:
+    """The merge request comment of an access run (templates/comments/access_result.md.j2); origin names the
+    deployment that started it, if one did."""
     rows = []
     for entry in entries:
         granted, revoked = refs_diff(entry.get("before") or [], entry.get("refs") or [])
@@ -271,7 +329,10 @@ def access_comment(data_product: str, entries: Sequence[dict[str, Any]]) -> str:
     order = {APPLIED: 0, FAILED: 1, INVALID: 2, UNKNOWN_PORT: 3, UNREADABLE: 4, SKIPPED: 5, UNCHANGED: 6}
     rows.sort(key=lambda row: (order.get(str(row.get("status")), 9), str(row.get("port", "")),
                                str(row.get("environment", ""))))
-    text = markdown_environment().get_template("access_result.md.j2").render(data_product=data_product, rows=rows)
+    origin = origin or {}
+    text = markdown_environment().get_template("access_result.md.j2").render(
+        data_product=data_product, rows=rows, deployment=origin.get("deployment"),
+        environment=origin.get("environment"), sha=str(origin.get("sha") or ""))
     if len(text) > COMMENT_LIMIT:
         text = text[:COMMENT_LIMIT].rsplit("\n", 1)[0] + "\n\n… (cut: the report is longer than a comment holds)\n"
     return text
@@ -282,7 +343,10 @@ def report_run(repository: Repository, record: dict[str, Any]) -> str:
     entries = [*record["decided"], *record["outcomes"]]
     if not worth_reporting(entries):
         return "nothing to report"
-    number = int(record["origin"]["number"])
-    repository.create_comment(number, access_comment(record["dataProduct"], entries))
+    origin = record["origin"]
+    if origin.get("number") is None:  # after a release tag's or a promotion's deployment: the console shows it
+        return "no merge request to report to"
+    number = int(origin["number"])
+    repository.create_comment(number, access_comment(record["dataProduct"], entries, origin))
     return f"reported {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} on merge request {number}"
 

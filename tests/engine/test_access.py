@@ -12,8 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from adapters.reference import sqlite
-from bot.engine.access import AccessRun, AccessStore, AclChange, run_record, start_run
+from bot.engine.access import (
+    EVERY_COMPONENT,
+    AccessRun,
+    AccessStore,
+    AclChange,
+    Applied,
+    deployment_origin,
+    follows_up,
+    queue_after_deployment,
+    removed_since,
+    run_record,
+    start_run,
+    still_applied,
+)
+from bot.engine.deployment import DeploymentState, Operation
 from bot.engine.locks import lock_key
+from bot.engine.runner import queue
+from bot.engine.store import Deployment
 from tests.deploy_harness import ENVIRONMENT, Engine, adapters_for, component_id, example_descriptor, wait_for
 from tests.engine.test_runner import reference_adapters, scripted  # noqa: F401  (fixture)
 from tests.servers.reference_adapter import running_adapter
@@ -136,3 +152,76 @@ def test_an_apply_job_that_crashes_twice_reports_its_ports_failed(start, tmp_pat
         assert AccessStore(running.redis).applied(product, ENVIRONMENT) == {}
         assert acl(adapter.database, port) == []
         running.assert_clean((product, ENVIRONMENT))  # the lock was released on the way out
+
+
+def test_refs_applied_to_a_resource_since_unprovisioned_count_as_never_applied_and_are_sent_again(start, tmp_path):
+    with running_adapter(tmp_path / "adapter.db") as adapter:
+        running = start(1)
+        product, port = deployed(running, adapter.url)
+        [entry] = run(running, product, [change("daily-cashflow", port, ["user:alice"], adapter.url)])
+        with sqlite.connect(adapter.database) as connection:  # as an undeploy does: the resource's ACL is gone
+            sqlite.forget_acl(connection, port)
+        resend = AclChange(port="daily-cashflow", component=port, refs=["user:alice"],
+                           adapter={"url": adapter.url, "timeout": 20}, resend=True)
+        [again] = run(running, product, [resend])
+        assert (again["status"], again["before"], again["refs"]) == ("applied", [], ["user:alice"])
+        assert acl(adapter.database, port) == ["user:alice"]
+        origin = {**ORIGIN, "number": 9, "deployment": "d-42"}
+        run_id = start_run(running.redis, AccessRun(origin, product, {ENVIRONMENT: [resend]}), [])
+        wait_for(lambda: (found := run_record(running.redis, run_id)) and found["pending"] == 0, 20, "the run")
+        applied = AccessStore(running.redis).applied(product, ENVIRONMENT)["daily-cashflow"]
+        assert (applied.origin, applied.merge_request) == ("after deployment d-42", None)  # a /deploy grants nothing
+        attempts = AccessStore(running.redis).attempts(product, ENVIRONMENT, "daily-cashflow")
+        assert [item["origin"] for item in attempts] == ["after deployment d-42", "", ""]
+        running.assert_clean((product, ENVIRONMENT))
+
+
+def record(deployment_id: str, *, operation: Operation = Operation.DEPLOY,
+           state: DeploymentState = DeploymentState.DEPLOYED, finished_at: str | None = "2026-01-05T00:00:00Z",
+           removed: list[str] | None = None, report_to: dict[str, Any] | None = None) -> Deployment:
+    return Deployment(id=deployment_id, data_product="urn:dmb:dp:finance:cashflow:1", environment=ENVIRONMENT,
+                      version="1.0.0", operation=operation, descriptor={}, tasks=[], started_by="test",
+                      report_to=report_to, state=state, finished_at=finished_at,
+                      reconciliation={"remove": removed or []})
+
+
+def test_removals_after_refs_were_applied_void_them():
+    since = "2026-01-03T00:00:00Z"
+    assert removed_since([record("d1", finished_at="2026-01-02T00:00:00Z", operation=Operation.UNDEPLOY),
+                          record("d2", removed=["urn:x"]), record("d3", finished_at=None, removed=["urn:y"]),
+                          record("d4", operation=Operation.UNDEPLOY, state=DeploymentState.REFUSED)], since) == {
+        "urn:x"}  # an older undeploy, an unfinished one and a refused one removed nothing since
+    assert removed_since([record("d5", operation=Operation.UNDEPLOY, state=DeploymentState.CORRUPT)], since) == {
+        EVERY_COMPONENT}
+    applied = {"a": Applied(["user:alice"], since), "b": Applied(["user:bob"], since),
+               "c": Applied(["user:carol"], "2026-01-06T00:00:00Z")}
+    components = {"a": "urn:x", "b": "urn:z", "c": "urn:x"}
+    assert sorted(still_applied(applied, components, [record("d2", removed=["urn:x"])])) == ["b", "c"]
+    assert still_applied(applied, components, [record("d6", operation=Operation.UNDEPLOY,
+                                                      state=DeploymentState.NOT_DEPLOYED)]) == {"c": applied["c"]}
+
+
+def test_only_a_successful_deploy_a_forge_asked_for_is_followed_once_and_only_for_repositories_with_access_files(
+        redis_engine):
+    report_to = {"forge": "github", "project": "acme/cashflow", "comment": {"number": "9", "id": "c1"}}
+    assert follows_up(record("d1", report_to=report_to))
+    assert follows_up(record("d1", report_to=report_to, state=DeploymentState.PARTIALLY_DEPLOYED))
+    assert not follows_up(record("d1", report_to=report_to, state=DeploymentState.CORRUPT))
+    assert not follows_up(record("d1", report_to=report_to, operation=Operation.UNDEPLOY,
+                                 state=DeploymentState.NOT_DEPLOYED))
+    assert not follows_up(record("d1"))  # the CLI's deploy: no forge to read the access files from
+    assert deployment_origin(record("d1", report_to=report_to)) == {
+        "forge": "github", "project": "acme/cashflow", "number": 9, "mergedBy": "", "sha": "",
+        "deployment": "d1", "environment": ENVIRONMENT}
+    assert deployment_origin(record("d1", report_to={"forge": "gitlab", "project": "p", "tag": "v1"}))["number"] \
+        is None
+
+    assert not queue_after_deployment(redis_engine.redis, record("d1", report_to=report_to))  # no access files ever
+    assert queue(redis_engine.redis).count == 0
+    AccessStore(redis_engine.redis).remember_files("github", "acme/cashflow")
+    assert queue_after_deployment(redis_engine.redis, record("d1", report_to=report_to))
+    assert not queue_after_deployment(redis_engine.redis, record("d1", report_to=report_to))  # a retried report
+    [job] = queue(redis_engine.redis).get_jobs()
+    assert (job.func_name, job.args, job.id) == ("handlers.access.after_deployment", ["d1"], "meshbot-d1-access")
+    AccessStore(redis_engine.redis).remember_project("gitlab", "older")  # access applied before the files set
+    assert queue_after_deployment(redis_engine.redis, record("d2", report_to={"forge": "gitlab", "project": "older"}))

@@ -12,10 +12,13 @@ from bot.descriptor.access_file import Consumer
 from bot.descriptor.errors import InputError, SourcePosition
 from bot.engine.access import AccessStore, Applied, run_key
 from bot.engine.deployed import deployed_record
+from bot.engine.deployment import DeploymentState, Operation
+from bot.engine.store import Deployment
 from bot.forge.access_grant import (
     PortAccess,
     access_comment,
     desired_refs,
+    grant_after_deployment,
     grant_on_merge,
     needs_update,
     plan_access,
@@ -178,7 +181,7 @@ def test_a_merge_queues_only_what_differs_where_the_product_is_deployed(redis_en
 
     assert grant_on_merge(repository, redis_engine.redis, forge="github", project="acme/cashflow", number=4,
                           target_branch="main", merge_sha=sha, merged_by="owner", config=CONFIG) == (
-        "this merge's access run was started before (a retried job): nothing more to do")
+        "this access run was started before (a retried job): nothing more to do")
     assert len(list(redis_engine.redis.scan_iter(run_key("*")))) == 1
     assert grant_on_merge(repository, redis_engine.redis, forge="github", project="acme/cashflow", number=4,
                           target_branch="release", merge_sha=sha, merged_by="owner", config=CONFIG) == (
@@ -240,3 +243,116 @@ def test_a_repository_cannot_make_meshbot_read_more_than_a_hundred_access_files(
     assert len(found) == 101
     [error] = found["port-100"].errors
     assert str(error) == "access/port-100.yaml: not read, nor any access file after it: over 100 access files"
+
+
+def finished(deployment_id: str, environment: str, report_to: dict[str, object] | None,
+             state: DeploymentState = DeploymentState.DEPLOYED, operation: Operation = Operation.DEPLOY,
+             finished_at: str = "2026-01-05T00:00:00Z", removed: list[str] | None = None) -> Deployment:
+    """A finished deployment record of the example product."""
+    return Deployment(id=deployment_id, data_product=PRODUCT, environment=environment, version="1.0.0",
+                      operation=operation, descriptor=example_descriptor().data, tasks=[],
+                      started_by="test", report_to=report_to, state=state, finished_at=finished_at,
+                      reconciliation={"remove": removed or []})
+
+
+def deployed_in(redis_engine, *environments: str) -> None:
+    for environment in environments:
+        redis_engine.store.set_product(PRODUCT, environment, status="DEPLOYED", deployed=deployed_record(
+            example_descriptor().data, "1.0.0", "d1", "2026-01-01T00:00:00Z", "DEPLOYED"))
+
+
+def runs(redis_engine) -> list[dict[str, object]]:
+    found = []
+    for key in sorted(key.decode() for key in redis_engine.redis.scan_iter(run_key("*"))):
+        fields = {name.decode(): value.decode() for name, value in redis_engine.redis.hgetall(key).items()}
+        found.append({name: json.loads(value) if name != "dataProduct" else value for name, value in fields.items()
+                      if name != "pending"})
+    return found
+
+
+def test_a_merge_with_access_files_marks_its_repository_for_later_deployments(redis_engine):
+    access = AccessStore(redis_engine.redis)
+    repository, sha = merge_commit({"README.md": b"a change\n"})
+    grant_on_merge(repository, redis_engine.redis, forge="github", project="acme/cashflow", number=3,
+                   target_branch="main", merge_sha=sha, merged_by="owner", config=CONFIG)
+    assert not access.follows_deployments("github", "acme/cashflow")  # no access file: deployments cost nothing
+    sha = repository.push("main", {"access/daily-cashflow.yaml": b"consumers:\n  - user: alice\n"})
+    assert grant_on_merge(repository, redis_engine.redis, forge="github", project="acme/cashflow", number=4,
+                          target_branch="main", merge_sha=sha, merged_by="owner", config=CONFIG) == (
+        "no access changes where the data product is deployed: nothing to send or report")  # deployed nowhere
+    assert access.follows_deployments("github", "acme/cashflow")
+    assert not access.follows_deployments("gitlab", "acme/cashflow")
+
+
+def test_after_a_deployment_its_environment_follows_the_default_branch_not_the_merge_request(redis_engine):
+    deployed_in(redis_engine, "development", "qa")
+    repository = MemoryForge().add("acme/cashflow", example_files())
+    repository.push("main", {"access/daily-cashflow.yaml": b"consumers:\n  - user: alice\n"})
+    head = repository.push("asks-more", {"access/daily-cashflow.yaml": b"consumers:\n  - user: mallory\n",
+                                         "access/transactions.yaml": b"consumers:\n  - user: mallory\n"})
+    assert head != repository.branch_head("main")
+    report_to = {"forge": "github", "project": "acme/cashflow", "sha": head,
+                 "comment": {"number": "9", "id": "c1"}, "command": "/deploy"}
+    outcome = grant_after_deployment(repository, redis_engine.redis, finished("d-qa", "qa", report_to),
+                                     config=CONFIG)
+    assert outcome.endswith(": 1 updateacl call(s) queued, 0 settled"), outcome
+    [run] = runs(redis_engine)
+    assert sorted(run) == ["changes:qa", "dataProduct", "decided", "origin"]  # that environment only
+    assert [(item["port"], item["refs"], item["resend"]) for item in run["changes:qa"]] == [
+        ("daily-cashflow", ["user:alice@acme.com"], False)]  # mallory's unmerged asks grant nothing
+    assert run["origin"] == {"forge": "github", "project": "acme/cashflow", "number": 9, "mergedBy": "",
+                             "sha": repository.branch_head("main"), "deployment": "d-qa", "environment": "qa"}
+    assert grant_after_deployment(repository, redis_engine.redis, finished("d-qa", "qa", report_to),
+                                  config=CONFIG) == (
+        "this access run was started before (a retried job): nothing more to do")
+
+
+def test_after_a_deployment_applied_refs_count_unless_the_component_was_unprovisioned_since(redis_engine):
+    deployed_in(redis_engine, "qa")
+    repository = MemoryForge().add("acme/cashflow", example_files())
+    repository.push("main", {"access/daily-cashflow.yaml": b"consumers:\n  - user: alice\n"})
+    access = AccessStore(redis_engine.redis)
+    access.record(PRODUCT, "qa", "daily-cashflow", {"status": "COMPLETED"},
+                  Applied(["user:alice@acme.com"], "2026-01-02T00:00:00Z", 3, "owner"))
+    release = {"forge": "github", "project": "acme/cashflow", "sha": "b" * 40, "tag": "v1.0.0"}
+    assert grant_after_deployment(repository, redis_engine.redis, finished("d-2", "qa", release),
+                                  config=CONFIG) == (
+        "no access changes where the data product is deployed: nothing to send or report")  # refs unchanged
+
+    undeploy = finished("d-3", "qa", release, state=DeploymentState.NOT_DEPLOYED, operation=Operation.UNDEPLOY)
+    for deployment in (undeploy, finished("d-4", "qa", release)):  # both end now, after the refs were applied
+        redis_engine.store.create(deployment)
+        redis_engine.store.set_state(deployment.id, deployment.state)
+    outcome = grant_after_deployment(repository, redis_engine.redis, finished("d-4", "qa", release), config=CONFIG)
+    assert outcome.endswith(": 1 updateacl call(s) queued, 0 settled"), outcome  # the undeploy took the refs
+    [run] = runs(redis_engine)
+    assert [(item["port"], item["refs"], item["resend"]) for item in run["changes:qa"]] == [
+        ("daily-cashflow", ["user:alice@acme.com"], True)]
+    assert run["origin"]["number"] is None  # a release tag: no merge request to comment on
+
+
+def test_after_a_deployment_of_another_data_product_nothing_is_applied(redis_engine):
+    deployed_in(redis_engine, "qa")
+    repository = MemoryForge().add("acme/cashflow", example_files())
+    repository.push("main", {"access/daily-cashflow.yaml": b"consumers:\n  - user: alice\n"})
+    other = Deployment(id="d-9", data_product="urn:dmb:dp:finance:cashflow:2", environment="qa", version="2.0.0",
+                       operation=Operation.DEPLOY, descriptor={}, tasks=[], started_by="test",
+                       report_to={"forge": "github", "project": "acme/cashflow"}, state=DeploymentState.DEPLOYED)
+    assert grant_after_deployment(repository, redis_engine.redis, other, config=CONFIG).endswith(
+        f"is {PRODUCT}, not urn:dmb:dp:finance:cashflow:2: nothing applied")
+    assert runs(redis_engine) == []
+
+
+def test_the_comment_after_a_deployment_as_written():
+    rows = [{"environment": "qa", "port": "daily-cashflow", "component": DAILY, "status": "applied",
+             "before": [], "refs": ["user:alice"], "message": "recorded"},
+            {"environment": "qa", "port": "transactions", "component": TRANSACTIONS, "status": "failed",
+             "before": [], "refs": ["user:bob"], "message": "catalog down"}]
+    origin = {"forge": "github", "project": "acme/cashflow", "number": 9, "sha": "c" * 40, "deployment": "d-qa",
+              "environment": "qa"}
+    text = access_comment(PRODUCT, rows, origin)
+    assert "After deployment `d-qa`, access in `qa` follows the access files of the default branch at " \
+           "`cccccccccccc`" in text
+    assert "This changed who may read 1 output port:" in text
+    assert_golden("access-after-deployment.md", text)
+    assert "No access changed with this deployment." in access_comment(PRODUCT, [], origin)
