@@ -21,8 +21,8 @@ def consumers(connection: redis.Redis, data_product: str, environment: str) -> l
         shown.append({
             "port": port, "refs": entry.refs if entry else [], "appliedAt": entry.applied_at if entry else None,
             "mergeRequest": entry.merge_request if entry else None, "mergedBy": entry.merged_by if entry else None,
-            "project": entry.project if entry else None,
+            "project": entry.project if entry else None, "origin": entry.origin if entry else None,
             "status": last.get("status"), "message": last.get("message", ""), "attemptedAt": last.get("at"),
-            "attemptedRefs": last.get("refs", []),
+            "attemptedRefs": last.get("refs", []), "attemptOrigin": last.get("origin", ""),
         })
     return shown

@@ -24,12 +24,18 @@ def test_the_product_page_shows_each_output_ports_consumers_and_the_last_updatea
     assert environment["consumers"] == [
         {"port": "orders", "refs": [], "appliedAt": None, "mergeRequest": None, "mergedBy": None, "project": None,
          "status": "FAILED", "message": "boom", "attemptedAt": "2026-01-04T00:00:00Z",
-         "attemptedRefs": ["group:finance"]},
+         "attemptedRefs": ["group:finance"], "origin": None, "attemptOrigin": ""},
         {"port": "sales", "refs": ["user:alice"], "appliedAt": "2026-01-02T00:00:00Z", "mergeRequest": 12,
          "mergedBy": "owner", "project": "acme/diamond", "status": "FAILED", "message": "catalog <down>",
-         "attemptedAt": "2026-01-03T00:00:00Z", "attemptedRefs": []}]
+         "attemptedAt": "2026-01-03T00:00:00Z", "attemptedRefs": [], "origin": "", "attemptOrigin": ""}]
     page = text(client.get(f"/products/{product}?env=development", headers=HTML))
     assert "<h3>Consumers</h3>" in page and "acme/diamond !12 merged by owner" in page
     assert "catalog &lt;down&gt; (not applied: nobody)" in page and "catalog <down>" not in page  # escaped
+    access.record(product, "development", "orders", {"at": "2026-01-05T00:00:00Z", "status": "COMPLETED",
+                                                     "refs": ["group:finance"], "message": "recorded",
+                                                     "origin": "after deployment d-7"},
+                  Applied(["group:finance"], "2026-01-05T00:00:00Z", origin="after deployment d-7"))
+    page = text(client.get(f"/products/{product}?env=development", headers=HTML))
+    assert page.count("after deployment d-7") == 2  # who applied the refs, and the last attempt's origin
     bad = text(client.get(f"/products/{mesh.bad.data_product}?env=development", headers=HTML))
     assert "No access granted through access/ files here." in bad
