@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from bot.descriptor.collector import collector_paused
 from bot.descriptor.model import Descriptor, format_path
 from bot.descriptor.yamldump import dump_yaml
 from bot.descriptor.yamlsafe import DataPath
@@ -33,21 +34,55 @@ def evaluate(
     """
     context = _Previous(previous, previous_missing, today or date.today())
     active = [policy for policy in policies if policy.status is not Status.DRAFT]
-    component_policies = [policy for policy in active if policy.target is Target.COMPONENT]
-    selected = _select_components(descriptor, component_policies)
-    tasks: list[tuple[Policy, DataPath, Any]] = []
-    for policy in active:
-        if policy.target is Target.DATA_PRODUCT:
-            if policy.selector.matches(descriptor.data, descriptor.environment):
-                tasks.append((policy, (), descriptor.data))
-        else:
-            tasks.extend((policy, ("components", index), descriptor.components[index]) for index in selected[policy.id])
-    results = [_run(policy, descriptor, path, instance, context) for policy, path, instance in tasks]
-    _ask_engines(descriptor, [(task, result) for task, result in zip(tasks, results, strict=True)
-                              if task[0].remote is not None])
+    with collector_paused():
+        buckets, remote = _evaluate_all(descriptor, active, context)
+        results = [result for bucket in buckets for result in bucket]
+    _ask_engines(descriptor, remote)
     if descriptor.warnings:
         results.append(catalog_warnings(descriptor))
     return results
+
+
+def _evaluate_all(
+    descriptor: Descriptor, active: list[Policy], context: _Previous
+) -> tuple[list[list[PolicyResult]], list[RemoteTask]]:
+    """Each active policy's results (in resource order), evaluated component by component, and the remote tasks.
+
+    Component-major: each component is validated against every policy selected for it while it is hot in the
+    cache; the results land in their policy's bucket, so concatenating the buckets gives policy, then resource
+    order without a sort.
+    """
+    buckets: list[list[PolicyResult]] = [[] for _ in active]
+    remote: list[RemoteTask] = []
+    statuses = [effective_status(policy, context.today) for policy in active]
+    for position, policy in enumerate(active):
+        if policy.target is Target.DATA_PRODUCT and policy.selector.matches(descriptor.data, descriptor.environment):
+            task = (policy, (), descriptor.data)
+            result = _run(policy, statuses[position], descriptor, (), descriptor.data, context)
+            buckets[position].append(result)
+            if policy.remote is not None:
+                remote.append((task, result))
+    component_positions = [position for position, policy in enumerate(active) if policy.target is Target.COMPONENT]
+    for index, component, selected in _select_components(descriptor, [active[p] for p in component_positions]):
+        path: DataPath = ("components", index)
+        resource = str(component.get("id", ""))
+        for chosen in selected:
+            position = component_positions[chosen]
+            policy = active[position]
+            status = statuses[position]
+            validator = policy.validator
+            if validator is not None and policy.builtin is None and policy.remote is None:
+                # The hot path: a compiled schema on a component; failures (rare) are explained below.
+                result = PolicyResult(policy.id, policy.description, resource, policy.severity, status, [], None,
+                                      True, policy.grace_until if status is Status.GRACE else None, None)
+                if not validator.is_valid(component):
+                    result.errors = _schema_failures(policy, descriptor, path, component)
+            else:
+                result = _run(policy, status, descriptor, path, component, context)
+                if policy.remote is not None:
+                    remote.append(((policy, path, component), result))
+            buckets[position].append(result)
+    return buckets, remote
 
 
 RemoteTask = tuple[tuple[Policy, DataPath, Any], PolicyResult]
@@ -115,10 +150,12 @@ def catalog_warnings(descriptor: Descriptor) -> PolicyResult:
     )
 
 
-def _select_components(descriptor: Descriptor, policies: list[Policy]) -> dict[str, list[int]]:
-    """Component indexes per policy; selectors are matched once per distinct component signature."""
-    selected: dict[str, list[int]] = {policy.id: [] for policy in policies}
-    by_signature: dict[tuple[Any, ...], list[Policy]] = {}
+def _select_components(
+    descriptor: Descriptor, policies: list[Policy]
+) -> Iterator[tuple[int, dict[str, Any], list[int]]]:
+    """(index, component, indexes of the policies selecting it) per component; selectors matched once per signature."""
+    by_signature: dict[tuple[Any, ...], list[int]] = {}
+    environment = descriptor.environment
     for index, component in enumerate(descriptor.components):
         if not isinstance(component, dict):
             continue  # not a component at all: the specification policy reports it
@@ -129,11 +166,11 @@ def _select_components(descriptor: Descriptor, policies: list[Policy]) -> dict[s
         )
         matching = by_signature.get(signature)
         if matching is None:
-            matching = [p for p in policies if p.selector.matches(component, descriptor.environment)]
+            matching = [number for number, policy in enumerate(policies)
+                        if policy.selector.matches(component, environment)]
             by_signature[signature] = matching
-        for policy in matching:
-            selected[policy.id].append(index)
-    return selected
+        if matching:
+            yield index, component, matching
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +180,10 @@ class _Previous:
     today: date
 
 
-def _run(policy: Policy, descriptor: Descriptor, path: DataPath, instance: Any, previous: _Previous) -> PolicyResult:
+def _run(
+    policy: Policy, status: Status, descriptor: Descriptor, path: DataPath, instance: Any, previous: _Previous
+) -> PolicyResult:
     resource = str(instance.get("id", "")) if isinstance(instance, dict) else ""
-    status = effective_status(policy, previous.today)
     result = PolicyResult(
         policy=policy.id,
         description=policy.description,

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from bot.descriptor.collector import collector_paused
 from bot.descriptor.discovery import Discovery, RemoteLocations, discover
 from bot.descriptor.entities import (
     BACKSTAGE_KINDS,
@@ -24,6 +25,7 @@ from bot.descriptor.files import MAX_FILE_BYTES, FileReader, FileTooLarge
 from bot.descriptor.merge import deep_merge
 from bot.descriptor.model import Descriptor, major_version
 from bot.descriptor.overrides import mesh_overrides
+from bot.descriptor.sources import SourceMap
 from bot.descriptor.structure import structure_errors
 from bot.descriptor.yamlsafe import DataPath, load_single
 
@@ -62,6 +64,13 @@ def assemble(
     """
     if not ENVIRONMENT_NAME.match(environment):
         raise InputErrors([InputError(f"invalid environment name '{environment}'")])
+    with collector_paused():
+        return _assemble(reader, environment, remote, discovered)
+
+
+def _assemble(
+    reader: FileReader, environment: str, remote: RemoteLocations | None, discovered: Discovery | None
+) -> Descriptor:
     found = discovered if discovered is not None else discover(reader, remote)
     errors = list(found.errors)
     systems = [e for e in found.entities if e.is_kind("System")]
@@ -285,7 +294,7 @@ def _override(
 
 
 def _build(system: _Part, components: list[_Part], environment: str) -> Descriptor:
-    sources: dict[DataPath, SourcePosition] = {}
+    sources = SourceMap()
     data = _data_product_fields(system, environment, sources)
     data["components"] = []
     sources[("components",)] = system.entity.position()
@@ -297,19 +306,15 @@ def _build(system: _Part, components: list[_Part], environment: str) -> Descript
     return Descriptor(data=data, environment=environment, sources=sources, component_files=component_files)
 
 
-def _record(part: _Part, prefix: DataPath, sources: dict[DataPath, SourcePosition]) -> None:
+def _record(part: _Part, prefix: DataPath, sources: SourceMap) -> None:
+    """The part's positions under prefix: a layer over its own positions, nothing copied."""
     if part.positions is not None:
-        for path, position in part.positions.items():
-            sources[prefix + path] = position
-        return
-    # One pass over the entity's document: the common case, and the hot loop of large repositories.
-    file = part.entity.file
-    for path, (line, column) in part.entity.document.positions.items():
-        if path[:2] == _MESH:
-            sources[prefix + path[2:]] = SourcePosition(file, line, column)
+        sources.add_layer(prefix, None, part.positions, ())
+    else:
+        sources.add_layer(prefix, part.entity.file, part.entity.document.positions, _MESH)
 
 
-def _data_product_fields(part: _Part, environment: str, sources: dict[DataPath, SourcePosition]) -> dict[str, Any]:
+def _data_product_fields(part: _Part, environment: str, sources: SourceMap) -> dict[str, Any]:
     entity, mesh = part.entity, part.mesh
     _record(part, (), sources)
     sources[()] = entity.position("spec", "mesh") if "mesh" in entity.spec else entity.position()
@@ -379,7 +384,7 @@ def _component_fields(
     system: _Part,
     data_product: dict[str, Any],
     prefix: DataPath,
-    sources: dict[DataPath, SourcePosition],
+    sources: SourceMap,
 ) -> dict[str, Any]:
     entity, mesh = part.entity, part.mesh
     _record(part, prefix, sources)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ class Descriptor:
 
     data: dict[str, Any]
     environment: str
-    sources: dict[DataPath, SourcePosition] = field(default_factory=dict)
+    sources: Mapping[DataPath, SourcePosition] = field(default_factory=dict)
     component_files: dict[str, str] = field(default_factory=dict)
     # Mistakes that do not stop assembly (an unknown kind in a catalog file): shown beside the policy results.
     warnings: list[InputError] = field(default_factory=list)

@@ -133,6 +133,28 @@ def test_results_follow_policy_order_then_resource_order(tmp_path, descriptor):
     ]
 
 
+def test_component_policies_with_different_selectors_keep_policy_then_resource_order(tmp_path):
+    # Evaluated component by component, reported policy by policy: the selectors interleave the pairs.
+    descriptor = descriptor_of({
+        "a": component("a", "storage", STORAGE),
+        "b": component("b", "outputport", OUTPUT_PORT),
+        "c": component("c", "storage", STORAGE),
+    })
+    storage_only = policy(tmp_path, needs("specific", selector="selector:\n  kind: storage\n", identifier="z-storage"),
+                          "z.yaml")
+    everything = policy(tmp_path, needs("dataContract", identifier="y-all"), "y.yaml")
+    product = policy(tmp_path, needs("version", target="dataproduct", identifier="x-product"), "x.yaml")
+    draft = policy(tmp_path, needs("version", status="draft", identifier="w-draft"), "w.yaml")
+    results = evaluate(descriptor, [storage_only, draft, everything, product])
+    assert [(r.policy, r.resource.rsplit(":", 1)[-1], r.outcome) for r in results] == [
+        ("z-storage", "a", "passed"), ("z-storage", "c", "passed"),
+        ("y-all", "a", "failed"), ("y-all", "b", "failed"), ("y-all", "c", "failed"),
+        ("x-product", "1", "passed"),
+    ]
+    assert [failure.path for r in results for failure in r.errors] == [
+        "components[0].dataContract", "components[1].dataContract", "components[2].dataContract"]
+
+
 def test_json_shape_of_a_result(tmp_path, descriptor):
     [daily, _raw] = evaluate(descriptor, [policy(tmp_path, needs("dataContract"))])
     assert daily.as_json() == {
