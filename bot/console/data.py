@@ -18,7 +18,17 @@ from bot.engine.drift import load_report
 from bot.engine.plan import build_plan
 from bot.engine.status import environments as product_environment_names
 from bot.engine.status import product_status
-from bot.engine.store import PREFIX, Store, as_text, deployment_key, history_key, product_key, tasks_key
+from bot.engine.store import (
+    PREFIX,
+    SUMMARY_FIELD,
+    Store,
+    as_text,
+    deployment_key,
+    deployment_summary,
+    history_key,
+    product_key,
+    tasks_key,
+)
 from bot.forge.policy_impact import deployed_descriptors, impacts, stored
 from policies.engine import evaluate
 from policies.model import Policy, effective_status
@@ -113,6 +123,31 @@ def product_environments(connection: redis.Redis) -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def summaries(connection: redis.Redis, deployment_ids: Sequence[str | None],
+              fields: Sequence[str]) -> list[tuple[dict[str, Any], list[Any]]]:
+    """Each deployment's summary (bot.engine.store.deployment_summary) and the other hash fields asked for.
+
+    One pipelined HMGET for all; a deployment recorded before summaries existed has its record read and summarised
+    in one more pipeline, so lists never parse whole records (descriptors) for deployments written since.
+    """
+    with connection.pipeline(transaction=False) as pipeline:
+        for deployment_id in deployment_ids:
+            pipeline.hmget(deployment_key(deployment_id or "-"), [SUMMARY_FIELD, *fields])
+        replies = pipeline.execute()
+    older = [index for index, values in enumerate(replies) if values[0] is None and deployment_ids[index]]
+    records: list[Any] = []
+    if older:
+        with connection.pipeline(transaction=False) as pipeline:
+            for index in older:
+                pipeline.hget(deployment_key(str(deployment_ids[index])), "record")
+            records = pipeline.execute()
+    found = [(json.loads(values[0]) if values[0] is not None else {}, list(values[1:])) for values in replies]
+    for index, record in zip(older, records, strict=True):
+        if record is not None:
+            found[index] = (deployment_summary(json.loads(record)), found[index][1])
+    return found
+
+
 def mesh(connection: redis.Redis) -> dict[str, Any]:
     """Every data product with its status in each environment (two pipelined round trips after the key scan)."""
     pairs = product_environments(connection)
@@ -128,28 +163,23 @@ def mesh(connection: redis.Redis) -> dict[str, Any]:
         newest = replies[2 * index + 1]
         latest.append(as_text(newest) if newest is not None else acted)
         records.append({"status": status, "version": version, "deployment": acted, "updatedAt": updated})
-    with connection.pipeline(transaction=False) as pipeline:
-        for deployment_id in latest:
-            pipeline.hmget(deployment_key(deployment_id or "-"), ["record", "state", "finishedAt", "startedAt"])
-        deployments = pipeline.execute()
+    deployments = summaries(connection, latest, ["state", "finishedAt"])
     products: dict[str, dict[str, Any]] = {}
     environments: set[str] = set()
-    for (data_product, environment), record, deployment_id, values in zip(pairs, records, latest, deployments,
-                                                                          strict=True):
-        static = json.loads(values[0]) if values[0] is not None else {}
-        descriptor = static.get("descriptor") or {}
+    for (data_product, environment), record, deployment_id, (summary, (state, finished)) in zip(
+            pairs, records, latest, deployments, strict=True):
         row = products.setdefault(data_product, {
-            "id": data_product, "domain": domain_of(data_product, descriptor), "name": descriptor.get("name"),
-            "description": descriptor.get("description"), "repositories": set(), "environments": {}})
-        found = origin(static.get("reportTo"), str(static.get("startedBy") or ""))
+            "id": data_product, "domain": domain_of(data_product, summary), "name": summary.get("name"),
+            "description": summary.get("description"), "repositories": set(), "environments": {}})
+        found = origin(summary.get("reportTo"), str(summary.get("startedBy") or ""))
         if found["repository"]:
             row["repositories"].add(found["repository"])
         environments.add(environment)
         row["environments"][environment] = {
             "status": record["status"] or "NOT_DEPLOYED", "version": record["version"],
-            "when": record["updatedAt"] or (as_text(values[2]) if values[2] else None) or static.get("createdAt"),
-            "by": static.get("startedBy"), "deployment": deployment_id,
-            "deploymentState": as_text(values[1]) if values[1] is not None else None,
+            "when": record["updatedAt"] or (as_text(finished) if finished else None) or summary.get("createdAt"),
+            "by": summary.get("startedBy"), "deployment": deployment_id,
+            "deploymentState": as_text(state) if state is not None else None,
         }
     return {"environments": sorted(environments), "products": [products[key] for key in sorted(products)]}
 
@@ -177,13 +207,9 @@ def history(connection: redis.Redis, data_product: str, environment: str,
             limit: int = HISTORY_SHOWN) -> list[dict[str, Any]]:
     """The deployments of a data product in an environment, newest first (one read of ids, one pipeline)."""
     ids = [as_text(item) for item in connection.lrange(history_key(data_product, environment), 0, limit - 1)]
-    with connection.pipeline(transaction=False) as pipeline:
-        for deployment_id in ids:
-            pipeline.hmget(deployment_key(deployment_id), ["record", "state", "startedAt", "finishedAt", "message"])
-        replies = pipeline.execute()
+    replies = summaries(connection, ids, ["state", "startedAt", "finishedAt", "message"])
     entries = []
-    for deployment_id, (record, state, started, finished, message) in zip(ids, replies, strict=True):
-        static = json.loads(record) if record is not None else {}
+    for deployment_id, (static, (state, started, finished, message)) in zip(ids, replies, strict=True):
         entries.append({
             "id": deployment_id, "environment": environment, "operation": static.get("operation"),
             "version": static.get("version"), "state": as_text(state) if state is not None else None,

@@ -126,6 +126,18 @@ class Deployment:
         return next(task for task in self.tasks if task.id == task_id)
 
 
+SUMMARY_FIELD = "summary"  # in the deployment hash: what lists show, so that they never parse the whole record
+
+
+def deployment_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The few fields of a deployment's record (static_json) that lists show: no descriptor, no tasks (pure)."""
+    descriptor = record.get("descriptor") or {}
+    return {"operation": record.get("operation"), "version": record.get("version"),
+            "startedBy": record.get("startedBy"), "createdAt": record.get("createdAt"),
+            "reportTo": record.get("reportTo"), "name": descriptor.get("name"),
+            "description": descriptor.get("description"), "domain": descriptor.get("domain")}
+
+
 def new_deployment_id() -> str:
     """A sortable, unique deployment id: time, then randomness."""
     return f"{int(time.time() * 1000):013d}-{secrets.token_hex(4)}"
@@ -159,9 +171,11 @@ class Store:
             task.id: json.dumps({"state": TaskState.PENDING, "kind": task.kind}) for task in deployment.tasks
         }
         history = history_key(deployment.data_product, deployment.environment)
+        record = deployment.static_json()
         with self.redis.pipeline() as pipeline:
             pipeline.hset(deployment_key(deployment.id), mapping={
-                "record": json.dumps(deployment.static_json()),
+                "record": json.dumps(record),
+                SUMMARY_FIELD: json.dumps(deployment_summary(record)),
                 "state": str(deployment.state),
                 "message": deployment.message,
             })
