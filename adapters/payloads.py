@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from adapters.descriptor_yaml import adapter_yaml
 from adapters.model import DESCRIPTOR_KIND_COMPONENT, DESCRIPTOR_KIND_DATA_PRODUCT, JsonBody
 from bot.descriptor.yamldump import dump_yaml
 
@@ -14,14 +15,14 @@ def data_product_request(descriptor: dict[str, Any], remove_data: bool = False) 
     """A DATAPRODUCT_DESCRIPTOR request: the whole descriptor as YAML text."""
     return {
         "descriptorKind": DESCRIPTOR_KIND_DATA_PRODUCT,
-        "descriptor": dump_yaml(descriptor),
+        "descriptor": adapter_yaml(descriptor),
         "removeData": remove_data,
     }
 
 
 def component_request(descriptor: dict[str, Any], component_id: str, remove_data: bool = False) -> dict[str, Any]:
     """A COMPONENT_DESCRIPTOR request: the data product and the id of the component to act on."""
-    return component_request_from_yaml(dump_yaml(descriptor), component_id, remove_data)
+    return component_request_from_yaml(adapter_yaml(descriptor), component_id, remove_data)
 
 
 def component_request_from_yaml(descriptor_yaml: str, component_id: str, remove_data: bool = False) -> dict[str, Any]:
