@@ -23,12 +23,12 @@ from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
 from adapters.client import TechAdapterClient
+from adapters.descriptor_yaml import adapter_yaml
 from adapters.error_paths import LocatedError, locate
 from adapters.model import AdapterResult, Request, ValidationOutcome
 from adapters.payloads import ComponentRequests, data_product_request
 from adapters.registry import AdapterTarget
 from bot.descriptor.model import Descriptor
-from bot.descriptor.yamldump import dump_yaml
 from bot.engine import marketplace
 from bot.engine.deployed import DEPLOYED_FIELD, SUCCESSFUL, RedisDeployedStates, deployed_record
 from bot.engine.deployment import (
@@ -343,11 +343,12 @@ def _validation_problems(prepared: _Prepared,
     deployment = prepared.deployment
     if deployment.operation is Operation.UNDEPLOY:
         return [], []  # what exists must be removable even if today's adapter would refuse to create it
-    to_validate = [(task, _request(prepared, task)) for task in deployment.tasks
-                   if task.adapter_url and not task.removal]
+    to_validate = [task for task in deployment.tasks if task.adapter_url and not task.removal]
 
-    def validate(item: tuple[PlannedTask, Request]) -> tuple[PlannedTask, ValidationOutcome, float]:
-        task, request = item
+    def validate(task: PlannedTask) -> tuple[PlannedTask, ValidationOutcome, float]:
+        # Each body (the whole descriptor) is built here and dropped after its call: only as many exist at once as
+        # calls are in flight, never one per component (which made memory grow with the square of the components).
+        request = _request(prepared, task)
         client = TechAdapterClient(task.adapter_url or "", timeout=task.adapter_timeout,
                                    ca_bundle=task.adapter_ca_bundle)
         started = time.monotonic()
@@ -400,8 +401,9 @@ def enqueue_tasks(connection: redis.Redis, deployment: Deployment) -> None:
     """Enqueue every task job and the final job in one transaction, the roots last.
 
     RQ dependencies follow the transitive reduction of the plan (a job still checks all its direct
-    dependencies itself), and the final job waits only for the tasks nothing depends on: every other task
-    is an ancestor of one of them. So RQ's dependency bookkeeping stays proportional to the graph's edges.
+    dependencies itself), and the final job waits only for the tasks nothing depends on (every other task
+    is an ancestor of one of them), through join jobs when they are many (fan_in). So RQ's dependency
+    bookkeeping stays proportional to the graph's edges.
     """
     rq_queue = queue(connection)
     job_ids = {task.id: f"meshbot-{deployment.id}-{index}" for index, task in enumerate(deployment.tasks)}
@@ -426,7 +428,13 @@ def enqueue_tasks(connection: redis.Redis, deployment: Deployment) -> None:
                                                 status=JobStatus.DEFERRED, **options))
         else:
             roots.append(Queue.prepare_data(f"{__name__}.run_task", **options))
-    sinks = sorted(job_ids[task_id] for task_id in graph if graph.out_degree(task_id) == 0)
+    joins, sinks = fan_in(sorted(job_ids[task_id] for task_id in graph if graph.out_degree(task_id) == 0),
+                          f"meshbot-{deployment.id}-join")
+    for join_id, waits_for in joins:
+        deferred.append(rq_queue.create_job(f"{__name__}.join", args=(deployment.id,), job_id=join_id,
+                                            depends_on=_after(waits_for), status=JobStatus.DEFERRED,
+                                            timeout=JOB_MARGIN_SECONDS, retry=Retry(max=1), result_ttl=600,
+                                            failure_ttl=86400))
     final: dict[str, Any] = {"args": (deployment.id,), "job_id": finish_id, "timeout": FINAL_JOB_TIMEOUT,
                              "retry": Retry(max=3), "on_failure": Callback(f"{__name__}.on_finish_failure"),
                              "result_ttl": 600, "failure_ttl": 86400}
@@ -443,6 +451,28 @@ def enqueue_tasks(connection: redis.Redis, deployment: Deployment) -> None:
             job.register_dependency(pipeline=pipeline)
         rq_queue.enqueue_many(roots, pipeline=pipeline)
         pipeline.execute()
+
+
+FAN_IN = 16  # at most this many jobs gate one job: RQ reads every dependency's status each time one of them ends
+
+
+def fan_in(job_ids: list[str], prefix: str, width: int = FAN_IN) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """Join jobs (id, the jobs it waits for) gathering job_ids by width, level by level, and the (at most width)
+    jobs left for the final job to wait for: ending a task then costs RQ at most width status reads, not one per
+    task nothing depends on (which grew with the component count, and the total with its square)."""
+    joins: list[tuple[str, list[str]]] = []
+    level = 0
+    while len(job_ids) > width:
+        groups = [job_ids[start:start + width] for start in range(0, len(job_ids), width)]
+        names = [f"{prefix}-{level}-{index}" for index in range(len(groups))]
+        joins += zip(names, groups, strict=True)
+        job_ids, level = names, level + 1
+    return joins, job_ids
+
+
+def join(deployment_id: str) -> str:
+    """Job: nothing; it ends once the jobs it waits for have ended, however they ended (see fan_in)."""
+    return "joined"
 
 
 def rq_dependency_graph(tasks: list[PlannedTask]) -> nx.DiGraph:
@@ -555,6 +585,7 @@ class _Prepared:
 
 
 _PREPARED: dict[str, _Prepared] = {}  # per worker process, the latest few deployments
+_PREPARED_KEPT = 4  # each holds a descriptor: a few deployments of 1,000 components are tens of MB
 
 
 def _bind(deployment: Deployment, **more: str) -> None:
@@ -569,7 +600,7 @@ def _prepared(store: Store, deployment_id: str) -> _Prepared | None:
         deployment = store.load_static(deployment_id)
         if deployment is None:
             return None
-        if len(_PREPARED) >= 16:
+        if len(_PREPARED) >= _PREPARED_KEPT:
             _PREPARED.pop(next(iter(_PREPARED)))
         # Written once by the validation job: no worker spends the CPU of writing 100 KB of YAML again.
         prepared = _PREPARED[deployment_id] = _Prepared(deployment, store.descriptor_yaml(deployment_id) or "")
@@ -578,7 +609,7 @@ def _prepared(store: Store, deployment_id: str) -> _Prepared | None:
 
 def _descriptor_text(prepared: _Prepared) -> str:
     if not prepared.descriptor_yaml:
-        prepared.descriptor_yaml = dump_yaml(prepared.deployment.descriptor)
+        prepared.descriptor_yaml = adapter_yaml(prepared.deployment.descriptor)
     return prepared.descriptor_yaml
 
 
@@ -586,7 +617,7 @@ def _request(prepared: _Prepared, task: PlannedTask) -> Request:
     deployment = prepared.deployment
     if task.removal:  # a component no longer in the repository: its definition as deployed, never its data
         if prepared.removal_requests is None:
-            prepared.removal_requests = ComponentRequests(dump_yaml(deployment.previous or {}), False)
+            prepared.removal_requests = ComponentRequests(adapter_yaml(deployment.previous or {}), False)
         return prepared.removal_requests.body(task.id)
     if task.kind == "dataproduct":
         return {**data_product_request({}, deployment.remove_data), "descriptor": _descriptor_text(prepared)}

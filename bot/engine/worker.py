@@ -207,7 +207,7 @@ class MeshbotWorker(SimpleWorker):
 
 
 # Jobs whose first argument is a deployment id.
-DEPLOYMENT_JOBS = frozenset({f"bot.engine.runner.{name}" for name in ("prepare", "run_task", "finish")}
+DEPLOYMENT_JOBS = frozenset({f"bot.engine.runner.{name}" for name in ("prepare", "run_task", "join", "finish")}
                             | {"handlers.report.deployment_ended", "handlers.report.deployment_progress",
                                "handlers.marketplace.deliver"})
 

@@ -417,3 +417,40 @@ def test_a_plan_without_tasks_enqueues_the_final_job_at_once(redis_engine):
                             version="1.0.0", operation=Operation.DEPLOY, descriptor={}, tasks=[], started_by="t")
     enqueue_tasks(redis_engine.redis, deployment)
     assert queue(redis_engine.redis).job_ids == [f"meshbot-{deployment.id}-finish"]
+
+
+def test_many_final_tasks_are_gathered_in_join_jobs_of_at_most_16():
+    from bot.engine.runner import fan_in
+
+    assert fan_in([f"t{n}" for n in range(16)], "p") == ([], [f"t{n}" for n in range(16)])
+    joins, last = fan_in([f"t{n}" for n in range(300)], "p")
+    assert [name for name, _ in joins] == [*(f"p-0-{n}" for n in range(19)), "p-1-0", "p-1-1"]
+    assert [len(waits) for _, waits in joins] == [16] * 18 + [12] + [16, 3]
+    assert [task for _, waits in joins[:19] for task in waits] == [f"t{n}" for n in range(300)]
+    assert last == ["p-1-0", "p-1-1"]
+
+
+def test_a_deployment_of_40_independent_components_ends_after_all_of_them_through_join_jobs(start, scripted):
+    from rq.job import Job
+
+    from bot.engine.runner import finish_job_id
+
+    data_product = "urn:dmb:dp:gen:wide:1"
+    components = [{"id": f"urn:dmb:cmp:gen:wide:1:s{n:02d}", "kind": "storage", "name": f"s{n:02d}",
+                   "infrastructureTemplateId": STORAGE_TEMPLATE_ID, "dependsOn": []} for n in range(40)]
+    descriptor = Descriptor(data={"id": data_product, "name": "wide", "domain": "gen", "domainId": "urn:dmb:dmn:gen",
+                                  "environment": ENVIRONMENT, "version": "1.0.0", "kind": "dataproduct",
+                                  "components": components}, environment=ENVIRONMENT)
+    failing = components[7]["id"]
+    scripted.script(failing, "/v1/provision", Reply(200, {"status": "FAILED", "result": "no quota"}))
+    scripted.delay = 0.05
+    running = start(2)
+    deployment_id, _ = running.request(descriptor, adapters_for(descriptor, scripted.url))
+    deployment = running.wait(deployment_id, 60)
+    assert (deployment.state, deployment.message) == (DeploymentState.CORRUPT,
+                                                      f"39 completed, 1 failed; failed: {failing}: no quota")
+    finish = Job.fetch(finish_job_id(deployment_id), connection=running.redis)
+    assert sorted(finish.dependency_ids) == [f"meshbot-{deployment_id}-join-0-{n}" for n in range(3)]
+    tasks = running.tasks(deployment_id)
+    assert deployment.finished_at >= max(record["finishedAt"] for record in tasks.values())
+    running.assert_clean((data_product, ENVIRONMENT))
