@@ -10,7 +10,9 @@ alias expansion is bounded.
 from __future__ import annotations
 
 import math
+import operator
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,15 +73,20 @@ _NODE_EVENTS = (pyyaml.NodeEvent, ruamel_events.NodeEvent)
 class _FastLoader(CParser, BaseResolver):
     """libyaml's composer with no YAML 1.1 typing: plain scalars stay untyped for the 1.2 resolver."""
 
+    # libyaml calls these two for every node to follow path resolvers, which meshbot never registers: C no-ops
+    # taking the same arguments save two Python calls per node.
+    descend_resolver = staticmethod(operator.is_)  # (parent, index) -> ignored bool
+    ascend_resolver = staticmethod(tuple)  # () -> ignored empty tuple
+
     def __init__(self, stream: str) -> None:
         CParser.__init__(self, stream)
         BaseResolver.__init__(self)
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        """Mark implicit plain scalars; everything else gets its explicit or default tag."""
-        if kind is pyyaml.ScalarNode and implicit[0]:
-            return _PLAIN
-        return BaseResolver.resolve(self, kind, value, implicit)
+        """Mark implicit plain scalars; everything else gets its default tag (BaseResolver has no implicit ones)."""
+        if kind is pyyaml.ScalarNode:
+            return _PLAIN if implicit[0] else _STR
+        return _SEQ if kind is pyyaml.SequenceNode else _MAP
 
 
 def effective_tag(node: Node) -> str:
@@ -268,7 +275,7 @@ def _check_nesting(events: Iterable[Any], file: str) -> None:
 
 def _construct(root: Node, file: str, has_aliases: bool) -> YamlDocument:
     document = YamlDocument(file=file, value=None)
-    builder = _Builder(document.positions)
+    builder = _Builder(document.positions, has_aliases)
     try:
         if has_aliases:
             _check_expansion(root, {}, set())
@@ -286,10 +293,11 @@ def _construct(root: Node, file: str, has_aliases: bool) -> YamlDocument:
 class _Builder:
     """Turns a composed node graph into plain values, counting what aliases expand to."""
 
-    def __init__(self, positions: dict[DataPath, tuple[int, int]]) -> None:
+    def __init__(self, positions: dict[DataPath, tuple[int, int]], has_aliases: bool = True) -> None:
         self.positions = positions
         self.values = 0
         self.active: set[int] = set()
+        self.has_aliases = has_aliases  # without aliases no node can contain itself: no need to track them
 
     def build(self, node: Node, path: DataPath, position: tuple[int, int], depth: int) -> Any:
         self.values += 1
@@ -301,52 +309,84 @@ class _Builder:
             raise _Refused(f"YAML nesting is deeper than {MAX_DEPTH} levels", node)
         self.positions[path] = position
         if isinstance(node, _SCALARS):
+            tag = node.tag
+            if tag == _PLAIN:
+                text = node.value
+                if text and text[0] not in _MAYBE_NUMERIC and text not in _TYPED_WORDS:
+                    return _shared(text)  # the common case: a plain word that can only be a string
+            elif tag == _STR:
+                return _shared(node.value)
             return _scalar(node)
+        if not self.has_aliases:
+            return self._collection(node, path, depth)
         if id(node) in self.active:
             raise _Refused("recursive YAML alias: a value contains itself", node)
         self.active.add(id(node))
         try:
-            if isinstance(node, _SEQUENCES):
-                return self._sequence(node, path, depth)
-            if isinstance(node, _MAPPINGS):
-                return self._mapping(node, path, depth)
+            return self._collection(node, path, depth)
         finally:
             self.active.discard(id(node))
+
+    def _collection(self, node: Node, path: DataPath, depth: int) -> Any:
+        if isinstance(node, _SEQUENCES):
+            return self._sequence(node, path, depth)
+        if isinstance(node, _MAPPINGS):
+            return self._mapping(node, path, depth)
         raise _Refused("unsupported YAML node", node)
 
     def _sequence(self, node: Node, path: DataPath, depth: int) -> list[Any]:
         if str(node.tag) != _SEQ:
             raise _Refused(f"unsupported YAML tag {node.tag}", node)
-        return [
-            self.build(item, (*path, index), _mark(item), depth + 1) for index, item in enumerate(node.value)
-        ]
+        build, depth = self.build, depth + 1
+        return [build(item, (*path, index), _mark(item), depth) for index, item in enumerate(node.value)]
 
     def _mapping(self, node: Node, path: DataPath, depth: int) -> dict[str, Any]:
         if str(node.tag) != _MAP:
             raise _Refused(f"unsupported YAML tag {node.tag}", node)
         result: dict[str, Any] = {}
-        seen: dict[str, Node] = {}
         merged: list[Node] = []
+        build, inner = self.build, depth + 1
         for key_node, value_node in node.value:
             if not isinstance(key_node, _SCALARS):
                 raise _Refused("mapping keys must be plain scalars", key_node)
-            if key_node.value == "<<" and effective_tag(key_node) == _MERGE:
+            key = key_node.value
+            if key == "<<" and effective_tag(key_node) == _MERGE:
                 merged.extend(_merge_sources(value_node))
                 continue
-            key = key_node.value
-            if key in seen:
-                first = seen[key].start_mark.line + 1
-                raise _Refused(f"duplicate key '{key}' (first defined on line {first})", key_node)
-            seen[key] = key_node
-            position = _mark(value_node if isinstance(value_node, _SCALARS) else key_node)
-            result[key] = self.build(value_node, (*path, key), position, depth + 1)
+            if key in result:
+                first = next(k for k, _ in node.value
+                             if isinstance(k, _SCALARS) and k.value == key and effective_tag(k) != _MERGE)
+                raise _Refused(f"duplicate key '{key}' (first defined on line {first.start_mark.line + 1})", key_node)
+            mark = (value_node if isinstance(value_node, _SCALARS) else key_node).start_mark
+            result[_shared(key)] = build(value_node, (*path, key), _position(mark.line + 1, mark.column + 1), inner)
         for source in merged:
             for key_node, value_node in source.value:
                 key = key_node.value
                 is_merge_key = key == "<<" and effective_tag(key_node) == _MERGE
                 if key not in result and isinstance(key_node, _SCALARS) and not is_merge_key:
-                    result[key] = self.build(value_node, (*path, key), _mark(value_node), depth + 1)
+                    result[key] = build(value_node, (*path, key), _mark(value_node), inner)
         return result
+
+
+# Catalog files repeat the same keys, short values and (line, column) pairs thousands of times: each is kept
+# once (strings through sys.intern, positions in a bounded table), which saves memory and allocations.
+_SHARED_LENGTH = 40
+_POSITIONS: dict[int, tuple[int, int]] = {}
+_POSITIONS_KEPT = 200_000
+
+
+def _shared(text: str) -> str:
+    return sys.intern(text) if len(text) <= _SHARED_LENGTH and type(text) is str else text
+
+
+def _position(line: int, column: int) -> tuple[int, int]:
+    key = (line << 24) | column
+    found = _POSITIONS.get(key)
+    if found is None:
+        found = (line, column)
+        if len(_POSITIONS) < _POSITIONS_KEPT:
+            _POSITIONS[key] = found
+    return found
 
 
 def _check_expansion(node: Node, sizes: dict[int, int], active: set[int]) -> int:
@@ -385,7 +425,8 @@ def _merge_sources(node: Node) -> Iterator[Node]:
 
 
 def _mark(node: Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+    mark = node.start_mark
+    return _position(mark.line + 1, mark.column + 1)
 
 
 def _scalar(node: Node) -> Any:
