@@ -65,12 +65,14 @@ class ComponentRequests:
 
     def __init__(self, descriptor_yaml: str, remove_data: bool = False) -> None:
         encoded = json.dumps(nest_descriptor_yaml(descriptor_yaml))
-        self._head = f'{{"descriptorKind": {json.dumps(DESCRIPTOR_KIND_COMPONENT)}, "descriptor": {encoded[:-1]}'
-        self._tail = f', "removeData": {json.dumps(remove_data)}}}'
+        # Encoded to bytes once: each body is then one concatenation of bytes, not a text join and its encoding.
+        kind = json.dumps(DESCRIPTOR_KIND_COMPONENT)
+        self._head = f'{{"descriptorKind": {kind}, "descriptor": {encoded[:-1]}'.encode()
+        self._tail = f', "removeData": {json.dumps(remove_data)}}}'.encode()
 
     def body(self, component_id: str) -> JsonBody:
         """The request for one component."""
-        return JsonBody((self._head + json.dumps(component_id_yaml(component_id))[1:] + self._tail).encode())
+        return JsonBody(b"".join((self._head, json.dumps(component_id_yaml(component_id))[1:].encode(), self._tail)))
 
 
 def reverse_provisioning_request(
