@@ -285,7 +285,7 @@ def prepare(deployment_id: str) -> str:
     if deployment is None:
         return "unknown deployment"
     _bind(deployment)
-    prepared = _prepared(store, deployment_id)
+    prepared = _prepared(store, deployment_id, deployment)
     if prepared is None:
         return "unknown deployment"
     changed = _undeploy_target_changed(store, deployment)
@@ -594,10 +594,11 @@ def _bind(deployment: Deployment, **more: str) -> None:
                      environment=deployment.environment, **more)
 
 
-def _prepared(store: Store, deployment_id: str) -> _Prepared | None:
+def _prepared(store: Store, deployment_id: str, loaded: Deployment | None = None) -> _Prepared | None:
+    """The worker's prepared deployment; loaded (the record as the caller just read it) saves reading it again."""
     prepared = _PREPARED.get(deployment_id)
     if prepared is None:
-        deployment = store.load_static(deployment_id)
+        deployment = loaded if loaded is not None else store.load_static(deployment_id)
         if deployment is None:
             return None
         if len(_PREPARED) >= _PREPARED_KEPT:
