@@ -406,6 +406,35 @@ def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
     return totals
 
 
+def _status_kb(pid: int, field: str) -> int:
+    """A /proc/PID/status figure in kB (VmRSS, VmHWM); 0 where unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def reset_peaks(pids: list[int]) -> dict[int, int]:
+    """Reset each process's peak RSS (VmHWM, `echo 5 > /proc/PID/clear_refs`); returns each one's RSS now (kB)."""
+    for pid in pids:
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        except OSError:
+            pass
+    return {pid: _status_kb(pid, "VmRSS") for pid in pids}
+
+
+def peaks(pids: list[int], before: dict[int, int]) -> dict[str, float]:
+    """The largest peak RSS of the processes since reset_peaks, and the largest growth over their RSS then (MB)."""
+    high = {pid: _status_kb(pid, "VmHWM") for pid in pids}
+    return {"peak_rss_mb": max(high.values(), default=0) / 1024,
+            "peak_above_start_mb": max((high[pid] - before.get(pid, 0) for pid in pids), default=0) / 1024,
+            "start_rss_mb": max(before.values(), default=0) / 1024}
+
+
 def _finished_tasks(connection: redis.Redis, deployment_id: str) -> int:
     from bot.engine.store import tasks_key
 
@@ -440,7 +469,9 @@ def deploy_once(connection: redis.Redis, descriptor: Descriptor, adapters: dict[
     fetch_timings(adapter_url)  # forget anything recorded before
     cpu_at_request = cpu_seconds(pids)
     cpu_at_tasks: dict[str, float] | None = None
+    rss_before = reset_peaks(pids["workers"])
     connection.config_resetstat()
+    polls = {"hget": 0, "hvals": 0}  # this script's own commands, left out of the engine's count
     requested = time.time()
     deployment_id, ahead = request_deployment(connection, descriptor, Operation.DEPLOY, adapters, "bench")
     key = deployment_key(deployment_id)
@@ -449,6 +480,7 @@ def deploy_once(connection: redis.Redis, descriptor: Descriptor, adapters: dict[
     progress, progress_at, next_count = -1, time.monotonic(), 0.0
     while True:  # poll the state field only: loading the whole record each time would load the machine
         state = DeploymentState(connection.hget(key, "state").decode())
+        polls["hget"] += 1
         if state.finished:
             break
         if cpu_at_tasks is None and state is DeploymentState.IN_PROGRESS:
@@ -460,6 +492,7 @@ def deploy_once(connection: redis.Redis, descriptor: Descriptor, adapters: dict[
         if state is DeploymentState.IN_PROGRESS and now >= next_count:  # once a second: is it progressing?
             next_count = now + 1.0
             done = _finished_tasks(connection, deployment_id)
+            polls["hvals"] += 1
             if done != progress:
                 progress, progress_at = done, now
             elif now - progress_at > stall_seconds:
@@ -467,8 +500,11 @@ def deploy_once(connection: redis.Redis, descriptor: Descriptor, adapters: dict[
                 progress_at = time.monotonic()
         time.sleep(0.01)
     cpu_at_end = cpu_seconds(pids)
+    memory = peaks(pids["workers"], rss_before)
     commands = {name.removeprefix("cmdstat_"): int(stats["calls"])
                 for name, stats in connection.info("commandstats").items()}
+    for name, calls in polls.items():
+        commands[name] = commands.get(name, 0) - calls
     if cpu_at_tasks is None:
         cpu_at_tasks = cpu_at_request
     deployment = store.load(deployment_id)
@@ -559,7 +595,10 @@ def deploy_once(connection: redis.Redis, descriptor: Descriptor, adapters: dict[
         # CPU time of the worker processes, Redis and the adapter: validation phase, then the task phase
         "cpu_validation_s": {name: cpu_at_tasks[name] - cpu_at_request[name] for name in pids},
         "cpu_tasks_s": {name: cpu_at_end[name] - cpu_at_tasks[name] for name in pids},
-        # Redis commands of the whole deployment (this script's polling included), per task
+        # peak RSS of the worker processes during the deployment (validation and tasks), MB
+        **memory,
+        "preparation_ms_per_component": (prepare["ended"] - prepare["started"]) * ms / len(tasks),
+        # Redis commands of the whole deployment (this script's polling left out), per task
         "redis_commands_per_task": {name: calls / len(tasks) for name, calls in
                                     sorted(commands.items(), key=lambda item: -item[1])},
         "cpu_per_task_ms": sum(cpu_at_end[name] - cpu_at_tasks[name] for name in pids) / len(tasks) * ms,
@@ -765,11 +804,20 @@ def table(report: dict[str, Any]) -> str:
         validation = sum(run["cpu_validation_s"].values())
         lines.append(f"  {entry['workers']} workers: {run['cpu_per_task_ms']:.1f} ({parts}); validation phase "
                      f"{validation:.1f} s of CPU")
-    lines += ["", "Redis commands per task (whole deployment, this script's polling included):"]
+    lines += ["", "Redis commands per task (whole deployment, this script's polling left out):"]
     for entry in report["results"]:
         counts = entry["median_run"]["redis_commands_per_task"]
         top = ", ".join(f"{name} {calls:.1f}" for name, calls in list(counts.items())[:12])
         lines.append(f"  {entry['workers']} workers: {sum(counts.values()):.1f} in all; {top}")
+    lines += ["", "worker memory (peak RSS of the worker processes during the deployment, since a reset of each one's"
+              " peak just before it) and preparation (the validation job):"]
+    for entry in report["results"]:
+        run = entry["median_run"]
+        lines.append(f"  {entry['workers']} workers: peak RSS {run['peak_rss_mb']:.0f} MB (largest growth over "
+                     f"the RSS before the deployment {run['peak_above_start_mb']:.0f} MB, RSS before "
+                     f"{run['start_rss_mb']:.0f} MB); preparation {run['phases_ms']['prepare_job']:.0f} ms, "
+                     f"{run['preparation_ms_per_component']:.2f} ms per component (validation calls "
+                     f"{run['phases_ms']['validation']:.0f} ms)")
     lines += ["", "where the per-task time goes (median run of each count; medians over its tasks, p90 in brackets,"
               " ms):",
               f"{'workers':>7} {'post':>13} {'dependents':>13} {'queue':>13} {'pre':>13} {'root enq.':>13} "
@@ -830,7 +878,8 @@ def merged_profile(profile_dir: Path, top: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--components", type=int, default=200, help="components of the data product (200)")
+    parser.add_argument("--components", default="200",
+                        help="components of the data product, comma-separated for several sizes (200)")
     parser.add_argument("--layers", type=int, default=10, help="layers of the DAG (10)")
     parser.add_argument("--task-ms", type=float, default=50.0, help="time the adapter takes per provision (50)")
     parser.add_argument("--workers", default="1,2,4,8", help="worker counts, comma-separated (1,2,4,8)")
@@ -859,18 +908,36 @@ def main(argv: list[str] | None = None) -> int:
                      arguments.what_if)
         return 0
     counts = [int(part) for part in arguments.workers.split(",") if part.strip()]
-    if arguments.components < 1 or arguments.layers < 1 or arguments.repeat < 1 or not counts or min(counts) < 1:
+    sizes = [int(part) for part in arguments.components.split(",") if part.strip()]
+    if not sizes or min(sizes) < 1 or arguments.layers < 1 or arguments.repeat < 1 or not counts or min(counts) < 1:
         parser.error("--components, --layers, --repeat and --workers must be positive")
-
     began = time.perf_counter()
-    descriptor = generate(arguments.components, arguments.layers, arguments.seed)
+    reports = [run_size(size, counts, arguments, argv) for size in sizes]
+    total = time.perf_counter() - began
+    if arguments.json:
+        print(json.dumps(reports[0] if len(reports) == 1 else {"reports": reports, "total_seconds": total}, indent=2))
+    else:
+        for report in reports:
+            sys.stdout.write(table(report) + "\n")
+        if len(reports) > 1:
+            sys.stdout.write(scale_table(reports))
+        print(f"\n(benchmark ran {total:.0f} s)")
+    return 0
+
+
+def run_size(components: int, counts: list[int], arguments: argparse.Namespace,
+             argv: list[str] | None) -> dict[str, Any]:
+    """Every worker count on a data product of `components` components: the report of that size."""
+    task_seconds = arguments.task_ms / 1000
+    began = time.perf_counter()
+    descriptor = generate(components, arguments.layers, arguments.seed)
     problems = structure_errors(descriptor)
     assert not problems, problems
     dag = shape(descriptor)
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"), "machine": machine(),
         "command": "python benchmarks/bench_deploy.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "what_if": arguments.what_if, "task_ms": arguments.task_ms, "workers": counts,
+        "what_if": arguments.what_if, "task_ms": arguments.task_ms, "workers": counts, "components": components,
         "shape": dataclasses.asdict(dag), "results": [],
     }
     adapter, adapter_url = start_adapter(task_seconds)
@@ -890,8 +957,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "overhead_medians_ms": [run["overhead_median_ms"] for run in runs],
                                       "runs": runs})
             ratios = ", ".join(f"{run['ratio']:.2f}" + ("*" if run["stalls"] else "") for run in runs)
-            print(f"... {workers} workers: ratios {ratios}",
-                  file=sys.stderr, flush=True)
+            print(f"... {components} components, {workers} workers: ratios {ratios}", file=sys.stderr, flush=True)
         if profile_root:
             last = profile_root / f"w{counts[-1]}"
             report["profile"] = merged_profile(last, arguments.profile_top)
@@ -900,12 +966,32 @@ def main(argv: list[str] | None = None) -> int:
         adapter.terminate()
         adapter.wait(10)
     report["total_seconds"] = time.perf_counter() - began
-    if arguments.json:
-        print(json.dumps(report, indent=2))
-    else:
-        sys.stdout.write(table(report))
-        print(f"\n(benchmark ran {report['total_seconds']:.0f} s)")
-    return 0
+    return report
+
+
+TARGET_PEAK_MB = 150.0  # issue 18: peak worker memory at 1,000 components
+TARGET_PREPARATION_MS = 1.0  # issue 18: the validation job's time per component
+TARGET_FLOOR_RATIO = 1.1  # issue 18: meshbot's makespan ratio over RQ's own, 1,000 components and 8 workers
+
+
+def scale_table(reports: list[dict[str, Any]]) -> str:
+    """Issue 18's figures across sizes: peak memory, preparation per component, Redis commands per task, ratios."""
+    lines = ["scale (issue 18): median run of each size and worker count",
+             f"{'components':>10} {'workers':>7} {'peak RSS':>9} {'growth':>8} {'prep/comp':>10} {'cmds/task':>9} "
+             f"{'hget/task':>9} {'ratio':>6} {'RQ floor':>8} {'ratio/floor':>11}"]
+    for report in reports:
+        for entry in report["results"]:
+            run = entry["median_run"]
+            counts = run["redis_commands_per_task"]
+            floor = run["rq_baseline"]["ratio"]
+            lines.append(f"{report['components']:>10} {entry['workers']:>7} {run['peak_rss_mb']:>6.0f} MB "
+                         f"{run['peak_above_start_mb']:>5.0f} MB {run['preparation_ms_per_component']:>7.2f} ms "
+                         f"{sum(counts.values()):>9.1f} {counts.get('hget', 0.0):>9.1f} {run['ratio']:>6.2f} "
+                         f"{floor:>8.2f} {run['ratio'] / floor:>11.2f}")
+    lines += [f"  targets: peak RSS <= {TARGET_PEAK_MB:.0f} MB at 1,000 components and linear growth; preparation <= "
+              f"{TARGET_PREPARATION_MS:.0f} ms per component; Redis commands per task independent of the size; "
+              f"ratio / floor <= {TARGET_FLOOR_RATIO} at 1,000 components and 8 workers"]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
