@@ -17,9 +17,8 @@ from bot.engine.deployed import RedisDeployedStates
 from bot.engine.drift import load_report
 from bot.engine.plan import build_plan
 from bot.engine.status import environments as product_environment_names
-from bot.engine.status import product_status
+from bot.engine.status import product_environments, product_status
 from bot.engine.store import (
-    PREFIX,
     SUMMARY_FIELD,
     Store,
     as_text,
@@ -33,8 +32,6 @@ from bot.forge.policy_impact import deployed_descriptors, impacts, stored
 from policies.engine import evaluate
 from policies.model import Policy, effective_status
 
-PRODUCT_HEAD = f"{PREFIX}:product:"
-HISTORY_HEAD = f"{PREFIX}:history:"
 HISTORY_SHOWN = 50
 
 
@@ -112,17 +109,6 @@ def _loads(value: Any) -> Any:
 # ---------------------------------------------------------------- the mesh
 
 
-def product_environments(connection: redis.Redis) -> list[tuple[str, str]]:
-    """Every (data product, environment) with a status record or a deployment history, sorted."""
-    found: set[tuple[str, str]] = set()
-    for head in (PRODUCT_HEAD, HISTORY_HEAD):
-        for key in connection.scan_iter(match=head + "*", count=1000):
-            pair = split_key(as_text(key), head)
-            if pair:
-                found.add(pair)
-    return sorted(found)
-
-
 def summaries(connection: redis.Redis, deployment_ids: Sequence[str | None],
               fields: Sequence[str]) -> list[tuple[dict[str, Any], list[Any]]]:
     """Each deployment's summary (bot.engine.store.deployment_summary) and the other hash fields asked for.
@@ -149,7 +135,7 @@ def summaries(connection: redis.Redis, deployment_ids: Sequence[str | None],
 
 
 def mesh(connection: redis.Redis) -> dict[str, Any]:
-    """Every data product with its status in each environment (two pipelined round trips after the key scan)."""
+    """Every data product with its status in each environment: the index, then two or three pipelined round trips."""
     pairs = product_environments(connection)
     with connection.pipeline(transaction=False) as pipeline:
         for data_product, environment in pairs:

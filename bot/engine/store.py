@@ -49,6 +49,15 @@ def history_key(data_product: str, environment: str) -> str:
     return f"{PREFIX}:history:{data_product}:{environment}"
 
 
+PAIRS_KEY = f"{PREFIX}:product-environments"  # "<data product>:<environment>" of every product record or history
+PAIRS_COMPLETE_KEY = f"{PREFIX}:product-environments:complete"  # set once records older than PAIRS_KEY are in it
+
+
+def pair_member(data_product: str, environment: str) -> str:
+    """The member of PAIRS_KEY for a data product in an environment (environment names hold no colon)."""
+    return f"{data_product}:{environment}"
+
+
 ACTIVE_KEY = f"{PREFIX}:active"  # ids of deployments that hold their lock (started) and have not finished
 
 
@@ -173,6 +182,7 @@ class Store:
         history = history_key(deployment.data_product, deployment.environment)
         record = deployment.static_json()
         with self.redis.pipeline() as pipeline:
+            pipeline.sadd(PAIRS_KEY, pair_member(deployment.data_product, deployment.environment))
             pipeline.hset(deployment_key(deployment.id), mapping={
                 "record": json.dumps(record),
                 SUMMARY_FIELD: json.dumps(deployment_summary(record)),
@@ -292,8 +302,11 @@ class Store:
 
     def set_product(self, data_product: str, environment: str, **values: Any) -> None:
         """Update fields of a data product's status record."""
-        self.redis.hset(product_key(data_product, environment),
-                        mapping={key: json.dumps(value) for key, value in values.items()})
+        with self.redis.pipeline(transaction=False) as pipeline:
+            pipeline.hset(product_key(data_product, environment),
+                          mapping={key: json.dumps(value) for key, value in values.items()})
+            pipeline.sadd(PAIRS_KEY, pair_member(data_product, environment))
+            pipeline.execute()
 
     def drop_product_fields(self, data_product: str, environment: str, *names: str) -> None:
         """Remove fields of a data product's status record."""

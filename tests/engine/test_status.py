@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bot.engine.deployment import DeploymentState, TaskState
-from bot.engine.status import product_status, status_text
+from bot.engine.status import environments, product_environments, product_status, status_text
+from bot.engine.store import PAIRS_COMPLETE_KEY, PAIRS_KEY
 from tests.engine.test_store import DP, LEDGER, PORT, make_deployment
 
 ENV = "development"
@@ -46,3 +47,41 @@ def test_never_deployed(redis_engine):
     document, waiting = product_status(redis_engine.redis, DP, "production")
     assert (document["status"], document["deployment"], document["components"], waiting) == (
         "NOT_DEPLOYED", None, [], [])
+
+
+def _commands(connection) -> set[str]:
+    """The Redis commands run since the last CONFIG RESETSTAT (INFO commandstats)."""
+    return {name.removeprefix("cmdstat_") for name in connection.info("commandstats")}
+
+
+def test_environments_come_from_the_index_not_a_scan_of_every_key(redis_engine):
+    store, connection = redis_engine.store, redis_engine.redis
+    for environment in ("production", "development"):
+        store.create(make_deployment(environment=environment))
+    store.set_product(DP, "qa", status="NOT_DEPLOYED")  # a status record with no history
+    beta = make_deployment(environment="production")
+    beta.data_product = f"{DP}:beta"  # a longer id with the same start
+    store.create(beta)
+    assert environments(connection, DP) == ["development", "production", "qa"]
+    connection.config_resetstat()
+
+    assert environments(connection, DP) == ["development", "production", "qa"]
+    assert environments(connection, f"{DP}:beta") == ["production"]
+    assert (DP, "qa") in product_environments(connection) and (f"{DP}:beta", "production") in product_environments(
+        connection)
+    assert "scan" not in _commands(connection) and "sscan" in _commands(connection)
+
+
+def test_records_written_before_the_index_are_found_by_one_scan(redis_engine):
+    store, connection = redis_engine.store, redis_engine.redis
+    store.create(make_deployment(environment="production"))
+    store.set_product(DP, "qa", status="DEPLOYED")
+    connection.delete(PAIRS_KEY, PAIRS_COMPLETE_KEY)  # as an older meshbot left them: no index
+    connection.config_resetstat()
+
+    assert environments(connection, DP) == ["production", "qa"]
+    assert "scan" in _commands(connection) and connection.exists(PAIRS_COMPLETE_KEY)
+    store.create(make_deployment(environment="development"))  # written with the index from now on
+    connection.config_resetstat()
+    assert product_environments(connection) == [(DP, "development"), (DP, "production"), (DP, "qa")]
+    assert "scan" not in _commands(connection)
