@@ -10,7 +10,7 @@ from adapters.reference import sqlite
 from bot.engine.access import AccessStore
 from tests.cli.test_deploy import adapters_config
 from tests.e2e.test_commands_github import PRODUCT, replies, say
-from tests.e2e.test_github import Bot, BotFactory, bot, github  # noqa: F401  (fixtures)
+from tests.e2e.test_github import PROJECT, Bot, BotFactory, bot, github  # noqa: F401  (fixtures)
 from tests.e2e.test_promotion_github import merged_payload
 from tests.servers.reference_adapter import running_adapter
 
@@ -88,3 +88,67 @@ def test_an_invalid_access_file_is_reported_with_its_position_and_changes_nothin
                "`daily-cashflow`:\n- `access/daily-cashflow.yaml` line 3, column 5: field 'consumers.1'" in text
         assert acl(database) == []
         meshbot.idle()
+
+
+def deployed_replies(meshbot: Bot, number: int, word: str = "**DEPLOYED**") -> int:
+    return sum(word in text for text in replies(meshbot, number))
+
+
+def test_a_port_deployed_after_its_access_file_was_merged_gets_the_default_branchs_refs_once(
+        bot: BotFactory, tmp_path: Path) -> None:  # noqa: F811
+    database = tmp_path / "adapter.db"
+    with running_adapter(database) as adapter:
+        meshbot = bot(adapters_config(adapter.url, extra="environments: [development, qa]\n"))
+        meshbot.repository.set_permission("writer", "write")
+        granted = merge(meshbot, "meshbot/access/daily-cashflow/alice",
+                        {ACCESS_FILE: b"consumers:\n  - user: alice\n"})
+        meshbot.idle()
+        assert meshbot.comments(granted) == []  # deployed nowhere: nothing to send, nothing to say
+
+        # a merge request that asks for more: its /deploy deploys its head, its unmerged access file grants nothing
+        number, _ = meshbot.open_pull_request("asks-more", {ACCESS_FILE: b"consumers:\n  - user: mallory\n"})
+        say(meshbot, number, "/deploy qa", "writer")
+        text = meshbot.until(lambda: access_comment(meshbot, number), "the access comment after the deploy")
+        assert "access in `qa` follows the access files of the default branch" in text
+        assert "| `daily-cashflow` | `qa` | ✅ granted to `user:alice` |" in text
+        meshbot.until(lambda: deployed_replies(meshbot, number) == 1 or None, "the deploy's reply")
+        meshbot.idle()
+        assert acl(database) == ["user:alice"]
+        applied = AccessStore(meshbot.engine.redis).applied(PRODUCT, "qa")["daily-cashflow"]
+        assert (applied.refs, applied.merge_request) == (["user:alice"], None)
+        assert applied.origin.startswith("after deployment ")
+
+        say(meshbot, number, "/deploy qa", "writer")  # the same again: the refs are applied, nothing is sent
+        meshbot.until(lambda: deployed_replies(meshbot, number) == 2 or None, "the second deploy's reply")
+        meshbot.idle()
+        assert len(AccessStore(meshbot.engine.redis).attempts(PRODUCT, "qa", "daily-cashflow")) == 1
+        assert sum(comment["body"].startswith(HEADING) for comment in meshbot.comments(number)) == 1
+
+        meshbot.repository.set_permission("owner", "admin")
+        say(meshbot, number, "/undeploy qa", "owner")  # the adapter drops the view and its access list
+        meshbot.until(lambda: any("**NOT_DEPLOYED**" in comment["body"] for comment in meshbot.comments(number))
+                      or None, "the undeploy")
+        meshbot.idle()
+        assert acl(database) == []
+        say(meshbot, number, "/deploy qa", "writer")  # deployed again: the refs applied before went with it
+        meshbot.until(lambda: deployed_replies(meshbot, number) == 3 or None, "the redeploy")
+        meshbot.until(lambda: acl(database) == ["user:alice"] or None, "the refs sent again")
+        meshbot.idle()
+    attempts = AccessStore(meshbot.engine.redis).attempts(PRODUCT, "qa", "daily-cashflow")
+    assert [item["refs"] for item in attempts] == [["user:alice"], ["user:alice"]]
+    assert meshbot.github.requests_to("GET", "/repos/acme-data/*/git/ref/heads/main")  # the default branch's head
+
+
+def test_a_deploy_of_a_repository_without_access_files_reads_nothing_more(bot: BotFactory,  # noqa: F811
+                                                                          tmp_path: Path) -> None:
+    with running_adapter(tmp_path / "adapter.db") as adapter:
+        meshbot = bot(adapters_config(adapter.url, extra="environments: [development, qa]\n"))
+        meshbot.repository.set_permission("writer", "write")
+        merge(meshbot, "docs", {"README.md": b"more words\n"})  # a merge, but no access file
+        number, _ = meshbot.open_pull_request("change", {"README.md": b"a change\n"})
+        say(meshbot, number, "/deploy qa", "writer")
+        meshbot.until(lambda: deployed_replies(meshbot, number) == 1 or None, "the deploy to qa")
+        meshbot.idle()
+    assert not any(job.endswith("-access") for job in meshbot.engine.jobs())  # no job queued after the deploy
+    assert meshbot.github.requests_to("GET", "/repos/acme-data/*/git/ref/heads/main") == []
+    assert not AccessStore(meshbot.engine.redis).follows_deployments("github", PROJECT)
