@@ -7,6 +7,12 @@ sweep is counted twice, by the clients' `api_calls` and by the server's request 
 figures are split by endpoint. A second sweep (after the first one's reviews would have run) shows the steady
 state. The bound: per repository 1 (merge requests) + its open merge requests + 1 (tags) + 1 (the newest release
 tag's statuses), plus on GitHub 1 (hooks) + 1 per meshbot hook (deliveries) + 1 per redelivery.
+
+Against the forges' rate limits (issue 18), per forge and sweep: the calls an hour at the configured interval
+(`catch_up.interval_seconds`, --interval, 600 s by default) as a share of the hourly budget, and the shortest
+interval the budget allows: GitHub 5,000 requests an hour for a token, and for a GitHub App installation 5,000
+plus 50 per repository above 20 (at most 12,500; 15,000 on GitHub Enterprise Cloud); GitLab.com 2,000 authenticated
+API requests a minute per user (self-managed: what the operator set).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import cpu_model  # noqa: E402
-from bot.config import CatchUpSettings, ServerConfig  # noqa: E402
+from bot.config import DEFAULT_CATCH_UP_INTERVAL, CatchUpSettings, ServerConfig  # noqa: E402
 from bot.forge.catch_up import sweep  # noqa: E402
 from bot.forge.review import STATUS_CONTEXT  # noqa: E402
 from tests.servers.github import github_server  # noqa: E402
@@ -34,6 +40,27 @@ from tests.servers.gitlab import gitlab_server  # noqa: E402
 from vcs.base import CommitState  # noqa: E402
 from vcs.github import GitHubForge  # noqa: E402
 from vcs.gitlab import GitLabForge  # noqa: E402
+
+RATE_LIMITS = {  # forge -> (requests, per seconds): the budget a sweep's calls come out of
+    "github": (5000, 3600),  # a personal or OAuth token (and a GitHub App on a small installation)
+    "gitlab": (2000, 60),  # GitLab.com, authenticated API traffic per user
+}
+
+
+def app_installation_limit(repositories: int) -> int:
+    """A GitHub App installation's hourly limit: 5,000, 50 more per repository above 20, at most 12,500."""
+    return min(12_500, 5000 + 50 * max(0, repositories - 20))
+
+
+def budget(forge: str, calls: int, interval: int, limit: tuple[int, int] | None = None) -> dict[str, Any]:
+    """A sweep's calls against the forge's rate limit: share used at interval, and the shortest interval allowed."""
+    allowed, window = limit or RATE_LIMITS[forge]
+    per_hour = calls * 3600 / interval
+    share = per_hour / (allowed * 3600 / window)
+    return {"limit": f"{allowed:,} per {'hour' if window == 3600 else 'minute'}", "interval_seconds": interval,
+            "calls_per_hour": round(per_hour), "share_of_limit": round(share, 3),
+            "shortest_interval_seconds": round(calls * window / allowed, 1),
+            "within": share <= 1 and calls <= allowed}  # on average, and one whole sweep inside one window
 
 
 def _endpoint(path: str) -> str:
@@ -110,11 +137,19 @@ def main() -> None:
     parser.add_argument("--repositories", type=int, default=100)
     parser.add_argument("--merge-requests", type=int, default=4)
     parser.add_argument("--tags", type=int, default=3)
+    parser.add_argument("--interval", type=int, default=DEFAULT_CATCH_UP_INTERVAL,
+                        help="seconds between sweeps, for the rate-limit budget")
     parser.add_argument("--json", action="store_true")
     arguments = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     results = {"github": bench_github(arguments.repositories, arguments.merge_requests, arguments.tags),
                "gitlab": bench_gitlab(arguments.repositories, arguments.merge_requests, arguments.tags)}
+    for forge, figures in results.items():
+        for sweep_figures in figures.values():
+            sweep_figures["budget"] = budget(forge, sweep_figures["api_calls"], arguments.interval)
+            if forge == "github":
+                app = (app_installation_limit(arguments.repositories), 3600)
+                sweep_figures["budget_app"] = budget(forge, sweep_figures["api_calls"], arguments.interval, app)
     if arguments.json:
         print(json.dumps(results, indent=2))
         return
@@ -126,6 +161,13 @@ def main() -> None:
                   f"({sweep_figures['api_calls'] / arguments.repositories:.1f} per repository, server saw "
                   f"{sweep_figures['server_requests']}), {sweep_figures['jobs']} jobs, "
                   f"{sweep_figures['redelivered']} redelivered, {sweep_figures['seconds']} s")
+            for name in ("budget", "budget_app"):
+                found = sweep_figures.get(name)
+                if found:
+                    verdict = "within" if found["within"] else "OVER"
+                    print(f"    rate limit {found['limit']}: {found['calls_per_hour']} calls an hour every "
+                          f"{found['interval_seconds']} s = {found['share_of_limit']:.0%} of it ({verdict}); "
+                          f"shortest interval {found['shortest_interval_seconds']} s")
             for endpoint, count in sweep_figures["by_endpoint"].items():
                 print(f"    {count:5d}  {endpoint}")
 
