@@ -15,7 +15,7 @@ from tests.cli.test_deploy import adapters_config
 from tests.deploy_harness import Start
 from tests.e2e.test_commands_gitlab import PRODUCT, replies, say
 from tests.e2e.test_gitlab import Bot, gitlab_bot, open_merge_request
-from tests.e2e.test_promotion_gitlab import merged_hook
+from tests.e2e.test_promotion_gitlab import merged_hook, tag
 from tests.servers.gitlab import MergeRequestRecord, gitlab_server
 from tests.servers.reference_adapter import running_adapter
 
@@ -70,3 +70,23 @@ def test_merging_consumers_grants_mapped_refs_and_merging_a_removal_revokes(
     applied = AccessStore(bot.engine.redis).applied(PRODUCT, "development")["daily-cashflow"]
     assert (applied.refs, applied.merge_request, applied.merged_by) == (["group:finance-analysts"], revert.iid,
                                                                         "release-manager")
+
+
+def test_a_release_tag_deploying_a_port_after_its_access_file_was_merged_grants_it_without_a_note(
+        start: Start, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    database = tmp_path / "adapter.db"
+    releases = "environments: [development, production]\nreleases:\n  environments: [production]\n"
+    with gitlab_server() as server, running_adapter(database) as adapter:
+        bot = gitlab_bot(server, start, monkeypatch, tmp_path, adapters_config(adapter.url, extra=MAPPING + releases))
+        granted = merge(bot, "meshbot/access/daily-cashflow/alice", {ACCESS_FILE: b"consumers:\n  - user: alice\n"})
+        bot.settle()
+        assert access_note(bot, granted) is None  # deployed nowhere yet: nothing to send
+        tag(bot)  # the first release: production gets the port, then its consumers
+        bot.until(lambda: acl(database) == ["user:alice@acme.com"] or None, "the refs in production")
+        bot.settle()
+        assert access_note(bot, granted) is None  # a release tag: no merge request to write on
+    applied = AccessStore(bot.engine.redis).applied(PRODUCT, "production")["daily-cashflow"]
+    assert (applied.refs, applied.merge_request) == (["user:alice@acme.com"], None)
+    assert applied.origin.startswith("after deployment ")
+    [attempt] = AccessStore(bot.engine.redis).attempts(PRODUCT, "production", "daily-cashflow")
+    assert attempt["origin"] == applied.origin
