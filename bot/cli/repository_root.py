@@ -77,7 +77,9 @@ def refusal(path: str) -> InputError:
 
 def relocate_positions(descriptor: Descriptor, levels_up: int, path: str) -> None:
     """Name the descriptor's files relative to PATH (not to the root above it), as the person sees them."""
-    descriptor.sources = {key: relocated(position, levels_up, path) for key, position in descriptor.sources.items()}
+    if levels_up:  # at the root, every position already names its file relative to PATH: nothing to copy
+        descriptor.sources = {key: relocated(position, levels_up, path)
+                              for key, position in descriptor.sources.items()}
     descriptor.warnings = [relocated_error(warning, levels_up, path) for warning in descriptor.warnings]
 
 
