@@ -62,26 +62,29 @@ def _evaluate_all(
             buckets[position].append(result)
             if policy.remote is not None:
                 remote.append((task, result))
-    component_positions = [position for position, policy in enumerate(active) if policy.target is Target.COMPONENT]
-    for index, component, selected in _select_components(descriptor, [active[p] for p in component_positions]):
-        path: DataPath = ("components", index)
+    # One step per (policy, component) pair: its bucket, the policy, its status and grace date, and the compiled
+    # schema's is_valid when the policy is a plain schema check (the hot path), None otherwise.
+    steps = [
+        (buckets[position], policy, statuses[position],
+         policy.grace_until if statuses[position] is Status.GRACE else None,
+         policy.validator.is_valid if policy.validator is not None and policy.builtin is None
+         and policy.remote is None else None)
+        for position, policy in enumerate(active) if policy.target is Target.COMPONENT
+    ]
+    for index, component, selected in _select_components(descriptor, [step[1] for step in steps]):
         resource = str(component.get("id", ""))
         for chosen in selected:
-            position = component_positions[chosen]
-            policy = active[position]
-            status = statuses[position]
-            validator = policy.validator
-            if validator is not None and policy.builtin is None and policy.remote is None:
-                # The hot path: a compiled schema on a component; failures (rare) are explained below.
+            bucket, policy, status, grace_until, is_valid = steps[chosen]
+            if is_valid is not None:
                 result = PolicyResult(policy.id, policy.description, resource, policy.severity, status, [], None,
-                                      True, policy.grace_until if status is Status.GRACE else None, None)
-                if not validator.is_valid(component):
-                    result.errors = _schema_failures(policy, descriptor, path, component)
+                                      True, grace_until, None)
+                if not is_valid(component):
+                    result.errors = _schema_failures(policy, descriptor, ("components", index), component)
             else:
-                result = _run(policy, status, descriptor, path, component, context)
+                result = _run(policy, status, descriptor, ("components", index), component, context)
                 if policy.remote is not None:
-                    remote.append(((policy, path, component), result))
-            buckets[position].append(result)
+                    remote.append(((policy, ("components", index), component), result))
+            bucket.append(result)
     return buckets, remote
 
 

@@ -26,6 +26,7 @@ from bot.cli.common import (
 from bot.cli.deployed_source import load_deployed_file
 from bot.config import config_path, load_config
 from bot.descriptor.assembly import DEFAULT_ENVIRONMENT, assemble
+from bot.descriptor.collector import collector_paused
 from bot.descriptor.errors import InputError, InputErrors
 from bot.descriptor.files import DirectoryReader
 from bot.descriptor.yamldump import dump_yaml
@@ -176,6 +177,12 @@ def _descriptor_command(arguments: argparse.Namespace) -> int:
 
 
 def _check_command(arguments: argparse.Namespace) -> int:
+    # A large check allocates millions of long-lived objects and no cycles; the process ends right after.
+    with collector_paused():
+        return _check(arguments)
+
+
+def _check(arguments: argparse.Namespace) -> int:
     from policies.loader import load_policies
 
     errors: list[InputError] = []

@@ -61,19 +61,20 @@ class DirectoryReader:
         """Every regular file under the root, skipping VCS and dependency folders."""
         if self._files is None:
             found: list[str] = []
-            for directory, subdirectories, names in os.walk(self.root):
+            root = str(self.root)
+            for directory, subdirectories, names in os.walk(root):
                 subdirectories[:] = sorted(d for d in subdirectories if d not in self.SKIPPED_DIRECTORIES)
-                relative = Path(directory).relative_to(self.root).as_posix()
-                for name in sorted(names):
-                    found.append(name if relative == "." else f"{relative}/{name}")
+                # os.walk joins each folder onto root: the rest of the string is the folder relative to it.
+                relative = directory[len(root):].lstrip(os.sep).replace(os.sep, "/")
+                found.extend(f"{relative}/{name}" if relative else name for name in sorted(names))
             self._files = found
             self._listed = frozenset(found)
         return self._files
 
     def read_bytes(self, path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         """The file's bytes, refusing files past max_bytes and links out of the root."""
-        normalized = normalize_path(path)
         self.list_files()
+        normalized = path if path in self._listed else normalize_path(path)  # listed paths are normalized already
         # Listed paths never pass through a linked folder (os.walk does not follow them), so only the
         # file itself can be a link, and only then is the real path worth resolving.
         if normalized is None or normalized not in self._listed:

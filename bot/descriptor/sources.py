@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping
 from typing import Any
 
 from bot.descriptor.errors import SourcePosition
@@ -73,6 +73,10 @@ class SourceMap(Mapping[DataPath, SourcePosition]):
                     everything[prefix + path[size:]] = where if file is None else SourcePosition(file, *where)
         everything.update(self._set)
         return everything
+
+    def items(self) -> ItemsView[DataPath, SourcePosition]:
+        """Every (path, position), computed in one pass."""
+        return self._materialized().items()
 
     def __iter__(self) -> Iterator[DataPath]:
         return iter(self._materialized())

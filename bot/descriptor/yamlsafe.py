@@ -345,7 +345,7 @@ class _Builder:
             raise _Refused(f"unsupported YAML tag {node.tag}", node)
         result: dict[str, Any] = {}
         merged: list[Node] = []
-        build, inner = self.build, depth + 1
+        build, inner, intern = self.build, depth + 1, sys.intern
         for key_node, value_node in node.value:
             if not isinstance(key_node, _SCALARS):
                 raise _Refused("mapping keys must be plain scalars", key_node)
@@ -358,7 +358,8 @@ class _Builder:
                              if isinstance(k, _SCALARS) and k.value == key and effective_tag(k) != _MERGE)
                 raise _Refused(f"duplicate key '{key}' (first defined on line {first.start_mark.line + 1})", key_node)
             mark = (value_node if isinstance(value_node, _SCALARS) else key_node).start_mark
-            result[_shared(key)] = build(value_node, (*path, key), _position(mark.line + 1, mark.column + 1), inner)
+            shared = intern(key) if len(key) <= _SHARED_LENGTH and type(key) is str else key
+            result[shared] = build(value_node, (*path, shared), _position(mark.line + 1, mark.column + 1), inner)
         for source in merged:
             for key_node, value_node in source.value:
                 key = key_node.value
