@@ -32,10 +32,11 @@ def json_size(value: Any) -> int:
 
 
 def bounded_answer(changes: dict[str, Any], limit: int = MAX_PART_BYTES) -> dict[str, Any]:
-    """changes with the answer's parts (`message`, `info`, `logs`, `details`) each within limit; others as given."""
+    """changes with the answer's parts (message, result, info, logs, details) each within limit; others as given."""
     bounded = dict(changes)
-    if isinstance(bounded.get("message"), str):
-        bounded["message"] = bounded_text(bounded["message"], limit)
+    for text_part in ("message", "result"):  # result: the provision answer's, kept for updateacl's provisionInfo
+        if isinstance(bounded.get(text_part), str):
+            bounded[text_part] = bounded_text(bounded[text_part], limit)
     if "info" in bounded:
         bounded["info"] = bounded_info(bounded["info"], limit)
     if isinstance(bounded.get("logs"), list):

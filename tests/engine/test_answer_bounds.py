@@ -154,3 +154,9 @@ def test_the_store_bounds_every_answer_it_records(redis_engine):
     assert record["logs"][0]["message"].startswith("meshbot dropped 48 older log entries")
     assert record["details"][-1].startswith("… meshbot dropped")
     assert redis_engine.redis.hstrlen(tasks_key(deployment.id), LEDGER) < 4 * MAX_PART_BYTES + 1000
+
+
+def test_the_kept_provision_result_is_capped_like_the_message():
+    bounded = bounded_answer({"result": "r" * (3 * MAX_PART_BYTES), "state": "COMPLETED"})
+    assert json_size(bounded["result"]) <= MAX_PART_BYTES and bounded["result"].startswith("rrr")
+    assert bounded["state"] == "COMPLETED"
