@@ -59,15 +59,25 @@ def needed_repair(state: DeploymentState, prepare: JobStatus | None, finish: Job
     return Repair.NONE
 
 
+def stuck_key(deployment_id: str) -> str:
+    """Where the reaper notes the repair a deployment looked in need of, and since when."""
+    return f"{PREFIX}:stuck:{deployment_id}"
+
+
+def current_need(connection: redis.Redis, deployment_id: str, state: DeploymentState) -> Repair:
+    """The repair a deployment in state looks in need of now, from its jobs' statuses (two HGETs)."""
+    return needed_repair(state, _status(connection, prepare_job_id(deployment_id)),
+                         _status(connection, finish_job_id(deployment_id)))
+
+
 def repair(connection: redis.Redis, deployment: Deployment, grace: float = GRACE_SECONDS) -> Repair:
     """Repair one active deployment once it has needed the same repair for `grace` seconds; returns what was done."""
     store = Store(connection)
     if deployment.state.finished:
         connection.srem(ACTIVE_KEY, deployment.id)
         return Repair.NONE
-    needed = needed_repair(deployment.state, _status(connection, prepare_job_id(deployment.id)),
-                           _status(connection, finish_job_id(deployment.id)))
-    key = f"{PREFIX}:stuck:{deployment.id}"
+    needed = current_need(connection, deployment.id, deployment.state)
+    key = stuck_key(deployment.id)
     if needed is Repair.NONE:
         connection.delete(key)
         return Repair.NONE
