@@ -27,12 +27,13 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
+from bot.engine.deployment import DeploymentState
 from bot.engine.locks import Locks
 from bot.engine.periodic import DRIFT_START_RECHECK_SECONDS, start_due_sweeps, start_periodic_jobs
-from bot.engine.recovery import GRACE_SECONDS, Repair, repair
+from bot.engine.recovery import GRACE_SECONDS, Repair, current_need, repair, stuck_key
 from bot.engine.redis_connection import ride_out_outages, seconds_since_redis_failed
 from bot.engine.runner import QUEUE_NAME, start_next
-from bot.engine.store import ACTIVE_KEY, PREFIX, Store
+from bot.engine.store import ACTIVE_KEY, PREFIX, Store, as_text, deployment_key
 from bot.logs import log_context
 
 HEARTBEAT_SECONDS = 1.0
@@ -291,16 +292,39 @@ def reap_once(connection: redis.Redis, grace: float = GRACE_SECONDS) -> None:
     enqueue_due_retries(queue)
     store, locks = Store(connection), Locks(connection)
     for deployment_id in store.active():
-        deployment = store.load(deployment_id)
-        if deployment is None:  # dropped: nothing can run it, and its lock lapses with its lease
+        state = connection.hget(deployment_key(deployment_id), "state")
+        place = _place(store, deployment_id) if state is not None else None
+        if state is None or place is None:  # dropped: nothing can run it, and its lock lapses with its lease
             connection.srem(ACTIVE_KEY, deployment_id)
             continue
-        locks.renew(deployment.data_product, deployment.environment, deployment_id)
-        repaired = repair(connection, deployment, grace)
+        locks.renew(*place, deployment_id)
+        current = DeploymentState(as_text(state))
+        if not current.finished and current_need(connection, deployment_id, current) is Repair.NONE:
+            connection.delete(stuck_key(deployment_id))  # what repair() does then, without reading the record
+            continue
+        deployment = store.load(deployment_id)  # a repair may need all of it (its tasks, to enqueue them)
+        repaired = repair(connection, deployment, grace) if deployment is not None else Repair.NONE
         if repaired is not Repair.NONE:
             log.warning("deployment %s was stuck (%s): repaired", deployment_id, repaired)
     for data_product, environment in locks.waiting_queues():
         start_next(connection, data_product, environment)
+
+
+# deployment id -> (data product, environment), which never change: the reaper reads each record once per process,
+# not every second (a record holds the descriptor: 1.5 MB of JSON at 1,000 components).
+_PLACES: dict[str, tuple[str, str]] = {}
+
+
+def _place(store: Store, deployment_id: str) -> tuple[str, str] | None:
+    place = _PLACES.get(deployment_id)
+    if place is None:
+        deployment = store.load_static(deployment_id)
+        if deployment is None:
+            return None
+        if len(_PLACES) >= 1024:
+            _PLACES.clear()
+        place = _PLACES[deployment_id] = (deployment.data_product, deployment.environment)
+    return place
 
 
 def start_reaper(connection: redis.Redis, stop: threading.Event,
