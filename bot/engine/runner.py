@@ -411,10 +411,11 @@ def enqueue_tasks(connection: redis.Redis, deployment: Deployment) -> None:
     if Job.exists(finish_id, connection=connection):
         return  # a retried prepare whose first attempt had enqueued everything (one transaction)
     graph = rq_dependency_graph(deployment.tasks)
+    by_id = {task.id: task for task in deployment.tasks}
     deferred: list[Job] = []
     roots: list[EnqueueData] = []
     for task_id in nx.topological_sort(graph):
-        task = deployment.task(task_id)
+        task = by_id[task_id]
         options: dict[str, Any] = {
             "args": (deployment.id, task.id), "job_id": job_ids[task.id],
             "timeout": int(task.adapter_timeout) + JOB_MARGIN_SECONDS,
@@ -498,7 +499,7 @@ def run_task(deployment_id: str, task_id: str) -> str:
         return "unknown deployment"
     deployment = prepared.deployment
     _bind(deployment, task=task_id)
-    task = deployment.task(task_id)
+    task = prepared.task(task_id)
     states = store.task_records(deployment_id, [task_id, *task.depends_on])
     if states.get(task_id, {}).get("state") in (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED):
         return "already done"
@@ -582,6 +583,13 @@ class _Prepared:
     descriptor_yaml: str = ""
     component_requests: ComponentRequests | None = None
     removal_requests: ComponentRequests | None = None  # from the previous descriptor: removals send what was sent
+    tasks: dict[str, PlannedTask] | None = None  # by id, built at the first lookup
+
+    def task(self, task_id: str) -> PlannedTask:
+        """The planned task with that id (a dict lookup: Deployment.task reads the list, as long as the plan)."""
+        if self.tasks is None:
+            self.tasks = {task.id: task for task in self.deployment.tasks}
+        return self.tasks[task_id]
 
 
 _PREPARED: dict[str, _Prepared] = {}  # per worker process, the latest few deployments
