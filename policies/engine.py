@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.descriptor.collector import collector_paused
 from bot.descriptor.model import Descriptor, format_path
@@ -19,6 +19,7 @@ from policies.remote import RESOURCE_TYPE_COMPONENT, RESOURCE_TYPE_SYSTEM, Engin
 MAX_FAILURES_PER_RESULT = 50
 MAX_MESSAGE_LENGTH = 300
 REMOTE_CONCURRENCY = 8  # remote evaluations in flight at once, per evaluate() call
+_T = TypeVar("_T")
 
 
 def evaluate(
@@ -62,22 +63,21 @@ def _evaluate_all(
             buckets[position].append(result)
             if policy.remote is not None:
                 remote.append((task, result))
-    # One step per (policy, component) pair: its bucket, the policy, its status and grace date, and the compiled
-    # schema's is_valid when the policy is a plain schema check (the hot path), None otherwise.
+    # One step per component policy: its bucket, the policy, its id, description, severity, status and grace date,
+    # and the compiled schema's is_valid when the policy is a plain schema check (the hot path), None otherwise.
     steps = [
-        (buckets[position], policy, statuses[position],
+        (buckets[position], policy, policy.id, policy.description, policy.severity, statuses[position],
          policy.grace_until if statuses[position] is Status.GRACE else None,
          policy.validator.is_valid if policy.validator is not None and policy.builtin is None
          and policy.remote is None else None)
         for position, policy in enumerate(active) if policy.target is Target.COMPONENT
     ]
-    for index, component, selected in _select_components(descriptor, [step[1] for step in steps]):
+    for index, component, selected in _select_components(descriptor, steps, lambda step: step[1]):
         resource = str(component.get("id", ""))
-        for chosen in selected:
-            bucket, policy, status, grace_until, is_valid = steps[chosen]
+        for bucket, policy, policy_id, description, severity, status, grace_until, is_valid in selected:
             if is_valid is not None:
-                result = PolicyResult(policy.id, policy.description, resource, policy.severity, status, [], None,
-                                      True, grace_until, None)
+                result = PolicyResult(policy_id, description, resource, severity, status, [], None, True,
+                                      grace_until, None)
                 if not is_valid(component):
                     result.errors = _schema_failures(policy, descriptor, ("components", index), component)
             else:
@@ -154,26 +154,30 @@ def catalog_warnings(descriptor: Descriptor) -> PolicyResult:
 
 
 def _select_components(
-    descriptor: Descriptor, policies: list[Policy]
-) -> Iterator[tuple[int, dict[str, Any], list[int]]]:
-    """(index, component, indexes of the policies selecting it) per component; selectors matched once per signature."""
-    by_signature: dict[tuple[Any, ...], list[int]] = {}
+    descriptor: Descriptor, candidates: list[_T], policy_of: Callable[[_T], Policy]
+) -> Iterator[tuple[int, dict[str, Any], list[_T]]]:
+    """(index, component, the candidates whose policy selects it) per component, in order.
+
+    Selectors read only a component's kind and templates: they are matched once per distinct signature.
+    """
+    by_signature: dict[tuple[Any, ...], list[_T]] = {}
     environment = descriptor.environment
     for index, component in enumerate(descriptor.components):
         if not isinstance(component, dict):
             continue  # not a component at all: the specification policy reports it
-        signature = tuple(
-            value if isinstance(value, str) else None
-            for value in (component.get("kind"), component.get("useCaseTemplateId"),
-                          component.get("infrastructureTemplateId"))
-        )
+        signature = (_text(component.get("kind")), _text(component.get("useCaseTemplateId")),
+                     _text(component.get("infrastructureTemplateId")))
         matching = by_signature.get(signature)
         if matching is None:
-            matching = [number for number, policy in enumerate(policies)
-                        if policy.selector.matches(component, environment)]
+            matching = [candidate for candidate in candidates
+                        if policy_of(candidate).selector.matches(component, environment)]
             by_signature[signature] = matching
         if matching:
             yield index, component, matching
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True)

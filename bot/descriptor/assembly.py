@@ -245,7 +245,11 @@ def _part(
 
 
 def _override_path(entity: Entity, environment: str) -> str:
-    return posixpath.join(posixpath.dirname(entity.path), "environments", environment, "configurations.yaml")
+    if entity.path.startswith("/"):
+        return posixpath.join(posixpath.dirname(entity.path), "environments", environment, "configurations.yaml")
+    folder = entity.path.rpartition("/")[0]  # what posixpath.dirname gives for a relative path, at a fraction of it
+    tail = f"environments/{environment}/configurations.yaml"
+    return f"{folder}/{tail}" if folder else tail
 
 
 def _override_label(entity: Entity, environment: str) -> str:
