@@ -6,6 +6,7 @@ import functools
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import redis
 from flask import Blueprint, Flask, g, jsonify, redirect, render_template, request, session, url_for
@@ -129,7 +130,8 @@ def console_blueprint(connection: ConnectionSource, config: ConfigSource = defau
     @console.get("/")
     @signed_in(api=False)
     def mesh_page(who: Viewer) -> ResponseReturnValue:
-        return render_template("console/mesh.html", mesh=mesh_data(who), viewer=who, statuses=STATUSES)
+        return render_template("console/mesh.html", mesh=mesh_data(who), viewer=who, statuses=STATUSES,
+                               url_for=link_builder())  # 4,000 links for 1,000 data products
 
     @console.get("/api/v1/products")
     @signed_in(api=True)
@@ -213,6 +215,26 @@ def console_blueprint(connection: ConnectionSource, config: ConfigSource = defau
         return redirect(url_for("console.login"))
 
     return console
+
+
+PLACEHOLDER = "meshbot-link-placeholder"
+LINKED = {"console.product_page": "data_product", "console.deployment_page": "deployment_id"}  # default converters
+
+
+def link_builder() -> Callable[..., str]:
+    """url_for for pages with thousands of links: each LINKED endpoint's URL built once, then each value quoted
+    as its route's default converter quotes it (werkzeug's BaseConverter.to_url); anything else goes to url_for."""
+    built: dict[str, str] = {}
+
+    def link(endpoint: str, **values: Any) -> str:
+        name = LINKED.get(endpoint)
+        if name is None or list(values) != [name]:
+            return url_for(endpoint, **values)
+        if endpoint not in built:
+            placeholder: dict[str, Any] = {name: PLACEHOLDER}
+            built[endpoint] = url_for(endpoint, **placeholder)
+        return built[endpoint].replace(PLACEHOLDER, quote(str(values[name]), safe="!$&'()*+,/:;=@"))
+    return link
 
 
 STATUSES = ("DEPLOYED", "PARTIALLY_DEPLOYED", "IN_PROGRESS", "CORRUPT", "NOT_DEPLOYED")

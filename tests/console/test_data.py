@@ -88,3 +88,14 @@ def test_a_deployment_dropped_from_history_shows_with_no_summary(redis_engine):
     assert (leads["name"], leads["description"], leads["repositories"]) == (None, None, set())
     assert leads["environments"]["production"] == {"status": "CORRUPT", "version": "2.0.0", "when": None, "by": None,
                                                    "deployment": ids[3], "deploymentState": None}
+
+
+def test_the_mesh_reads_the_same_in_batches_of_any_size(redis_engine, monkeypatch):
+    connection = redis_engine.redis
+    _mesh_of_two(connection)
+    whole = data.mesh(connection)
+    monkeypatch.setattr(data, "MESH_BATCH", 1)  # one script call per pair, all in one pipeline
+
+    assert data.mesh(connection) == whole
+    assert [row["id"] for row in whole["products"]] == [CASHFLOW, LEADS] and whole["environments"] == [
+        "production", "qa"]
