@@ -1306,7 +1306,7 @@ def table(report: dict[str, Any]) -> str:
         row("      component policies alone (separate runs)", "evaluation_component_policies"),
         row("(c) assembly + evaluation", "assembly_plus_evaluation", f"target < {TARGET_SECONDS:.0f} s: {verdict}"),
         row("policy loading (load_policies, not in a+b)", "policy_loading"),
-        row("CLI `meshbot check ... --format json` (wall)", "cli_check"),
+        row("CLI `meshbot check ... --format json` (subprocess)", "cli_check"),
         row("CLI start-up alone (`meshbot --version`)", "cli_startup"),
         row("floor: bare jsonschema_rs loop over the same pairs", "floor_jsonschema_rs",
             f"evaluation x{ratios['evaluation_over_jsonschema_rs_floor']:.2f} of it"),
