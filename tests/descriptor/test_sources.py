@@ -77,3 +77,13 @@ def test_an_assembled_descriptor_points_overridden_values_at_the_override_file()
         "components/a/catalog-info.yaml", 12, 15)
     assert descriptor.position(("components", 0, "version")) == SourcePosition("components/a/catalog-info.yaml", 9, 14)
     assert all(descriptor.sources.get(path) == position for path, position in descriptor.sources.items())
+
+
+def test_positions_survive_pickling_and_copying():
+    import copy
+    import pickle
+
+    descriptor = assemble(repository({"a": component("a", "storage")}))
+    for other in (pickle.loads(pickle.dumps(descriptor)), copy.deepcopy(descriptor)):
+        assert other.sources == descriptor.sources
+        assert other.position(("components", 0, "version")) == SourcePosition("components/a/catalog-info.yaml", 9, 14)
