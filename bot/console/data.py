@@ -146,10 +146,24 @@ def _summarised(connection: redis.Redis, deployment_ids: Sequence[str | None],
                 pipeline.hget(deployment_key(str(deployment_ids[index])), "record")
             records = pipeline.execute()
     found = [value if value is not None else {} for value in _loads_all(stored)]
+    made: dict[str, str] = {}
     for index, record in zip(older, records, strict=True):
         if record is not None:
             found[index] = deployment_summary(json.loads(record))
+            made[deployment_key(str(deployment_ids[index]))] = json.dumps(found[index])
+    if made:  # kept, so that each older record is parsed once, not on every page
+        connection.register_script(KEEP_SUMMARIES_SCRIPT)(keys=list(made), args=list(made.values()))
     return found
+
+
+# A summary made from an older record, kept beside it: only while the record is there (a deployment dropped from
+# history meanwhile is not brought back as a hash with a summary alone) and never over a summary already there.
+KEEP_SUMMARIES_SCRIPT = f"""
+for i = 1, #KEYS do
+  if redis.call('HEXISTS', KEYS[i], 'record') == 1 then redis.call('HSETNX', KEYS[i], '{SUMMARY_FIELD}', ARGV[i]) end
+end
+return 0
+"""
 
 
 # One pair (ARGV: "<data product>:<environment>") after another, in Redis: the product record's fields, the newest

@@ -76,6 +76,9 @@ def test_deployments_recorded_before_summaries_existed_read_the_same(redis_engin
     assert data.mesh(connection) == found
     assert {environment: data.history(connection, CASHFLOW, environment)
             for environment in ("production", "qa")} == histories
+    for deployment_id in ids[1:]:  # made once from the record, then kept beside it
+        record = json.loads(connection.hget(deployment_key(deployment_id), "record"))
+        assert json.loads(connection.hget(deployment_key(deployment_id), SUMMARY_FIELD)) == deployment_summary(record)
     assert found["products"][0]["environments"]["qa"]["by"] == "github:acme/cashflow@v1.1.0"
 
 
@@ -85,6 +88,7 @@ def test_a_deployment_dropped_from_history_shows_with_no_summary(redis_engine):
     connection.delete(deployment_key(ids[3]))  # leads' only deployment, gone: the product record still names it
 
     leads = data.mesh(connection)["products"][1]
+    assert not connection.exists(deployment_key(ids[3]))  # not brought back by keeping summaries
     assert (leads["name"], leads["description"], leads["repositories"]) == (None, None, set())
     assert leads["environments"]["production"] == {"status": "CORRUPT", "version": "2.0.0", "when": None, "by": None,
                                                    "deployment": ids[3], "deploymentState": None}
@@ -99,3 +103,15 @@ def test_the_mesh_reads_the_same_in_batches_of_any_size(redis_engine, monkeypatc
     assert data.mesh(connection) == whole
     assert [row["id"] for row in whole["products"]] == [CASHFLOW, LEADS] and whole["environments"] == [
         "production", "qa"]
+
+
+def test_a_summary_is_kept_only_beside_its_record_and_never_over_another(redis_engine):
+    connection = redis_engine.redis
+    gone, summarised, older = (deployment_key(name) for name in ("gone", "summarised", "older"))
+    connection.hset(summarised, mapping={"record": "{}", SUMMARY_FIELD: "kept"})
+    connection.hset(older, mapping={"record": "{}"})
+    connection.register_script(data.KEEP_SUMMARIES_SCRIPT)(keys=[gone, summarised, older], args=["a", "b", "c"])
+
+    assert not connection.exists(gone)  # dropped from history while the page was read: stays dropped
+    assert connection.hget(summarised, SUMMARY_FIELD) == b"kept"
+    assert connection.hget(older, SUMMARY_FIELD) == b"c"
