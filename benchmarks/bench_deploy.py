@@ -31,7 +31,13 @@ run reports a stall (task states, RQ statuses, registries) and runs ReadyJobRegi
 it can go on; --what-if json-payload is a diagnostic (not meshbot as it is) in which the workers send
 the descriptor to the adapter as JSON text instead of dumping it with ruamel.yaml for every task.
 
+Also per run (issue 18): the workers' peak RSS (VmHWM, reset through /proc/PID/clear_refs just before the
+deployment), preparation per component (the validation job's duration over the components) and Redis commands per
+task without this script's own polling; with several sizes (--components 200,500,1000) a scale table of these
+against issue 18's targets follows the per-size reports.
+
     python benchmarks/bench_deploy.py                       # 200 components, 1/2/4/8 workers, 3 repeats
+    python benchmarks/bench_deploy.py --components 200,500,1000 --workers 4,8   # issue 18's scale figures
     python benchmarks/bench_deploy.py --workers 8 --repeat 1 --profile   # plus cProfile of the workers
     python benchmarks/bench_deploy.py --what-if json-payload   # the scheduling cost without request building
     python benchmarks/bench_deploy.py --json
