@@ -22,6 +22,8 @@ KEY = "meshbot:catch-up"
 REDELIVERY_WINDOW = timedelta(days=3)  # GitHub redelivers deliveries of the last three days only
 OVERLAP = timedelta(minutes=10)  # deliveries are looked at again a little before the last sweep
 HOOKS_REFUSED_SECONDS = 86400  # a repository whose webhooks meshbot may not read is asked again a day later
+SETTLED_KEY = f"{KEY}:settled"  # the open merge request heads and newest tags last seen needing nothing
+SETTLED_SECONDS = 7 * 86400
 
 
 def sweep() -> str:
@@ -52,8 +54,10 @@ def run_sweep(queue: Queue, config: ServerConfig, forges: dict[str, Forge], now:
     if last:
         since = max(since, datetime.fromtimestamp(float(last), UTC) - OVERLAP)
     refused = frozenset(_refused(key.decode()) for key in connection.scan_iter(f"{KEY}:hooks-refused:*"))
-    found = catch_up.sweep(forges, config, since, skip_hooks=refused)
+    settled = frozenset(m.decode() if isinstance(m, bytes) else m for m in connection.smembers(SETTLED_KEY))
+    found = catch_up.sweep(forges, config, since, skip_hooks=refused, settled=settled)
     queued = _enqueue(queue, config, found)
+    _remember_settled(connection, found.settled)
     for forge, project in found.hooks_refused:
         connection.set(f"{KEY}:hooks-refused:{forge}:{project}", "1", ex=HOOKS_REFUSED_SECONDS)
     if found.hooks_refused:
@@ -67,6 +71,16 @@ def run_sweep(queue: Queue, config: ServerConfig, forges: dict[str, Forge], now:
         count_event(connection, forge, "catch_up", calls)
     return (f"swept {found.repositories} repositories in {found.api_calls} forge API calls: {queued} job(s) queued, "
             f"{len(found.redelivered)} delivery(ies) redelivered, {len(found.problems)} problem(s)")
+
+
+def _remember_settled(connection: redis.Redis, settled: set[str]) -> None:
+    """Keep only what this sweep saw settled: heads of merge requests closed since, and older tags, drop out."""
+    with connection.pipeline() as pipeline:
+        pipeline.delete(SETTLED_KEY)
+        if settled:
+            pipeline.sadd(SETTLED_KEY, *sorted(settled))
+            pipeline.expire(SETTLED_KEY, SETTLED_SECONDS)
+        pipeline.execute()
 
 
 def _enqueue(queue: Queue, config: ServerConfig, found: catch_up.Sweep) -> int:

@@ -98,6 +98,7 @@ class Sweep:
     redelivered: list[str] = field(default_factory=list)  # delivery guids
     problems: list[str] = field(default_factory=list)
     hooks_refused: list[tuple[str, str]] = field(default_factory=list)  # (forge, project)
+    settled: set[str] = field(default_factory=set)  # settled_key()s of the heads and tags seen settled this sweep
     repositories: int = 0
     calls: dict[str, int] = field(default_factory=dict)  # forge -> API calls
 
@@ -115,11 +116,18 @@ def repositories_of(forge: Forge, config: ServerConfig) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def settled_key(forge: str, project: str, sha: str, environments: Sequence[str] = ()) -> str:
+    """A commit whose statuses showed it needs nothing (reviewed; or released to these environments)."""
+    return ":".join((forge, project, sha, ",".join(environments)))
+
+
 def sweep(forges: Mapping[str, Forge], config: ServerConfig, since: datetime,
-          skip_hooks: frozenset[tuple[str, str]] = frozenset()) -> Sweep:
+          skip_hooks: frozenset[tuple[str, str]] = frozenset(), settled: frozenset[str] = frozenset()) -> Sweep:
     """Look at every repository meshbot serves on these forges; since: how far back to look for failed deliveries.
 
     skip_hooks: (forge, project) pairs whose webhooks the forge recently refused to show (not asked again).
+    settled: commits an earlier sweep saw settled (settled_key): a status meshbot set stays, so their statuses are
+    not read again; most of a sweep's calls were these reads, one per open merge request.
     """
     result = Sweep()
     for name, forge in forges.items():
@@ -141,7 +149,8 @@ def sweep(forges: Mapping[str, Forge], config: ServerConfig, since: datetime,
                 continue
             before = repository.api_calls
             try:
-                result.requests += [(name, request) for request in sweep_repository(repository, name, project, config)]
+                result.requests += [(name, request) for request in sweep_repository(
+                    repository, name, project, config, settled, result.settled)]
             except ForgeError as error:
                 result.problems.append(f"{name} {project}: {error.message}")
             if config.catch_up.redeliver and isinstance(repository, HookDeliveries) and not is_app \
@@ -160,19 +169,33 @@ def sweep(forges: Mapping[str, Forge], config: ServerConfig, since: datetime,
     return result
 
 
-def sweep_repository(repository: Repository, forge: str, project: str, config: ServerConfig) -> list[JobRequest]:
-    """The review and release jobs one repository is missing (1 + its open merge requests + tag pages + 1 calls)."""
+def sweep_repository(repository: Repository, forge: str, project: str, config: ServerConfig,
+                     known: frozenset[str] = frozenset(), seen: set[str] | None = None) -> list[JobRequest]:
+    """The review and release jobs one repository is missing (1 + its open merge requests not known settled + tag
+    pages + 1 calls); the commits found settled (or known so) are added to seen."""
+    seen = set() if seen is None else seen
     requests = []
     for request in repository.open_merge_requests():
-        if needs_review(request, repository.commit_statuses(request.head_sha)):
+        key = settled_key(forge, project, request.head_sha)
+        if key in known and request.head_sha:
+            seen.add(key)
+        elif needs_review(request, repository.commit_statuses(request.head_sha)):
             requests.append(JobRequest(REVIEW, (forge, project, request.number, request.head_sha),
                                        f"catch-up: review {forge} {project} merge request {request.number} "
                                        f"at {request.head_sha[:12]}"))
+        elif request.head_sha:
+            seen.add(key)
     environments = config.release_environments
     tag = newest_release(repository.list_tags(), config.release_tag) if environments else None
-    if tag is not None and unreleased_environments(repository.commit_statuses(tag.sha), environments):
-        requests.append(JobRequest(RELEASE, (forge, project, tag.name, tag.sha),
-                                   f"catch-up: release {forge} {project} tag {tag.name} at {tag.sha[:12]}"))
+    if tag is not None:
+        key = settled_key(forge, project, tag.sha, sorted(environments))
+        if key in known:
+            seen.add(key)
+        elif unreleased_environments(repository.commit_statuses(tag.sha), environments):
+            requests.append(JobRequest(RELEASE, (forge, project, tag.name, tag.sha),
+                                       f"catch-up: release {forge} {project} tag {tag.name} at {tag.sha[:12]}"))
+        else:
+            seen.add(key)
     return requests
 
 

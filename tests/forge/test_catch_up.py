@@ -17,6 +17,7 @@ from bot.engine.runner import QUEUE_NAME
 from bot.forge.catch_up import (
     needs_review,
     newest_release,
+    settled_key,
     sweep,
     to_redeliver,
     unreleased_environments,
@@ -26,7 +27,7 @@ from bot.forge.release import deploy_context
 from bot.forge.review import STATUS_CONTEXT
 from bot.forge.router import CATCH_UP as CATCH_UP_JOB
 from bot.forge.router import RELEASE, REVIEW
-from handlers.catch_up import run_sweep
+from handlers.catch_up import SETTLED_KEY, run_sweep
 from tests.deploy_harness import Engine
 from tests.e2e.test_github import (  # noqa: F401 - bot and github are fixtures
     PROJECT,
@@ -140,6 +141,51 @@ def test_github_sweep_finds_unreviewed_merge_requests_and_an_undeployed_release(
     forge.repository("acme/shop").set_commit_status(newest, deploy_context("production"), CommitState.PENDING, "x")
     again = sweep({"github": forge}, config_for("github", "acme/shop"), SINCE)
     assert [item.function for _, item in again.requests] == [REVIEW]
+
+
+def test_a_later_sweep_reads_no_status_of_what_an_earlier_one_saw_settled(github: GitHubServer):  # noqa: F811
+    repository = github.create_repository("acme/shop", {"README.md": b"hi"})
+    reviewed_head = repository.push("reviewed", {"a": b"1"}, start="main")
+    repository.open_pull_request("reviewed")
+    unreviewed_head = repository.push("new", {"b": b"2"}, start="main")
+    unreviewed = repository.open_pull_request("new")
+    tag = repository.create_tag("v1.0.0", "main")
+    forge = github_forge(github)
+    client = forge.repository("acme/shop")
+    client.set_commit_status(reviewed_head, STATUS_CONTEXT, CommitState.SUCCESS, "ok")
+    client.set_commit_status(tag, deploy_context("production"), CommitState.SUCCESS, "deployed")
+    config = config_for("github", "acme/shop")
+
+    first = sweep({"github": forge}, config, SINCE)
+    assert first.settled == {settled_key("github", "acme/shop", reviewed_head),
+                             settled_key("github", "acme/shop", tag, ["production"])}
+    assert first.api_calls == 1 + 2 + 1 + 1 + 1  # pulls, two statuses, tags, the tag's statuses, the hooks
+
+    second = sweep({"github": forge}, config, SINCE, settled=frozenset(first.settled))
+    assert [(item.function, item.args) for _, item in second.requests] == [
+        (REVIEW, ("github", "acme/shop", unreviewed, unreviewed_head))]
+    assert second.api_calls == 1 + 1 + 1 + 1  # only the unreviewed head's statuses are read
+    assert second.settled == first.settled
+    # another release environment: the tag is not settled for it, so its statuses are read again
+    widened = ServerConfig(catch_up=config.catch_up, release_environments=["qa", "production"])
+    third = sweep({"github": forge}, widened, SINCE, settled=frozenset(first.settled))
+    assert [item.function for _, item in third.requests] == [REVIEW, RELEASE]
+
+
+def test_run_sweep_keeps_only_what_the_last_sweep_saw_settled(github: GitHubServer,  # noqa: F811
+                                                              redis_engine: Engine):
+    repository = github.create_repository("acme/shop", {"README.md": b"hi"})
+    head = repository.push("reviewed", {"a": b"1"}, start="main")
+    number = repository.open_pull_request("reviewed")
+    forge = github_forge(github)
+    forge.repository("acme/shop").set_commit_status(head, STATUS_CONTEXT, CommitState.SUCCESS, "ok")
+    queue = Queue(QUEUE_NAME, connection=redis_engine.redis, serializer=JSONSerializer)
+    config = config_for("github", "acme/shop")
+    run_sweep(queue, config, {"github": forge})
+    assert redis_engine.redis.smembers(SETTLED_KEY) == {settled_key("github", "acme/shop", head).encode()}
+    repository.merge_pull_request(number)
+    run_sweep(queue, config, {"github": forge})
+    assert redis_engine.redis.smembers(SETTLED_KEY) == set()
 
 
 def test_github_sweep_redelivers_failed_deliveries_of_meshbot_hooks_only(github: GitHubServer):  # noqa: F811
