@@ -330,8 +330,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 },
                 "repositories": {
                     "type": "object",
-                    "description": "The repositories meshbot serves, per forge. Each costs about 2 + (its open "
-                                   "merge requests) forge API calls per sweep.",
+                    "description": "The repositories meshbot serves, per forge. Each costs about 2 forge API calls "
+                                   "per sweep (4 on GitHub, with its webhooks), plus one for each merge request "
+                                   "head or release tag not yet seen reviewed or released.",
                     "additionalProperties": False,
                     "properties": {
                         "github": {"type": "array", "uniqueItems": True,
