@@ -156,19 +156,21 @@ class PolicyResult:
 
     def as_json(self) -> dict[str, Any]:
         """The result as in `meshbot check --format json`."""
-        result: dict[str, Any] = {
-            "policy": self.policy,
-            "resource": self.resource,
-            "severity": str(self.severity),
-            "status": str(self.status),
-            "outcome": self.outcome,
-            "blocking": self.blocking,
-            "errors": [error.as_json() for error in self.errors],
-        }
-        if self.status is Status.GRACE and self.grace_until is not None:
+        errors, engine_error, status = self.errors, self.engine_error, self.status
+        if errors or engine_error is not None:  # outcome and blocking inline: called once per result of a check
+            result: dict[str, Any] = {
+                "policy": self.policy, "resource": self.resource, "severity": str(self.severity), "status": str(status),
+                "outcome": self.outcome, "blocking": self.blocking, "errors": [error.as_json() for error in errors],
+            }
+        else:
+            result = {
+                "policy": self.policy, "resource": self.resource, "severity": str(self.severity), "status": str(status),
+                "outcome": "passed" if self.evaluated else "not_evaluated", "blocking": False, "errors": [],
+            }
+        if status is Status.GRACE and self.grace_until is not None:
             result["graceUntil"] = self.grace_until.isoformat()
-        if self.engine_error is not None:
-            result["engineError"] = self.engine_error
+        if engine_error is not None:
+            result["engineError"] = engine_error
         if self.note:
             result["note"] = self.note
         return result

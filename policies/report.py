@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import orjson
 
 from bot.descriptor.errors import SourcePosition
 from bot.descriptor.model import Descriptor
@@ -74,6 +76,37 @@ def to_json(report: CheckReport) -> dict[str, Any]:
         "environment": report.descriptor.environment,
         "results": [result.as_json() for result in report.results],
     }
+
+
+def to_json_text(report: CheckReport) -> str:
+    """The `meshbot check --format json` document as text: `json.dumps(to_json(report), indent=2)`, byte for byte."""
+    return json_text(to_json(report))
+
+
+_NOT_PRINTABLE_ASCII = re.compile("[\x7f-\U0010ffff]")
+
+
+def json_text(document: Any) -> str:
+    """`json.dumps(document, indent=2)` byte for byte through orjson's C encoder, for documents of strings, integers,
+    booleans, None, lists and string-keyed dicts (like the check report; no floats); what orjson refuses, json
+    encodes."""
+    try:
+        data = orjson.dumps(document, option=orjson.OPT_INDENT_2)
+    except (orjson.JSONEncodeError, TypeError):  # e.g. a lone surrogate, a float, an integer beyond 64 bits
+        return json.dumps(document, indent=2)
+    if data.isascii() and b"\x7f" not in data:
+        return data.decode("ascii")
+    # orjson writes DEL and non-ASCII characters as they are, the standard library as \uXXXX (ensure_ascii);
+    # outside strings the document holds neither, so escaping each one keeps it the same JSON
+    return _NOT_PRINTABLE_ASCII.sub(_escape_character, data.decode("utf-8"))
+
+
+def _escape_character(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xd800 | (code >> 10):04x}\\u{0xdc00 | (code & 0x3ff):04x}"
 
 
 # ---------------------------------------------------------------- text

@@ -31,7 +31,7 @@ from bot.descriptor.errors import InputError, InputErrors
 from bot.descriptor.files import DirectoryReader
 from bot.descriptor.yamldump import dump_yaml
 from bot.engine.plan import Plan, build_plan
-from policies.report import CheckReport, counted, to_json, to_markdown, to_text
+from policies.report import CheckReport, counted, to_json_text, to_markdown, to_text
 
 EXAMPLE_DATA_PRODUCT = Path(__file__).resolve().parents[2] / "examples" / "finance-cashflow"
 
@@ -225,7 +225,7 @@ def _check(arguments: argparse.Namespace) -> int:
 
 def _write_report(report: CheckReport, output_format: str, path: str, stream: TextIO) -> None:
     if output_format == "json":
-        stream.write(json.dumps(to_json(report), indent=2) + "\n")
+        stream.write(to_json_text(report) + "\n")
     elif output_format == "markdown":
         stream.write(to_markdown(report))
     else:

@@ -1,11 +1,22 @@
 """Reports: text for terminals, json for machines, markdown for merge request comments."""
 
+import json
 from datetime import date
 
 from bot.descriptor.errors import SourcePosition
 from bot.descriptor.model import Descriptor
 from policies.model import Failure, PolicyResult, Severity, Status
-from policies.report import CheckReport, category_of, code_span, escape_markdown, to_json, to_markdown, to_text
+from policies.report import (
+    CheckReport,
+    category_of,
+    code_span,
+    escape_markdown,
+    json_text,
+    to_json,
+    to_json_text,
+    to_markdown,
+    to_text,
+)
 from tests.forge.test_review_comments import assert_golden
 
 DESCRIPTOR = Descriptor(data={"id": "urn:dmb:dp:finance:cashflow:1", "components": [{}, {}]},
@@ -235,3 +246,39 @@ def test_json_report_names_the_engine_error():
 def test_reports_without_engine_errors_have_no_such_row():
     body = to_markdown(report(result("ok")))
     assert "engine error" not in body and "engine error" not in to_text(report(result("ok")))
+
+
+# ---------------------------------------------------------------------- the JSON text (orjson, as json.dumps wrote it)
+
+
+def test_json_text_is_what_json_dumps_with_indent_writes_byte_for_byte():
+    every_character = "".join(chr(code) for code in range(0x300)) + "\u2028\u20ac\ufeff\uffff\U0001f600\U0010ffff"
+    document = {"passed": False, "text": every_character, "empty": [], "nothing": {}, "none": None, "true": True,
+                "numbers": [0, -1, 2**63 - 1], "nested": [{"a": ["b", {"c": "d\u00e9"}]}], "del": "x\x7fy"}
+    assert json_text(document) == json.dumps(document, indent=2)
+
+
+def test_json_text_hands_what_orjson_refuses_to_the_standard_library():
+    for document in ({"lone surrogate": "\ud800"}, {"big": 2**70}, {1: "integer key"}):
+        assert json_text(document) == json.dumps(document, indent=2)
+
+
+def test_check_json_text_is_the_documented_document_in_key_order():
+    grace = result("later", status="grace", errors=[FAILURE])
+    grace.grace_until = date(2027, 3, 1)
+    unreached = result("cue-sla")
+    unreached.engine_error = "policy engine 'cue' timed out after 10 s"
+    not_evaluated = result("compat", status="enabled")
+    not_evaluated.evaluated, not_evaluated.note = False, "nothing deployed in production: café"
+    built = report(result("a", errors=[FAILURE]), result("b"), grace, unreached, not_evaluated)
+    text = to_json_text(built)
+    assert text == json.dumps(to_json(built), indent=2)
+    results = json.loads(text)["results"]
+    assert [list(r) for r in results[:2]] == [
+        ["policy", "resource", "severity", "status", "outcome", "blocking", "errors"]] * 2
+    assert [(r["outcome"], r["blocking"]) for r in results] == [
+        ("failed", True), ("passed", False), ("failed", False), ("error", True), ("not_evaluated", False)]
+    assert results[2]["graceUntil"] == "2027-03-01" and results[3]["engineError"].startswith("policy engine 'cue'")
+    assert results[4]["note"] == "nothing deployed in production: café" and "caf\\u00e9" in text
+    assert results[0]["errors"] == [{"message": FAILURE.message, "path": "components[0].specific",
+                                     "file": "components/op/catalog-info.yaml", "line": 8, "column": 3}]
