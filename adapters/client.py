@@ -10,13 +10,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+from urllib3.response import HTTPResponse
 
 from adapters.model import AdapterResult, JsonBody, Outcome, Request, ReverseProvisioningResult, ValidationOutcome
 
@@ -26,6 +31,8 @@ USUAL_PREFIX = "/datamesh.specificprovisioner"
 EXCERPT_LENGTH = 200
 MAX_ANSWER_BYTES = 64 * 1024 * 1024  # of one answer's body, decoded: past it the call fails, the rest unread
 _READ_CHUNK = 256 * 1024
+POOL_CONNECTIONS = 16  # kept-alive connections per adapter host and process: as many as a validation's calls in flight
+POOL_HOSTS = 64  # adapter hosts (and CA bundles) whose connections a process keeps
 
 
 class _Failed(Exception):
@@ -64,6 +71,8 @@ class TechAdapterClient:
         self.poll_max_interval = poll_max_interval
         self.max_answer_bytes = max_answer_bytes
         self.session = session or _session_for(self.base_url, ca_bundle)
+        self._repeatable = session or _session_for(self.base_url, ca_bundle, shared=True)
+        self._repeatable.cookies = self.session.cookies  # one client, one cookie jar, whichever connection it uses
         self._clock, self._sleep = clock, sleep
 
     # ------------------------------------------------------------------ operations
@@ -183,11 +192,14 @@ class TechAdapterClient:
             {"data": body.data, "headers": {"Content-Type": "application/json"}}
             if isinstance(body, JsonBody) else {"json": body}
         )
+        # What is safe to repeat goes over the process's kept-alive connections: a connection the adapter closed
+        # while idle is retried like any broken one. The rest opens its own, as a provision must not be repeated.
+        session = self._repeatable if safe_to_repeat else self.session
         attempt = 0
         while True:
             read_timeout = self._remaining(deadline, url)
             try:
-                response = self.session.post(url, timeout=(min(5.0, read_timeout), read_timeout), stream=True,
+                response = session.post(url, timeout=(min(5.0, read_timeout), read_timeout), stream=True,
                                              **content)
                 _read_body(response, url, self.max_answer_bytes)  # its errors are those requests raised reading it
             except requests.exceptions.SSLError as error:  # no request was sent, and retrying cannot help
@@ -228,7 +240,7 @@ class TechAdapterClient:
         while True:
             read_timeout = self._remaining(deadline, url, token=token, last=last_problem)
             try:
-                response = self.session.get(url, timeout=(min(5.0, read_timeout), read_timeout), stream=True)
+                response = self._repeatable.get(url, timeout=(min(5.0, read_timeout), read_timeout), stream=True)
                 _read_body(response, url, self.max_answer_bytes)
             except requests.RequestException as error:
                 if self._clock() < deadline:  # a poll the deadline cut short says nothing new about the adapter
@@ -273,14 +285,19 @@ class TechAdapterClient:
         return _Failed(f"{url} answered HTTP 404 ({hint}): {_excerpt(response.text)}", http_status=404)
 
 
-def _session_for(base_url: str, ca_bundle: str | None = None) -> requests.Session:
+def _session_for(base_url: str, ca_bundle: str | None = None, *, shared: bool = False) -> requests.Session:
     """A session with the environment's proxy and CA bundle for this adapter resolved once, not on every request.
 
     requests re-reads the proxy variables and ~/.netrc for every request when trust_env is on: a third
     of the client's CPU per call. Adapters take no .netrc credentials; proxies from the environment still apply,
-    and so do the certificate authorities (ca_bundle, else the environment's, else certifi's).
+    and so do the certificate authorities (ca_bundle, else the environment's, else certifi's). A shared session
+    sends through the process's pool of kept-alive connections (see _shared_transport).
     """
     session = requests.Session()
+    if shared:
+        transport = _shared_transport()
+        session.mount("https://", transport)
+        session.mount("http://", transport)
     session.trust_env = False
     session.verify = ca_bundle or environment_ca_bundle() or True
     try:
@@ -288,6 +305,75 @@ def _session_for(base_url: str, ca_bundle: str | None = None) -> requests.Sessio
     except ValueError:
         pass  # a malformed URL: the first request reports it
     return session
+
+
+class _QuickAckHTTPConnection(HTTPConnection):
+    """A connection that acknowledges the answer's first segment at once (see _quick_ack)."""
+
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's own
+        """Read the answer, with delayed ACKs off for it."""
+        _quick_ack(self.sock)
+        return super().getresponse()
+
+
+class _QuickAckHTTPSConnection(HTTPSConnection):
+    """A TLS connection that acknowledges the answer's first segment at once (see _quick_ack)."""
+
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's own
+        """Read the answer, with delayed ACKs off for it."""
+        _quick_ack(self.sock)
+        return super().getresponse()
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _QuickAckHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _QuickAckHTTPSConnection
+
+
+class _Transport(HTTPAdapter):
+    """requests' adapter whose direct connections are _QuickAck ones (urllib3 already sets TCP_NODELAY)."""
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        """The pool manager, with the quick-ACK connection pools."""
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def _quick_ack(sock: Any) -> None:
+    """Turn delayed ACKs off (Linux) before an answer on a kept-alive connection is read.
+
+    An adapter that writes its headers and its body in two writes without TCP_NODELAY (Python's http.server, werkzeug)
+    holds the body back until the headers are acknowledged, and on a kept-alive connection the kernel delays that
+    ACK by up to 40 ms: each reused call took 45 ms instead of 2. A new connection starts in quick-ACK mode, which is
+    why this stall shows only with reuse.
+    """
+    option = getattr(socket, "TCP_QUICKACK", None)
+    if sock is not None and option is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+        except OSError:
+            pass  # not a TCP socket (a proxy tunnel's, a closed one): the answer is read as before
+
+
+_TRANSPORT: dict[int, _Transport] = {}
+
+
+def _shared_transport() -> _Transport:
+    """This process's pool of kept-alive adapter connections (per host, port and TLS settings, as urllib3 keys them).
+
+    A validation's calls (16 in flight) and later deployments' reuse them instead of opening a connection per call.
+    Keyed by process id: a forked process opens its own.
+    """
+    pid = os.getpid()
+    transport = _TRANSPORT.get(pid)
+    if transport is None:  # no lock (a forked child could inherit it held): setdefault keeps one of two made at once
+        for other in [key for key in _TRANSPORT if key != pid]:
+            _TRANSPORT.pop(other, None)
+        transport = _TRANSPORT.setdefault(pid, _Transport(pool_connections=POOL_HOSTS, pool_maxsize=POOL_CONNECTIONS))
+    return transport
 
 
 def environment_ca_bundle() -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from adapters.reference import URL_PREFIX
 from adapters.reference.app import EXTENSION, AdapterState, create_app
@@ -17,11 +17,22 @@ from adapters.reference.app import EXTENSION, AdapterState, create_app
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
+class _Handler(WSGIRequestHandler):
+    """werkzeug's handler on kept-alive connections with TCP_NODELAY.
+
+    werkzeug writes an answer's headers and body in separate writes; with Nagle's algorithm the body waits for the
+    client's delayed ACK of the headers, up to 40 ms on a kept-alive connection.
+    """
+
+    protocol_version = "HTTP/1.1"  # what werkzeug picks for a threaded server, said here as the class is our own
+    disable_nagle_algorithm = True
+
+
 def start(database: Path, host: str, port: int, *, asynchronous: bool = False,
           async_delay: float = 0.05) -> BaseWSGIServer:
     """A bound, threaded server (port 0 picks a free port: see server.port); call serve_forever() to run it."""
     app = create_app(database, asynchronous=asynchronous, async_delay=async_delay)
-    return make_server(host, port, app, threaded=True)
+    return make_server(host, port, app, threaded=True, request_handler=_Handler)
 
 
 def base_url(server: BaseWSGIServer) -> str:
