@@ -20,11 +20,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot import __version__
 from bot.engine.runner import queue
-from bot.forge.deliveries import DeliveryIntake
+from bot.forge.deliveries import DeliveryCount, DeliveryIntake
 from bot.forge.events import GITHUB, GITLAB, Event, Ignored, github_event, gitlab_event
 from bot.forge.router import JobRequest, route
 from bot.forge.signatures import github_signature_valid, gitlab_token_valid
 from bot.logs import bind_log_context, log_context
+from bot.metrics import delivery_field
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +161,8 @@ def create_app(
     def count_delivery(response: Response) -> Response:
         """Count every webhook delivery by forge, event and answer (the answer is never failed by counting)."""
         forge = WEBHOOK_PATHS.get(request.path)
-        if forge is None or request.method != "POST":
-            return response
+        if forge is None or request.method != "POST" or g.get("delivery_counted"):
+            return response  # a queued or duplicate delivery was counted by the intake's own script
         answer = g.get("delivery_answer") or DELIVERY_ANSWERS.get(response.status_code, "error")
         # An unverified event header is never a label: anyone may send any.
         event = "" if response.status_code in (401, 413) else request.headers.get(EVENT_HEADERS[forge], "")
@@ -236,13 +237,14 @@ def create_app(
             logger.info("%s delivery %r (%s) ignored: %s", forge, delivery, event_name, routed.reason)
             g.delivery_answer = "ignored"
             return jsonify(ignored=routed.reason), 200
-        return _enqueue(forge, delivery, routed)
+        return _enqueue(forge, delivery, event_name, routed)
 
-    def _enqueue(forge: str, delivery: str, jobs: list[JobRequest]) -> ResponseReturnValue:
+    def _enqueue(forge: str, delivery: str, event_name: str, jobs: list[JobRequest]) -> ResponseReturnValue:
         if not delivery:
             logger.warning("a %s delivery without a delivery id cannot be de-duplicated", forge)
         try:
-            job_ids = connection.intake().accept(forge, delivery, jobs)
+            job_ids = connection.intake().accept(forge, delivery, jobs, _delivery_count(forge, event_name))
+            g.delivery_counted = True  # by the same script: no second round trip in count_delivery
         except Exception as error:  # Redis unreachable (or RQ failing): the forge redelivers on a 5xx
             logger.exception("could not enqueue the jobs of %s delivery %r", forge, delivery)
             return jsonify(error=f"meshbot cannot queue work right now ({type(error).__name__}); retry later"), 503
@@ -275,6 +277,12 @@ def bearer_token(authorization: str) -> str | None:
     """The token of an `Authorization: Bearer <token>` header (the scheme in any case, RFC 7235); None otherwise."""
     scheme, space, token = authorization.partition(" ")
     return token if space and scheme.lower() == "bearer" and token else None
+
+
+def _delivery_count(forge: str, event_name: str) -> DeliveryCount:
+    """Where the intake counts a delivery it queues (202) or finds a duplicate (200), as count_delivery would."""
+    key, queued = delivery_field(forge, event_name, DELIVERY_ANSWERS[202], 202)
+    return DeliveryCount(key, queued, delivery_field(forge, event_name, "duplicate", 200)[1])
 
 
 def _secret(variable: str) -> str | None:

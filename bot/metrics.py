@@ -183,6 +183,11 @@ def count_delivery(connection: redis.Redis, forge: str, event: str, answer: str,
     Batch().count(DELIVERIES, (forge, event, answer, code)).send(connection)
 
 
+def delivery_field(forge: str, event: str, answer: str, code: int) -> tuple[str, str]:
+    """The Redis hash and field count_delivery adds one to, for a caller counting within its own round trip."""
+    return DELIVERIES.redis_key, _field((forge, event, answer, code))
+
+
 def count_review(connection: redis.Redis, forge: str, outcome: str) -> None:
     """Count one merge request review by its outcome."""
     Batch().count(REVIEWS, (forge, outcome)).send(connection)

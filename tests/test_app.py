@@ -145,6 +145,35 @@ def test_the_same_delivery_twice_acts_once(client, redis_engine):
     assert len(queued(redis_engine.redis)) == 1
 
 
+class CountingConnection(redis.UnixDomainSocketConnection):
+    """A real connection that counts what it sends: one send per round trip (a pipeline is sent at once)."""
+
+    sends = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.sends += 1
+        super().send_packed_command(command, check_health)
+
+
+def test_a_delivery_is_queued_de_duplicated_and_counted_in_one_round_trip(redis_engine, secrets):
+    from bot.metrics import render
+    from tests.test_metrics import families, value
+
+    counting = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=CountingConnection,
+                                                                path=redis_engine.server.socket_file))
+    client = create_app(redis_connection=counting).test_client()
+    body = fixture_bytes("github", "push_branch")
+    assert post_github(client, "push", body).status_code == 202  # the connection opened, the script registered
+    CountingConnection.sends = 0
+    assert post_github(client, "push", body, delivery="a-delivery").status_code == 202
+    assert post_github(client, "push", body, delivery="a-delivery").status_code == 200
+    assert CountingConnection.sends == 2
+    found = families(render(redis_engine.redis))
+    name = "meshbot_webhook_deliveries_total"
+    assert value(found, name, forge="github", event="push", answer="queued", code="202") == 2
+    assert value(found, name, forge="github", event="push", answer="duplicate", code="200") == 1
+
+
 # ---------------------------------------------------------------------- refused deliveries
 
 

@@ -1,14 +1,16 @@
 """Accept a webhook delivery: record it and enqueue its jobs in one atomic Redis step, so that it acts once.
 
 Forges redeliver, and a delivery must act once however many replicas receive it. The duplicate check, the enqueue
-of the delivery's RQ jobs and the record of the delivery are one Lua script: one round trip on the request path,
-and no state in which the delivery is recorded but its jobs are lost (the record is written last).
+of the delivery's RQ jobs, the record of the delivery and its count in the metrics are one Lua script: one round
+trip on the request path, and no state in which the delivery is recorded but its jobs are lost (the record is
+written last).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import redis
 from rq import Queue, Retry
@@ -28,16 +30,22 @@ JOB_RETRIES = 3
 JOB_RETRY_INTERVALS = (60, 300, 900)  # seconds
 
 # What RQ's Queue.enqueue writes for a job without dependencies (the queue registered in RQ's set of queues, the
-# job's hash, its id pushed on the queue), after the duplicate check and before the delivery record.
-# KEYS: the delivery key ("" when the delivery has no id), RQ's set of queues, the queue
-# ARGV: the delivery TTL, then per job: its hash key, its id, its number of hash fields n, n field/value pairs
+# job's hash, its id pushed on the queue), after the duplicate check and before the delivery record; and, when asked,
+# one added to the delivery counter's field for the outcome (queued or duplicate), so that counting costs no round trip.
+# KEYS: the delivery key ("" when the delivery has no id), RQ's set of queues, the queue, the counter hash ("": none)
+# ARGV: the delivery TTL, the counter field if queued, if a duplicate, then per job: its hash key, its id, its number
+# of hash fields n, n field/value pairs
 _ACCEPT_SCRIPT = """
 local recorded = KEYS[1] ~= ''
+local counted = KEYS[4] ~= ''
 if recorded and redis.call('EXISTS', KEYS[1]) == 1 then
+    if counted then
+        redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
+    end
     return 0
 end
 redis.call('SADD', KEYS[2], KEYS[3])
-local i = 2
+local i = 4
 while i <= #ARGV do
     local count = tonumber(ARGV[i + 2])
     redis.call('HSET', ARGV[i], unpack(ARGV, i + 3, i + 2 + count))
@@ -47,8 +55,20 @@ end
 if recorded then
     redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 end
+if counted then
+    redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
+end
 return 1
 """
+
+
+@dataclass(frozen=True)
+class DeliveryCount:
+    """Where accept counts the delivery: a Redis hash, and its field to add one to if queued or if a duplicate."""
+
+    key: str
+    queued: str
+    duplicate: str
 
 
 def delivery_key(forge: str, delivery_id: str) -> str:
@@ -74,18 +94,23 @@ class DeliveryIntake:
         """The Redis connection of the queue."""
         return self.queue.connection
 
-    def accept(self, forge: str, delivery_id: str, requests: Sequence[JobRequest]) -> list[str] | None:
+    def accept(
+        self, forge: str, delivery_id: str, requests: Sequence[JobRequest], count: DeliveryCount | None = None
+    ) -> list[str] | None:
         """Enqueue the delivery's jobs and record it; their ids, or None when the delivery was received before.
 
         A delivery without an id ("") cannot be de-duplicated: its jobs are enqueued and nothing is recorded.
+        With count, the outcome is counted in the same script (one round trip for the whole delivery).
         """
         jobs = [self._job(forge, delivery_id, request) for request in requests]
-        arguments: list[str | bytes | int] = [self.ttl_seconds]
+        arguments: list[str | bytes | int] = [self.ttl_seconds, count.queued if count else "",
+                                              count.duplicate if count else ""]
         for job in jobs:
             fields = _hash_fields(job)
             arguments += [job.key, job.id, len(fields), *fields]
         key = delivery_key(forge, delivery_id) if delivery_id else ""
-        accepted = self._script(keys=[key, self.queue.redis_queues_keys, self.queue.key], args=arguments)
+        keys = [key, self.queue.redis_queues_keys, self.queue.key, count.key if count else ""]
+        accepted = self._script(keys=keys, args=arguments)
         return [job.id for job in jobs] if accepted else None
 
     def _job(self, forge: str, delivery_id: str, request: JobRequest) -> Job:

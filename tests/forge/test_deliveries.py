@@ -16,6 +16,7 @@ from bot.forge.deliveries import (
     JOB_RETRIES,
     JOB_RETRY_INTERVALS,
     JOB_TIMEOUT_SECONDS,
+    DeliveryCount,
     DeliveryIntake,
     delivery_key,
 )
@@ -126,3 +127,20 @@ def test_a_redis_that_lost_the_script_still_accepts(intake):
     assert intake.accept("github", "after-flush", [CHECK_MAIN]) is not None
     assert intake.accept("github", "after-flush", [CHECK_MAIN]) is None
     assert len(intake.queue.job_ids) == 2
+
+
+def test_the_outcome_is_counted_by_the_same_script(intake):
+    count = DeliveryCount("meshbot:metrics:test", "queued", "duplicate")
+    assert intake.accept("github", DELIVERY, [CHECK_MAIN], count) is not None
+    assert intake.accept("github", DELIVERY, [CHECK_MAIN], count) is None
+    assert intake.accept("github", DELIVERY, [CHECK_MAIN], count) is None
+    assert intake.accept("github", "", [CHECK_MAIN], count) is not None  # no id: queued, counted, not recorded
+    assert intake.connection.hgetall("meshbot:metrics:test") == {b"queued": b"2", b"duplicate": b"2"}
+
+
+def test_a_failed_enqueue_counts_nothing(intake):
+    connection: redis.Redis = intake.connection
+    connection.set(intake.queue.key, "not a list")
+    with pytest.raises(redis.ResponseError):
+        intake.accept("github", DELIVERY, [CHECK_MAIN], DeliveryCount("meshbot:metrics:test", "queued", "duplicate"))
+    assert not connection.exists("meshbot:metrics:test")
