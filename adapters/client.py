@@ -7,6 +7,7 @@ the request), and status polls, which are reads.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -300,11 +301,28 @@ def _session_for(base_url: str, ca_bundle: str | None = None, *, shared: bool = 
         session.mount("http://", transport)
     session.trust_env = False
     session.verify = ca_bundle or environment_ca_bundle() or True
-    try:
-        session.proxies.update(requests.utils.get_environ_proxies(base_url))
-    except ValueError:
-        pass  # a malformed URL: the first request reports it
+    session.proxies.update(_environment_proxies(base_url, _proxy_variables()))
     return session
+
+
+_PROXY_VARIABLES = (*(name for scheme in ("http", "https", "all", "no") for name in (f"{scheme}_proxy",
+                                                                                     f"{scheme.upper()}_PROXY")),
+                    "REQUEST_METHOD")  # under CGI, urllib ignores HTTP_PROXY
+
+
+def _proxy_variables() -> tuple[str | None, ...]:
+    """The environment's proxy settings that can apply to an adapter's URL: what _environment_proxies depends on."""
+    return tuple(os.environ.get(name) for name in _PROXY_VARIABLES)
+
+
+@functools.lru_cache(maxsize=256)
+def _environment_proxies(base_url: str, variables: tuple[str | None, ...]) -> dict[str, str]:
+    """The proxies the environment gives base_url, read once per URL and settings (reading them scans os.environ)."""
+    del variables  # the cache key: the settings this answer was read under
+    try:
+        return dict(requests.utils.get_environ_proxies(base_url))
+    except ValueError:
+        return {}  # a malformed URL: the first request reports it
 
 
 class _QuickAckHTTPConnection(HTTPConnection):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -121,3 +122,17 @@ def test_provisioning_opens_its_own_connection_and_its_polls_keep_the_cookie(ser
     assert server.connections("/v1/provision") == 3  # never a kept-alive one: a provision is not repeated
     polls = [cookie for _, path, _, cookie in server.seen if path.endswith("/status")]
     assert polls == ["lb=node-7"] * 3  # the client's cookie jar, though the polls go over the shared connections
+
+
+def test_a_proxy_set_later_is_used_by_the_next_client(monkeypatch: pytest.MonkeyPatch, server: _Recording) -> None:
+    # The proxies the environment gives a URL are read once per URL and proxy settings, not once per process.
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy", "REQUEST_METHOD"):
+        monkeypatch.delenv(name, raising=False)
+    assert TechAdapterClient(server.url, timeout=10).validate(REQUEST).valid
+    with socket.socket() as probe:  # a proxy that refuses every connection
+        probe.bind(("127.0.0.1", 0))
+        refusing = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv("HTTP_PROXY", refusing)
+    outcome = TechAdapterClient(server.url, timeout=10, retries=0).validate(REQUEST)
+    assert outcome.failed and "connection refused" in outcome.message, outcome  # the proxy's, not the adapter's
+    assert len(server.seen) == 1
