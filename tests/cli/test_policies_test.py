@@ -82,6 +82,24 @@ def deploy_record(connection: redis.Redis, content: dict[str, bytes], environmen
     return deployment.id
 
 
+def deploy_three(connection: redis.Redis, github: GitHubServer, monkeypatch: pytest.MonkeyPatch,
+                 with_ledger: bool = True) -> str:
+    """Deploy cashflow (its repository on the GitHub test server, which the forge client is pointed at), orders (on a
+    GitLab meshbot has no token for) and, with_ledger, ledger (deployed from the command line); cashflow's sha."""
+    cashflow = files("finance", "cashflow", "bronze")
+    sha = github.create_repository("acme/cashflow", cashflow).branch_head("main") or ""
+    deploy_record(connection, cashflow, "development",
+                  {"forge": "github", "project": "acme/cashflow", "sha": sha, "context": "meshbot/deploy/dev"})
+    deploy_record(connection, files("sales", "orders", "bronze"), "production",
+                  {"forge": "gitlab", "project": "acme/orders", "sha": "b" * 40})
+    if with_ledger:
+        deploy_record(connection, files("finance", "ledger", "gold"), "production", None)
+    monkeypatch.setenv("MESHBOT_GITHUB_TOKEN", github.token)
+    monkeypatch.setenv("MESHBOT_GITHUB_API_URL", github.api_url)
+    monkeypatch.delenv("MESHBOT_GITLAB_TOKEN", raising=False)
+    return sha
+
+
 @dataclass
 class Deployed:
     """Three deployed data products (cashflow from GitHub, orders from an unreachable GitLab, ledger passes)."""
@@ -97,16 +115,7 @@ class Deployed:
 def deployed(meshbot: Meshbot, redis_engine: Engine, tmp_path: Path,
              monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
     with github_server() as github:
-        cashflow = files("finance", "cashflow", "bronze")
-        sha = github.create_repository("acme/cashflow", cashflow).branch_head("main") or ""
-        deploy_record(redis_engine.redis, cashflow, "development",
-                      {"forge": "github", "project": "acme/cashflow", "sha": sha, "context": "meshbot/deploy/dev"})
-        deploy_record(redis_engine.redis, files("sales", "orders", "bronze"), "production",
-                      {"forge": "gitlab", "project": "acme/orders", "sha": "b" * 40})
-        deploy_record(redis_engine.redis, files("finance", "ledger", "gold"), "production", None)
-        monkeypatch.setenv("MESHBOT_GITHUB_TOKEN", github.token)
-        monkeypatch.setenv("MESHBOT_GITHUB_API_URL", github.api_url)
-        monkeypatch.delenv("MESHBOT_GITLAB_TOKEN", raising=False)
+        sha = deploy_three(redis_engine.redis, github, monkeypatch)
         server = tmp_path / "server-policies"
         server.mkdir()
         (server / "owned.yaml").write_text(OWNER_POLICY)

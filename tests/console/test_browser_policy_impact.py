@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.cli.test_policies_test import CASHFLOW, ORDERS, TIER_POLICY, deploy_record, files
+from tests.cli.test_policies_test import CASHFLOW, ORDERS, TIER_POLICY, deploy_three
 from tests.console.browser import OPERATOR_TOKEN, Browser, served
 from tests.console.test_browser import sign_in_as_operator
 from tests.deploy_harness import Engine
@@ -30,15 +30,7 @@ def impact_console(redis_engine: Engine, tmp_path: Path, monkeypatch: pytest.Mon
     (tmp_path / "meshbot.yaml").write_text("policies: [policies]\n")
     monkeypatch.setenv("MESHBOT_CONFIG", str(tmp_path / "meshbot.yaml"))
     with github_server() as github:
-        cashflow = files("finance", "cashflow", "bronze")
-        sha = github.create_repository("acme/cashflow", cashflow).branch_head("main") or ""
-        deploy_record(redis_engine.redis, cashflow, "development",
-                      {"forge": "github", "project": "acme/cashflow", "sha": sha})
-        deploy_record(redis_engine.redis, files("sales", "orders", "bronze"), "production",
-                      {"forge": "gitlab", "project": "acme/orders", "sha": "b" * 40})
-        monkeypatch.setenv("MESHBOT_GITHUB_TOKEN", github.token)
-        monkeypatch.setenv("MESHBOT_GITHUB_API_URL", github.api_url)
-        monkeypatch.delenv("MESHBOT_GITLAB_TOKEN", raising=False)
+        deploy_three(redis_engine.redis, github, monkeypatch, with_ledger=False)
         forget()
         try:
             with served(redis_engine.redis) as url:

@@ -18,7 +18,7 @@ from bot.descriptor.model import Descriptor
 from bot.forge.policy_impact import Origin
 from policies.loader import load_policy_file
 from policies.model import Policy, Severity, Status, Target
-from tests.cli.test_policies_test import CASHFLOW, LEDGER, ORDERS, TIER_POLICY, deploy_record, files
+from tests.cli.test_policies_test import CASHFLOW, LEDGER, ORDERS, TIER_POLICY, deploy_record, deploy_three, files
 from tests.deploy_harness import Engine
 from tests.servers.github import github_server
 from vcs.base import ForgeError
@@ -70,16 +70,7 @@ def served(redis_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (tmp_path / "meshbot.yaml").write_text("policies: [policies]\n")
     monkeypatch.setenv("MESHBOT_CONFIG", str(tmp_path / "meshbot.yaml"))
     with github_server() as github:
-        cashflow = files("finance", "cashflow", "bronze")
-        sha = github.create_repository("acme/cashflow", cashflow).branch_head("main") or ""
-        deploy_record(redis_engine.redis, cashflow, "development",
-                      {"forge": "github", "project": "acme/cashflow", "sha": sha})
-        deploy_record(redis_engine.redis, files("sales", "orders", "bronze"), "production",
-                      {"forge": "gitlab", "project": "acme/orders", "sha": "b" * 40})
-        deploy_record(redis_engine.redis, files("finance", "ledger", "gold"), "production", None)
-        monkeypatch.setenv("MESHBOT_GITHUB_TOKEN", github.token)
-        monkeypatch.setenv("MESHBOT_GITHUB_API_URL", github.api_url)
-        monkeypatch.delenv("MESHBOT_GITLAB_TOKEN", raising=False)
+        sha = deploy_three(redis_engine.redis, github, monkeypatch)
         forget()  # the forge clients are built once per process, from the environment
         try:
             yield Console(create_app(redis_connection=redis_engine.redis).test_client(), redis_engine, sha)
