@@ -33,9 +33,21 @@ JOB_RETRY_INTERVALS = (60, 300, 900)  # seconds
 # job's hash, its id pushed on the queue), after the duplicate check and before the delivery record; and, when asked,
 # one added to the delivery counter's field for the outcome (queued or duplicate), so that counting costs no round trip.
 # KEYS: the delivery key ("" when the delivery has no id), RQ's set of queues, the queue, the counter hash ("": none)
-# ARGV: the delivery TTL, the counter field if queued, if a duplicate, then per job: its hash key, its id, its number
-# of hash fields n, n field/value pairs
+# ARGV: the delivery TTL, the counter field if queued, if a duplicate, then per job: its hash key, its id, and its hash
+# fields as one string of "<byte length>:<bytes>" items, field, value, field, value... (see _packed: one argument
+# instead of some forty, each of which redis-py would encode on its own)
 _ACCEPT_SCRIPT = """
+local function unpacked(packed)
+    local items = {}
+    local at = 1
+    while at <= #packed do
+        local colon = string.find(packed, ':', at, true)
+        local size = tonumber(string.sub(packed, at, colon - 1))
+        items[#items + 1] = string.sub(packed, colon + 1, colon + size)
+        at = colon + size + 1
+    end
+    return items
+end
 local recorded = KEYS[1] ~= ''
 local counted = KEYS[4] ~= ''
 if recorded and redis.call('EXISTS', KEYS[1]) == 1 then
@@ -45,12 +57,9 @@ if recorded and redis.call('EXISTS', KEYS[1]) == 1 then
     return 0
 end
 redis.call('SADD', KEYS[2], KEYS[3])
-local i = 4
-while i <= #ARGV do
-    local count = tonumber(ARGV[i + 2])
-    redis.call('HSET', ARGV[i], unpack(ARGV, i + 3, i + 2 + count))
+for i = 4, #ARGV, 3 do
+    redis.call('HSET', ARGV[i], unpack(unpacked(ARGV[i + 2])))
     redis.call('RPUSH', KEYS[3], ARGV[i + 1])
-    i = i + 3 + count
 end
 if recorded then
     redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
@@ -106,8 +115,7 @@ class DeliveryIntake:
         arguments: list[str | bytes | int] = [self.ttl_seconds, count.queued if count else "",
                                               count.duplicate if count else ""]
         for job in jobs:
-            fields = _hash_fields(job)
-            arguments += [job.key, job.id, len(fields), *fields]
+            arguments += [job.key, job.id, _packed(_hash_fields(job))]
         key = delivery_key(forge, delivery_id) if delivery_id else ""
         keys = [key, self.queue.redis_queues_keys, self.queue.key, count.key if count else ""]
         accepted = self._script(keys=keys, args=arguments)
@@ -125,11 +133,18 @@ class DeliveryIntake:
         return job
 
 
-def _hash_fields(job: Job) -> list[str | bytes]:
-    """The job's Redis hash as flat field/value pairs, as Job.save writes it (None values left out)."""
-    fields: list[str | bytes] = []
+def _hash_fields(job: Job) -> list[bytes]:
+    """The job's Redis hash as flat field/value pairs, as Job.save writes it (None values left out), encoded."""
+    fields: list[bytes] = []
     for name, value in job.to_dict().items():
         if value is not None:
-            fields.append(name)
-            fields.append(value if isinstance(value, str | bytes) else str(value))
+            fields.append(name.encode())
+            # as redis-py encodes it: a str (a str enum such as the status by its value) in UTF-8, a number by repr
+            text = value if isinstance(value, bytes | str) else repr(value)
+            fields.append(text if isinstance(text, bytes) else text.encode())
     return fields
+
+
+def _packed(items: Sequence[bytes]) -> bytes:
+    """items as one string the script's unpacked() splits again: each as "<byte length>:<bytes>"."""
+    return b"".join(b"%d:%s" % (len(item), item) for item in items)

@@ -144,3 +144,11 @@ def test_a_failed_enqueue_counts_nothing(intake):
     with pytest.raises(redis.ResponseError):
         intake.accept("github", DELIVERY, [CHECK_MAIN], DeliveryCount("meshbot:metrics:test", "queued", "duplicate"))
     assert not connection.exists("meshbot:metrics:test")
+
+
+def test_a_description_with_separators_and_any_text_is_stored_exactly(intake):
+    """The job's fields reach the script as one length-prefixed string: colons, digits and non-ASCII survive it."""
+    description = "12:3 review: \u00e9 \U0001f680 5:x"
+    (job_id,) = intake.accept("github", "d-text", [JobRequest(CHECK, CHECK_MAIN.args, description)]) or []
+    assert intake.connection.hget(f"rq:job:{job_id}", "description") == description.encode()
+    assert Job.fetch(job_id, intake.connection).description == description
