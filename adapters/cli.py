@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,8 @@ def register(commands: Any) -> None:
 
 
 def _serve(arguments: argparse.Namespace) -> int:
+    import sqlite3  # here, not at the top: every meshbot command registers this one
+
     from adapters.reference.server import serve
 
     database = Path(arguments.db)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import jsonschema
 
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
 from bot.descriptor.files import MAX_FILE_BYTES
@@ -749,6 +746,8 @@ def _review_environment_errors(document: YamlDocument, reviews: dict[str, Any],
 
 def _schema_errors(document: YamlDocument, lines: list[str]) -> list[InputError]:
     """Every schema violation at the place of the value at fault; each unknown key at its own line and column."""
+    import jsonschema  # here: a command without a configuration file starts faster without it
+
     validator = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
     errors: list[InputError] = []
     for error in sorted(validator.iter_errors(document.value), key=lambda e: list(map(str, e.absolute_path))):
@@ -789,6 +788,8 @@ def _key_position(document: YamlDocument, path: tuple[Any, ...], lines: list[str
 
 def _ca_bundle_errors(document: YamlDocument, adapters: list[AdapterSettings]) -> list[InputError]:
     """Each adapter's ca_bundle that is not a readable PEM file of certificates."""
+    import ssl  # here: only a configured ca_bundle needs it
+
     errors = []
     for index, adapter in enumerate(adapters):
         if adapter.ca_bundle is None:

@@ -9,11 +9,10 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import jsonschema_rs
-import redis
 
 from bot.config import PolicyEngineSettings, ServerConfig
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
@@ -22,6 +21,9 @@ from bot.descriptor.yamlsafe import YamlDocument, load_single
 from policies.builtins import BUILTINS
 from policies.model import SELECTOR_FIELDS, Policy, Selector, Severity, Status, Target
 from policies.remote import RemoteEngine, VerdictCache, cache_for, engines_for
+
+if TYPE_CHECKING:
+    import redis
 
 PACKAGE_DIRECTORY = Path(__file__).resolve().parent
 BUILTIN_DIRECTORY = PACKAGE_DIRECTORY / "builtin"

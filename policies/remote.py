@@ -16,12 +16,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import redis
-import requests
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.config import PolicyEngineSettings
+
+# redis and requests are imported where a cache or an engine uses them: `meshbot check` without remote engines
+# starts without them.
+if TYPE_CHECKING:
+    import redis
+    import requests
 
 MAX_ANSWER_BYTES = 1024 * 1024
 MAX_ERRORS = 50
@@ -115,6 +118,8 @@ class RedisCache:
 
     def get(self, key: str) -> Verdict | None:
         """The verdict stored under key, or None (also when Redis fails or holds something unreadable)."""
+        import redis
+
         try:
             raw = self.connection.get(REDIS_PREFIX + key)
         except redis.RedisError:
@@ -129,6 +134,8 @@ class RedisCache:
 
     def put(self, key: str, verdict: Verdict) -> None:
         """Store verdict for the TTL (best effort)."""
+        import redis
+
         try:
             self.connection.set(REDIS_PREFIX + key, json.dumps(verdict.as_json()), ex=self.ttl)
         except redis.RedisError:
@@ -195,6 +202,8 @@ class RemoteEngine:
 
     def ask(self, question: Question) -> Verdict:
         """POST the question to the engine and read its answer (never cached here)."""
+        import requests
+
         timeout = self.settings.timeout
         deadline = time.monotonic() + timeout
         headers = {POLICY_HEADER: question.policy}

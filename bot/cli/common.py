@@ -13,16 +13,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.descriptor.assembly import assemble
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
-from bot.descriptor.files import DirectoryReader
-from bot.descriptor.model import Descriptor
-from policies.report import CheckReport
 
+# Assembly, policies and the configuration are imported by the functions that use them: every command imports
+# this module, and `meshbot --version` or `--help` should not pay for them (tests/cli/test_startup.py).
 if TYPE_CHECKING:
     from bot.config import ServerConfig
+    from bot.descriptor.model import Descriptor
+    from policies.report import CheckReport
 
 EXIT_OK, EXIT_BLOCKED, EXIT_INPUT = 0, 1, 2
+# bot.descriptor.assembly's DEFAULT_ENVIRONMENT (a test holds them equal), without importing assembly for --help.
+DEFAULT_ENVIRONMENT = "development"
 # While a `--format json` command runs (main() sets it): where print_errors keeps its errors (files as shown).
 _json_errors: list[InputError] | None = None
 
@@ -30,6 +32,8 @@ _json_errors: list[InputError] | None = None
 def assemble_folder(path: str, environment: str) -> Descriptor:
     """The descriptor of the data product repository path is in (see repository_root); InputErrors when none."""
     from bot.cli.repository_root import find_root, refusal, relocate_positions, relocated_error
+    from bot.descriptor.assembly import assemble
+    from bot.descriptor.files import DirectoryReader
 
     folder = Path(path)
     if not folder.is_dir():
@@ -55,6 +59,7 @@ def assemble_folder(path: str, environment: str) -> Descriptor:
 def run_policies(descriptor: Descriptor, policies: list[Any], previous: dict[str, Any] | None,
                  previous_missing: str = "no deployed descriptor given") -> CheckReport:
     from policies.engine import evaluate
+    from policies.report import CheckReport
 
     results = evaluate(descriptor, policies, previous, previous_missing=previous_missing)
     active = sum(1 for policy in policies if policy.status != "draft")

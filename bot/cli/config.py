@@ -7,7 +7,6 @@ import json
 import sys
 from typing import Any
 
-from bot.config import CONFIG_SCHEMA, load_config
 from bot.descriptor.errors import InputErrors
 
 EXIT_OK, EXIT_MISTAKES, EXIT_USAGE = 0, 1, 2
@@ -37,6 +36,8 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _schema_command(arguments: argparse.Namespace) -> int:
+    from bot.config import CONFIG_SCHEMA  # imported here: the configuration module costs every other command
+
     if arguments.markdown:
         from bot.cli.config_reference import configuration_markdown
 
@@ -48,6 +49,7 @@ def _schema_command(arguments: argparse.Namespace) -> int:
 
 def _check_command(arguments: argparse.Namespace) -> int:
     from bot.cli.common import print_errors
+    from bot.config import load_config
 
     try:
         load_config(arguments.file)

@@ -15,14 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redis import Redis, RedisError
-
-from bot.config import ServerConfig, config_path, load_config
-from bot.descriptor.assembly import DEFAULT_ENVIRONMENT
+from bot.cli.common import DEFAULT_ENVIRONMENT
 from bot.descriptor.errors import InputErrors
 from bot.engine.deployment import DeploymentState, Operation
+
+# Redis and the configuration are imported where a command uses them: every meshbot command registers these.
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from bot.config import ServerConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LOST_CONTACT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 NOT_VALIDATED_HINTS = {  # what to do after a deployment that ended before provisioning anything
@@ -116,6 +119,7 @@ def _positive(text: str) -> int:
 def _config(arguments: argparse.Namespace) -> ServerConfig | None:
     """The server configuration, or None after printing its errors (without a data product root)."""
     from bot.cli.common import print_errors
+    from bot.config import config_path, load_config
 
     try:
         return load_config(config_path(arguments.config))
@@ -307,6 +311,8 @@ def _run(arguments: argparse.Namespace, config: ServerConfig, data_product: str,
 
     The request comes before the local workers start: a request that starts nothing starts no worker.
     """
+    from redis import RedisError
+
     from bot.engine.local_workers import LocalWorkers, choose_redis, shown_url
     from bot.engine.progress import WorkersGone, deployment_json, follow
     from bot.engine.redis_connection import EmbeddedRedisError
@@ -424,6 +430,8 @@ def _hint_without_workers(connection: Any) -> None:
 
 
 def _status_command(arguments: argparse.Namespace) -> int:
+    from redis import RedisError
+
     from bot.engine.local_workers import choose_redis
     from bot.engine.redis_connection import EmbeddedRedisError
     from bot.engine.status import environments, product_status, status_text
@@ -472,6 +480,8 @@ def _unknown_product(data_product: str, environment: str | None, known: list[str
 
 
 def _worker_command(arguments: argparse.Namespace) -> int:
+    from redis import RedisError
+
     from bot.engine.local_workers import choose_redis, exit_with_parent, shown_url
     from bot.engine.redis_connection import EmbeddedRedisError
     from bot.engine.worker import run_worker

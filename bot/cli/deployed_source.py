@@ -10,7 +10,6 @@ from urllib.parse import quote
 
 from bot.descriptor.errors import InputError, InputErrors, SourcePosition
 from bot.descriptor.files import MAX_FILE_BYTES
-from bot.descriptor.yamlsafe import load_single
 
 if TYPE_CHECKING:  # the command line registers this module's arguments on every start: keep its imports light
     import requests
@@ -46,6 +45,8 @@ def deployed_source(arguments: argparse.Namespace) -> DeployedStates:
 
 def load_deployed_file(path: str, noun: str = "deployed descriptor") -> dict[str, Any]:
     """A deployed descriptor from a file: the descriptor itself, or the API's document holding it."""
+    from bot.descriptor.yamlsafe import load_single  # the YAML parsers: `meshbot check` without --previous skips them
+
     file = Path(path)
     if not file.is_file():
         raise InputErrors([InputError(f"{noun} not found", SourcePosition(path))])

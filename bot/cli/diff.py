@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from bot.cli.common import DEFAULT_ENVIRONMENT
 from bot.cli.deployed_source import add_deployed_arguments, deployed_source
 
 EXIT_NO_CHANGE, EXIT_CHANGES = 0, 1  # as `git diff --exit-code`: a script can tell whether a deploy would act
@@ -13,8 +14,6 @@ EXIT_NO_CHANGE, EXIT_CHANGES = 0, 1  # as `git diff --exit-code`: a script can t
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add `meshbot diff` to the command line."""
-    from bot.descriptor.assembly import DEFAULT_ENVIRONMENT
-
     diff = commands.add_parser(
         "diff", help="the plan against what is deployed: components to add, change (which fields) and remove "
                      "(exit 0: nothing to change, 1: changes, 2: bad input)")

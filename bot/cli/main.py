@@ -8,30 +8,27 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from bot import __version__
 from bot.cli.common import (
+    DEFAULT_ENVIRONMENT,
     EXIT_BLOCKED,
     EXIT_INPUT,
     EXIT_OK,
-    assemble_folder,
     display_file,
     errors_as_json,
     errors_document,
     print_errors,
-    run_policies,
     use_color,
 )
-from bot.cli.deployed_source import load_deployed_file
-from bot.config import config_path, load_config
-from bot.descriptor.assembly import DEFAULT_ENVIRONMENT, assemble
-from bot.descriptor.collector import collector_paused
 from bot.descriptor.errors import InputError, InputErrors
-from bot.descriptor.files import DirectoryReader
-from bot.descriptor.yamldump import dump_yaml
-from bot.engine.plan import Plan, build_plan
-from policies.report import CheckReport, counted, to_json_text, to_markdown, to_text
+
+# Each command imports what only it needs (assembly, policies, Redis, web frameworks ...) when it runs, so that
+# `meshbot --version`, `--help` and a check pay only for their own imports (tests/cli/test_startup.py).
+if TYPE_CHECKING:
+    from bot.engine.plan import Plan
+    from policies.report import CheckReport
 
 EXAMPLE_DATA_PRODUCT = Path(__file__).resolve().parents[2] / "examples" / "finance-cashflow"
 
@@ -171,18 +168,26 @@ def _add_path_and_env(parser: argparse.ArgumentParser) -> None:
 
 
 def _descriptor_command(arguments: argparse.Namespace) -> int:
+    from bot.cli.common import assemble_folder
+    from bot.descriptor.yamldump import dump_yaml
+
     descriptor = assemble_folder(arguments.path, arguments.env)
     sys.stdout.write(dump_yaml(descriptor.data))
     return EXIT_OK
 
 
 def _check_command(arguments: argparse.Namespace) -> int:
+    from bot.descriptor.collector import collector_paused
+
     # A large check allocates millions of long-lived objects and no cycles; the process ends right after.
     with collector_paused():
         return _check(arguments)
 
 
 def _check(arguments: argparse.Namespace) -> int:
+    from bot.cli.common import assemble_folder, run_policies
+    from bot.cli.deployed_source import load_deployed_file
+    from bot.config import config_path, load_config
     from policies.loader import load_policies
 
     errors: list[InputError] = []
@@ -224,6 +229,8 @@ def _check(arguments: argparse.Namespace) -> int:
 
 
 def _write_report(report: CheckReport, output_format: str, path: str, stream: TextIO) -> None:
+    from policies.report import to_json_text, to_markdown, to_text
+
     if output_format == "json":
         stream.write(to_json_text(report) + "\n")
     elif output_format == "markdown":
@@ -233,6 +240,9 @@ def _write_report(report: CheckReport, output_format: str, path: str, stream: Te
 
 
 def _plan_command(arguments: argparse.Namespace) -> int:
+    from bot.cli.common import assemble_folder
+    from bot.engine.plan import build_plan
+
     plan = build_plan(assemble_folder(arguments.path, arguments.env))
     if arguments.format == "json":
         sys.stdout.write(json.dumps(plan.as_json(), indent=2) + "\n")
@@ -243,6 +253,8 @@ def _plan_command(arguments: argparse.Namespace) -> int:
 
 def plan_text(plan: Plan) -> str:
     """The plan as numbered stages of tasks that run at the same time."""
+    from policies.report import counted
+
     kinds = {task.id: task.kind for task in plan.tasks}
     lines = [f"{counted(len(plan.tasks), 'task')} in {counted(len(plan.stages), 'stage')} "
              "(tasks of one stage run in parallel)"]
@@ -254,6 +266,10 @@ def plan_text(plan: Plan) -> str:
 
 def _run_command(arguments: argparse.Namespace) -> int:
     path = str(EXAMPLE_DATA_PRODUCT)
+    from bot.cli.common import run_policies
+    from bot.descriptor.assembly import assemble
+    from bot.descriptor.files import DirectoryReader
+    from bot.engine.plan import build_plan
     from policies.loader import load_policies
 
     print(f"meshbot {__version__}: checking the bundled example data product in {path}\n")

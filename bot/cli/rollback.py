@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redis import Redis
-
+from bot.cli.common import DEFAULT_ENVIRONMENT
 from bot.cli.deploy import (
     EXIT_FAILED,
     EXIT_INPUT,
@@ -24,8 +23,10 @@ from bot.cli.deploy import (
     _Started,
     _started_by,
 )
-from bot.descriptor.assembly import DEFAULT_ENVIRONMENT
 from bot.engine.deployment import Operation
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 DESCRIPTION = (
     "Redeploy a descriptor kept in the deployment history of DATA_PRODUCT_ID in ENV: by default the newest "

@@ -19,7 +19,6 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.config import CONFIG_ENVIRONMENT_VARIABLE, config_path, load_config
 from bot.descriptor.errors import InputErrors
 
 EXIT_INPUT = 2
@@ -43,6 +42,7 @@ def register(commands: Any) -> None:
 
 
 def _serve_command(arguments: argparse.Namespace) -> int:
+    from bot.config import CONFIG_ENVIRONMENT_VARIABLE, config_path, load_config
     from bot.engine.local_workers import LocalWorkers, choose_redis, shown_url
     from bot.engine.redis_connection import REDIS_URL_ENVIRONMENT_VARIABLE, EmbeddedRedisError
     from bot.forge.webhook_secret import use_secret_when_none_is_set

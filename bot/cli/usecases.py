@@ -12,23 +12,13 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.descriptor.errors import InputErrors
-from templates.usecases import (
-    DataProductFolder,
-    RenderedFile,
-    UseCaseTemplate,
-    derive_parameters,
-    destination_problems,
-    find_template,
-    load_templates,
-    parse_assignments,
-    read_data_product,
-    render,
-    resolve_parameters,
-    write_files,
-)
+
+# The templates (Jinja, JSON Schema) are imported by the commands that use them: every meshbot command registers these.
+if TYPE_CHECKING:
+    from templates.usecases import DataProductFolder, RenderedFile, UseCaseTemplate
 
 EXIT_OK, EXIT_INPUT = 0, 2
 # Used for the first commit only when git has no identity configured.
@@ -71,6 +61,8 @@ def _add_templates_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _templates_command(arguments: argparse.Namespace) -> int:
+    from templates.usecases import load_templates
+
     templates = load_templates(arguments.templates)
     if arguments.format == "json":
         sys.stdout.write(json.dumps([template.as_json() for template in templates], indent=2) + "\n")
@@ -110,6 +102,18 @@ def templates_text(templates: Sequence[UseCaseTemplate]) -> str:
 
 
 def _new_command(arguments: argparse.Namespace) -> int:
+    from templates.usecases import (
+        derive_parameters,
+        destination_problems,
+        find_template,
+        load_templates,
+        parse_assignments,
+        read_data_product,
+        render,
+        resolve_parameters,
+        write_files,
+    )
+
     template = find_template(load_templates(arguments.templates), arguments.template)
     destination = Path(arguments.dir)
     given = parse_assignments(template, arguments.assignments)

