@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
-from rq import Queue, Retry
-from rq.job import Job, JobStatus
-from rq.utils import now
+from rq import Queue
 
 from bot.forge.router import JobRequest
+from bot.forge.rqjobs import JobLayout
 
 DELIVERY_TTL_SECONDS = 7 * 24 * 3600  # GitHub redelivers up to 3 days back; GitLab retries within hours
 KEY_PREFIX = "meshbot:webhook-delivery"
@@ -34,8 +33,8 @@ JOB_RETRY_INTERVALS = (60, 300, 900)  # seconds
 # one added to the delivery counter's field for the outcome (queued or duplicate), so that counting costs no round trip.
 # KEYS: the delivery key ("" when the delivery has no id), RQ's set of queues, the queue, the counter hash ("": none)
 # ARGV: the delivery TTL, the counter field if queued, if a duplicate, then per job: its hash key, its id, and its hash
-# fields as one string of "<byte length>:<bytes>" items, field, value, field, value... (see _packed: one argument
-# instead of some forty, each of which redis-py would encode on its own)
+# fields as one string of "<byte length>:<bytes>" items, field, value, field, value... (bot.forge.rqjobs.packed: one
+# argument instead of some forty, each of which redis-py would encode on its own)
 _ACCEPT_SCRIPT = """
 local function unpacked(packed)
     local items = {}
@@ -88,15 +87,17 @@ def delivery_key(forge: str, delivery_id: str) -> str:
 
 
 class DeliveryIntake:
-    """Accepts deliveries onto one RQ queue: the script is registered once, the retry policy built once."""
+    """Accepts deliveries onto one RQ queue: the script is registered once, the jobs' fixed fields encoded once."""
 
     def __init__(self, queue: Queue, ttl_seconds: int = DELIVERY_TTL_SECONDS) -> None:
         self.queue = queue
         self.ttl_seconds = ttl_seconds
         self._script = queue.connection.register_script(_ACCEPT_SCRIPT)
-        # A forge that stays unavailable or rate-limited past the client's own waits: try again later.
+        # A forge that stays unavailable or rate-limited past the client's own waits: try again later (RQ's Retry).
         # Every job is safe to repeat (one comment edited in place, statuses, a release deployed once).
-        self._retry = Retry(max=JOB_RETRIES, interval=list(JOB_RETRY_INTERVALS))
+        self._jobs = JobLayout(queue, timeout=JOB_TIMEOUT_SECONDS, result_ttl=JOB_RESULT_TTL_SECONDS,
+                               failure_ttl=JOB_FAILURE_TTL_SECONDS, retries=JOB_RETRIES,
+                               retry_intervals=JOB_RETRY_INTERVALS)
 
     @property
     def connection(self) -> redis.Redis:
@@ -111,40 +112,13 @@ class DeliveryIntake:
         A delivery without an id ("") cannot be de-duplicated: its jobs are enqueued and nothing is recorded.
         With count, the outcome is counted in the same script (one round trip for the whole delivery).
         """
-        jobs = [self._job(forge, delivery_id, request) for request in requests]
+        meta = {"forge": forge, "delivery": delivery_id}
+        jobs = [self._jobs.job(request.function, request.args, request.description, meta) for request in requests]
         arguments: list[str | bytes | int] = [self.ttl_seconds, count.queued if count else "",
                                               count.duplicate if count else ""]
         for job in jobs:
-            arguments += [job.key, job.id, _packed(_hash_fields(job))]
+            arguments += [job.key, job.id, job.fields]
         key = delivery_key(forge, delivery_id) if delivery_id else ""
         keys = [key, self.queue.redis_queues_keys, self.queue.key, count.key if count else ""]
         accepted = self._script(keys=keys, args=arguments)
         return [job.id for job in jobs] if accepted else None
-
-    def _job(self, forge: str, delivery_id: str, request: JobRequest) -> Job:
-        """The RQ job of a request, as Queue.enqueue prepares it (queued, origin and enqueue time set)."""
-        job = self.queue.create_job(
-            request.function, args=request.args, description=request.description, timeout=JOB_TIMEOUT_SECONDS,
-            result_ttl=JOB_RESULT_TTL_SECONDS, failure_ttl=JOB_FAILURE_TTL_SECONDS, retry=self._retry,
-            meta={"forge": forge, "delivery": delivery_id}, status=JobStatus.QUEUED,
-        )
-        job.origin = self.queue.name
-        job.enqueued_at = now()
-        return job
-
-
-def _hash_fields(job: Job) -> list[bytes]:
-    """The job's Redis hash as flat field/value pairs, as Job.save writes it (None values left out), encoded."""
-    fields: list[bytes] = []
-    for name, value in job.to_dict().items():
-        if value is not None:
-            fields.append(name.encode())
-            # as redis-py encodes it: a str (a str enum such as the status by its value) in UTF-8, a number by repr
-            text = value if isinstance(value, bytes | str) else repr(value)
-            fields.append(text if isinstance(text, bytes) else text.encode())
-    return fields
-
-
-def _packed(items: Sequence[bytes]) -> bytes:
-    """items as one string the script's unpacked() splits again: each as "<byte length>:<bytes>"."""
-    return b"".join(b"%d:%s" % (len(item), item) for item in items)
