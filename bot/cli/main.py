@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from bot.cli.common import (
     EXIT_INPUT,
     EXIT_OK,
     display_file,
+    end_process,
     errors_as_json,
     errors_document,
     print_errors,
@@ -37,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one meshbot command; the return value is the process exit code.
 
     Under `--format json`, input errors (exit 2) are one JSON document on stdout: `{"errors": [...]}`.
+    As the process's own command line (argv None), a check that wrote its report ends the process here, once its
+    output is flushed: freeing its millions of objects one by one would only delay the exit (end_process).
     """
     parser = _parser()
     try:
@@ -50,12 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(arguments, "handler"):
         parser.print_help(sys.stderr)
         return EXIT_INPUT
+    arguments.ends_process = argv is None
     with errors_as_json(getattr(arguments, "format", None) == "json") as errors:
         code = _handle(arguments)
     if errors and code == EXIT_INPUT:
         sys.stdout.write(errors_document(errors))
     elif errors:  # an error beside an outcome that has its own document: never lost
         print_errors(errors, None)
+    if getattr(arguments, "kept_until_exit", None) is not None:
+        end_process(code)
     return code
 
 
@@ -180,6 +187,11 @@ def _check_command(arguments: argparse.Namespace) -> int:
     from bot.descriptor.collector import collector_paused
 
     # A large check allocates millions of long-lived objects and no cycles; the process ends right after.
+    if _check_ends_process(arguments):
+        # main() ends the process once the report is out: the collector stays off, so that neither a collection
+        # nor the freeing of the report's objects comes between the report and the exit.
+        gc.disable()
+        return _check(arguments)
     with collector_paused():
         return _check(arguments)
 
@@ -225,7 +237,15 @@ def _check(arguments: argparse.Namespace) -> int:
         return EXIT_INPUT
     report = run_policies(descriptor, policies, previous, missing)
     _write_report(report, arguments.format, arguments.path, sys.stdout)
+    if _check_ends_process(arguments):
+        arguments.kept_until_exit = report  # for main()'s end_process, which never frees it
     return EXIT_OK if report.passed else EXIT_BLOCKED
+
+
+def _check_ends_process(arguments: argparse.Namespace) -> bool:
+    """Whether main() ends the process after this check: it is the process's command line, and it starts nothing
+    an exit handler would stop (--against-deployed may start the embedded Redis)."""
+    return bool(arguments.ends_process) and not arguments.against_deployed
 
 
 def _write_report(report: CheckReport, output_format: str, path: str, stream: TextIO) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli.common import DEFAULT_ENVIRONMENT
-from bot.cli.main import EXAMPLE_DATA_PRODUCT
+from bot.cli.main import EXAMPLE_DATA_PRODUCT, main
 from bot.descriptor import assembly
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,3 +74,50 @@ def test_check_markdown_imports_jinja_for_its_template(tmp_path):
 
 def test_the_command_lines_default_environment_is_assemblys():
     assert DEFAULT_ENVIRONMENT == assembly.DEFAULT_ENVIRONMENT
+
+
+def blocking_policies(folder: Path) -> Path:
+    """A policy folder whose one policy the example data product fails (so that a check exits 1)."""
+    folder.mkdir()
+    (folder / "p.yaml").write_text("id: needs-slack\ndescription: a slack channel\ntarget: dataproduct\n"
+                                   "severity: error\nstatus: enabled\nschema: {required: [slack]}\n")
+    return folder
+
+
+@pytest.mark.parametrize("output_format", ["json", "text", "markdown"])
+def test_a_check_process_ends_with_all_of_its_report_and_its_exit_code(tmp_path, capsys, output_format):
+    arguments = ["check", str(EXAMPLE_DATA_PRODUCT), "--policies", str(blocking_policies(tmp_path / "policies")),
+                 "--format", output_format]
+    completed = subprocess.run([sys.executable, "-m", "bot.cli", *arguments], cwd=ROOT, capture_output=True,
+                               timeout=60, check=False, env={**os.environ, "NO_COLOR": "1"})
+    assert main(arguments) == 1
+    in_process = capsys.readouterr()
+    assert completed.returncode == 1
+    assert completed.stdout == in_process.out.encode()  # every byte out before the process ended
+    assert completed.stderr == in_process.err.encode() == b""
+
+
+def test_a_check_called_in_process_returns_with_the_collector_back_on(capsys):
+    assert gc.isenabled()
+    assert main(["check", str(EXAMPLE_DATA_PRODUCT), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["passed"] is True
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize("extra_policies", [0, 60])
+def test_a_check_process_whose_reader_went_away_exits_zero(tmp_path, extra_policies):
+    # `meshbot check | head`: the reader is gone before the report (a small one, and one of 60 more policies).
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    for number in range(extra_policies):
+        (policies / f"p{number}.yaml").write_text(f"id: p{number}\ndescription: d\ntarget: component\n"
+                                                  "severity: info\nstatus: enabled\nschema: {type: object}\n")
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        completed = subprocess.run([sys.executable, "-m", "bot.cli", "check", str(EXAMPLE_DATA_PRODUCT), "--policies",
+                                    str(policies), "--format", "json"], cwd=ROOT, stdout=writer,
+                                   stderr=subprocess.PIPE, timeout=60, check=False)
+    finally:
+        os.close(writer)
+    assert (completed.returncode, completed.stderr) == (0, b"")
