@@ -6,11 +6,11 @@ queue, and answered within the forge's 10 s: the work itself runs on RQ workers.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 import redis
@@ -21,7 +21,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bot import __version__
 from bot.engine.runner import queue
 from bot.forge.deliveries import DeliveryCount, DeliveryIntake
-from bot.forge.events import GITHUB, GITLAB, Event, Ignored, github_event, gitlab_event
+from bot.forge.events import GITHUB, GITLAB, Event, Ignored, github_event, gitlab_event, parse_json
 from bot.forge.router import JobRequest, route
 from bot.forge.signatures import github_signature_valid, gitlab_token_valid
 from bot.logs import bind_log_context, log_context
@@ -222,7 +222,7 @@ def create_app(
         forge: str, body: bytes, event_name: str, delivery: str, parse: Callable[[str, Any], Event]
     ) -> ResponseReturnValue:
         try:
-            payload = json.loads(body)
+            payload = parse_json(body)
         except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             return jsonify(error="the body is not JSON (set the webhook's content type to application/json)"), 400
         try:
@@ -279,6 +279,7 @@ def bearer_token(authorization: str) -> str | None:
     return token if space and scheme.lower() == "bearer" and token else None
 
 
+@lru_cache(maxsize=256)  # the same few forge and event names at every delivery
 def _delivery_count(forge: str, event_name: str) -> DeliveryCount:
     """Where the intake counts a delivery it queues (202) or finds a duplicate (200), as count_delivery would."""
     key, queued = delivery_field(forge, event_name, DELIVERY_ANSWERS[202], 202)

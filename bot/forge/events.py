@@ -6,9 +6,12 @@ act on becomes `Ignored` with the reason, so the web service answers it and the 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 GITHUB = "github"
 GITLAB = "gitlab"
@@ -17,6 +20,22 @@ ZERO_SHA = "0" * 40
 BRANCH_PREFIX = "refs/heads/"
 TAG_PREFIX = "refs/tags/"
 COMMIT_SHA = re.compile(r"[0-9a-fA-F]{7,}")
+# 19 digits in a row may be an integer beyond 64 bits, which orjson reads as a float and json as an int; found by
+# turning every digit into "0" and anything else into " " (bytes.translate: 2 us for 4 KB, where a regex takes 35)
+_DIGITS_AS_ZEROS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+_LONG_DIGITS = b"0" * 19
+
+
+def parse_json(body: bytes) -> Any:
+    """The body's JSON as json.loads reads it (ValueError or RecursionError if it is none), through orjson's faster
+    parser where both read the same: a body orjson refuses (NaN, a lone surrogate, deep nesting, a BOM...) or that
+    may hold an integer beyond 64 bits goes to json.loads, whose answer (or error) it is then."""
+    if _LONG_DIGITS not in body.translate(_DIGITS_AS_ZEROS):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from bot.forge.events import (
     TagPush,
     github_event,
     gitlab_event,
+    parse_json,
 )
 
 WEBHOOKS = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
@@ -390,3 +391,35 @@ def test_every_field_of_every_fixture_replaced_by_odd_values_never_raises(forge)
                 continue  # deeper fields meshbot never reads
             for value in ODD_VALUES:
                 parse(event_name, replaced(payload, path, value))
+
+
+@pytest.mark.parametrize("body", [
+    b'{"a": [1, -2, 3.5, 1e-7, true, null], "b": "\\u00e9 \\ud83d\\ude80 \xc3\xa9"}',
+    b'{"id": 123456789012345678901234567890, "n": -9223372036854775809, "small": 9223372036854775807}',
+    b'{"a": 1, "a": 2}',  # the last one wins in both
+    b'{"a": NaN, "b": Infinity}', b'{"a": "\\ud800"}', b'\xef\xbb\xbf{"bom": 1}', b"[1e400]",
+    '{"utf16": 1}'.encode("utf-16"), b" 7 ", b"[" * 50 + b"]" * 50,
+])
+def test_parse_json_reads_what_json_loads_reads(body):
+    ours = parse_json(body)
+    assert ours == json.loads(body) or ours != ours  # NaN
+    assert json.dumps(ours) == json.dumps(json.loads(body))  # the same types: an integer beyond 64 bits stays one
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"not json", b'"\xff"', b"[1,]", b'{"a": 1} x'])
+def test_parse_json_refuses_what_json_loads_refuses(body):
+    with pytest.raises(ValueError) as ours:
+        parse_json(body)
+    with pytest.raises(ValueError) as theirs:
+        json.loads(body)
+    assert type(ours.value) is type(theirs.value) and str(ours.value) == str(theirs.value)
+
+
+def test_parse_json_of_absurd_nesting_is_a_recursion_error_as_with_json_loads():
+    with pytest.raises(RecursionError):
+        parse_json(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_parse_json_reads_a_webhook_fixture_as_json_loads():
+    body = (WEBHOOKS / "github" / "push_branch.json").read_bytes()
+    assert parse_json(body) == json.loads(body)
