@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from bot import __version__
+from bot.cli.commands import command_of, register_commands
 from bot.cli.common import (
     DEFAULT_ENVIRONMENT,
     EXIT_BLOCKED,
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     As the process's own command line (argv None), a check that wrote its report ends the process here, once its
     output is flushed: freeing its millions of objects one by one would only delay the exit (end_process).
     """
-    parser = _parser()
+    parser = _parser(command_of(sys.argv[1:] if argv is None else argv))
     try:
         arguments = parser.parse_args(argv)
     except _UsageError as usage:
@@ -100,7 +101,8 @@ def _asks_for_json(argv: Sequence[str]) -> bool:
                                           for first, second in zip(argv, argv[1:], strict=False))
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None, everything: bool = False) -> argparse.ArgumentParser:
+    """meshbot's parser, in full for the command named (every command's in full with everything)."""
     parser = _Parser(
         prog="meshbot",
         description="GitOps bot for data-mesh platforms: assemble data product descriptors, "
@@ -140,31 +142,10 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="check the bundled example data product and print its report and plan")
     run.set_defaults(handler=_run_command)
 
-    # Commands whose code lives beside what they drive (adapters, use-case templates) register here;
-    # they import web frameworks only when they run, so the domain never depends on them.
-    from adapters.cli import register as register_adapter_commands
-    from bot.cli.config import register as register_config_commands
-    from bot.cli.deploy import register as register_deploy_commands
-    from bot.cli.diff import register as register_diff_command
-    from bot.cli.drift import register as register_drift_command
-    from bot.cli.github_app import register as register_github_app_command
-    from bot.cli.policies_test import register as register_policies_commands
-    from bot.cli.rollback import register as register_rollback_command
-    from bot.cli.serve import register as register_serve_command
-    from bot.cli.usecases import register as register_usecase_commands
-    from bot.cli.validate import register as register_validate_command
-
-    register_adapter_commands(commands)
-    register_usecase_commands(commands)
-    register_deploy_commands(commands)
-    register_rollback_command(commands)
-    register_serve_command(commands)
-    register_config_commands(commands)
-    register_diff_command(commands)
-    register_drift_command(commands)
-    register_github_app_command(commands)
-    register_validate_command(commands)
-    register_policies_commands(commands)
+    # Commands whose code lives beside what they drive (adapters, use-case templates, the engine) register here;
+    # they import web frameworks only when they run, so the domain never depends on them. Only the module of the
+    # command being run is imported (bot.cli.commands).
+    register_commands(commands, command, everything)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli.commands import COMMAND_MODULES
 from bot.cli.common import DEFAULT_ENVIRONMENT
-from bot.cli.main import EXAMPLE_DATA_PRODUCT, main
+from bot.cli.main import EXAMPLE_DATA_PRODUCT, _parser, main
 from bot.descriptor import assembly
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,14 +36,19 @@ with open(sys.argv[1], "w") as file:
 """
 
 
-def imported_by(tmp_path: Path, *arguments: str) -> set[str]:
-    """The top-level packages a fresh `meshbot ARGUMENTS` process imported (its own and the standard library's
-    included)."""
+def modules_of(tmp_path: Path, *arguments: str) -> set[str]:
+    """Every module a fresh `meshbot ARGUMENTS` process imported."""
     listing = tmp_path / "modules.json"
     completed = subprocess.run([sys.executable, "-c", CHILD, str(listing), *arguments], cwd=ROOT,
                                capture_output=True, text=True, timeout=60, check=False)
     assert listing.exists(), completed.stderr
-    return {name.split(".")[0] for name in json.loads(listing.read_text())}
+    return set(json.loads(listing.read_text()))
+
+
+def imported_by(tmp_path: Path, *arguments: str) -> set[str]:
+    """The top-level packages a fresh `meshbot ARGUMENTS` process imported (its own and the standard library's
+    included)."""
+    return {name.split(".")[0] for name in modules_of(tmp_path, *arguments)}
 
 
 def third_party(modules: set[str]) -> set[str]:
@@ -57,6 +64,29 @@ def test_version_and_help_import_no_library_beyond_the_standard_library(tmp_path
     assert "bot" in modules  # the listing is real
     assert third_party(modules) == set()
     assert not modules & {"asyncio", "ssl", "sqlite3"}
+
+
+@pytest.mark.parametrize("arguments", [["--version"], ["check", str(EXAMPLE_DATA_PRODUCT)]])
+def test_only_the_module_of_the_command_being_run_is_imported(tmp_path, arguments):
+    command_modules = {module for module, _ in COMMAND_MODULES}
+    assert modules_of(tmp_path, *arguments) & command_modules == set()
+    assert modules_of(tmp_path, "status", "--help") & command_modules == {"bot.cli.deploy"}
+
+
+def test_the_command_table_is_what_the_modules_register():
+    registered = _parser(None, everything=True)
+    lazy = _parser(None)
+    assert lazy.format_help() == registered.format_help()
+    [everything] = [action for action in registered._actions if isinstance(action, argparse._SubParsersAction)]
+    helps = [(choice.dest, choice.help) for choice in everything._choices_actions]
+    table = [(name, help_line) for _, lines in COMMAND_MODULES for name, help_line in lines.items()]
+    assert helps[4:] == table  # after main's own: descriptor, check, plan, run
+    for module, lines in COMMAND_MODULES:  # each module registers its own commands
+        [command, *_] = lines
+        [full] = [action for action in _parser(command)._actions if isinstance(action, argparse._SubParsersAction)]
+        # A command's help line alone is a parser with nothing but -h and no defaults (no handler).
+        in_full = {name for name, parser in full.choices.items() if len(parser._actions) > 1 or parser._defaults}
+        assert in_full == {"descriptor", "check", "plan", "run", *lines}, module
 
 
 @pytest.mark.parametrize("output_format", ["json", "text"])
