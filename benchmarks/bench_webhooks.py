@@ -440,11 +440,14 @@ def phase(kind: str, clients: Clients, port: int, requests: int | None, seconds:
 
     clients.prepare(port, requests, seconds)
     groups = {"server": server_pids(server), "redis": [redis_pid], "clients": clients.pids()}
+    workers = groups["server"][1:]  # the master's children: the web workers
+    workers_before = [cpu_seconds([pid]) for pid in workers]
     cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
     commands_before = int(connection.info("stats")["total_commands_processed"])
     outs = clients.run()
     commands = int(connection.info("stats")["total_commands_processed"]) - commands_before - 1
     cpu = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in groups.items()}
+    worker_cpu = [cpu_seconds([pid]) - before for pid, before in zip(workers, workers_before, strict=True)]
     latencies_ms = [value / 1e6 for out in outs for value in out["latencies"]]
     statuses: Counter[str] = Counter()
     for out in outs:
@@ -460,6 +463,8 @@ def phase(kind: str, clients: Clients, port: int, requests: int | None, seconds:
         "statuses": dict(statuses), "unexpected": count - statuses[expected],
         "cpu_ms_per_request": {name: 1000 * seconds_ / count for name, seconds_ in cpu.items()},
         "redis_commands_per_request": commands / count,
+        # how evenly the web workers shared the phase: the busiest one's share of their CPU (1 / workers when even)
+        "busiest_worker_share": max(worker_cpu) / sum(worker_cpu) if sum(worker_cpu) > 0 else float("nan"),
     }
     if kind == "meshbot":
         result["jobs_queued"] = queue(connection).count
@@ -524,6 +529,8 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"{kind} per repeat: p50 " + ", ".join(f"{run['p50_ms']:.2f}" for run in runs)
                      + " ms; p99 " + ", ".join(f"{run['p99_ms']:.2f}" for run in runs)
                      + " ms; req/s " + ", ".join(f"{run['rps']:.0f}" for run in runs)
+                     + "; busiest web worker's CPU share " + ", ".join(
+                         f"{run.get('busiest_worker_share', float('nan')):.2f}" for run in runs)
                      + "; statuses " + "; ".join(json.dumps(run["statuses"]) for run in runs))
     meshbot = report["summary"]["meshbot"]
     lines += [
