@@ -824,6 +824,10 @@ def table(report: dict[str, Any]) -> str:
                      f"{run['start_rss_mb']:.0f} MB); preparation {run['phases_ms']['prepare_job']:.0f} ms, "
                      f"{run['preparation_ms_per_component']:.2f} ms per component (validation calls "
                      f"{run['phases_ms']['validation']:.0f} ms)")
+        each = "; ".join(f"{run['preparation_ms_per_component']:.2f} ms (validation calls "
+                         f"{run['phases_ms']['validation']:.0f} ms, CPU {_validation_cpu(run)})"
+                         for run in entry["runs"])
+        lines.append(f"    preparation per component of each run: {each}")
     lines += ["", "where the per-task time goes (median run of each count; medians over its tasks, p90 in brackets,"
               " ms):",
               f"{'workers':>7} {'post':>13} {'dependents':>13} {'queue':>13} {'pre':>13} {'root enq.':>13} "
@@ -867,6 +871,12 @@ def table(report: dict[str, Any]) -> str:
     if "profile" in report:
         lines += ["", "cProfile of the workers (all processes merged):", report["profile"]]
     return "\n".join(lines) + "\n"
+
+
+def _validation_cpu(run: dict[str, Any]) -> str:
+    """The validation phase's CPU seconds: all, and the workers' and the adapter's part."""
+    cpu = run["cpu_validation_s"]
+    return f"{sum(cpu.values()):.2f} s: workers {cpu.get('workers', 0.0):.2f}, adapter {cpu.get('adapter', 0.0):.2f}"
 
 
 def merged_profile(profile_dir: Path, top: int) -> str:
