@@ -135,8 +135,12 @@ class Bot:
         assert failed == {}, f"jobs failed: {failed}\n{self.diagnosis()}"
 
     def diagnosis(self) -> str:
-        """The jobs' statuses and the tail of each worker's log."""
+        """The jobs' statuses, the comments on the forge (their starts) and the tail of each worker's log."""
         lines = [f"jobs: {self.engine.jobs()}"]
+        with self.github.lock:
+            comments = list(self.repository.comments.values())
+        for comment in comments[-12:]:
+            lines.append(f"--- comment on #{comment['issue']}: {str(comment.get('body', ''))[:400]!r}")
         for name in self.engine.workers:
             lines.append(f"--- worker {name}:\n{self.engine.log(name)[-4000:]}")
         return "\n".join(lines)
