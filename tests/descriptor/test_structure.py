@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from bot.descriptor.errors import SourcePosition
 from bot.descriptor.files import MemoryReader
 from bot.descriptor.model import Descriptor
@@ -114,3 +116,66 @@ def test_structure_errors_of_a_hand_made_descriptor():
         f"catalog-info.yaml:9:3: dependsOn '{cmp('x')}' is not a component of this data product",
     ]
     assert structure_errors(descriptor({"a": [], "b": ["a"]})) == []
+
+
+def test_a_cycle_reached_through_a_long_chain(system_yaml, component, depends_on, assembly_errors):
+    graph = {"a": ["b"], "b": ["c"], "c": ["d"], "d": ["e"], "e": ["f"], "f": ["d"]}
+    reader = repository(system_yaml, component, depends_on, graph)
+    assert assembly_errors(reader) == [f"d/catalog-info.yaml:11:9: {cycle('d', 'e', 'f', 'd')}"]
+
+
+def test_the_first_cycle_the_walk_closes_inside_a_larger_loop(system_yaml, component, depends_on, assembly_errors):
+    # one strongly connected group a, b, c: walking from a, the edge c -> b closes the cycle b -> c -> b first
+    reader = repository(system_yaml, component, depends_on, {"a": ["b"], "b": ["c", "a"], "c": ["b"]})
+    assert assembly_errors(reader) == [f"b/catalog-info.yaml:11:9: {cycle('b', 'c', 'b')}"]
+
+
+def test_a_repeated_dependency_in_a_cycle_is_named_at_its_first_entry(system_yaml, component, depends_on,
+                                                                      assembly_errors):
+    reader = repository(system_yaml, component, depends_on, {"a": ["c", "b", "b"], "b": ["a"], "c": []})
+    assert assembly_errors(reader) == [f"a/catalog-info.yaml:12:9: {cycle('a', 'b', 'a')}"]
+
+
+def _networkx_cycle_messages(described: Descriptor) -> list[str]:
+    """The cycle check as it was written with networkx (strongly connected components, then find_cycle)."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    index_of = {component["id"]: index for index, component in enumerate(described.components)}
+    for component in described.components:
+        graph.add_node(component["id"])
+        for dependency in component.get("dependsOn") or []:
+            graph.add_edge(component["id"], dependency)
+    errors = []
+    for members in nx.strongly_connected_components(graph):
+        first = min(members, key=index_of.__getitem__)
+        if len(members) == 1 and not graph.has_edge(first, first):
+            continue
+        ordered = [edge[0] for edge in nx.find_cycle(graph.subgraph(members), source=first)]
+        dependents = described.components[index_of[ordered[0]]].get("dependsOn") or []
+        next_one = ordered[1] if len(ordered) > 1 else ordered[0]
+        where = described.position(("components", index_of[ordered[0]], "dependsOn", dependents.index(next_one)))
+        chain = " -> ".join([*ordered, ordered[0]])
+        errors.append((index_of[first], f"{where}: dependsOn cycle: {chain} (each depends on the next)"))
+    return [message for _, message in sorted(errors)]
+
+
+def test_cycles_are_named_as_the_networkx_check_named_them_on_random_graphs():
+    rng = random.Random(20261206)
+    cyclic = 0
+    for _ in range(3000):
+        size = rng.randint(1, 9)
+        names = [f"n{number}" for number in range(size)]
+        rng.shuffle(names)
+        density = rng.choice([0.1, 0.2, 0.35, 0.6])
+        graph = {name: [rng.choice(names) for _ in range(rng.randint(0, 4)) if rng.random() < density * 2]
+                 for name in names}
+        described = descriptor(graph)
+        described.sources = {
+            ("components", index, "dependsOn", position): SourcePosition(f"{index}.yaml", position + 1, 1)
+            for index, component in enumerate(described.components) for position in range(len(component["dependsOn"]))
+        }
+        expected = _networkx_cycle_messages(described)
+        cyclic += bool(expected)
+        assert [str(error) for error in structure_errors(described)] == expected, graph
+    assert cyclic > 1000  # the random graphs hold cycles of many shapes, not only acyclic ones
