@@ -11,7 +11,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import jsonschema_rs
 
 from bot.config import PolicyEngineSettings, ServerConfig
@@ -23,6 +22,7 @@ from policies.model import SELECTOR_FIELDS, Policy, Selector, Severity, Status, 
 from policies.remote import RemoteEngine, VerdictCache, cache_for, engines_for
 
 if TYPE_CHECKING:
+    import jsonschema
     import redis
 
 PACKAGE_DIRECTORY = Path(__file__).resolve().parent
@@ -33,9 +33,36 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @cache
+def _file_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((PACKAGE_DIRECTORY / "policy-file.schema.json").read_text())
+    return schema
+
+
+@cache
+def _file_checker() -> jsonschema_rs.Draft202012Validator:
+    """The policy-file schema in jsonschema_rs: it says whether a file is valid (no Python jsonschema import)."""
+    return jsonschema_rs.Draft202012Validator(_file_schema())
+
+
+@cache
 def _file_validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads((PACKAGE_DIRECTORY / "policy-file.schema.json").read_text())
-    return jsonschema.Draft202012Validator(schema)
+    """The policy-file schema in Python's jsonschema: it explains what makes a file invalid."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(_file_schema())
+
+
+def _file_problems(value: dict[str, Any]) -> list[jsonschema.ValidationError]:
+    """The policy-file schema's errors in value, but oneOf's (a policy's one check is told apart before), by field."""
+    try:
+        if _file_checker().is_valid(value):
+            return []  # what jsonschema_rs accepts, Python's jsonschema accepts: it only explains a refusal
+    except ValueError:  # a value JSON has no type for (a YAML binary, a non-string key): Python's says what
+        pass
+    return sorted(
+        (error for error in _file_validator().iter_errors(value) if error.validator != "oneOf"),
+        key=lambda error: list(map(str, error.absolute_path)),
+    )
 
 
 def load_policies(folders: Sequence[str | Path] = (), include_builtin: bool = True,
@@ -126,11 +153,7 @@ def _check_fields(document: YamlDocument, engines: Mapping[str, RemoteEngine]) -
             + (f"; this one has {', '.join(map(repr, checks))}" if checks else ""),
             document.position((checks[1],) if len(checks) > 1 else ()),
         )])
-    problems = sorted(
-        (error for error in _file_validator().iter_errors(value) if error.validator != "oneOf"),
-        key=lambda error: list(map(str, error.absolute_path)),
-    )
-    errors = [_field_error(document, error) for error in problems]
+    errors = [_field_error(document, error) for error in _file_problems(value)]
     if not errors and value.get("target") == Target.DATA_PRODUCT and "kind" in (value.get("selector") or {}):
         errors.append(InputError(
             "field 'selector.kind': only component policies select by kind", document.position(("selector", "kind"))
@@ -197,14 +220,16 @@ def _field_name(path: tuple[Any, ...]) -> str:
 
 def _schema_errors(document: YamlDocument) -> list[InputError]:
     schema = document.value["schema"]
-    try:
-        # The Rust meta-check is ~100x faster; the Python one only runs to explain a failure precisely.
-        if not jsonschema_rs.meta.is_valid(schema):
+    # The Rust meta-check is ~100x faster; the Python one only runs to explain a failure precisely.
+    if not jsonschema_rs.meta.is_valid(schema):
+        import jsonschema
+
+        try:
             jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as error:
-        path = ("schema", *error.absolute_path)
-        return [InputError(f"field '{'.'.join(map(str, path))}': not valid JSON Schema: {error.message}",
-                           document.position(path))]
+        except jsonschema.SchemaError as error:
+            path = ("schema", *error.absolute_path)
+            return [InputError(f"field '{'.'.join(map(str, path))}': not valid JSON Schema: {error.message}",
+                               document.position(path))]
     try:
         compile_schema(schema)
     except (ValueError, jsonschema_rs.ReferencingError) as error:

@@ -273,3 +273,41 @@ def test_policies_for_passes_the_configured_engines(tmp_path):
     assert [policy.id for policy in policies_for(config) if policy.remote] == ["cue-check"]
     with pytest.raises(InputErrors):
         policies_for(ServerConfig(policy_folders=[str(tmp_path)]))
+
+
+def test_a_value_json_has_no_type_for_is_explained_by_the_python_validator():
+    # policy files load as JSON types only; a value of another type is not refused by jsonschema_rs's ValueError
+    from policies.loader import _file_problems
+
+    value = {"id": "a", "description": b"bytes", "target": "component", "severity": "error", "status": "enabled",
+             "builtin": "urn-ids"}
+    assert [error.message for error in _file_problems(value)] == ["b'bytes' is not of type 'string'"]
+
+
+def test_a_file_the_rust_check_accepts_has_no_error_in_the_python_validator():
+    # jsonschema_rs decides that a file is valid; Python's jsonschema only explains a refusal, so what the first
+    # accepts the second must accept too (it may accept more: `$` matches before a final newline in Python)
+    import random
+
+    from policies.loader import _file_checker, _file_validator
+
+    rng = random.Random(20261206)
+    base = {"id": "needs-specific", "description": "d", "target": "component", "severity": "error",
+            "status": "grace", "schema": {"type": "object"}}
+    values: list[object] = ["", "a", "abc\n", "A-b", "x y", "component", "dataproduct", "info", "grace", "2027-03-01",
+                            "no date", 0, 1, True, None, 1.5, [], ["a"], [""], ["a", 1], {}, {"type": "object"}]
+    fields = [*base, "selector", "grace_until", "builtin", "remote", "extra"]
+    accepted = 0
+    for _ in range(3000):
+        value = dict(base)
+        for field in rng.sample(fields, rng.randint(1, 3)):
+            if rng.random() < 0.15:
+                value.pop(field, None)
+            elif field == "selector":
+                value[field] = {rng.choice(["kind", "environment", "other"]): rng.choice(values)}
+            else:
+                value[field] = rng.choice(values)
+        if _file_checker().is_valid(value):
+            accepted += 1
+            assert [error.message for error in _file_validator().iter_errors(value)] == [], value
+    assert accepted > 200
