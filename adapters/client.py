@@ -72,7 +72,6 @@ class TechAdapterClient:
         self.poll_interval = poll_interval
         self.poll_max_interval = poll_max_interval
         self.max_answer_bytes = max_answer_bytes
-        self._ca_bundle = ca_bundle
         # The client's own two sessions are made when first used (a validate call needs neither: see _send_json);
         # one client, one cookie jar, whichever connection it uses.
         self._sessions = (session, session) if session is not None else None
@@ -346,9 +345,9 @@ class TechAdapterClient:
 def _json_post_template(url: str) -> requests.PreparedRequest | None:
     """A JSON POST to url as a client's session prepares it, without body and cookies; None for a URL with
     credentials or not HTTP(S). Raises what requests raises for a URL it cannot prepare (exceptions are not cached)."""
-    session = requests.Session()
-    session.trust_env = False
-    template = session.prepare_request(requests.Request("POST", url, headers={"Content-Type": "application/json"}))
+    with requests.Session() as session:
+        session.trust_env = False
+        template = session.prepare_request(requests.Request("POST", url, headers={"Content-Type": "application/json"}))
     if "Authorization" in template.headers or not str(template.url).lower().startswith(("http://", "https://")):
         return None
     del template.headers["Content-Length"]  # prepare_body sets it, after any Cookie header, as requests orders them
