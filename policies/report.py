@@ -85,6 +85,11 @@ def to_json_text(report: CheckReport) -> str:
     return json_text(to_json(report))
 
 
+def to_json_bytes(report: CheckReport) -> bytes:
+    """to_json_text's text encoded as ASCII (it is all ASCII), without building the text: for writing to a file."""
+    return json_bytes(to_json(report))
+
+
 _NOT_PRINTABLE_ASCII = re.compile("[\x7f-\U0010ffff]")
 
 
@@ -92,15 +97,20 @@ def json_text(document: Any) -> str:
     """`json.dumps(document, indent=2)` byte for byte through orjson's C encoder, for documents of strings, integers,
     booleans, None, lists and string-keyed dicts (like the check report; no floats); what orjson refuses, json
     encodes."""
+    return json_bytes(document).decode("ascii")
+
+
+def json_bytes(document: Any) -> bytes:
+    """json_text's text encoded as ASCII, without decoding orjson's bytes to text when they are ASCII already."""
     try:
         data = orjson.dumps(document, option=orjson.OPT_INDENT_2)
     except (orjson.JSONEncodeError, TypeError):  # e.g. a lone surrogate, a float, an integer beyond 64 bits
-        return json.dumps(document, indent=2)
+        return json.dumps(document, indent=2).encode("ascii")
     if data.isascii() and b"\x7f" not in data:
-        return data.decode("ascii")
+        return data
     # orjson writes DEL and non-ASCII characters as they are, the standard library as \uXXXX (ensure_ascii);
     # outside strings the document holds neither, so escaping each one keeps it the same JSON
-    return _NOT_PRINTABLE_ASCII.sub(_escape_character, data.decode("utf-8"))
+    return _NOT_PRINTABLE_ASCII.sub(_escape_character, data.decode("utf-8")).encode("ascii")
 
 
 def _escape_character(match: re.Match[str]) -> str:

@@ -142,6 +142,17 @@ def end_process(code: int) -> NoReturn:
     os._exit(code)
 
 
+def write_bytes(stream: TextIO, data: bytes) -> None:
+    """Write ASCII data to a text stream through its binary buffer when it has one (no decoding to text and encoding
+    back), after what was written to it as text; a stream without a buffer (io.StringIO) gets the text."""
+    binary = getattr(stream, "buffer", None)
+    if binary is None:
+        stream.write(data.decode("ascii"))
+        return
+    stream.flush()
+    binary.write(data)
+
+
 @contextmanager
 def errors_as_json(enabled: bool) -> Iterator[list[InputError]]:
     """While enabled, print_errors keeps errors in the list this yields (for errors_document) instead of printing."""

@@ -24,6 +24,7 @@ from bot.cli.common import (
     errors_document,
     print_errors,
     use_color,
+    write_bytes,
 )
 from bot.descriptor.errors import InputError, InputErrors
 
@@ -230,11 +231,11 @@ def _check_ends_process(arguments: argparse.Namespace) -> bool:
 
 
 def _write_report(report: CheckReport, output_format: str, path: str, stream: TextIO) -> None:
-    from policies.report import to_json_text, to_markdown, to_text
+    from policies.report import to_json_bytes, to_markdown, to_text
 
     if output_format == "json":
-        stream.write(to_json_text(report))  # then the newline on its own: `+ "\n"` copied all 49 MB of a large report
-        stream.write("\n")
+        write_bytes(stream, to_json_bytes(report))  # orjson's bytes as they are: no 49 MB decoded, then encoded again
+        stream.write("\n")  # on its own: `+ b"\n"` would copy all of a large report
     elif output_format == "markdown":
         stream.write(to_markdown(report))
     else:

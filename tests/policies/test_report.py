@@ -11,8 +11,10 @@ from policies.report import (
     category_of,
     code_span,
     escape_markdown,
+    json_bytes,
     json_text,
     to_json,
+    to_json_bytes,
     to_json_text,
     to_markdown,
     to_text,
@@ -256,11 +258,13 @@ def test_json_text_is_what_json_dumps_with_indent_writes_byte_for_byte():
     document = {"passed": False, "text": every_character, "empty": [], "nothing": {}, "none": None, "true": True,
                 "numbers": [0, -1, 2**63 - 1], "nested": [{"a": ["b", {"c": "d\u00e9"}]}], "del": "x\x7fy"}
     assert json_text(document) == json.dumps(document, indent=2)
+    assert json_bytes(document) == json.dumps(document, indent=2).encode("ascii")
 
 
 def test_json_text_hands_what_orjson_refuses_to_the_standard_library():
     for document in ({"lone surrogate": "\ud800"}, {"big": 2**70}, {1: "integer key"}):
         assert json_text(document) == json.dumps(document, indent=2)
+        assert json_bytes(document) == json.dumps(document, indent=2).encode("ascii")
 
 
 def test_check_json_text_is_the_documented_document_in_key_order():
@@ -273,6 +277,7 @@ def test_check_json_text_is_the_documented_document_in_key_order():
     built = report(result("a", errors=[FAILURE]), result("b"), grace, unreached, not_evaluated)
     text = to_json_text(built)
     assert text == json.dumps(to_json(built), indent=2)
+    assert to_json_bytes(built) == text.encode("ascii")
     results = json.loads(text)["results"]
     assert [list(r) for r in results[:2]] == [
         ["policy", "resource", "severity", "status", "outcome", "blocking", "errors"]] * 2
