@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,15 +96,56 @@ def _part_failures(
     return failures
 
 
+# A component id of the URN form whose every part is plain: it needs no further look unless its domain, data
+# product name or major differ from the data product's (what _component_urn_failures would say of it).
+_PLAIN_COMPONENT_URN = re.compile(r"urn:dmb:cmp:([a-zA-Z0-9_-]+):([a-zA-Z0-9_-]+):([a-zA-Z0-9_-]+):[a-zA-Z0-9_-]+")
+
+
 def _component_id_failures(descriptor: Descriptor, resource_path: DataPath) -> list[Failure]:
     data = descriptor.data
     component = descriptor.components[int(resource_path[1])]
-    domain, major = data.get("domain"), major_version(data.get("version"))
-    data_product_parts = str(data.get("id", "")).split(":")
-    name = data_product_parts[4] if len(data_product_parts) == 6 else "<name>"
-    expected = f"urn:dmb:cmp:{domain}:{name}:{major if major is not None else '<major>'}:<component>"
-    id_path = (*resource_path, "id")
+    domain = data.get("domain")
+    major, name = _data_product_terms(data.get("version"), data.get("id", ""))
     identifier = component.get("id")
+    plain = _PLAIN_COMPONENT_URN.fullmatch(identifier) if isinstance(identifier, str) else None
+    if plain is None or (domain is not None and plain[1] != domain) or (name is not None and plain[2] != name) \
+            or (major is not None and plain[3] != major):
+        failures = _component_urn_failures(descriptor, resource_path, identifier, domain, major, name)
+    else:
+        failures = []
+    if major is None:
+        return failures
+    component_major = major_version(component.get("version"))
+    if component_major is not None and component_major != major:
+        failures.append(_failure(descriptor, (*resource_path, "version"),
+                                 f"component version {component.get('version')} has major {component_major} but "
+                                 f"the data product version {data.get('version')} has major {major}"))
+    return failures
+
+
+def _data_product_terms(version: Any, identifier: Any) -> tuple[str | None, str | None]:
+    """The data product's major version and name (the id's fifth part, None unless the id has six), once per pair."""
+    try:
+        return _cached_terms(version, identifier)
+    except TypeError:  # a version or id YAML wrote as a list or a mapping: unhashable
+        return _terms(version, identifier)
+
+
+def _terms(version: Any, identifier: Any) -> tuple[str | None, str | None]:
+    parts = str(identifier).split(":")
+    return major_version(version), parts[4] if len(parts) == 6 else None
+
+
+_cached_terms = functools.lru_cache(maxsize=16, typed=True)(_terms)
+
+
+def _component_urn_failures(descriptor: Descriptor, resource_path: DataPath, identifier: Any, domain: Any,
+                            major: str | None, name: str | None) -> list[Failure]:
+    """What is wrong with a component id that is not a plain URN of the data product's domain, name and major."""
+    data = descriptor.data
+    expected = (f"urn:dmb:cmp:{domain}:{name if name is not None else '<name>'}:"
+                f"{major if major is not None else '<major>'}:<component>")
+    id_path = (*resource_path, "id")
     failures = []
     parts = identifier.split(":") if isinstance(identifier, str) else []
     if len(parts) != 7 or parts[:3] != ["urn", "dmb", "cmp"]:
@@ -111,7 +153,7 @@ def _component_id_failures(descriptor: Descriptor, resource_path: DataPath) -> l
     else:
         failures.extend(_part_failures(descriptor, id_path, str(identifier), parts[3], parts[4], parts[5],
                                        domain, major, noun="component id"))
-        if len(data_product_parts) == 6 and parts[4] != name:
+        if name is not None and parts[4] != name:
             failures.append(_failure(descriptor, id_path,
                                      f"component id '{identifier}' names data product '{parts[4]}' but it belongs "
                                      f"to '{name}' ({data.get('id')})"))
@@ -119,11 +161,6 @@ def _component_id_failures(descriptor: Descriptor, resource_path: DataPath) -> l
             failures.append(_failure(descriptor, id_path,
                                      f"component id '{identifier}': the component part '{parts[6]}' may only "
                                      "contain letters, digits, '_' and '-'"))
-    component_major = major_version(component.get("version"))
-    if major is not None and component_major is not None and component_major != major:
-        failures.append(_failure(descriptor, (*resource_path, "version"),
-                                 f"component version {component.get('version')} has major {component_major} but "
-                                 f"the data product version {data.get('version')} has major {major}"))
     return failures
 
 

@@ -161,3 +161,31 @@ def test_the_engine_reports_a_breaking_change_check_without_previous_as_not_eval
     assert {(r.outcome, r.note) for r in results} == {("not_evaluated", "nothing deployed in production")}
     compared = evaluate(descriptor, breaking, descriptor.data)
     assert {r.outcome for r in compared} == {"passed"}
+
+
+def test_a_component_id_taken_as_plain_has_nothing_the_full_look_would_find():
+    # urn_ids looks at a component id part by part only when it is not a plain URN of the data product's domain,
+    # name and major; on random ids and data products, the part-by-part look finds nothing in the ids it skipped
+    import random
+
+    from policies.builtins import _component_urn_failures, _terms
+
+    rng = random.Random(20261206)
+    parts = ["urn", "dmb", "cmp", "finance", "big", "1", "2", "c1", "c 1", "c1\n", "", "Finance", "x-y_z"]
+    skipped = 0
+    for _ in range(5000):
+        data = {"domain": rng.choice(["finance", "Finance", None, 5, ""]),
+                "version": rng.choice(["1.0.0", "2.1", "x.1", None, 1, "1"]),
+                "id": rng.choice(["urn:dmb:dp:finance:big:1", "urn:dmb:dp:finance:big", "a:b:c:d:e:f", 5])}
+        if rng.random() < 0.5:
+            identifier = "urn:dmb:cmp:" + ":".join(rng.choice(parts) for _ in range(rng.choice([3, 4, 4, 5])))
+        else:
+            identifier = f"urn:dmb:cmp:{data['domain']}:big:{rng.choice(['1', '2'])}:c{rng.randint(0, 9)}"
+        described = Descriptor(data={**data, "components": [{"id": identifier}]}, environment="production")
+        reported = [failure.message for failure in urn_ids(CheckContext(described, ("components", 0))).failures]
+        major, name = _terms(data["version"], data["id"])
+        full = [failure.message for failure in
+                _component_urn_failures(described, ("components", 0), identifier, data["domain"], major, name)]
+        assert reported == full, (data, identifier)
+        skipped += not full
+    assert skipped > 500
