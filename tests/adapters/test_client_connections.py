@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from adapters.client import TechAdapterClient
+from tests.servers.serving import serving
 
 PREFIX = "/datamesh.specificprovisioner"
 CALLS = 20
@@ -76,15 +77,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[_Recording]:
-    httpd = _Recording()
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    try:
+    with serving(_Recording()) as httpd:
         yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
 
 
 REQUEST = {"descriptor": "dataProduct:\n  id: urn:dmb:dp:finance:orders:0\n" + "x" * 100_000, "removed": False}

@@ -15,6 +15,7 @@ import requests
 
 from adapters.client import TechAdapterClient
 from adapters.model import JsonBody, ValidationOutcome
+from tests.servers.serving import serving
 
 PREFIX = "/datamesh.specificprovisioner"
 BODY = JsonBody(json.dumps({"descriptorKind": "COMPONENT_DESCRIPTOR", "descriptor": "x" * 70_000}).encode())
@@ -77,15 +78,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[_Script]:
-    httpd = _Script()
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    try:
+    with serving(_Script()) as httpd:
         yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
 
 
 def plain_session() -> requests.Session:
