@@ -12,6 +12,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -376,10 +377,12 @@ def test_a_long_home_path_puts_the_socket_in_a_private_runtime_folder(tmp_path, 
     deep = tmp_path / ("x" * 60) / ("y" * 60)
     monkeypatch.setenv("MESHBOT_HOME", str(deep))
     monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    # a short runtime folder of its own: tmp_path itself can be long (pytest-xdist adds a folder per worker)
+    runtime = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     server = embedded_server()
     try:
-        assert server.socket.parent.parent == tmp_path
+        assert server.socket.parent.parent == runtime
         assert server.socket.parent.name.startswith(f"meshbot-{os.getuid()}-")
         assert stat.S_IMODE(os.stat(server.socket.parent).st_mode) == 0o700
         connect().set("key", "value")
@@ -389,6 +392,7 @@ def test_a_long_home_path_puts_the_socket_in_a_private_runtime_folder(tmp_path, 
     assert not alive(server.pid)
     assert not server.socket.parent.exists()
     assert (deep / "redis" / "meshbot.aof").exists()
+    runtime.rmdir()
 
 
 def test_a_missing_binary_explains_redis_url(home, monkeypatch):
