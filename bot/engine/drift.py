@@ -361,12 +361,18 @@ def deployed_products(connection: redis.Redis) -> list[tuple[str, str]]:
     from bot.engine.deployed import DEPLOYED_FIELD, SUCCESSFUL
 
     head = f"{PREFIX}:product:"
-    found = []
+    named = []
     for key in connection.scan_iter(match=head + "*", count=1000):
         data_product, _, environment = as_text(key)[len(head):].rpartition(":")
-        if not data_product or not environment:
-            continue
-        record = connection.hmget(key, [DEPLOYED_FIELD, "status"])
-        if record[0] is not None or (record[1] is not None and json.loads(record[1]) in SUCCESSFUL):
-            found.append((data_product, environment))
+        if data_product and environment:
+            named.append((key, data_product, environment))
+    # Whether each holds a deployed descriptor, not the descriptor itself (tens of KB a product, every round).
+    pipeline = connection.pipeline(transaction=False)
+    for key, _, _ in named:
+        pipeline.hexists(key, DEPLOYED_FIELD)
+        pipeline.hget(key, "status")
+    replies = pipeline.execute() if named else []
+    found = [(data_product, environment) for index, (_, data_product, environment) in enumerate(named)
+             if replies[2 * index] or (replies[2 * index + 1] is not None
+                                       and json.loads(replies[2 * index + 1]) in SUCCESSFUL)]
     return sorted(found)

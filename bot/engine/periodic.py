@@ -27,7 +27,7 @@ DRIFT_JOB = "handlers.drift.sweep"
 COMPLIANCE = "compliance"
 COMPLIANCE_JOB = "handlers.compliance.sweep"
 COMPLIANCE_ROUND_SECONDS = 60  # a compliance round only compares the policy set's fingerprint unless a check is due
-DRIFT_START_RECHECK_SECONDS = 3600  # how often a running worker looks whether the drift sweep should start
+SWEEPS_DUE_LOOK_SECONDS = 60  # how often a running worker looks whether the drift and compliance sweeps should start
 START_GUARD_SECONDS = 60  # workers starting together (serve --workers N, replicas) start one round
 ROUND_TIMEOUT_SECONDS = 1800  # the longest a round may run; its lock lapses after this
 RESULT_TTL_SECONDS = 86400
@@ -117,14 +117,14 @@ def start_compliance_sweep(queue: Queue) -> str | None:
 
 
 def start_due_sweeps(queue: Queue) -> None:
-    """A running worker's hourly look: start the drift and compliance sweeps that have become due."""
+    """A running worker's look, every minute: start the drift and compliance sweeps that have become due."""
     start_drift_sweep(queue)
     start_compliance_sweep(queue)
 
 
 def start_drift_sweep(queue: Queue, config: ServerConfig | None = None) -> str | None:
     """A drift sweep round, unless one is scheduled or running, drift is off, or nothing is deployed where drift
-    is checked (a later start, or a worker's hourly look, starts it once something is); its job id."""
+    is checked (a later start, or a worker's look a minute later, starts it once something is); its job id."""
     from bot.engine.drift import deployed_products, drift_intervals, sweep_enabled
 
     try:

@@ -29,7 +29,7 @@ from rq.timeouts import TimerDeathPenalty
 
 from bot.engine.deployment import DeploymentState
 from bot.engine.locks import Locks
-from bot.engine.periodic import DRIFT_START_RECHECK_SECONDS, start_due_sweeps, start_periodic_jobs
+from bot.engine.periodic import SWEEPS_DUE_LOOK_SECONDS, start_due_sweeps, start_periodic_jobs
 from bot.engine.recovery import GRACE_SECONDS, Repair, current_need, repair, stuck_key
 from bot.engine.redis_connection import ride_out_outages, seconds_since_redis_failed
 from bot.engine.runner import QUEUE_NAME, start_next
@@ -329,18 +329,19 @@ def _place(store: Store, deployment_id: str) -> tuple[str, str] | None:
 
 def start_reaper(connection: redis.Redis, stop: threading.Event,
                  beat: Callable[[], None] | None = None,
-                 recheck: Callable[[], object] | None = None) -> threading.Thread:
+                 recheck: Callable[[], object] | None = None,
+                 look_seconds: float = SWEEPS_DUE_LOOK_SECONDS) -> threading.Thread:
     """Run beat (the worker's heartbeat) and reap_once every REAPER_SECONDS in a daemon thread until stop is set;
-    recheck (starting the periodic sweeps that have become due) every DRIFT_START_RECHECK_SECONDS."""
+    recheck (starting the periodic sweeps that have become due) every look_seconds."""
     def loop() -> None:
-        next_recheck = time.monotonic() + DRIFT_START_RECHECK_SECONDS
+        next_recheck = time.monotonic() + look_seconds
         while not stop.wait(REAPER_SECONDS):
             try:
                 if beat is not None:
                     beat()
                 reap_once(connection)
                 if recheck is not None and time.monotonic() >= next_recheck:
-                    next_recheck = time.monotonic() + DRIFT_START_RECHECK_SECONDS
+                    next_recheck = time.monotonic() + look_seconds
                     recheck()
             except redis.RedisError as error:
                 log.warning("reaper round failed: %s", error)
@@ -361,7 +362,8 @@ def run_worker(connection: redis.Redis, burst: bool = False, name: str | None = 
                            worker_ttl=WORKER_TTL)
     stop = threading.Event()
     # A long-running worker starts the periodic jobs (the catch-up sweep when configured, the drift and compliance
-    # sweeps when something is deployed), and looks every hour whether those should start (a first deploy since).
+    # sweeps when something is deployed), and looks every minute whether those should start (a first deploy since):
+    # the first deployment of a fresh installation is checked for drift and compliance within about a minute.
     start_reaper(connection, stop, worker.beat, recheck=None if burst else partial(start_due_sweeps, queue))
     if not burst:
         start_periodic_jobs(queue)

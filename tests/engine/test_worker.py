@@ -317,3 +317,35 @@ def test_a_stopping_workers_command_thread_ends_within_its_poll_time_whatever_it
     took = time.monotonic() - began
     assert not stopping.is_alive() and not worker.pubsub_thread.is_alive(), f"still stopping after {took:.1f} s"
     assert took < COMMAND_POLL_SECONDS + 0.5
+
+
+def test_the_reaper_looks_for_due_sweeps_at_its_interval_and_a_first_deployment_starts_the_compliance_round(
+        redis_engine):
+    import threading
+
+    from bot.engine.periodic import SWEEPS_DUE_LOOK_SECONDS, start_due_sweeps
+    from bot.engine.store import Store
+    from bot.engine.worker import start_reaper
+
+    assert SWEEPS_DUE_LOOK_SECONDS <= 60  # a fresh installation's first deployment is checked within about a minute
+    connection = redis_engine.redis
+    rq_queue = queue(connection)
+    looks: list[float] = []
+    stop = threading.Event()
+    began = time.monotonic()
+
+    def look() -> None:
+        looks.append(time.monotonic() - began)
+        start_due_sweeps(rq_queue)
+
+    start_reaper(connection, stop, recheck=look, look_seconds=1.5)
+    try:
+        wait_for(lambda: looks, 10, "the first look")
+        assert looks[0] >= 1.5  # not at once: the worker's start already started what was due
+        assert not rq_queue.job_ids  # nothing deployed: no round
+        Store(connection).set_product("urn:dmb:dp:finance:orders:0", "production", status="DEPLOYED",
+                                      deployment="d1", components={})
+        wait_for(lambda: any("compliance" in (job.func_name or "") for job in rq_queue.jobs), 10,
+                 "the compliance round started by a later look")
+    finally:
+        stop.set()
