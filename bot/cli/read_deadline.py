@@ -12,6 +12,7 @@ the deadlines are gevent.Timeouts, which interrupt the greenlet's blocked socket
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -93,8 +94,26 @@ class HeaderDeadlineHandler(PyWSGIHandler):  # type: ignore[misc]
             self.wsgi_input._discard = lambda: None  # pywsgi would otherwise read the trickled rest, unbounded
 
 
+# The web worker is forked from `meshbot serve`, which has imported redis-py (the embedded Redis), and with it ssl
+# and redis.asyncio.connection, before gevent patches ssl in the worker. gevent then warns that the modules holding
+# their own references to ssl's objects stay unpatched; when that list is redis.asyncio.connection alone, it cannot
+# matter (the web application uses redis-py's synchronous client), so that one warning is not shown. Any other list
+# still warns.
+BENIGN_LATE_SSL_PATCH = (r"Monkey-patching ssl after ssl has already been imported.*"
+                         r"Modules that had direct imports \(NOT patched\): "
+                         r"\['redis\.asyncio\.connection \([^)']*\)'\]\.\s*\Z")
+
+
 class PyWSGIDeadlineWorker(GeventPyWSGIWorker):  # type: ignore[misc]
     """gunicorn's gevent_pywsgi worker whose requests' line and headers must arrive within `keepalive` seconds."""
+
+    def patch(self) -> None:
+        """gevent's monkey patching, without its warning about the one module that cannot matter (see below)."""
+        from gevent.monkey import MonkeyPatchWarning
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=BENIGN_LATE_SSL_PATCH, category=MonkeyPatchWarning)
+            super().patch()
 
     def run(self) -> None:
         self.wsgi_handler = type("Handler", (HeaderDeadlineHandler,), {"header_seconds": self.cfg.keepalive})
