@@ -26,10 +26,11 @@ from bot.engine import compliance
 from bot.engine.compliance import ComplianceResult, Finding
 from bot.engine.deployed import RedisDeployedStates
 from bot.engine.store import PREFIX, Store, as_text
-from bot.forge.drift_issue import IssueAction, IssueOutcome, repository_of
+from bot.forge.drift_issue import repository_of
+from bot.forge.forge_issue import IssueAction, IssueOutcome, issue_number, write_issue
 from policies.model import Policy
 from policies.report import markdown_environment
-from vcs.base import Forge, ForgeError, Issue, Repository
+from vcs.base import Forge, Issue, Repository
 
 log = logging.getLogger("meshbot.compliance")
 
@@ -138,26 +139,21 @@ def check_product(connection: redis.Redis, config: ServerConfig, data_product: s
         return ProductCheck(results, f"{data_product}: {summary} (deployed from the command line: no repository "
                                      "to open an issue in)")
     name, project = target
-    forge = forge_for(name)
-    repository = forge.repository(project)
-    before = repository.api_calls
-    try:
-        outcome = sync_issue(repository, forge.bot_username(), data_product, results)
-    except ForgeError as error:
-        log.warning("compliance issue of %s on %s %s: %s", data_product, name, project, error.message)
+    written = write_issue(forge_for, name, project,
+                          lambda repository, bot_username: sync_issue(repository, bot_username, data_product, results),
+                          "compliance issue", f"of {data_product}", log)
+    if written.outcome is None:
         message = f"{data_product}: {summary}; the compliance issue could not be written on {name} {project}: "
-        return ProductCheck(results, message + error.message, name, api_calls=repository.api_calls - before)
+        return ProductCheck(results, message + str(written.error), name, api_calls=written.api_calls)
+    outcome = written.outcome
     if outcome.action is not IssueAction.CLOSED and outcome.issue is not None:
         connection.set(issue_key(data_product), f"{name} {project}")
     else:
         connection.delete(issue_key(data_product))
         if not results:
             compliance.drop_product(connection, data_product)
-    number = f" #{outcome.issue.number}" if outcome.issue is not None else ""
-    if outcome.action is not IssueAction.NONE:
-        log.info("compliance issue%s of %s on %s %s: %s", number, data_product, name, project, outcome.action)
-    return ProductCheck(results, f"{data_product}: {summary}; issue{number} {outcome.action}", name, outcome,
-                        repository.api_calls - before)
+    return ProductCheck(results, f"{data_product}: {summary}; issue{issue_number(outcome)} {outcome.action}", name,
+                        outcome, written.api_calls)
 
 
 def _repository(connection: redis.Redis, data_product: str, environments: Sequence[str],

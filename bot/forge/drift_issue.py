@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from urllib.parse import quote
 
 import redis
@@ -34,9 +33,10 @@ from bot.engine.drift import (
 )
 from bot.engine.locks import Locks
 from bot.engine.store import Store
+from bot.forge.forge_issue import IssueAction, IssueOutcome, issue_number, write_issue
 from bot.metrics import Batch
 from policies.report import code_span, escape_markdown, markdown_environment
-from vcs.base import Forge, ForgeError, Issue, Repository
+from vcs.base import Forge, Issue, Repository
 
 log = logging.getLogger("meshbot.drift")
 
@@ -45,24 +45,6 @@ MARKER = "<!-- meshbot:drift product={product} environment={environment} -->"
 DIFFERENCE_LIMIT = 50  # differences listed per component
 COMPONENT_LIMIT = 100  # components listed per section
 BODY_LIMIT = 60_000  # GitHub holds 65,536 characters
-
-
-class IssueAction(StrEnum):
-    """What the drift check did to the forge issue."""
-
-    OPENED = "opened"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    CLOSED = "closed"
-    NONE = "none"  # no issue to open or close
-
-
-@dataclass(frozen=True, slots=True)
-class IssueOutcome:
-    """The action and the issue it was about (None: no issue)."""
-
-    action: IssueAction
-    issue: Issue | None = None
 
 
 def issue_title(environment: str) -> str:
@@ -153,22 +135,16 @@ def check_and_report(connection: redis.Redis, config: ServerConfig, data_product
         return DriftCheck(report, f"{data_product} in {environment}: {report.summary()} (deployed from the command "
                                   "line: no repository to open an issue in)")
     name, project = target
-    forge = forge_for(name)
-    repository = forge.repository(project)
-    before = repository.api_calls
-    try:
-        outcome = sync_issue(repository, forge.bot_username(), report, name)
-    except ForgeError as error:
-        log.warning("drift issue of %s in %s on %s %s: %s", data_product, environment, name, project, error.message)
+    written = write_issue(forge_for, name, project,
+                          lambda repository, bot_username: sync_issue(repository, bot_username, report, name),
+                          "drift issue", f"of {data_product} in {environment}", log)
+    if written.outcome is None:
         return DriftCheck(report, f"{data_product} in {environment}: {report.summary()}; the drift issue could not "
-                                  f"be written on {name} {project}: {error.message}", name, project,
-                          api_calls=repository.api_calls - before)
-    number = f" #{outcome.issue.number}" if outcome.issue is not None else ""
-    if outcome.action is not IssueAction.NONE:
-        log.info("drift issue%s of %s in %s on %s %s: %s", number, data_product, environment, name, project,
-                 outcome.action)
-    return DriftCheck(report, f"{data_product} in {environment}: {report.summary()}; issue{number} {outcome.action}",
-                      name, project, outcome, repository.api_calls - before)
+                                  f"be written on {name} {project}: {written.error}", name, project,
+                          api_calls=written.api_calls)
+    return DriftCheck(report, f"{data_product} in {environment}: {report.summary()}; "
+                              f"issue{issue_number(written.outcome)} {written.outcome.action}",
+                      name, project, written.outcome, written.api_calls)
 
 
 # ---------------------------------------------------------------- the texts (templates/comments/drift_*.md.j2)
